@@ -1,0 +1,188 @@
+//! Test vectors computed with an independent implementation (Python's `hmac` module).
+
+use super::*;
+
+const SECRET: &str = "test-secret-0123456789";
+const KEY: &str = "test-key";
+
+fn creds() -> Credentials {
+    Credentials::new(KEY, SECRET).unwrap()
+}
+
+struct Vector {
+    ts: i64,
+    method: &'static str,
+    path: &'static str,
+    body: &'static str,
+    hex: &'static str,
+    b64: &'static str,
+}
+
+const VECTORS: &[Vector] = &[
+    Vector {
+        ts: 1623828308,
+        method: "POST",
+        path: "/api/v1/cases",
+        body: r#"{"externalCaseId":"243d19cf-562f-4060-89fa-1d35a7723c3e","fullName":"John Doe"}"#,
+        hex: "0140036f9bbcd24d0194146b8610c81329eee63e2bb073990dcee741db3db751",
+        b64: "AUADb5u80k0BlBRrhhDIEynu5j4rsHOZDc7nQds9t1E=",
+    },
+    // A query string is part of the signed path.
+    Vector {
+        ts: 1623828308,
+        method: "GET",
+        path: "/api/v1/cases/6d92e7b4-715c-4ce3-a028-19f1c8c9fa6c?live=true",
+        body: "",
+        hex: "fb1abe9c3624e702e7024f6cda05a0962b72412118c699c836a77eff345eb544",
+        b64: "+xq+nDYk5wLnAk9s2gWglityQSEYxpnINqd+/zRetUQ=",
+    },
+    // An empty body for DELETE.
+    Vector {
+        ts: 1623828308,
+        method: "DELETE",
+        path: "/api/v1/cases/6d92e7b4-715c-4ce3-a028-19f1c8c9fa6c/ogs",
+        body: "",
+        hex: "4c188a2d76446934499048fe2582a85045be9b98ebe84b9a034d0a9c8547a962",
+        b64: "TBiKLXZEaTRJkEj+JYKoUEW+m5jr6EuaA00KnIVHqWI=",
+    },
+    // A non-ASCII body: the UTF-8 bytes are signed.
+    Vector {
+        ts: 1700000000,
+        method: "POST",
+        path: "/api/v1/cases",
+        body: r#"{"fullName":"山田 太郎","comment":"Zoë"}"#,
+        hex: "df078eed6b6fc0f444e547077c09c1dcd7e14386c2403233122a08f8bf73cbef",
+        b64: "3weO7WtvwPRE5UcHfAnB3NfhQ4bCQDIzEioI+L9zy+8=",
+    },
+];
+
+#[test]
+fn vectors_sign_in_hex_and_base64() {
+    for v in VECTORS {
+        let h = sign(&creds(), SignatureEncoding::Hex, v.ts, v.method, v.path, v.body.as_bytes());
+        assert_eq!(h.access_sign, v.hex, "{} {}", v.method, v.path);
+        assert_eq!(h.access_key, KEY);
+        assert_eq!(h.access_timestamp, v.ts.to_string());
+        let b = sign(&creds(), SignatureEncoding::Base64, v.ts, v.method, v.path, v.body.as_bytes());
+        assert_eq!(b.access_sign, v.b64);
+    }
+}
+
+#[test]
+fn method_is_upper_cased_in_the_prehash() {
+    let v = &VECTORS[1];
+    let h = sign(&creds(), SignatureEncoding::Hex, v.ts, "get", v.path, b"");
+    assert_eq!(h.access_sign, v.hex);
+    assert_eq!(prehash(5, "post", "/p", b"{}"), b"5POST/p{}".to_vec());
+}
+
+fn policy() -> VerifyPolicy {
+    VerifyPolicy { tolerance_secs: 30, encoding: SignatureEncoding::Hex }
+}
+
+fn headers(v: &'static Vector) -> IncomingHeaders<'static> {
+    IncomingHeaders { access_key: Some(KEY), access_timestamp: Some(leak(v.ts.to_string())), access_sign: Some(v.hex) }
+}
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+#[test]
+fn verify_accepts_every_vector() {
+    for v in VECTORS {
+        let ts = verify(&creds(), policy(), headers(v), v.ts + 3, v.method, v.path, v.body.as_bytes());
+        assert_eq!(ts, Ok(v.ts));
+    }
+}
+
+#[test]
+fn verify_accepts_base64_and_upper_case_hex() {
+    let v = &VECTORS[0];
+    let mut h = headers(v);
+    let upper = leak(v.hex.to_ascii_uppercase());
+    h.access_sign = Some(upper);
+    assert!(verify(&creds(), policy(), h, v.ts, v.method, v.path, v.body.as_bytes()).is_ok());
+    h.access_sign = Some(v.b64);
+    let p = VerifyPolicy { encoding: SignatureEncoding::Base64, ..policy() };
+    assert!(verify(&creds(), p, h, v.ts, v.method, v.path, v.body.as_bytes()).is_ok());
+}
+
+#[test]
+fn verify_names_each_failure() {
+    let v = &VECTORS[0];
+    let body = v.body.as_bytes();
+    let check = |h: IncomingHeaders<'static>, now: i64, m: &str, p: &str, b: &[u8]| {
+        verify(&creds(), policy(), h, now, m, p, b).unwrap_err()
+    };
+    let mut h = headers(v);
+    h.access_key = None;
+    assert_eq!(check(h, v.ts, "POST", v.path, body), VerifyError::MissingHeader(HEADER_KEY));
+    let mut h = headers(v);
+    h.access_timestamp = Some("  ");
+    assert_eq!(check(h, v.ts, "POST", v.path, body), VerifyError::MissingHeader(HEADER_TIMESTAMP));
+    let mut h = headers(v);
+    h.access_sign = None;
+    assert_eq!(check(h, v.ts, "POST", v.path, body), VerifyError::MissingHeader(HEADER_SIGN));
+    let mut h = headers(v);
+    h.access_key = Some("other-key");
+    assert_eq!(check(h, v.ts, "POST", v.path, body), VerifyError::UnknownKey);
+    for bad in ["-5", "1.5", "12a", "99999999999999999999"] {
+        let mut h = headers(v);
+        h.access_timestamp = Some(bad);
+        assert_eq!(check(h, v.ts, "POST", v.path, body), VerifyError::BadTimestamp, "{bad}");
+    }
+    // Outside the tolerance, both ways.
+    assert_eq!(
+        check(headers(v), v.ts + 31, "POST", v.path, body),
+        VerifyError::Expired { skew_secs: -31, tolerance_secs: 30 }
+    );
+    assert_eq!(
+        check(headers(v), v.ts - 31, "POST", v.path, body),
+        VerifyError::Expired { skew_secs: 31, tolerance_secs: 30 }
+    );
+    let mut h = headers(v);
+    h.access_sign = Some("zz-not-hex");
+    assert_eq!(check(h, v.ts, "POST", v.path, body), VerifyError::BadEncoding(SignatureEncoding::Hex));
+    // Tampering with each signed part.
+    assert_eq!(check(headers(v), v.ts, "PUT", v.path, body), VerifyError::Mismatch);
+    assert_eq!(check(headers(v), v.ts, "POST", "/api/v1/cases?x=1", body), VerifyError::Mismatch);
+    assert_eq!(check(headers(v), v.ts, "POST", v.path, b"{}"), VerifyError::Mismatch);
+    let mut h = headers(v);
+    h.access_timestamp = Some("1623828309");
+    assert_eq!(check(h, v.ts, "POST", v.path, body), VerifyError::Mismatch);
+    let wrong = Credentials::new(KEY, "another-secret").unwrap();
+    assert_eq!(
+        verify(&wrong, policy(), headers(v), v.ts, "POST", v.path, body).unwrap_err(),
+        VerifyError::Mismatch
+    );
+}
+
+#[test]
+fn secrets_never_show_in_debug_or_errors() {
+    let c = creds();
+    let shown = format!("{c:?} {:?} {:?}", c.api_key(), sign(&c, SignatureEncoding::Hex, 1, "GET", "/", b""));
+    assert!(!shown.contains(SECRET), "{shown}");
+    assert!(!shown.contains(KEY), "{shown}");
+    let err = Credentials::from_secret_json(r#"{"apiKey": "k", "apiSecretX": "hunter2hunter2"}"#).unwrap_err();
+    assert!(!err.to_string().contains("hunter2"));
+    assert!(!format!("{err:?}").contains("hunter2"));
+    let src = CredentialSource::Static(c);
+    assert!(!format!("{src:?}").contains(SECRET));
+}
+
+#[test]
+fn secret_json_is_parsed_and_checked() {
+    let c = Credentials::from_secret_json(r#"{"apiKey": "k1", "apiSecret": "s1"}"#).unwrap();
+    assert_eq!(c.api_key().as_str(), "k1");
+    assert!(Credentials::from_secret_json(r#"{"apiKey": "", "apiSecret": "s1"}"#).is_err());
+    assert!(Credentials::from_secret_json(r#"{"apiKey": "k", "apiSecret": ""}"#).is_err());
+    assert!(Credentials::from_secret_json("not json").is_err());
+}
+
+#[test]
+fn encoding_setting_parses() {
+    assert_eq!("hex".parse(), Ok(SignatureEncoding::Hex));
+    assert_eq!("base64".parse(), Ok(SignatureEncoding::Base64));
+    assert_eq!("HEX".parse::<SignatureEncoding>(), Err(UnknownEncoding));
+}
