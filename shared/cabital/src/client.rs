@@ -1,0 +1,375 @@
+//! The signed HTTP client for Cabital's five calls, with retries and clock correction.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cabital_signing::{
+    CredentialStore, CredentialsError, HEADER_KEY, HEADER_SIGN, HEADER_TIMESTAMP, SignatureEncoding, sign,
+};
+use rand::Rng;
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use crate::models::{Case, CaseSystemId, DecisionRequest, NewCase};
+
+/// The most bytes read from one Cabital response.
+const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+/// A clock further off than this is corrected from Cabital's `Date` header.
+const CLOCK_CORRECTION_THRESHOLD_SECS: i64 = 3;
+
+/// The client's settings.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `https://caas.cabital.com` in production.
+    pub base_url: Url,
+    /// How `ACCESS-SIGN` is encoded.
+    pub encoding: SignatureEncoding,
+    /// Time allowed to open a connection.
+    pub connect_timeout: Duration,
+    /// Time allowed for one whole attempt.
+    pub request_timeout: Duration,
+    /// Attempts in all for a retryable failure (1 = no retry).
+    pub max_attempts: u32,
+    /// The first backoff; doubled each attempt, with full jitter.
+    pub base_backoff: Duration,
+    /// The longest backoff between two attempts.
+    pub max_backoff: Duration,
+    /// A `Retry-After` longer than this is not waited for: the error goes to the caller.
+    pub max_retry_after: Duration,
+}
+
+impl ClientConfig {
+    /// Settings suited to a Lambda behind API Gateway (29 s integration limit).
+    pub fn new(base_url: Url) -> Self {
+        ClientConfig {
+            base_url,
+            encoding: SignatureEncoding::Hex,
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(8),
+            max_attempts: 3,
+            base_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+            max_retry_after: Duration::from_secs(3),
+        }
+    }
+}
+
+/// A failed call to Cabital.
+#[derive(Debug, thiserror::Error)]
+pub enum CabitalError {
+    /// Cabital answered with an error status.
+    #[error("Cabital answered {status} (code {code:?})")]
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The `code` of Cabital's error body, when it has one.
+        code: Option<String>,
+        /// `Retry-After`, when given.
+        retry_after: Option<Duration>,
+    },
+    /// No answer within the timeout, after the request was sent: it may have been processed.
+    #[error("Cabital did not answer in time")]
+    Timeout,
+    /// The connection could not be opened: the request was not sent.
+    #[error("could not connect to Cabital")]
+    Connect,
+    /// The connection failed after the request may have been sent.
+    #[error("the connection to Cabital failed")]
+    Transport,
+    /// Cabital's answer is not what the API document describes.
+    #[error("Cabital's answer could not be read: {0}")]
+    Decode(String),
+    /// The API key and secret could not be had.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+}
+
+impl CabitalError {
+    /// Whether trying again later may help.
+    pub fn retryable(&self) -> bool {
+        match self {
+            CabitalError::Status { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
+            CabitalError::Timeout | CabitalError::Connect | CabitalError::Transport => true,
+            CabitalError::Decode(_) => false,
+            CabitalError::Credentials(e) => e.retryable(),
+        }
+    }
+
+    /// Whether Cabital may have acted on the request although we got no success.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            CabitalError::Timeout | CabitalError::Transport => true,
+            // A 500 or 502/504 may come after the work was done; 503 and 429 refuse it.
+            CabitalError::Status { status, .. } => matches!(status, 500 | 502 | 504),
+            _ => false,
+        }
+    }
+
+    /// The HTTP status Cabital answered, if it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            CabitalError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// `Retry-After` as Cabital gave it.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            CabitalError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// Whether a call may be sent again when its outcome is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    /// Reads, and writes whose repetition changes nothing (OGS on/off, a decision).
+    Safe,
+    /// Creation: sent again only when Cabital surely did not act on it.
+    OnlyIfNotProcessed,
+}
+
+/// The typed, signed Cabital client. Cheap to clone; build one per cold start.
+#[derive(Debug, Clone)]
+pub struct CabitalClient {
+    http: reqwest::Client,
+    config: Arc<ClientConfig>,
+    credentials: CredentialStore,
+    clock_offset_secs: Arc<AtomicI64>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    code: Option<serde_json::Value>,
+}
+
+impl CabitalClient {
+    /// Builds the client (and its connection pool).
+    pub fn new(config: ClientConfig, credentials: CredentialStore) -> Result<Self, CabitalError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .pool_idle_timeout(Duration::from_secs(50))
+            .user_agent(concat!("cabital-kyc-gateway/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|_| CabitalError::Decode("the HTTP client could not be built".into()))?;
+        Ok(CabitalClient { http, config: Arc::new(config), credentials, clock_offset_secs: Arc::new(AtomicI64::new(0)) })
+    }
+
+    /// The offset, in seconds, added to the local clock when signing (learnt from `Date`).
+    pub fn clock_offset_secs(&self) -> i64 {
+        self.clock_offset_secs.load(Ordering::Relaxed)
+    }
+
+    /// The credential store, to warm it at start.
+    pub fn credentials(&self) -> &CredentialStore {
+        &self.credentials
+    }
+
+    /// `POST /api/v1/cases`: creates a case; answers the case with its `caseSystemId`.
+    #[tracing::instrument(skip_all, fields(external_case_id = %case.external_case_id), err(Display))]
+    pub async fn create_case(&self, case: &NewCase) -> Result<Case, CabitalError> {
+        let body = serde_json::to_vec(case).map_err(|e| CabitalError::Decode(e.to_string()))?;
+        let bytes = self.call(Method::POST, "/api/v1/cases", body, Repeat::OnlyIfNotProcessed).await?;
+        decode(&bytes)
+    }
+
+    /// `GET /api/v1/cases/{id}`: the case as Cabital has it now.
+    #[tracing::instrument(skip(self), fields(case_system_id = %id), err(Display))]
+    pub async fn get_case(&self, id: CaseSystemId) -> Result<Case, CabitalError> {
+        let bytes = self.call(Method::GET, &format!("/api/v1/cases/{id}"), Vec::new(), Repeat::Safe).await?;
+        decode(&bytes)
+    }
+
+    /// `POST /api/v1/cases/{id}/ogs`: turns ongoing screening on.
+    #[tracing::instrument(skip(self), fields(case_system_id = %id), err(Display))]
+    pub async fn ogs_on(&self, id: CaseSystemId) -> Result<(), CabitalError> {
+        self.call(Method::POST, &format!("/api/v1/cases/{id}/ogs"), Vec::new(), Repeat::Safe).await.map(drop)
+    }
+
+    /// `DELETE /api/v1/cases/{id}/ogs`: turns ongoing screening off.
+    #[tracing::instrument(skip(self), fields(case_system_id = %id), err(Display))]
+    pub async fn ogs_off(&self, id: CaseSystemId) -> Result<(), CabitalError> {
+        self.call(Method::DELETE, &format!("/api/v1/cases/{id}/ogs"), Vec::new(), Repeat::Safe).await.map(drop)
+    }
+
+    /// `POST /api/v1/cases/{id}/decision`: gives the partner's final decision.
+    #[tracing::instrument(skip(self, decision), fields(case_system_id = %id, decision = %decision.case_result), err(Display))]
+    pub async fn decide(&self, id: CaseSystemId, decision: &DecisionRequest) -> Result<(), CabitalError> {
+        let body = serde_json::to_vec(decision).map_err(|e| CabitalError::Decode(e.to_string()))?;
+        self.call(Method::POST, &format!("/api/v1/cases/{id}/decision"), body, Repeat::Safe).await.map(drop)
+    }
+
+    fn now_secs(&self) -> i64 {
+        let local = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        local + self.clock_offset_secs()
+    }
+
+    /// Learns Cabital's clock from `Date`; answers whether the offset changed.
+    fn learn_clock(&self, headers: &reqwest::header::HeaderMap) -> bool {
+        let Some(server) = headers
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| httpdate::parse_http_date(s).ok())
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        else {
+            return false;
+        };
+        let local = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        let offset = server.as_secs() as i64 - local;
+        let old = self.clock_offset_secs.load(Ordering::Relaxed);
+        if (offset - old).abs() > CLOCK_CORRECTION_THRESHOLD_SECS {
+            self.clock_offset_secs.store(offset, Ordering::Relaxed);
+            tracing::warn!(old_offset_secs = old, new_offset_secs = offset, "clock offset to Cabital corrected");
+            return true;
+        }
+        false
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let cap = self
+            .config
+            .base_backoff
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.config.max_backoff);
+        // Full jitter: uniform in [0, cap].
+        let millis = rand::rng().random_range(0..=cap.as_millis() as u64);
+        Duration::from_millis(millis)
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Vec<u8>, repeat: Repeat) -> Result<Vec<u8>, CabitalError> {
+        let mut attempt: u32 = 0;
+        let mut auth_retried = false;
+        loop {
+            attempt += 1;
+            let result = self.attempt(method.clone(), path, &body).await;
+            let err = match result {
+                Ok(bytes) => return Ok(bytes),
+                Err(e) => e,
+            };
+            // 401: the clock or the secret may be wrong. Fix both, then one more try.
+            if let AttemptError::Unauthorized { clock_corrected } = err {
+                if auth_retried {
+                    return Err(CabitalError::Status { status: 401, code: None, retry_after: None });
+                }
+                auth_retried = true;
+                self.credentials.refresh().await?;
+                tracing::warn!(path, clock_corrected, "Cabital answered 401: secret refetched, retrying once");
+                continue;
+            }
+            let AttemptError::Failed(err) = err else { continue };
+            let may_repeat = err.retryable() && (repeat == Repeat::Safe || !err.outcome_unknown());
+            if !may_repeat || attempt >= self.config.max_attempts {
+                return Err(err);
+            }
+            let wait = match err.retry_after() {
+                Some(ra) if ra > self.config.max_retry_after => return Err(err),
+                Some(ra) => ra,
+                None => self.backoff(attempt),
+            };
+            tracing::info!(path, attempt, status = err.status(), wait_ms = wait.as_millis() as u64, "retrying Cabital call");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn attempt(&self, method: Method, path: &str, body: &[u8]) -> Result<Vec<u8>, AttemptError> {
+        let credentials = self.credentials.get().await.map_err(CabitalError::from)?;
+        let timestamp = self.now_secs();
+        let signed = sign(&credentials, self.config.encoding, timestamp, method.as_str(), path, body);
+        let url = self
+            .config
+            .base_url
+            .join(path)
+            .map_err(|_| CabitalError::Decode("the request path is not a valid URL".into()))?;
+        let mut request = self
+            .http
+            .request(method, url)
+            .header(HEADER_KEY, signed.access_key)
+            .header(HEADER_TIMESTAMP, signed.access_timestamp)
+            .header(HEADER_SIGN, signed.access_sign)
+            .header(reqwest::header::ACCEPT, "application/json");
+        if !body.is_empty() {
+            // The bytes signed are the bytes sent: never re-serialised after signing.
+            request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.to_vec());
+        }
+        let mut response = request.send().await.map_err(|e| CabitalError::from_reqwest(&e))?;
+        let status = response.status();
+        let clock_corrected = self.learn_clock(response.headers());
+        let retry_after = retry_after(response.headers());
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| CabitalError::from_reqwest(&e))? {
+            if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(CabitalError::Decode("the answer is larger than 1 MiB".into()).into());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            return Err(AttemptError::Unauthorized { clock_corrected });
+        }
+        let code = serde_json::from_slice::<ErrorBody>(&bytes).ok().and_then(|b| b.code).map(|c| match c {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        });
+        Err(CabitalError::Status { status: status.as_u16(), code, retry_after }.into())
+    }
+}
+
+enum AttemptError {
+    Unauthorized { clock_corrected: bool },
+    Failed(CabitalError),
+}
+
+impl From<CabitalError> for AttemptError {
+    fn from(e: CabitalError) -> Self {
+        AttemptError::Failed(e)
+    }
+}
+
+impl CabitalError {
+    fn from_reqwest(e: &reqwest::Error) -> Self {
+        if e.is_connect() {
+            CabitalError::Connect
+        } else if e.is_timeout() {
+            CabitalError::Timeout
+        } else {
+            CabitalError::Transport
+        }
+    }
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CabitalError> {
+    // serde's message names the field and the expectation; it does not echo string values.
+    serde_json::from_slice(bytes).map_err(|e| CabitalError::Decode(format!("line {} column {}: {}", e.line(), e.column(), e.classify_name())))
+}
+
+trait ClassifyName {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl ClassifyName for serde_json::Error {
+    fn classify_name(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "io",
+            serde_json::error::Category::Syntax => "not JSON",
+            serde_json::error::Category::Data => "unexpected shape or value",
+            serde_json::error::Category::Eof => "truncated",
+        }
+    }
+}

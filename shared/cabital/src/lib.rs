@@ -1,0 +1,22 @@
+//! The typed Cabital CaaS client.
+//!
+//! - [`models`]: cases, suggestions, decisions and the webhook body, with newtypes for
+//!   ids, enums for closed sets and [`Pii`] around personal data.
+//! - [`validate_new_case`] / [`validate_decision`]: what a partner submits, every bad
+//!   field reported at once.
+//! - [`CabitalClient`]: the five signed calls, with timeouts, jittered retries that
+//!   honour `Retry-After`, and clock correction and secret refresh on 401.
+
+mod client;
+pub mod models;
+mod validation;
+
+pub use client::{CabitalClient, CabitalError, ClientConfig};
+pub use models::{
+    BirthDate, Case, CaseSystemId, CountryCode, Decision, DecisionRequest, ExternalCaseId, Gender, IdError,
+    IndividualInfo, NewCase, Pii, ScreenType, Suggestion, UnknownValue, WebhookNotification,
+};
+pub use validation::{
+    FieldError, MAX_COMMENT_CHARS, MAX_FULL_NAME_CHARS, MAX_ORGANIZATION_INFO_BYTES, ValidationErrors,
+    validate_decision, validate_new_case,
+};

@@ -1,0 +1,373 @@
+//! Cabital's resources, as `cabital-api.md` reads them: newtypes for ids, enums for
+//! every closed set, and [`Pii`] around every piece of personal data so that it never
+//! reaches `Debug` output or logs.
+
+use std::fmt;
+use std::ops::Deref;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+use time::Date;
+use uuid::Uuid;
+
+/// Personal data: serialised as is, never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Pii<T>(pub T);
+
+impl<T> Pii<T> {
+    /// The value inside, for the rare places that need it (building the request body).
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> Deref for Pii<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Pii<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The partner's own id for a case: 1 to 36 Unicode characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct ExternalCaseId(String);
+
+/// Why an id was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// Empty or only whitespace.
+    #[error("must not be empty")]
+    Empty,
+    /// More than 36 characters.
+    #[error("must be at most 36 characters")]
+    TooLong,
+    /// Holds a control character.
+    #[error("must not contain control characters")]
+    ControlCharacter,
+    /// Not a UUID.
+    #[error("must be a UUID")]
+    NotUuid,
+}
+
+impl ExternalCaseId {
+    /// The most characters Cabital accepts.
+    pub const MAX_CHARS: usize = 36;
+
+    /// Checks and wraps an id.
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        if s.trim().is_empty() {
+            return Err(IdError::Empty);
+        }
+        if s.chars().count() > Self::MAX_CHARS {
+            return Err(IdError::TooLong);
+        }
+        if s.chars().any(char::is_control) {
+            return Err(IdError::ControlCharacter);
+        }
+        Ok(ExternalCaseId(s.to_owned()))
+    }
+
+    /// The id as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ExternalCaseId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ExternalCaseId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        ExternalCaseId::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Cabital's own id of a case, a UUID (`caseSystemId`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CaseSystemId(Uuid);
+
+impl CaseSystemId {
+    /// Wraps a UUID.
+    pub fn new(id: Uuid) -> Self {
+        CaseSystemId(id)
+    }
+    /// The UUID.
+    pub fn uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl FromStr for CaseSystemId {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::try_parse(s).map(CaseSystemId).map_err(|_| IdError::NotUuid)
+    }
+}
+
+impl fmt::Display for CaseSystemId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Lower-case hyphenated, the form Cabital's paths use.
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+macro_rules! wire_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $wire:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vm])* #[serde(rename = $wire)] $variant),+
+        }
+
+        impl $name {
+            /// Every value, in the wire spelling.
+            pub const ALL: &'static [&'static str] = &[$($wire),+];
+
+            /// The wire spelling.
+            pub fn as_str(&self) -> &'static str {
+                match self { $($name::$variant => $wire),+ }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownValue;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s { $($wire => Ok($name::$variant),)+ _ => Err(UnknownValue) }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// A value outside a closed set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not one of the allowed values")]
+pub struct UnknownValue;
+
+wire_enum!(
+    /// Whether a case screens a person or an entity.
+    ScreenType {
+        /// A person (`individualInfo` required).
+        Individual = "INDIVIDUAL",
+        /// An entity (`organizationInfo` required). British spelling, exactly so.
+        Organisation = "ORGANISATION",
+    }
+);
+
+wire_enum!(
+    /// A person's gender as Cabital takes it.
+    Gender {
+        /// `MALE`
+        Male = "MALE",
+        /// `FEMALE`
+        Female = "FEMALE",
+    }
+);
+
+wire_enum!(
+    /// Cabital's suggestion on a case.
+    Suggestion {
+        /// Cabital suggests accepting the customer.
+        SuggestToAccept = "SUGGEST_TO_ACCEPT",
+        /// Cabital suggests rejecting the customer.
+        SuggestToReject = "SUGGEST_TO_REJECT",
+        /// Cabital makes no suggestion; a person must look.
+        NoSuggestion = "NO_SUGGESTION",
+    }
+);
+
+wire_enum!(
+    /// The partner's final decision.
+    Decision {
+        /// Accept the customer.
+        Accept = "ACCEPT",
+        /// Reject the customer.
+        Reject = "REJECT",
+    }
+);
+
+/// An ISO 3166-1 alpha-3 country code, checked against the standard's list.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct CountryCode(String);
+
+impl CountryCode {
+    /// Checks a code against ISO 3166-1 (upper case, exactly three letters).
+    pub fn parse(s: &str) -> Option<Self> {
+        let ok = s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase()) && rust_iso3166::from_alpha3(s).is_some();
+        ok.then(|| CountryCode(s.to_owned()))
+    }
+    /// The code.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for CountryCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Nationality and residence are personal data.
+        f.write_str("CountryCode([redacted])")
+    }
+}
+
+impl<'de> Deserialize<'de> for CountryCode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        CountryCode::parse(&s).ok_or_else(|| serde::de::Error::custom("not an ISO 3166-1 alpha-3 code"))
+    }
+}
+
+/// `yyyy-MM-dd`, the only date format Cabital takes.
+pub(crate) const DATE_FORMAT: &[time::format_description::FormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]");
+
+/// A date of birth, written `yyyy-MM-dd`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct BirthDate(pub Date);
+
+impl fmt::Debug for BirthDate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BirthDate([redacted])")
+    }
+}
+
+impl Serialize for BirthDate {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let text = self.0.format(DATE_FORMAT).map_err(serde::ser::Error::custom)?;
+        s.serialize_str(&text)
+    }
+}
+
+impl<'de> Deserialize<'de> for BirthDate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Date::parse(&s, DATE_FORMAT)
+            .map(BirthDate)
+            .map_err(|_| serde::de::Error::custom("not a yyyy-MM-dd calendar date"))
+    }
+}
+
+/// A person's details, for `INDIVIDUAL` cases.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndividualInfo {
+    /// `MALE` or `FEMALE`.
+    pub gender: Gender,
+    /// Date of birth.
+    pub dob: BirthDate,
+    /// Nationality, ISO 3166-1 alpha-3.
+    pub nationality: CountryCode,
+    /// Country of residence, ISO 3166-1 alpha-3.
+    pub residential_country: CountryCode,
+}
+
+/// A case as the partner submits it. Build one with [`crate::validate_new_case`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCase {
+    /// The partner's id.
+    pub external_case_id: ExternalCaseId,
+    /// Person or entity.
+    pub screen_type: ScreenType,
+    /// The person's or entity's full name.
+    pub full_name: Pii<String>,
+    /// Present exactly when `screen_type` is `INDIVIDUAL`.
+    pub individual_info: Option<IndividualInfo>,
+    /// Present exactly when `screen_type` is `ORGANISATION`; passed through unchanged.
+    pub organization_info: Option<Pii<Map<String, Value>>>,
+}
+
+impl Serialize for NewCase {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        // As the provider's own sample does: the info object that does not apply is `{}`.
+        let empty = Map::new();
+        let mut m = s.serialize_map(Some(5))?;
+        m.serialize_entry("externalCaseId", &self.external_case_id)?;
+        m.serialize_entry("screenType", &self.screen_type)?;
+        m.serialize_entry("fullName", &self.full_name)?;
+        match &self.individual_info {
+            Some(info) => m.serialize_entry("individualInfo", info)?,
+            None => m.serialize_entry("individualInfo", &empty)?,
+        }
+        match &self.organization_info {
+            Some(info) => m.serialize_entry("organizationInfo", info)?,
+            None => m.serialize_entry("organizationInfo", &empty)?,
+        }
+        m.end()
+    }
+}
+
+/// A case as Cabital returns it (create and get).
+///
+/// Ids and closed sets are parsed strictly; the submitted details are kept as JSON.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Case {
+    /// Cabital's id.
+    pub case_system_id: CaseSystemId,
+    /// The partner's id.
+    pub external_case_id: ExternalCaseId,
+    /// Person or entity.
+    #[serde(default)]
+    pub screen_type: Option<ScreenType>,
+    /// The current suggestion, once there is one.
+    #[serde(default)]
+    pub suggestion: Option<Suggestion>,
+    /// A person's note on the suggestion (read in either spelling).
+    #[serde(default, rename = "suggestion_comment", alias = "suggestionComment")]
+    pub suggestion_comment: Option<Pii<String>>,
+    /// The partner's decision, once given.
+    #[serde(default)]
+    pub decision: Option<Decision>,
+    /// The partner's note on the decision (read in either spelling).
+    #[serde(default, rename = "decision_comment", alias = "decisionComment")]
+    pub decision_comment: Option<Pii<String>>,
+    /// Whether ongoing screening is on.
+    #[serde(default)]
+    pub ogs: bool,
+}
+
+/// `POST /api/v1/cases/{id}/decision`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DecisionRequest {
+    /// `ACCEPT` or `REJECT`.
+    pub case_result: Decision,
+    /// The partner's note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<Pii<String>>,
+}
+
+/// The body of Cabital's "case screening result" webhook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookNotification {
+    /// Cabital's id of the case.
+    pub case_system_id: CaseSystemId,
+    /// The suggestion this delivery reports (not necessarily the latest: see the design).
+    pub case_suggestion: Suggestion,
+    /// A person's note on the suggestion.
+    #[serde(default)]
+    pub comment: Option<Pii<String>>,
+    /// The partner's id of the case.
+    pub external_case_id: ExternalCaseId,
+}
