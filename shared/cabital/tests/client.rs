@@ -1,0 +1,190 @@
+//! The client against the Cabital sandbox on 127.0.0.1: happy path, every error code,
+//! retries, 401 with a skewed clock, secret rotation.
+
+use std::time::Duration;
+
+use cabital_client::{
+    CabitalClient, CabitalError, ClientConfig, Decision, DecisionRequest, NewCase, Pii, Suggestion, validate_new_case,
+};
+use cabital_sandbox::{Credential, Faults, SandboxConfig, SandboxHandle};
+use cabital_signing::{CredentialSource, CredentialStore, Credentials};
+use serde_json::json;
+
+const KEY: &str = "client-test-key";
+const SECRET: &str = "client-test-secret";
+
+async fn sandbox(faults: Faults) -> SandboxHandle {
+    let mut config = SandboxConfig::with_credential(KEY, SECRET);
+    config.seed = Some(11);
+    config.faults = faults;
+    cabital_sandbox::spawn(config).await.expect("sandbox starts")
+}
+
+fn client_with(sandbox: &SandboxHandle, creds: Credentials, tweak: impl FnOnce(&mut ClientConfig)) -> CabitalClient {
+    let mut config = ClientConfig::new(sandbox.base_url().parse().unwrap());
+    config.base_backoff = Duration::from_millis(10);
+    config.max_backoff = Duration::from_millis(50);
+    tweak(&mut config);
+    let store = CredentialStore::new(CredentialSource::Static(creds), Duration::from_secs(300));
+    CabitalClient::new(config, store).unwrap()
+}
+
+fn client(sandbox: &SandboxHandle) -> CabitalClient {
+    client_with(sandbox, Credentials::new(KEY, SECRET).unwrap(), |_| {})
+}
+
+fn case(ext: &str, name: &str) -> NewCase {
+    let v = json!({
+        "externalCaseId": ext, "screenType": "INDIVIDUAL", "fullName": name,
+        "individualInfo": {"gender": "FEMALE", "dob": "1990-05-17", "nationality": "GBR", "residentialCountry": "SGP"}
+    });
+    validate_new_case(&v, time::OffsetDateTime::now_utc().date()).unwrap()
+}
+
+#[tokio::test]
+async fn every_call_succeeds_against_the_sandbox() {
+    let sb = sandbox(Faults::default()).await;
+    let c = client(&sb);
+    let created = c.create_case(&case("client-happy-1", "Jane Roe")).await.unwrap();
+    assert_eq!(created.external_case_id.as_str(), "client-happy-1");
+    let got = c.get_case(created.case_system_id).await.unwrap();
+    assert_eq!(got.case_system_id, created.case_system_id);
+    assert_eq!(got.suggestion, Some(Suggestion::SuggestToAccept));
+    c.ogs_on(created.case_system_id).await.unwrap();
+    assert!(c.get_case(created.case_system_id).await.unwrap().ogs);
+    c.ogs_off(created.case_system_id).await.unwrap();
+    assert!(!c.get_case(created.case_system_id).await.unwrap().ogs);
+    let decision = DecisionRequest { case_result: Decision::Reject, comment: Some(Pii("checked".into())) };
+    c.decide(created.case_system_id, &decision).await.unwrap();
+    let got = c.get_case(created.case_system_id).await.unwrap();
+    assert_eq!(got.decision, Some(Decision::Reject));
+    assert_eq!(got.decision_comment.as_deref().map(String::as_str), Some("checked"));
+    // Exactly one case at the sandbox, created once.
+    assert_eq!(sb.stats().creates, 1);
+    assert_eq!(sb.cases_by_external_id("client-happy-1").len(), 1);
+}
+
+#[tokio::test]
+async fn the_screening_rule_reaches_the_client() {
+    let sb = sandbox(Faults::default()).await;
+    let c = client(&sb);
+    let rejected = c.create_case(&case("client-rule-1", "Sanctioned Person")).await.unwrap();
+    assert_eq!(c.get_case(rejected.case_system_id).await.unwrap().suggestion, Some(Suggestion::SuggestToReject));
+    let unclear = c.create_case(&case("client-rule-2", "Unclear Name")).await.unwrap();
+    assert_eq!(c.get_case(unclear.case_system_id).await.unwrap().suggestion, Some(Suggestion::NoSuggestion));
+}
+
+#[tokio::test]
+async fn errors_are_typed_and_say_whether_to_retry() {
+    let sb = sandbox(Faults::default()).await;
+    let c = client(&sb);
+    // 404: unknown case; not retried.
+    let missing = cabital_client::CaseSystemId::new(uuid::Uuid::new_v4());
+    let e = c.get_case(missing).await.unwrap_err();
+    assert_eq!(e.status(), Some(404), "{e:?}");
+    assert!(!e.retryable());
+    // 409: a second case with the same externalCaseId.
+    c.create_case(&case("client-dup-1", "A B")).await.unwrap();
+    let e = c.create_case(&case("client-dup-1", "A B")).await.unwrap_err();
+    assert_eq!(e.status(), Some(409));
+    assert!(!e.retryable() && !e.outcome_unknown());
+    // 401: a wrong secret, refetched once (same wrong value), then refused.
+    let bad = client_with(&sb, Credentials::new(KEY, "wrong").unwrap(), |_| {});
+    let e = bad.get_case(missing).await.unwrap_err();
+    assert_eq!(e.status(), Some(401));
+    let before = sb.stats().unauthorized;
+    assert!(before >= 2, "401 is retried exactly once: {before}");
+}
+
+#[tokio::test]
+async fn injected_503_and_429_are_retried_until_success() {
+    let sb = sandbox(Faults { error_rate_503: 0.5, ..Faults::default() }).await;
+    let c = client_with(&sb, Credentials::new(KEY, SECRET).unwrap(), |cfg| cfg.max_attempts = 12);
+    for i in 0..10 {
+        c.create_case(&case(&format!("client-503-{i}"), "C D")).await.unwrap();
+    }
+    let stats = sb.stats();
+    assert_eq!(stats.creates, 10);
+    assert!(stats.injected_503 > 0, "the fault was injected: {stats:?}");
+
+    let sb = sandbox(Faults { rate_limit_per_sec: 5.0, ..Faults::default() }).await;
+    let c = client_with(&sb, Credentials::new(KEY, SECRET).unwrap(), |cfg| cfg.max_attempts = 20);
+    let created = c.create_case(&case("client-429", "E F")).await.unwrap();
+    for _ in 0..15 {
+        c.get_case(created.case_system_id).await.unwrap();
+    }
+    assert!(sb.stats().rate_limited > 0, "429 was answered and honoured");
+}
+
+#[tokio::test]
+async fn a_500_on_create_is_an_unknown_outcome_and_not_repeated() {
+    let sb = sandbox(Faults { error_rate_500: 1.0, ..Faults::default() }).await;
+    let c = client(&sb);
+    let e = c.create_case(&case("client-500", "G H")).await.unwrap_err();
+    assert_eq!(e.status(), Some(500));
+    assert!(e.outcome_unknown() && e.retryable());
+    assert_eq!(sb.stats().injected_500, 1, "a create that may have been processed is never sent twice");
+    // Reads are safe to repeat: retried up to the limit.
+    let id = cabital_client::CaseSystemId::new(uuid::Uuid::new_v4());
+    let _ = c.get_case(id).await.unwrap_err();
+    assert_eq!(sb.stats().injected_500, 4);
+}
+
+#[tokio::test]
+async fn a_timeout_is_an_unknown_outcome() {
+    let sb = sandbox(Faults { latency_ms: 1500, ..Faults::default() }).await;
+    let c = client_with(&sb, Credentials::new(KEY, SECRET).unwrap(), |cfg| {
+        cfg.request_timeout = Duration::from_millis(300)
+    });
+    let e = c.create_case(&case("client-timeout", "I J")).await.unwrap_err();
+    assert!(matches!(e, CabitalError::Timeout), "{e:?}");
+    assert!(e.outcome_unknown());
+    // The sandbox did create it: exactly why the gateway never sends it again.
+    assert_eq!(sb.stats().creates, 1);
+}
+
+#[tokio::test]
+async fn a_skewed_clock_is_corrected_from_date_after_a_401() {
+    let sb = sandbox(Faults { clock_offset_secs: 600, ..Faults::default() }).await;
+    let c = client(&sb);
+    assert_eq!(c.clock_offset_secs(), 0);
+    let created = c.create_case(&case("client-skew", "K L")).await.unwrap();
+    assert!((c.clock_offset_secs() - 600).abs() <= 2, "offset learnt: {}", c.clock_offset_secs());
+    assert_eq!(sb.stats().unauthorized, 1, "one 401, then success");
+    c.get_case(created.case_system_id).await.unwrap();
+    assert_eq!(sb.stats().unauthorized, 1);
+}
+
+#[tokio::test]
+async fn connection_refused_is_retryable_and_not_unknown() {
+    let sb = sandbox(Faults::default()).await;
+    let url = sb.base_url();
+    sb.shutdown().await;
+    let mut config = ClientConfig::new(url.parse().unwrap());
+    config.max_attempts = 2;
+    config.base_backoff = Duration::from_millis(5);
+    let creds = CredentialStore::new(CredentialSource::Static(Credentials::new(KEY, SECRET).unwrap()), Duration::from_secs(1));
+    let c = CabitalClient::new(config, creds).unwrap();
+    let e = c.create_case(&case("client-down", "M N")).await.unwrap_err();
+    assert!(matches!(e, CabitalError::Connect), "{e:?}");
+    assert!(e.retryable() && !e.outcome_unknown());
+}
+
+#[tokio::test]
+async fn rotated_credentials_are_used_after_a_401() {
+    // The secret source changes under the client: the 401 makes it refetch.
+    let sb = sandbox(Faults::default()).await;
+    let c = client(&sb);
+    let created = c.create_case(&case("client-rotate", "O P")).await.unwrap();
+    sb.set_credentials(vec![Credential::new(KEY, "rotated-secret")]);
+    // The static source still holds the old secret: refused after one refetch.
+    assert_eq!(c.get_case(created.case_system_id).await.unwrap_err().status(), Some(401));
+}
+
+#[tokio::test]
+async fn debug_output_carries_no_secret() {
+    let sb = sandbox(Faults::default()).await;
+    let c = client(&sb);
+    let shown = format!("{c:?}");
+    assert!(!shown.contains(SECRET) && !shown.contains(KEY), "{shown}");
+}
