@@ -1,0 +1,470 @@
+//! Cases: creation, remote state, decisions, ongoing screening, the timeline.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cabital_client::{CaseSystemId, Decision, ExternalCaseId, Pii};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::codec::{self, Expr, s};
+use crate::error::{StoreError, TxError};
+use crate::model::{
+    Applied, Attention, AttentionPriority, CaseRecord, ChangedField, CreatedCase, CreatedOutcome,
+    EventDetail, EventSource, ExtState, Origin, RemoteCheck, RemoteState, StateChange,
+    TimelineOrder, TimelinePage, derive_status,
+};
+use crate::schema::{self, ATTN_AT, ATTN_SHARD, PK, SK};
+use crate::store::{RACE_ATTEMPTS, Store};
+
+/// The most events one timeline page returns.
+pub const MAX_TIMELINE_PAGE: u32 = 100;
+
+/// The attention a case needs when nothing is pending on our side: none once Cabital
+/// has suggested, else "awaiting since `now`" (the last check).
+fn settled_attention(suggestion_known: bool, now: OffsetDateTime) -> Option<Attention> {
+    (!suggestion_known).then_some(Attention {
+        priority: AttentionPriority::Awaiting,
+        since: now,
+    })
+}
+
+impl Store {
+    /// Records a case Cabital has just created (201), in ONE transaction: the
+    /// reservation (held by `token`) becomes `CREATED`, the case item is written, and a
+    /// CREATED event keeps what was submitted and what Cabital answered.
+    ///
+    /// If a webhook recorded the case first, the case item is updated instead (origin
+    /// `API`, screen type), keeping its suggestion and version history. Calling again
+    /// with the same token after success is a no-op ([`CreatedOutcome::AlreadyRecorded`]);
+    /// another token gets [`StoreError::ConditionFailed`].
+    #[tracing::instrument(skip_all, fields(external_case_id = %ext, case_system_id = %created.case_system_id), err)]
+    pub async fn record_created(
+        &self,
+        ext: &ExternalCaseId,
+        token: Uuid,
+        created: &CreatedCase,
+        now: OffsetDateTime,
+    ) -> Result<CreatedOutcome, StoreError> {
+        if created.external_case_id != *ext {
+            return Err(StoreError::Invalid(
+                "the created case names another externalCaseId".into(),
+            ));
+        }
+        let id = created.case_system_id;
+        // Most cases are new; a webhook that came first is the exception.
+        let mut existing: Option<CaseRecord> = None;
+        for _ in 0..RACE_ATTEMPTS {
+            let mut expr = Expr::new();
+            expr.set("state", s(ExtState::Created.as_str()))
+                .set("caseSystemId", s(id.to_string()))
+                .set("updatedAt", codec::t(now))
+                .remove(ATTN_SHARD)
+                .remove(ATTN_AT);
+            let condition = format!(
+                "{} = {} AND {} IN ({}, {})",
+                expr.name("reservationToken"),
+                expr.value(s(token.to_string())),
+                expr.name("state"),
+                expr.value(s(ExtState::Pending.as_str())),
+                expr.value(s(ExtState::Unknown.as_str())),
+            );
+            let ext_update = self.tx_update(
+                Self::key(schema::ext_pk(ext), schema::EXT_SK),
+                &expr,
+                &condition,
+            )?;
+            let case_write = match &existing {
+                None => self.tx_put_new(codec::case_item(&new_case(created, now)))?,
+                Some(current) => {
+                    self.tx_case_update(&merge_created(current, created, now), current.version)?
+                }
+            };
+            let detail = EventDetail::Created {
+                submitted: Some(created.submitted_json.clone()),
+                response: Some(created.response_json.clone()),
+            };
+            let (_, event) = self.tx_event(&id, now, EventSource::Api, &detail)?;
+
+            match self.transact(vec![ext_update, case_write, event]).await {
+                Ok(()) => {
+                    tracing::info!(merged = existing.is_some(), "case created");
+                    return Ok(CreatedOutcome::Recorded);
+                }
+                Err(TxError::Cancelled(r)) if r.condition_failed(0) => {
+                    let rec = self
+                        .get_external(ext)
+                        .await?
+                        .ok_or_else(|| StoreError::NotFound(format!("external id {ext}")))?;
+                    if rec.reservation_token != token {
+                        return Err(StoreError::ConditionFailed(format!(
+                            "external id {ext} is reserved under another token"
+                        )));
+                    }
+                    match rec.state {
+                        ExtState::Created if rec.case_system_id == Some(id) => {
+                            return Ok(CreatedOutcome::AlreadyRecorded);
+                        }
+                        ExtState::Pending | ExtState::Unknown => continue,
+                        state => {
+                            return Err(StoreError::ConditionFailed(format!(
+                                "external id {ext} is {state}"
+                            )));
+                        }
+                    }
+                }
+                Err(TxError::Cancelled(r)) if r.condition_failed(1) => {
+                    // The case item exists (a webhook came first) or changed under us.
+                    existing = self.get_case(&id).await?;
+                }
+                Err(TxError::Cancelled(r)) if r.transient() => continue,
+                Err(e) => return Err(e.into_store()),
+            }
+        }
+        Err(StoreError::TransactionConflict)
+    }
+
+    /// Applies what Cabital says about the case NOW (its `GET`), if the case is still at
+    /// `expected_version`; otherwise [`StoreError::VersionConflict`] (re-read, re-apply).
+    ///
+    /// Always records the check (`lastCheckedAt`, clears `needsRefresh`, recomputes the
+    /// index entries); when a field changed, a REFRESHED or RECONCILED event is written
+    /// in the same transaction. Of concurrent appliers at one version exactly one wins.
+    #[tracing::instrument(skip_all, fields(case_system_id = %id, expected_version, changed), err)]
+    pub async fn apply_remote_state(
+        &self,
+        id: &CaseSystemId,
+        expected_version: u64,
+        remote: &RemoteState,
+        kind: RemoteCheck,
+        now: OffsetDateTime,
+    ) -> Result<Applied, StoreError> {
+        let conflict = || StoreError::VersionConflict {
+            case_system_id: *id,
+            expected: expected_version,
+        };
+        let current = self
+            .get_case(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("case {id}")))?;
+        if current.version != expected_version {
+            return Err(conflict());
+        }
+
+        let mut changed = Vec::new();
+        if current.suggestion != remote.suggestion {
+            changed.push(ChangedField::Suggestion);
+        }
+        if current.suggestion_comment != remote.suggestion_comment {
+            changed.push(ChangedField::SuggestionComment);
+        }
+        if current.decision != remote.decision {
+            changed.push(ChangedField::Decision);
+        }
+        if current.decision_comment != remote.decision_comment {
+            changed.push(ChangedField::DecisionComment);
+        }
+        if current.ogs != remote.ogs {
+            changed.push(ChangedField::Ogs);
+        }
+        tracing::Span::current().record("changed", !changed.is_empty());
+
+        let mut new = current.clone();
+        if current.suggestion != remote.suggestion {
+            new.suggestion_at = remote.suggestion.map(|_| now);
+        }
+        if current.decision != remote.decision {
+            new.decided_at = remote.decision.map(|_| now);
+        }
+        new.suggestion = remote.suggestion;
+        new.suggestion_comment = remote.suggestion_comment.clone();
+        new.decision = remote.decision;
+        new.decision_comment = remote.decision_comment.clone();
+        new.ogs = remote.ogs;
+        new.status = derive_status(new.suggestion, new.decision);
+        new.needs_refresh = false;
+        new.last_checked_at = Some(now);
+        new.updated_at = now;
+        new.version = current.version + 1;
+        new.attention = settled_attention(new.suggestion.is_some(), now);
+        new.ogs_checked_at = new.ogs.then_some(now);
+
+        if changed.is_empty() {
+            let (expr, condition) = Self::case_update_expr(&new, expected_version);
+            return match self
+                .update_item(
+                    Self::key(schema::case_pk(id), schema::CASE_SK),
+                    &expr,
+                    &condition,
+                )
+                .await
+            {
+                Ok(_) => Ok(Applied {
+                    changed: false,
+                    version: new.version,
+                }),
+                Err(StoreError::ConditionFailed(_)) => Err(conflict()),
+                Err(e) => Err(e),
+            };
+        }
+
+        let change = StateChange {
+            from_suggestion: current.suggestion,
+            to_suggestion: remote.suggestion,
+            to_suggestion_comment: remote.suggestion_comment.clone(),
+            to_decision: remote.decision,
+            to_decision_comment: remote.decision_comment.clone(),
+            to_ogs: remote.ogs,
+            changed,
+        };
+        let detail = match kind {
+            RemoteCheck::Refreshed => EventDetail::Refreshed(change),
+            RemoteCheck::Reconciled => EventDetail::Reconciled(change),
+        };
+        let source = match kind {
+            RemoteCheck::Refreshed => EventSource::Cabital,
+            RemoteCheck::Reconciled => EventSource::Reconciler,
+        };
+        let case_update = self.tx_case_update(&new, expected_version)?;
+        let (_, event) = self.tx_event(id, now, source, &detail)?;
+        match self.transact(vec![case_update, event]).await {
+            Ok(()) => {
+                tracing::info!(version = new.version, "remote state applied");
+                Ok(Applied {
+                    changed: true,
+                    version: new.version,
+                })
+            }
+            Err(TxError::Cancelled(r)) if r.condition_failed(0) => Err(conflict()),
+            Err(e) => Err(e.into_store()),
+        }
+    }
+
+    /// Records the partner's decision (after Cabital accepted it): the case becomes
+    /// `DECIDED` and a DECISION event is written, in one transaction. Returns the case's
+    /// new version.
+    #[tracing::instrument(skip_all, fields(case_system_id = %id, decision = %decision), err)]
+    pub async fn record_decision(
+        &self,
+        id: &CaseSystemId,
+        decision: Decision,
+        comment: Option<Pii<String>>,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let detail = EventDetail::Decision {
+            decision,
+            comment: comment.clone(),
+        };
+        self.versioned_with_event(id, now, EventSource::Api, &detail, |case| {
+            case.decision = Some(decision);
+            case.decision_comment = comment.clone();
+            case.decided_at = Some(now);
+        })
+        .await
+    }
+
+    /// Records that ongoing screening was turned on or off (after Cabital accepted it):
+    /// the case's flag and its place in the `ogs` index, and an OGS_ON / OGS_OFF event,
+    /// in one transaction. Returns the case's new version.
+    #[tracing::instrument(skip_all, fields(case_system_id = %id, on), err)]
+    pub async fn record_ogs(
+        &self,
+        id: &CaseSystemId,
+        on: bool,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let detail = if on {
+            EventDetail::OgsOn
+        } else {
+            EventDetail::OgsOff
+        };
+        self.versioned_with_event(id, now, EventSource::Api, &detail, |case| {
+            case.ogs = on;
+            case.ogs_checked_at = on.then_some(now);
+        })
+        .await
+    }
+
+    /// Read, change, write back at the read version with an event; re-read on a lost
+    /// race.
+    async fn versioned_with_event(
+        &self,
+        id: &CaseSystemId,
+        now: OffsetDateTime,
+        source: EventSource,
+        detail: &EventDetail,
+        change: impl Fn(&mut CaseRecord),
+    ) -> Result<u64, StoreError> {
+        for _ in 0..RACE_ATTEMPTS {
+            let current = self
+                .get_case(id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("case {id}")))?;
+            let mut new = current.clone();
+            change(&mut new);
+            new.status = derive_status(new.suggestion, new.decision);
+            new.updated_at = now;
+            new.version = current.version + 1;
+            let case_update = self.tx_case_update(&new, current.version)?;
+            let (_, event) = self.tx_event(id, now, source, detail)?;
+            match self.transact(vec![case_update, event]).await {
+                Ok(()) => return Ok(new.version),
+                Err(TxError::Cancelled(r)) if r.condition_failed(0) || r.transient() => continue,
+                Err(e) => return Err(e.into_store()),
+            }
+        }
+        Err(StoreError::TransactionConflict)
+    }
+
+    /// One page of the case's events, oldest or newest first, `limit` at most (clamped
+    /// to 1..=[`MAX_TIMELINE_PAGE`]). Pass `next_cursor` back for the next page; a
+    /// cursor not handed out for this case is [`StoreError::InvalidCursor`].
+    #[tracing::instrument(skip_all, fields(case_system_id = %id, limit, events), err)]
+    pub async fn timeline(
+        &self,
+        id: &CaseSystemId,
+        order: TimelineOrder,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<TimelinePage, StoreError> {
+        let limit = limit.clamp(1, MAX_TIMELINE_PAGE);
+        let start = cursor.map(|c| decode_cursor(id, c)).transpose()?;
+        let mut expr = Expr::new();
+        let condition = format!(
+            "{} = {} AND begins_with({}, {})",
+            expr.name(PK),
+            expr.value(s(schema::case_pk(id))),
+            expr.name(SK),
+            expr.value(s(schema::EVENT_PREFIX)),
+        );
+        // One more than asked: whether a next page exists is then known without an
+        // extra (possibly empty) round trip.
+        let out = self
+            .client()
+            .query()
+            .table_name(self.table_name())
+            .key_condition_expression(condition)
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .scan_index_forward(order == TimelineOrder::Oldest)
+            .consistent_read(true)
+            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start.map(|sk| Self::key(schema::case_pk(id), &sk)))
+            .send()
+            .await
+            .map_err(crate::error::from_sdk)?;
+        let mut items = out.items.unwrap_or_default();
+        let more = items.len() > limit as usize || out.last_evaluated_key.is_some();
+        items.truncate(limit as usize);
+        let events = items
+            .iter()
+            .map(codec::event_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        tracing::Span::current().record("events", events.len());
+        let next_cursor = match (more, events.last()) {
+            (true, Some(last)) => Some(encode_cursor(id, &last.event_id)),
+            _ => None,
+        };
+        Ok(TimelinePage {
+            events,
+            next_cursor,
+        })
+    }
+}
+
+fn new_case(created: &CreatedCase, now: OffsetDateTime) -> CaseRecord {
+    CaseRecord {
+        case_system_id: created.case_system_id,
+        external_case_id: created.external_case_id.clone(),
+        screen_type: Some(created.screen_type),
+        origin: Origin::Api,
+        status: derive_status(created.suggestion, None),
+        suggestion: created.suggestion,
+        suggestion_comment: created.suggestion_comment.clone(),
+        suggestion_at: created.suggestion.map(|_| now),
+        decision: None,
+        decision_comment: None,
+        decided_at: None,
+        ogs: created.ogs,
+        needs_refresh: false,
+        created_at: now,
+        updated_at: now,
+        last_checked_at: Some(now),
+        version: 1,
+        attention: settled_attention(created.suggestion.is_some(), now),
+        ogs_checked_at: created.ogs.then_some(now),
+    }
+}
+
+/// A case a webhook recorded first, now known to be ours: the webhook's suggestion and
+/// the pending refresh stay; what only the create knows is added.
+fn merge_created(current: &CaseRecord, created: &CreatedCase, now: OffsetDateTime) -> CaseRecord {
+    let mut new = current.clone();
+    new.origin = Origin::Api;
+    new.screen_type = Some(created.screen_type);
+    if new.suggestion.is_none() && created.suggestion.is_some() {
+        new.suggestion = created.suggestion;
+        new.suggestion_comment = created.suggestion_comment.clone();
+        new.suggestion_at = Some(now);
+    }
+    if created.ogs && !new.ogs {
+        new.ogs = true;
+        new.ogs_checked_at = Some(now);
+    }
+    new.status = derive_status(new.suggestion, new.decision);
+    if !new.needs_refresh {
+        new.attention = settled_attention(new.suggestion.is_some(), now);
+    }
+    new.updated_at = now;
+    new.version = current.version + 1;
+    new
+}
+
+/// Cursors are opaque to callers: base64url of `<caseSystemId>|<event sort key>`.
+fn encode_cursor(id: &CaseSystemId, event_sk: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{id}|{event_sk}"))
+}
+
+fn decode_cursor(id: &CaseSystemId, cursor: &str) -> Result<String, StoreError> {
+    const MAX_CURSOR: usize = 512;
+    if cursor.len() > MAX_CURSOR {
+        return Err(StoreError::InvalidCursor);
+    }
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| StoreError::InvalidCursor)?;
+    let text = String::from_utf8(bytes).map_err(|_| StoreError::InvalidCursor)?;
+    let (case, sk) = text.split_once('|').ok_or(StoreError::InvalidCursor)?;
+    if case != id.to_string() || !sk.starts_with(schema::EVENT_PREFIX) {
+        return Err(StoreError::InvalidCursor);
+    }
+    Ok(sk.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> CaseSystemId {
+        "6d92e7b4-715c-4ce3-a028-19f1c8c9fa6c".parse().unwrap()
+    }
+
+    #[test]
+    fn cursors_round_trip_and_are_bound_to_their_case() {
+        let c = encode_cursor(&id(), "EVENT#2026-11-29T01:02:03.000000Z#CREATED#0000abcd");
+        assert_eq!(
+            decode_cursor(&id(), &c).unwrap(),
+            "EVENT#2026-11-29T01:02:03.000000Z#CREATED#0000abcd"
+        );
+        let other: CaseSystemId = "00000000-0000-4000-8000-000000000000".parse().unwrap();
+        assert!(matches!(
+            decode_cursor(&other, &c),
+            Err(StoreError::InvalidCursor)
+        ));
+        for bad in ["", "!!!", "bm90IGEgY3Vyc29y", &"A".repeat(600)] {
+            assert!(
+                matches!(decode_cursor(&id(), bad), Err(StoreError::InvalidCursor)),
+                "{bad}"
+            );
+        }
+    }
+}

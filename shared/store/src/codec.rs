@@ -1,0 +1,655 @@
+//! Items to records and back, and a small builder for update and condition expressions.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use cabital_client::{CaseSystemId, ExternalCaseId, Pii};
+use time::OffsetDateTime;
+
+use crate::error::StoreError;
+use crate::model::{
+    Attention, AttentionPriority, CaseRecord, CaseStatus, ChangedField, Event, EventDetail,
+    EventKind, EventSource, ExtRecord, ExtState, Origin, StateChange,
+};
+use crate::schema::{
+    self, ATTN_AT, ATTN_SHARD, OGS_CHECKED_AT, OGS_SHARD, PK, SK, format_time, parse_time,
+};
+
+/// A DynamoDB item.
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+// ---------------------------------------------------------------- reading
+
+/// Reads one item's attributes, naming the item (by key, never by value) in errors.
+pub(crate) struct Reader<'a> {
+    item: &'a Item,
+    what: String,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(item: &'a Item) -> Self {
+        let key = |k: &str| {
+            item.get(k)
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+                .unwrap_or("?")
+        };
+        // Keys hold ids and kinds only, never personal data.
+        let what = format!("{}/{}", key(PK), key(SK));
+        Reader { item, what }
+    }
+
+    fn err(&self, attr: &str, problem: &str) -> StoreError {
+        StoreError::corrupt(format!("{}: attribute {attr} {problem}", self.what))
+    }
+
+    pub(crate) fn opt_str(&self, attr: &str) -> Result<Option<&'a str>, StoreError> {
+        match self.item.get(attr) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::S(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(self.err(attr, "is not a string")),
+        }
+    }
+
+    pub(crate) fn str(&self, attr: &str) -> Result<&'a str, StoreError> {
+        self.opt_str(attr)?
+            .ok_or_else(|| self.err(attr, "is missing"))
+    }
+
+    pub(crate) fn opt_pii(&self, attr: &str) -> Result<Option<Pii<String>>, StoreError> {
+        Ok(self.opt_str(attr)?.map(|s| Pii(s.to_owned())))
+    }
+
+    pub(crate) fn opt_u64(&self, attr: &str) -> Result<Option<u64>, StoreError> {
+        match self.item.get(attr) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::N(n)) => n
+                .parse()
+                .map(Some)
+                .map_err(|_| self.err(attr, "is not a whole number")),
+            Some(_) => Err(self.err(attr, "is not a number")),
+        }
+    }
+
+    pub(crate) fn u64(&self, attr: &str) -> Result<u64, StoreError> {
+        self.opt_u64(attr)?
+            .ok_or_else(|| self.err(attr, "is missing"))
+    }
+
+    pub(crate) fn u32(&self, attr: &str) -> Result<u32, StoreError> {
+        u32::try_from(self.u64(attr)?).map_err(|_| self.err(attr, "is out of range"))
+    }
+
+    pub(crate) fn bool_or_false(&self, attr: &str) -> Result<bool, StoreError> {
+        match self.item.get(attr) {
+            None | Some(AttributeValue::Null(_)) => Ok(false),
+            Some(AttributeValue::Bool(b)) => Ok(*b),
+            Some(_) => Err(self.err(attr, "is not a boolean")),
+        }
+    }
+
+    pub(crate) fn opt_time(&self, attr: &str) -> Result<Option<OffsetDateTime>, StoreError> {
+        self.opt_str(attr)?
+            .map(|s| parse_time(s).ok_or_else(|| self.err(attr, "is not a stored time")))
+            .transpose()
+    }
+
+    pub(crate) fn time(&self, attr: &str) -> Result<OffsetDateTime, StoreError> {
+        self.opt_time(attr)?
+            .ok_or_else(|| self.err(attr, "is missing"))
+    }
+
+    /// A value of a closed set, read with `parse`.
+    pub(crate) fn opt_parsed<T>(
+        &self,
+        attr: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<Option<T>, StoreError> {
+        self.opt_str(attr)?
+            .map(|s| parse(s).ok_or_else(|| self.err(attr, "has an unknown value")))
+            .transpose()
+    }
+
+    pub(crate) fn parsed<T>(
+        &self,
+        attr: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<T, StoreError> {
+        self.opt_parsed(attr, parse)?
+            .ok_or_else(|| self.err(attr, "is missing"))
+    }
+
+    pub(crate) fn string_list(&self, attr: &str) -> Result<Vec<&'a str>, StoreError> {
+        match self.item.get(attr) {
+            None => Ok(Vec::new()),
+            Some(AttributeValue::L(list)) => list
+                .iter()
+                .map(|v| {
+                    v.as_s()
+                        .map(String::as_str)
+                        .map_err(|_| self.err(attr, "holds a non-string"))
+                })
+                .collect(),
+            Some(_) => Err(self.err(attr, "is not a list")),
+        }
+    }
+
+    pub(crate) fn attention(&self) -> Result<Option<Attention>, StoreError> {
+        let Some(at) = self.opt_str(ATTN_AT)? else {
+            return Ok(None);
+        };
+        parse_attention(at)
+            .map(Some)
+            .ok_or_else(|| self.err(ATTN_AT, "is not <priority>#<time>"))
+    }
+}
+
+pub(crate) fn parse_case_id(s: &str) -> Option<CaseSystemId> {
+    s.parse().ok()
+}
+
+pub(crate) fn parse_ext_id(s: &str) -> Option<ExternalCaseId> {
+    ExternalCaseId::parse(s).ok()
+}
+
+pub(crate) fn parse_attention(s: &str) -> Option<Attention> {
+    let (priority, rest) = if let Some(rest) = s.strip_prefix(AttentionPriority::Urgent.prefix()) {
+        (AttentionPriority::Urgent, rest)
+    } else {
+        (
+            AttentionPriority::Awaiting,
+            s.strip_prefix(AttentionPriority::Awaiting.prefix())?,
+        )
+    };
+    Some(Attention {
+        priority,
+        since: parse_time(rest)?,
+    })
+}
+
+pub(crate) fn attention_value(a: &Attention) -> String {
+    format!("{}{}", a.priority.prefix(), format_time(a.since))
+}
+
+// ---------------------------------------------------------------- values
+
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub(crate) fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub(crate) fn t(v: OffsetDateTime) -> AttributeValue {
+    AttributeValue::S(format_time(v))
+}
+
+/// Puts `value` under `attr` when present.
+fn put_opt(item: &mut Item, attr: &str, value: Option<AttributeValue>) {
+    if let Some(v) = value {
+        item.insert(attr.to_owned(), v);
+    }
+}
+
+// ---------------------------------------------------------------- case items
+
+/// Every attribute of a case item; absent options are absent attributes.
+pub(crate) fn case_item(c: &CaseRecord) -> Item {
+    let mut item = Item::new();
+    item.insert(PK.into(), s(schema::case_pk(&c.case_system_id)));
+    item.insert(SK.into(), s(schema::CASE_SK));
+    for (attr, value) in case_attributes(c) {
+        put_opt(&mut item, attr, value);
+    }
+    item
+}
+
+/// The case's attributes besides its key, `None` for an absent one: what a full write
+/// (a Put, or an Update that SETs the present ones and REMOVEs the absent ones) stores.
+pub(crate) fn case_attributes(c: &CaseRecord) -> Vec<(&'static str, Option<AttributeValue>)> {
+    let shard = schema::shard_of(&c.case_system_id.to_string());
+    vec![
+        ("caseSystemId", Some(s(c.case_system_id.to_string()))),
+        ("externalCaseId", Some(s(c.external_case_id.as_str()))),
+        ("screenType", c.screen_type.map(|v| s(v.as_str()))),
+        ("origin", Some(s(c.origin.as_str()))),
+        ("status", Some(s(c.status.as_str()))),
+        ("suggestion", c.suggestion.map(|v| s(v.as_str()))),
+        (
+            "suggestionComment",
+            c.suggestion_comment
+                .as_ref()
+                .map(|v| s(v.expose().as_str())),
+        ),
+        ("suggestionAt", c.suggestion_at.map(t)),
+        ("decision", c.decision.map(|v| s(v.as_str()))),
+        (
+            "decisionComment",
+            c.decision_comment.as_ref().map(|v| s(v.expose().as_str())),
+        ),
+        ("decidedAt", c.decided_at.map(t)),
+        ("ogs", Some(AttributeValue::Bool(c.ogs))),
+        ("needsRefresh", Some(AttributeValue::Bool(c.needs_refresh))),
+        ("createdAt", Some(t(c.created_at))),
+        ("updatedAt", Some(t(c.updated_at))),
+        ("lastCheckedAt", c.last_checked_at.map(t)),
+        ("version", Some(n(c.version))),
+        (
+            ATTN_SHARD,
+            c.attention.map(|_| s(schema::attn_shard(shard))),
+        ),
+        (ATTN_AT, c.attention.as_ref().map(|a| s(attention_value(a)))),
+        (
+            OGS_SHARD,
+            c.ogs_checked_at.map(|_| s(schema::ogs_shard(shard))),
+        ),
+        (OGS_CHECKED_AT, c.ogs_checked_at.map(t)),
+    ]
+}
+
+pub(crate) fn case_from_item(item: &Item) -> Result<CaseRecord, StoreError> {
+    let r = Reader::new(item);
+    Ok(CaseRecord {
+        case_system_id: r.parsed("caseSystemId", parse_case_id)?,
+        external_case_id: r.parsed("externalCaseId", parse_ext_id)?,
+        screen_type: r.opt_parsed("screenType", |s| s.parse().ok())?,
+        origin: r.parsed("origin", Origin::parse)?,
+        status: r.parsed("status", CaseStatus::parse)?,
+        suggestion: r.opt_parsed("suggestion", |s| s.parse().ok())?,
+        suggestion_comment: r.opt_pii("suggestionComment")?,
+        suggestion_at: r.opt_time("suggestionAt")?,
+        decision: r.opt_parsed("decision", |s| s.parse().ok())?,
+        decision_comment: r.opt_pii("decisionComment")?,
+        decided_at: r.opt_time("decidedAt")?,
+        ogs: r.bool_or_false("ogs")?,
+        needs_refresh: r.bool_or_false("needsRefresh")?,
+        created_at: r.time("createdAt")?,
+        updated_at: r.time("updatedAt")?,
+        last_checked_at: r.opt_time("lastCheckedAt")?,
+        version: r.u64("version")?,
+        attention: r.attention()?,
+        ogs_checked_at: r.opt_time(OGS_CHECKED_AT)?,
+    })
+}
+
+// ---------------------------------------------------------------- external-id items
+
+pub(crate) fn ext_item(e: &ExtRecord) -> Item {
+    let mut item = Item::new();
+    item.insert(PK.into(), s(schema::ext_pk(&e.external_case_id)));
+    item.insert(SK.into(), s(schema::EXT_SK));
+    item.insert("externalCaseId".into(), s(e.external_case_id.as_str()));
+    item.insert("requestHash".into(), s(e.request_hash.as_str()));
+    item.insert("state".into(), s(e.state.as_str()));
+    item.insert(
+        "reservationToken".into(),
+        s(e.reservation_token.to_string()),
+    );
+    put_opt(
+        &mut item,
+        "caseSystemId",
+        e.case_system_id.map(|v| s(v.to_string())),
+    );
+    put_opt(
+        &mut item,
+        "cabitalStatus",
+        e.cabital_status.map(|v| n(u64::from(v))),
+    );
+    put_opt(
+        &mut item,
+        "submitted",
+        e.submitted.as_ref().map(|v| s(v.expose().as_str())),
+    );
+    put_opt(&mut item, "linkedAt", e.linked_at.map(t));
+    item.insert("createdAt".into(), t(e.created_at));
+    item.insert("updatedAt".into(), t(e.updated_at));
+    if let Some(a) = &e.attention {
+        item.insert(
+            ATTN_SHARD.into(),
+            s(schema::attn_shard(schema::shard_of(
+                e.external_case_id.as_str(),
+            ))),
+        );
+        item.insert(ATTN_AT.into(), s(attention_value(a)));
+    }
+    item
+}
+
+pub(crate) fn ext_from_item(item: &Item) -> Result<ExtRecord, StoreError> {
+    let r = Reader::new(item);
+    let status = r.opt_u64("cabitalStatus")?;
+    Ok(ExtRecord {
+        external_case_id: r.parsed("externalCaseId", parse_ext_id)?,
+        request_hash: r.str("requestHash")?.to_owned(),
+        state: r.parsed("state", ExtState::parse)?,
+        reservation_token: r.parsed("reservationToken", |s| uuid::Uuid::try_parse(s).ok())?,
+        case_system_id: r.opt_parsed("caseSystemId", parse_case_id)?,
+        cabital_status: status
+            .map(u16::try_from)
+            .transpose()
+            .map_err(|_| StoreError::corrupt("external id: cabitalStatus is out of range"))?,
+        submitted: r.opt_pii("submitted")?,
+        linked_at: r.opt_time("linkedAt")?,
+        created_at: r.time("createdAt")?,
+        updated_at: r.time("updatedAt")?,
+        attention: r.attention()?,
+    })
+}
+
+// ---------------------------------------------------------------- events
+
+/// A new event's sort key: `EVENT#<time>#<KIND>#<8 random hex>`; the random part keeps
+/// two events of one kind in the same microsecond apart.
+pub(crate) fn event_sk(at: OffsetDateTime, kind: EventKind) -> String {
+    let suffix: u32 = rand::random();
+    format!(
+        "{}{}#{}#{suffix:08x}",
+        schema::EVENT_PREFIX,
+        format_time(at),
+        kind.as_str()
+    )
+}
+
+/// A new event item.
+pub(crate) fn event_item(
+    case_system_id: &CaseSystemId,
+    sk: &str,
+    at: OffsetDateTime,
+    source: EventSource,
+    detail: &EventDetail,
+) -> Item {
+    let mut item = Item::new();
+    item.insert(PK.into(), s(schema::case_pk(case_system_id)));
+    item.insert(SK.into(), s(sk));
+    item.insert("kind".into(), s(detail.kind().as_str()));
+    item.insert("at".into(), t(at));
+    item.insert("source".into(), s(source.as_str()));
+    let pii = |v: &Option<Pii<String>>| v.as_ref().map(|p| s(p.expose().as_str()));
+    match detail {
+        EventDetail::Created {
+            submitted,
+            response,
+        } => {
+            put_opt(&mut item, "submitted", pii(submitted));
+            put_opt(&mut item, "response", pii(response));
+        }
+        EventDetail::Webhook {
+            body,
+            body_sha256,
+            deliveries,
+            first_received_at,
+            last_received_at,
+            suggestion,
+        } => {
+            item.insert("body".into(), s(body.expose().as_str()));
+            item.insert("bodySha256".into(), s(body_sha256.as_str()));
+            item.insert("deliveries".into(), n(u64::from(*deliveries)));
+            item.insert("firstReceivedAt".into(), t(*first_received_at));
+            item.insert("lastReceivedAt".into(), t(*last_received_at));
+            item.insert("suggestion".into(), s(suggestion.as_str()));
+        }
+        EventDetail::Refreshed(change) | EventDetail::Reconciled(change) => {
+            put_opt(
+                &mut item,
+                "fromSuggestion",
+                change.from_suggestion.map(|v| s(v.as_str())),
+            );
+            put_opt(
+                &mut item,
+                "toSuggestion",
+                change.to_suggestion.map(|v| s(v.as_str())),
+            );
+            put_opt(
+                &mut item,
+                "toSuggestionComment",
+                pii(&change.to_suggestion_comment),
+            );
+            put_opt(
+                &mut item,
+                "toDecision",
+                change.to_decision.map(|v| s(v.as_str())),
+            );
+            put_opt(
+                &mut item,
+                "toDecisionComment",
+                pii(&change.to_decision_comment),
+            );
+            item.insert("toOgs".into(), AttributeValue::Bool(change.to_ogs));
+            item.insert(
+                "changed".into(),
+                AttributeValue::L(change.changed.iter().map(|f| s(f.as_str())).collect()),
+            );
+        }
+        EventDetail::Decision { decision, comment } => {
+            item.insert("decision".into(), s(decision.as_str()));
+            put_opt(&mut item, "comment", pii(comment));
+        }
+        EventDetail::OgsOn | EventDetail::OgsOff => {}
+    }
+    item
+}
+
+pub(crate) fn event_from_item(item: &Item) -> Result<Event, StoreError> {
+    let r = Reader::new(item);
+    let pk = r.str(PK)?;
+    let case_system_id = pk
+        .strip_prefix("CASE#")
+        .and_then(parse_case_id)
+        .ok_or_else(|| StoreError::corrupt("event: pk is not CASE#<uuid>"))?;
+    let kind = r.parsed("kind", EventKind::parse)?;
+    let change = |r: &Reader<'_>| -> Result<StateChange, StoreError> {
+        Ok(StateChange {
+            from_suggestion: r.opt_parsed("fromSuggestion", |s| s.parse().ok())?,
+            to_suggestion: r.opt_parsed("toSuggestion", |s| s.parse().ok())?,
+            to_suggestion_comment: r.opt_pii("toSuggestionComment")?,
+            to_decision: r.opt_parsed("toDecision", |s| s.parse().ok())?,
+            to_decision_comment: r.opt_pii("toDecisionComment")?,
+            to_ogs: r.bool_or_false("toOgs")?,
+            changed: r
+                .string_list("changed")?
+                .into_iter()
+                .map(|f| {
+                    ChangedField::parse(f)
+                        .ok_or_else(|| StoreError::corrupt("event: unknown changed field"))
+                })
+                .collect::<Result<_, _>>()?,
+        })
+    };
+    let detail = match kind {
+        EventKind::Created => EventDetail::Created {
+            submitted: r.opt_pii("submitted")?,
+            response: r.opt_pii("response")?,
+        },
+        EventKind::Webhook => EventDetail::Webhook {
+            body: Pii(r.str("body")?.to_owned()),
+            body_sha256: r.str("bodySha256")?.to_owned(),
+            deliveries: r.u32("deliveries")?,
+            first_received_at: r.time("firstReceivedAt")?,
+            last_received_at: r.time("lastReceivedAt")?,
+            suggestion: r.parsed("suggestion", |s| s.parse().ok())?,
+        },
+        EventKind::Refreshed => EventDetail::Refreshed(change(&r)?),
+        EventKind::Reconciled => EventDetail::Reconciled(change(&r)?),
+        EventKind::Decision => EventDetail::Decision {
+            decision: r.parsed("decision", |s| s.parse().ok())?,
+            comment: r.opt_pii("comment")?,
+        },
+        EventKind::OgsOn => EventDetail::OgsOn,
+        EventKind::OgsOff => EventDetail::OgsOff,
+    };
+    Ok(Event {
+        event_id: r.str(SK)?.to_owned(),
+        case_system_id,
+        at: r.time("at")?,
+        source: r.parsed("source", EventSource::parse)?,
+        detail,
+    })
+}
+
+// ---------------------------------------------------------------- expressions
+
+/// Builds update and condition expressions with placeholders for every name and value,
+/// so reserved words (`status`, `state`, ...) never matter and every placeholder is used.
+#[derive(Debug, Default)]
+pub(crate) struct Expr {
+    sets: Vec<String>,
+    removes: Vec<String>,
+    adds: Vec<String>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Expr {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// `#name` for an attribute.
+    pub(crate) fn name(&mut self, attr: &str) -> String {
+        let placeholder = format!("#{attr}");
+        self.names.insert(placeholder.clone(), attr.to_owned());
+        placeholder
+    }
+
+    /// `:vN` for a value.
+    pub(crate) fn value(&mut self, v: AttributeValue) -> String {
+        let placeholder = format!(":v{}", self.values.len());
+        self.values.insert(placeholder.clone(), v);
+        placeholder
+    }
+
+    pub(crate) fn set(&mut self, attr: &str, v: AttributeValue) -> &mut Self {
+        let (name, value) = (self.name(attr), self.value(v));
+        self.sets.push(format!("{name} = {value}"));
+        self
+    }
+
+    /// SET when present, REMOVE when absent.
+    pub(crate) fn set_or_remove(&mut self, attr: &str, v: Option<AttributeValue>) -> &mut Self {
+        match v {
+            Some(v) => self.set(attr, v),
+            None => self.remove(attr),
+        }
+    }
+
+    pub(crate) fn remove(&mut self, attr: &str) -> &mut Self {
+        let name = self.name(attr);
+        self.removes.push(name);
+        self
+    }
+
+    pub(crate) fn add(&mut self, attr: &str, v: AttributeValue) -> &mut Self {
+        let (name, value) = (self.name(attr), self.value(v));
+        self.adds.push(format!("{name} {value}"));
+        self
+    }
+
+    /// The update expression.
+    pub(crate) fn update_expression(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.sets.is_empty() {
+            parts.push(format!("SET {}", self.sets.join(", ")));
+        }
+        if !self.removes.is_empty() {
+            parts.push(format!("REMOVE {}", self.removes.join(", ")));
+        }
+        if !self.adds.is_empty() {
+            parts.push(format!("ADD {}", self.adds.join(", ")));
+        }
+        parts.join(" ")
+    }
+
+    pub(crate) fn names(&self) -> Option<HashMap<String, String>> {
+        (!self.names.is_empty()).then(|| self.names.clone())
+    }
+
+    pub(crate) fn values(&self) -> Option<HashMap<String, AttributeValue>> {
+        (!self.values.is_empty()).then(|| self.values.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cabital_client::{Decision, Suggestion};
+    use time::macros::datetime;
+
+    fn case() -> CaseRecord {
+        let now = datetime!(2026-11-29 01:02:03.123456 UTC);
+        CaseRecord {
+            case_system_id: "6d92e7b4-715c-4ce3-a028-19f1c8c9fa6c".parse().unwrap(),
+            external_case_id: ExternalCaseId::parse("ext-1").unwrap(),
+            screen_type: Some(cabital_client::ScreenType::Individual),
+            origin: Origin::Api,
+            status: CaseStatus::Decided,
+            suggestion: Some(Suggestion::SuggestToAccept),
+            suggestion_comment: Some(Pii("ok".into())),
+            suggestion_at: Some(now),
+            decision: Some(Decision::Accept),
+            decision_comment: None,
+            decided_at: Some(now),
+            ogs: true,
+            needs_refresh: false,
+            created_at: now,
+            updated_at: now,
+            last_checked_at: Some(now),
+            version: 7,
+            attention: Some(Attention {
+                priority: AttentionPriority::Awaiting,
+                since: now,
+            }),
+            ogs_checked_at: Some(now),
+        }
+    }
+
+    #[test]
+    fn case_items_round_trip() {
+        let c = case();
+        let item = case_item(&c);
+        assert_eq!(case_from_item(&item).unwrap(), c);
+        assert_eq!(
+            item["attnAt"].as_s().unwrap(),
+            "1#2026-11-29T01:02:03.123456Z"
+        );
+        assert!(item["attnShard"].as_s().unwrap().starts_with("ATTN#"));
+        assert!(!item.contains_key("decisionComment"));
+    }
+
+    #[test]
+    fn corrupt_items_name_the_attribute_not_the_value() {
+        let mut item = case_item(&case());
+        item.insert("suggestion".into(), s("SECRET_VALUE"));
+        let err = case_from_item(&item).unwrap_err().to_string();
+        assert!(err.contains("suggestion"), "{err}");
+        assert!(!err.contains("SECRET_VALUE"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_hides_comments() {
+        let text = format!("{:?}", case());
+        assert!(!text.contains("\"ok\""), "{text}");
+    }
+
+    #[test]
+    fn attention_values_parse() {
+        let a = parse_attention("0#2026-11-29T01:02:03.000000Z").unwrap();
+        assert_eq!(a.priority, AttentionPriority::Urgent);
+        assert!(parse_attention("2#2026-11-29T01:02:03.000000Z").is_none());
+        assert!(parse_attention("1#yesterday").is_none());
+    }
+
+    #[test]
+    fn expressions_use_placeholders() {
+        let mut e = Expr::new();
+        e.set("status", s("X"))
+            .remove("attnAt")
+            .add("version", n(1));
+        assert_eq!(
+            e.update_expression(),
+            "SET #status = :v0 REMOVE #attnAt ADD #version :v1"
+        );
+        assert_eq!(e.names().unwrap().len(), 3);
+        assert!(Expr::new().values().is_none());
+    }
+}

@@ -1,0 +1,201 @@
+//! The reconciler's queries over the sparse, sharded indexes. Never a Scan: each shard
+//! is one Query, oldest entries first.
+
+use time::OffsetDateTime;
+
+use crate::codec::{Expr, Item, Reader, parse_attention, parse_case_id, parse_ext_id, s};
+use crate::error::{StoreError, from_sdk};
+use crate::model::{AttentionPriority, AttentionRef, AttentionTarget};
+use crate::schema::{
+    self, ATTENTION_INDEX, ATTN_AT, ATTN_SHARD, OGS_CHECKED_AT, OGS_INDEX, OGS_SHARD, PK, SHARDS,
+    format_time,
+};
+use crate::store::Store;
+
+/// The most entries one query call returns.
+pub const MAX_INDEX_PAGE: usize = 1000;
+
+/// One index query: its partition attribute and shard key, and its sort-key range.
+struct IndexQuery {
+    index: &'static str,
+    shard_attr: &'static str,
+    shard_key: fn(u8) -> String,
+    range_attr: &'static str,
+    /// Inclusive bounds on the sort key.
+    from: Option<String>,
+    to: String,
+}
+
+impl Store {
+    /// Items that need a look urgently since before `before`, oldest first, `limit` at
+    /// most: cases flagged for refresh by a webhook, and reservations whose create is
+    /// unknown or still pending (pick `before` older than an invocation can live, so a
+    /// create in flight is left alone).
+    #[tracing::instrument(skip_all, fields(limit, found), err)]
+    pub async fn urgent_attention(
+        &self,
+        before: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<AttentionRef>, StoreError> {
+        let prefix = AttentionPriority::Urgent.prefix();
+        self.query_shards(
+            IndexQuery {
+                index: ATTENTION_INDEX,
+                shard_attr: ATTN_SHARD,
+                shard_key: schema::attn_shard,
+                range_attr: ATTN_AT,
+                from: Some(prefix.to_owned()),
+                to: format!("{prefix}{}", format_time(before)),
+            },
+            limit,
+        )
+        .await
+    }
+
+    /// Cases still awaiting a suggestion whose last check was before `cutoff`, oldest
+    /// first, `limit` at most.
+    #[tracing::instrument(skip_all, fields(limit, found), err)]
+    pub async fn awaiting_since_before(
+        &self,
+        cutoff: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<AttentionRef>, StoreError> {
+        let prefix = AttentionPriority::Awaiting.prefix();
+        self.query_shards(
+            IndexQuery {
+                index: ATTENTION_INDEX,
+                shard_attr: ATTN_SHARD,
+                shard_key: schema::attn_shard,
+                range_attr: ATTN_AT,
+                from: Some(prefix.to_owned()),
+                to: format!("{prefix}{}", format_time(cutoff)),
+            },
+            limit,
+        )
+        .await
+    }
+
+    /// Cases under ongoing screening last checked before `cutoff`, oldest first,
+    /// `limit` at most.
+    #[tracing::instrument(skip_all, fields(limit, found), err)]
+    pub async fn ogs_checked_before(
+        &self,
+        cutoff: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<AttentionRef>, StoreError> {
+        self.query_shards(
+            IndexQuery {
+                index: OGS_INDEX,
+                shard_attr: OGS_SHARD,
+                shard_key: schema::ogs_shard,
+                range_attr: OGS_CHECKED_AT,
+                from: None,
+                to: format_time(cutoff),
+            },
+            limit,
+        )
+        .await
+    }
+
+    /// Queries every shard (concurrently), each for up to `limit` of its oldest entries,
+    /// and keeps the `limit` oldest overall.
+    async fn query_shards(
+        &self,
+        query: IndexQuery,
+        limit: usize,
+    ) -> Result<Vec<AttentionRef>, StoreError> {
+        let limit = limit.min(MAX_INDEX_PAGE);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let shards = (0..SHARDS).map(|shard| self.query_shard(&query, shard, limit));
+        let mut found: Vec<AttentionRef> = futures::future::try_join_all(shards)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        found.sort_by_key(|r| r.since);
+        found.truncate(limit);
+        tracing::Span::current()
+            .record("limit", limit)
+            .record("found", found.len());
+        Ok(found)
+    }
+
+    async fn query_shard(
+        &self,
+        query: &IndexQuery,
+        shard: u8,
+        limit: usize,
+    ) -> Result<Vec<AttentionRef>, StoreError> {
+        let mut expr = Expr::new();
+        let shard_cond = format!(
+            "{} = {}",
+            expr.name(query.shard_attr),
+            expr.value(s((query.shard_key)(shard)))
+        );
+        let range = expr.name(query.range_attr);
+        let range_cond = match &query.from {
+            Some(from) => format!(
+                "{range} BETWEEN {} AND {}",
+                expr.value(s(from.as_str())),
+                expr.value(s(query.to.as_str()))
+            ),
+            None => format!("{range} < {}", expr.value(s(query.to.as_str()))),
+        };
+        let condition = format!("{shard_cond} AND {range_cond}");
+
+        let mut found = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let want = limit - found.len();
+            let out = self
+                .client()
+                .query()
+                .table_name(self.table_name())
+                .index_name(query.index)
+                .key_condition_expression(&condition)
+                .set_expression_attribute_names(expr.names())
+                .set_expression_attribute_values(expr.values())
+                .scan_index_forward(true)
+                .limit(i32::try_from(want).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(from_sdk)?;
+            for item in out.items.unwrap_or_default() {
+                found.push(index_ref(&item, query.range_attr)?);
+            }
+            match out.last_evaluated_key {
+                Some(key) if found.len() < limit => start = Some(key),
+                _ => return Ok(found),
+            }
+        }
+    }
+}
+
+/// What an index entry points at, and its time.
+fn index_ref(item: &Item, range_attr: &str) -> Result<AttentionRef, StoreError> {
+    let r = Reader::new(item);
+    let pk = r.str(PK)?;
+    let target = if let Some(id) = pk.strip_prefix("CASE#") {
+        AttentionTarget::Case(
+            parse_case_id(id).ok_or_else(|| StoreError::corrupt("index entry: bad case id"))?,
+        )
+    } else if let Some(ext) = pk.strip_prefix("EXT#") {
+        AttentionTarget::External(
+            parse_ext_id(ext).ok_or_else(|| StoreError::corrupt("index entry: bad external id"))?,
+        )
+    } else {
+        return Err(StoreError::corrupt("index entry: unexpected partition key"));
+    };
+    let since = if range_attr == ATTN_AT {
+        parse_attention(r.str(ATTN_AT)?).map(|a| a.since)
+    } else {
+        crate::schema::parse_time(r.str(range_attr)?)
+    }
+    .ok_or_else(|| {
+        StoreError::corrupt(format!("index entry: {range_attr} is not a stored time"))
+    })?;
+    Ok(AttentionRef { target, since })
+}

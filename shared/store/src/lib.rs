@@ -1,0 +1,51 @@
+//! The KYC gateway's one DynamoDB table: cases, their append-only events, external-id
+//! reservations and webhook de-duplication, as `design.md` describes.
+//!
+//! - [`table_definition`] / [`create_table`]: the table, defined once.
+//! - [`dynamodb_client`]: the client, with deliberate retries and timeouts.
+//! - [`Store`]: every operation, typed, each write conditional and each multi-item
+//!   write one transaction. Errors are [`StoreError`], which says whether a retry may
+//!   help.
+//!
+//! Items (attribute names camelCase, times RFC 3339 UTC with microseconds, so they sort
+//! as strings):
+//! - case: `pk=CASE#<caseSystemId>`, `sk=CASE`, versioned;
+//! - external id: `pk=EXT#<externalCaseId>`, `sk=EXT`;
+//! - events: `pk=CASE#<caseSystemId>`, `sk=EVENT#<time>#<KIND>#<random>`, append-only;
+//! - webhook de-duplication: `pk=CASE#<caseSystemId>`, `sk=WEBHOOK#<sha256 of body>`.
+//!
+//! Two sparse, write-sharded indexes serve the reconciler: `attention` (`attnAt` =
+//! `0#<time>` urgent, `1#<time>` awaiting a suggestion since the last check) and `ogs`
+//! (cases under ongoing screening by last check).
+//!
+//! Personal data (submitted bodies, webhook bodies, comments) is held in
+//! [`cabital_client::Pii`], never in `Debug` output, error messages or logs.
+
+#![warn(missing_docs)]
+
+mod cases;
+mod client;
+mod codec;
+mod error;
+mod index;
+mod model;
+mod schema;
+mod store;
+mod webhook;
+
+pub use cases::MAX_TIMELINE_PAGE;
+pub use client::{MAX_ATTEMPTS, dynamodb_client};
+pub use error::StoreError;
+pub use index::MAX_INDEX_PAGE;
+pub use model::{
+    Applied, Attention, AttentionPriority, AttentionRef, AttentionTarget, CaseRecord, CaseStatus,
+    ChangedField, CreatedCase, CreatedOutcome, Event, EventDetail, EventKind, EventSource,
+    ExtRecord, ExtState, Origin, RemoteCheck, RemoteState, Reservation, Resolution, StateChange,
+    TimelineOrder, TimelinePage, WebhookReceipt, WebhookRecorded,
+};
+pub use schema::{
+    ATTENTION_INDEX, ATTN_AT, ATTN_SHARD, AttributeDef, IndexDefinition, KeyElement, KeyRole,
+    OGS_CHECKED_AT, OGS_INDEX, OGS_SHARD, PK, SHARDS, SK, TableDefinition, create_table,
+    format_time, parse_time, shard_of, table_definition,
+};
+pub use store::Store;

@@ -1,0 +1,505 @@
+//! The typed records the store reads and writes.
+
+use cabital_client::{CaseSystemId, Decision, ExternalCaseId, Pii, ScreenType, Suggestion};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+macro_rules! stored_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $wire:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vm])* $variant),+
+        }
+
+        impl $name {
+            /// The stored spelling.
+            pub fn as_str(&self) -> &'static str {
+                match self { $($name::$variant => $wire),+ }
+            }
+
+            /// Reads the stored spelling.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($wire => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+stored_enum!(
+    /// How the gateway first learned of a case.
+    Origin {
+        /// Created through this gateway's API.
+        Api = "API",
+        /// First named by a webhook, for a case this gateway had not (yet) recorded.
+        Webhook = "WEBHOOK",
+    }
+);
+
+stored_enum!(
+    /// Where a case stands.
+    CaseStatus {
+        /// No suggestion from Cabital yet.
+        AwaitingSuggestion = "AWAITING_SUGGESTION",
+        /// Cabital has suggested; the partner has not decided.
+        Suggested = "SUGGESTED",
+        /// The partner has decided.
+        Decided = "DECIDED",
+    }
+);
+
+stored_enum!(
+    /// Where a reservation of an external id stands.
+    ExtState {
+        /// Reserved; the create call to Cabital is in flight (or its invocation died).
+        Pending = "PENDING",
+        /// Cabital created the case; `caseSystemId` is known.
+        Created = "CREATED",
+        /// Cabital's answer never came: the case may or may not exist there.
+        Unknown = "UNKNOWN",
+        /// Cabital refused the create; the id may be reserved again.
+        Rejected = "REJECTED",
+    }
+);
+
+stored_enum!(
+    /// What an event records.
+    EventKind {
+        /// The case was created (or linked to an unknown creation).
+        Created = "CREATED",
+        /// A distinct webhook body was received.
+        Webhook = "WEBHOOK",
+        /// The case's state was read from Cabital after a webhook or on request.
+        Refreshed = "REFRESHED",
+        /// The case's state was read from Cabital by the scheduled reconciler.
+        Reconciled = "RECONCILED",
+        /// The partner gave a decision.
+        Decision = "DECISION",
+        /// Ongoing screening was turned on.
+        OgsOn = "OGS_ON",
+        /// Ongoing screening was turned off.
+        OgsOff = "OGS_OFF",
+    }
+);
+
+stored_enum!(
+    /// Which part of the gateway wrote an event, and from what.
+    EventSource {
+        /// The cases API, on the partner's request.
+        Api = "API",
+        /// The webhook function, from a webhook delivery.
+        Webhook = "WEBHOOK",
+        /// What Cabital's `GET` of the case said.
+        Cabital = "CABITAL",
+        /// The scheduled reconciler.
+        Reconciler = "RECONCILER",
+    }
+);
+
+stored_enum!(
+    /// A case field that a refresh can change.
+    ChangedField {
+        /// `suggestion`
+        Suggestion = "suggestion",
+        /// `suggestionComment`
+        SuggestionComment = "suggestionComment",
+        /// `decision`
+        Decision = "decision",
+        /// `decisionComment`
+        DecisionComment = "decisionComment",
+        /// `ogs`
+        Ogs = "ogs",
+    }
+);
+
+/// How urgently an item needs a look (the priority prefix of `attnAt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AttentionPriority {
+    /// `0#`: needs a refresh, an unknown or stuck creation.
+    Urgent,
+    /// `1#`: awaiting a suggestion since the last check.
+    Awaiting,
+}
+
+impl AttentionPriority {
+    pub(crate) fn prefix(&self) -> &'static str {
+        match self {
+            AttentionPriority::Urgent => "0#",
+            AttentionPriority::Awaiting => "1#",
+        }
+    }
+}
+
+/// An item's place in the attention index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attention {
+    /// Urgent or awaiting.
+    pub priority: AttentionPriority,
+    /// Since when (for awaiting cases: the last check).
+    pub since: OffsetDateTime,
+}
+
+/// A case as stored (`pk=CASE#<caseSystemId>`, `sk=CASE`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseRecord {
+    /// Cabital's id.
+    pub case_system_id: CaseSystemId,
+    /// The partner's id.
+    pub external_case_id: ExternalCaseId,
+    /// Person or entity; absent when the case was first known from a webhook.
+    pub screen_type: Option<ScreenType>,
+    /// How the gateway first learned of it.
+    pub origin: Origin,
+    /// Awaiting, suggested or decided.
+    pub status: CaseStatus,
+    /// Cabital's current suggestion.
+    pub suggestion: Option<Suggestion>,
+    /// A person's note on the suggestion.
+    pub suggestion_comment: Option<Pii<String>>,
+    /// When the current suggestion was first recorded.
+    pub suggestion_at: Option<OffsetDateTime>,
+    /// The partner's decision.
+    pub decision: Option<Decision>,
+    /// The partner's note on the decision.
+    pub decision_comment: Option<Pii<String>>,
+    /// When the decision was recorded.
+    pub decided_at: Option<OffsetDateTime>,
+    /// Whether ongoing screening is on.
+    pub ogs: bool,
+    /// Set by a webhook: Cabital's current state must be read.
+    pub needs_refresh: bool,
+    /// First recorded.
+    pub created_at: OffsetDateTime,
+    /// Last written.
+    pub updated_at: OffsetDateTime,
+    /// Last read from Cabital.
+    pub last_checked_at: Option<OffsetDateTime>,
+    /// Starts at 1, +1 on every write: the optimistic lock.
+    pub version: u64,
+    /// Membership of the attention index.
+    pub attention: Option<Attention>,
+    /// Membership of the ogs index: the last check while ogs is on.
+    pub ogs_checked_at: Option<OffsetDateTime>,
+}
+
+impl CaseRecord {
+    /// The status that the suggestion and decision imply.
+    pub fn derived_status(&self) -> CaseStatus {
+        derive_status(self.suggestion, self.decision)
+    }
+}
+
+pub(crate) fn derive_status(
+    suggestion: Option<Suggestion>,
+    decision: Option<Decision>,
+) -> CaseStatus {
+    match (suggestion, decision) {
+        (_, Some(_)) => CaseStatus::Decided,
+        (Some(_), None) => CaseStatus::Suggested,
+        (None, None) => CaseStatus::AwaitingSuggestion,
+    }
+}
+
+/// An external id's reservation (`pk=EXT#<externalCaseId>`, `sk=EXT`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtRecord {
+    /// The partner's id.
+    pub external_case_id: ExternalCaseId,
+    /// Hex SHA-256 of the canonical request that reserved it.
+    pub request_hash: String,
+    /// Where the reservation stands.
+    pub state: ExtState,
+    /// Only the invocation holding this token may move the reservation on.
+    pub reservation_token: Uuid,
+    /// Cabital's id, once known.
+    pub case_system_id: Option<CaseSystemId>,
+    /// Cabital's HTTP status, for `REJECTED`.
+    pub cabital_status: Option<u16>,
+    /// The exact JSON that was (to be) sent to Cabital.
+    pub submitted: Option<Pii<String>>,
+    /// When a webhook or a later look named the case.
+    pub linked_at: Option<OffsetDateTime>,
+    /// First reserved (this reservation).
+    pub created_at: OffsetDateTime,
+    /// Last written.
+    pub updated_at: OffsetDateTime,
+    /// Membership of the attention index (while `PENDING` or `UNKNOWN`).
+    pub attention: Option<Attention>,
+}
+
+impl ExtRecord {
+    /// Whether `request_hash` is the hash this reservation was made with.
+    pub fn same_request(&self, request_hash: &str) -> bool {
+        self.request_hash == request_hash
+    }
+}
+
+/// The result of [`crate::Store::reserve_external_id`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reservation {
+    /// This call reserved the id; only the holder of `token` may move it on.
+    Reserved {
+        /// The reservation token.
+        token: Uuid,
+    },
+    /// The id was already reserved (compare its `request_hash`).
+    Existing(ExtRecord),
+}
+
+/// A case Cabital has just created, for [`crate::Store::record_created`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreatedCase {
+    /// Cabital's id, from the response.
+    pub case_system_id: CaseSystemId,
+    /// The partner's id.
+    pub external_case_id: ExternalCaseId,
+    /// Person or entity.
+    pub screen_type: ScreenType,
+    /// The exact JSON sent to Cabital.
+    pub submitted_json: Pii<String>,
+    /// The JSON Cabital answered.
+    pub response_json: Pii<String>,
+    /// A suggestion, if the response carried one already.
+    pub suggestion: Option<Suggestion>,
+    /// Its comment, if any.
+    pub suggestion_comment: Option<Pii<String>>,
+    /// Whether ongoing screening is on.
+    pub ogs: bool,
+}
+
+/// The result of [`crate::Store::record_created`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreatedOutcome {
+    /// The case and its CREATED event were written now.
+    Recorded,
+    /// They were already written by an earlier call with the same token.
+    AlreadyRecorded,
+}
+
+/// The result of [`crate::Store::resolve_unknown`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// The unknown creation is now linked to the case, with a CREATED event.
+    Linked,
+    /// It already was linked to this case.
+    AlreadyLinked,
+    /// The creation is still pending: the case id is noted on the reservation, and the
+    /// creating call (or [`crate::Store::mark_unknown`]) finishes the link.
+    Noted,
+}
+
+/// What Cabital says about a case now (its `GET`), for
+/// [`crate::Store::apply_remote_state`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RemoteState {
+    /// Current suggestion.
+    pub suggestion: Option<Suggestion>,
+    /// Its comment.
+    pub suggestion_comment: Option<Pii<String>>,
+    /// Current decision.
+    pub decision: Option<Decision>,
+    /// Its comment.
+    pub decision_comment: Option<Pii<String>>,
+    /// Whether ongoing screening is on.
+    pub ogs: bool,
+}
+
+impl From<&cabital_client::Case> for RemoteState {
+    fn from(case: &cabital_client::Case) -> Self {
+        RemoteState {
+            suggestion: case.suggestion,
+            suggestion_comment: case.suggestion_comment.clone(),
+            decision: case.decision,
+            decision_comment: case.decision_comment.clone(),
+            ogs: case.ogs,
+        }
+    }
+}
+
+/// Why the remote state was read: the event kind recorded when it changed something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteCheck {
+    /// After a webhook, or on the partner's request (`REFRESHED`).
+    Refreshed,
+    /// By the scheduled reconciler (`RECONCILED`).
+    Reconciled,
+}
+
+/// The result of [`crate::Store::apply_remote_state`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// Whether any field changed (and an event was recorded).
+    pub changed: bool,
+    /// The case's version after the write.
+    pub version: u64,
+}
+
+/// A webhook delivery, verified and parsed, for [`crate::Store::record_webhook`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookReceipt {
+    /// The case it names.
+    pub case_system_id: CaseSystemId,
+    /// The partner's id it names.
+    pub external_case_id: ExternalCaseId,
+    /// The suggestion it reports (not necessarily the latest).
+    pub suggestion: Suggestion,
+    /// Its comment.
+    pub suggestion_comment: Option<Pii<String>>,
+    /// The body exactly as received.
+    pub body: Pii<String>,
+    /// Lowercase hex SHA-256 of `body`.
+    pub body_sha256: String,
+}
+
+/// The result of [`crate::Store::record_webhook`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebhookRecorded {
+    /// Whether this was the first delivery of this body.
+    pub first_delivery: bool,
+    /// Deliveries of this body so far, as this delivery saw them.
+    pub deliveries: u32,
+    /// Whether the case was already recorded before this delivery.
+    pub case_was_known: bool,
+}
+
+/// A change of a case's state read from Cabital.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateChange {
+    /// The suggestion before.
+    pub from_suggestion: Option<Suggestion>,
+    /// The suggestion after.
+    pub to_suggestion: Option<Suggestion>,
+    /// The suggestion's comment after.
+    pub to_suggestion_comment: Option<Pii<String>>,
+    /// The decision after.
+    pub to_decision: Option<Decision>,
+    /// The decision's comment after.
+    pub to_decision_comment: Option<Pii<String>>,
+    /// Ongoing screening after.
+    pub to_ogs: bool,
+    /// Which fields changed.
+    pub changed: Vec<ChangedField>,
+}
+
+/// What an event records, by kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventDetail {
+    /// The case was created.
+    Created {
+        /// The exact JSON sent to Cabital.
+        submitted: Option<Pii<String>>,
+        /// Cabital's answer; absent when the answer never came and the case was linked
+        /// later.
+        response: Option<Pii<String>>,
+    },
+    /// A distinct webhook body.
+    Webhook {
+        /// The body exactly as received.
+        body: Pii<String>,
+        /// Its hex SHA-256.
+        body_sha256: String,
+        /// How many times this body was delivered.
+        deliveries: u32,
+        /// First delivery.
+        first_received_at: OffsetDateTime,
+        /// Latest delivery.
+        last_received_at: OffsetDateTime,
+        /// The suggestion it reported.
+        suggestion: Suggestion,
+    },
+    /// The state read from Cabital after a webhook or on request.
+    Refreshed(StateChange),
+    /// The state read from Cabital by the reconciler.
+    Reconciled(StateChange),
+    /// The partner's decision.
+    Decision {
+        /// Accept or reject.
+        decision: Decision,
+        /// The partner's note.
+        comment: Option<Pii<String>>,
+    },
+    /// Ongoing screening turned on.
+    OgsOn,
+    /// Ongoing screening turned off.
+    OgsOff,
+}
+
+impl EventDetail {
+    /// The kind.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            EventDetail::Created { .. } => EventKind::Created,
+            EventDetail::Webhook { .. } => EventKind::Webhook,
+            EventDetail::Refreshed(_) => EventKind::Refreshed,
+            EventDetail::Reconciled(_) => EventKind::Reconciled,
+            EventDetail::Decision { .. } => EventKind::Decision,
+            EventDetail::OgsOn => EventKind::OgsOn,
+            EventDetail::OgsOff => EventKind::OgsOff,
+        }
+    }
+}
+
+/// One entry of a case's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Unique within the case, ordered by time (the item's sort key).
+    pub event_id: String,
+    /// The case.
+    pub case_system_id: CaseSystemId,
+    /// When it was recorded.
+    pub at: OffsetDateTime,
+    /// Who recorded it.
+    pub source: EventSource,
+    /// What it records.
+    pub detail: EventDetail,
+}
+
+impl Event {
+    /// The kind.
+    pub fn kind(&self) -> EventKind {
+        self.detail.kind()
+    }
+}
+
+/// Which end of the timeline to start from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimelineOrder {
+    /// Oldest first.
+    Oldest,
+    /// Newest first.
+    Newest,
+}
+
+/// One page of a case's timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelinePage {
+    /// The events, in the order asked for.
+    pub events: Vec<Event>,
+    /// Pass it back to get the next page; `None` when there is no more.
+    pub next_cursor: Option<String>,
+}
+
+/// What an index entry points at.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum AttentionTarget {
+    /// A case item.
+    Case(CaseSystemId),
+    /// An external-id reservation (pending or unknown creation).
+    External(ExternalCaseId),
+}
+
+/// An entry found in one of the sparse indexes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttentionRef {
+    /// The item.
+    pub target: AttentionTarget,
+    /// Its index time: when it became urgent, was last checked while awaiting, or was
+    /// last checked under ongoing screening.
+    pub since: OffsetDateTime,
+}

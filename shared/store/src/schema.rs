@@ -1,0 +1,352 @@
+//! The table's definition, in one place: keys, indexes, key formats, shards, time format.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, IndexStatus, KeySchemaElement, KeyType,
+    Projection, ProjectionType, ScalarAttributeType, TableStatus,
+};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use time::format_description::FormatItem;
+use time::macros::format_description;
+
+use crate::error::{StoreError, from_sdk};
+
+/// Partition key attribute.
+pub const PK: &str = "pk";
+/// Sort key attribute.
+pub const SK: &str = "sk";
+/// The sparse index of items that need a look (cases awaiting a suggestion or a
+/// refresh, external ids whose creation is pending or unknown).
+pub const ATTENTION_INDEX: &str = "attention";
+/// Partition key of [`ATTENTION_INDEX`]: `ATTN#<shard>`.
+pub const ATTN_SHARD: &str = "attnShard";
+/// Sort key of [`ATTENTION_INDEX`]: `<priority>#<time>`.
+pub const ATTN_AT: &str = "attnAt";
+/// The sparse index of cases under ongoing screening, by last check.
+pub const OGS_INDEX: &str = "ogs";
+/// Partition key of [`OGS_INDEX`]: `OGS#<shard>`.
+pub const OGS_SHARD: &str = "ogsShard";
+/// Sort key of [`OGS_INDEX`]: the time of the last check.
+pub const OGS_CHECKED_AT: &str = "ogsCheckedAt";
+
+/// How many partitions each sparse index is spread over, so that no single index key
+/// takes every write. Changing it re-shards: items keep their old shard until rewritten,
+/// and queries only look at shards below this number, so only ever raise it together
+/// with a rewrite of the index attributes.
+pub const SHARDS: u8 = 8;
+
+/// The shard of an id: a stable hash (SHA-256, not the process-seeded std hasher), so
+/// every function and every release puts the same id in the same shard.
+pub fn shard_of(id: &str) -> u8 {
+    let digest = Sha256::digest(id.as_bytes());
+    // ok: a SHA-256 digest is 32 bytes, so its first 8 always exist.
+    let first: [u8; 8] = std::array::from_fn(|i| digest[i]);
+    (u64::from_be_bytes(first) % u64::from(SHARDS)) as u8
+}
+
+/// A key attribute's role, spelled as DynamoDB and CloudFormation spell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRole {
+    /// `HASH`: the partition key.
+    Hash,
+    /// `RANGE`: the sort key.
+    Range,
+}
+
+impl KeyRole {
+    /// `HASH` or `RANGE`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            KeyRole::Hash => "HASH",
+            KeyRole::Range => "RANGE",
+        }
+    }
+}
+
+/// One element of a key schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyElement {
+    /// The attribute.
+    pub attribute_name: &'static str,
+    /// Partition or sort key.
+    pub key_type: KeyRole,
+}
+
+/// An attribute that is part of a key, with its type (`S`, `N` or `B`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttributeDef {
+    /// The attribute.
+    pub attribute_name: &'static str,
+    /// `S`, `N` or `B`; every key here is a string.
+    pub attribute_type: &'static str,
+}
+
+/// A global secondary index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexDefinition {
+    /// The index's name.
+    pub index_name: &'static str,
+    /// Its keys.
+    pub key_schema: Vec<KeyElement>,
+    /// `ALL`, `KEYS_ONLY` or `INCLUDE`.
+    pub projection_type: &'static str,
+}
+
+/// The whole table, as the code expects it and as `infra/template.yaml` must declare it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDefinition {
+    /// The table's primary key.
+    pub key_schema: Vec<KeyElement>,
+    /// Every attribute used in a key of the table or an index.
+    pub attribute_definitions: Vec<AttributeDef>,
+    /// The sparse indexes.
+    pub global_secondary_indexes: Vec<IndexDefinition>,
+    /// `PAY_PER_REQUEST` (on-demand).
+    pub billing_mode: &'static str,
+}
+
+/// The table's one definition.
+pub fn table_definition() -> TableDefinition {
+    let s = |attribute_name| AttributeDef {
+        attribute_name,
+        attribute_type: "S",
+    };
+    let hash = |attribute_name| KeyElement {
+        attribute_name,
+        key_type: KeyRole::Hash,
+    };
+    let range = |attribute_name| KeyElement {
+        attribute_name,
+        key_type: KeyRole::Range,
+    };
+    TableDefinition {
+        key_schema: vec![hash(PK), range(SK)],
+        attribute_definitions: vec![
+            s(PK),
+            s(SK),
+            s(ATTN_SHARD),
+            s(ATTN_AT),
+            s(OGS_SHARD),
+            s(OGS_CHECKED_AT),
+        ],
+        global_secondary_indexes: vec![
+            IndexDefinition {
+                index_name: ATTENTION_INDEX,
+                key_schema: vec![hash(ATTN_SHARD), range(ATTN_AT)],
+                projection_type: "ALL",
+            },
+            IndexDefinition {
+                index_name: OGS_INDEX,
+                key_schema: vec![hash(OGS_SHARD), range(OGS_CHECKED_AT)],
+                projection_type: "ALL",
+            },
+        ],
+        billing_mode: "PAY_PER_REQUEST",
+    }
+}
+
+fn sdk_keys(keys: &[KeyElement]) -> Result<Vec<KeySchemaElement>, StoreError> {
+    keys.iter()
+        .map(|k| {
+            KeySchemaElement::builder()
+                .attribute_name(k.attribute_name)
+                .key_type(KeyType::from(k.key_type.as_str()))
+                .build()
+                .map_err(StoreError::build)
+        })
+        .collect()
+}
+
+/// Creates the table from [`table_definition`] and waits until it and its indexes are
+/// active (up to a minute).
+#[tracing::instrument(skip(client), err)]
+pub async fn create_table(client: &Client, table_name: &str) -> Result<(), StoreError> {
+    let def = table_definition();
+    let attributes = def
+        .attribute_definitions
+        .iter()
+        .map(|a| {
+            AttributeDefinition::builder()
+                .attribute_name(a.attribute_name)
+                .attribute_type(ScalarAttributeType::from(a.attribute_type))
+                .build()
+                .map_err(StoreError::build)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let indexes = def
+        .global_secondary_indexes
+        .iter()
+        .map(|i| {
+            GlobalSecondaryIndex::builder()
+                .index_name(i.index_name)
+                .set_key_schema(Some(sdk_keys(&i.key_schema)?))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::from(i.projection_type))
+                        .build(),
+                )
+                .build()
+                .map_err(StoreError::build)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    client
+        .create_table()
+        .table_name(table_name)
+        .set_key_schema(Some(sdk_keys(&def.key_schema)?))
+        .set_attribute_definitions(Some(attributes))
+        .set_global_secondary_indexes(Some(indexes))
+        .billing_mode(BillingMode::from(def.billing_mode))
+        .send()
+        .await
+        .map_err(from_sdk)?;
+
+    for _ in 0..120 {
+        let described = client
+            .describe_table()
+            .table_name(table_name)
+            .send()
+            .await
+            .map_err(from_sdk)?;
+        if let Some(table) = described.table() {
+            let indexes_active = table
+                .global_secondary_indexes()
+                .iter()
+                .all(|i| i.index_status() == Some(&IndexStatus::Active));
+            if table.table_status() == Some(&TableStatus::Active) && indexes_active {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(StoreError::Service {
+        code: "TableNotActive".into(),
+        retryable: true,
+        message: format!("table {table_name} did not become active within a minute"),
+    })
+}
+
+// ---------------------------------------------------------------- keys
+
+/// `CASE#<caseSystemId>`
+pub(crate) fn case_pk(id: &impl std::fmt::Display) -> String {
+    format!("CASE#{id}")
+}
+/// The case item's sort key.
+pub(crate) const CASE_SK: &str = "CASE";
+/// `EXT#<externalCaseId>`
+pub(crate) fn ext_pk(ext: &impl std::fmt::Display) -> String {
+    format!("EXT#{ext}")
+}
+/// The external-id item's sort key.
+pub(crate) const EXT_SK: &str = "EXT";
+/// Prefix of every event's sort key.
+pub(crate) const EVENT_PREFIX: &str = "EVENT#";
+/// `WEBHOOK#<sha256 of body>`
+pub(crate) fn webhook_sk(body_sha256: &str) -> String {
+    format!("WEBHOOK#{body_sha256}")
+}
+/// `ATTN#<n>`
+pub(crate) fn attn_shard(n: u8) -> String {
+    format!("ATTN#{n}")
+}
+/// `OGS#<n>`
+pub(crate) fn ogs_shard(n: u8) -> String {
+    format!("OGS#{n}")
+}
+
+// ---------------------------------------------------------------- time
+
+/// RFC 3339, UTC, always six fractional digits: strings sort as the times do.
+const TIME_FORMAT: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+
+/// Formats a time as the table stores it: `2026-11-29T01:02:03.123456Z` (UTC,
+/// microseconds; anything finer is dropped).
+pub fn format_time(t: OffsetDateTime) -> String {
+    let utc = t.to_offset(time::UtcOffset::UTC);
+    // Formatting into a String only fails for years outside 0..=9999 with this
+    // description; such a clock is broken, and the sortable form is kept by clamping.
+    utc.format(TIME_FORMAT)
+        .unwrap_or_else(|_| "9999-12-31T23:59:59.999999Z".to_owned())
+}
+
+/// Parses what [`format_time`] wrote.
+pub fn parse_time(s: &str) -> Option<OffsetDateTime> {
+    time::PrimitiveDateTime::parse(s, TIME_FORMAT)
+        .ok()
+        .map(|t| t.assume_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn times_round_trip_and_sort_as_strings() {
+        let a = datetime!(2026-11-29 01:02:03.123456789 UTC);
+        let s = format_time(a);
+        assert_eq!(s, "2026-11-29T01:02:03.123456Z");
+        assert_eq!(
+            parse_time(&s),
+            Some(datetime!(2026-11-29 01:02:03.123456 UTC))
+        );
+        let b = datetime!(2026-11-29 01:02:03 +02:00);
+        assert_eq!(format_time(b), "2026-11-28T23:02:03.000000Z");
+        assert!(format_time(b) < format_time(a));
+        assert_eq!(parse_time("2026-11-29T01:02:03Z"), None);
+    }
+
+    #[test]
+    fn shards_are_stable_and_in_range() {
+        let ids = ["a", "b", "6d92e7b4-715c-4ce3-a028-19f1c8c9fa6c", ""];
+        for id in ids {
+            assert!(shard_of(id) < SHARDS);
+            assert_eq!(shard_of(id), shard_of(id));
+        }
+        // Fixed values: a change here re-shards every stored item.
+        assert_eq!(
+            shard_of("6d92e7b4-715c-4ce3-a028-19f1c8c9fa6c"),
+            shard_of_reference()
+        );
+        let spread: std::collections::HashSet<u8> =
+            (0..200).map(|i| shard_of(&format!("id-{i}"))).collect();
+        assert_eq!(spread.len(), usize::from(SHARDS));
+    }
+
+    fn shard_of_reference() -> u8 {
+        let d = Sha256::digest(b"6d92e7b4-715c-4ce3-a028-19f1c8c9fa6c");
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&d[..8]);
+        (u64::from_be_bytes(b) % 8) as u8
+    }
+
+    #[test]
+    fn definition_names_match_the_template() {
+        let d = table_definition();
+        assert_eq!(
+            d.key_schema[0],
+            KeyElement {
+                attribute_name: "pk",
+                key_type: KeyRole::Hash
+            }
+        );
+        assert_eq!(
+            d.key_schema[1],
+            KeyElement {
+                attribute_name: "sk",
+                key_type: KeyRole::Range
+            }
+        );
+        let names: Vec<_> = d
+            .global_secondary_indexes
+            .iter()
+            .map(|i| i.index_name)
+            .collect();
+        assert_eq!(names, ["attention", "ogs"]);
+        assert_eq!(d.billing_mode, "PAY_PER_REQUEST");
+    }
+}

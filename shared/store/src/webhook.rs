@@ -1,0 +1,246 @@
+//! Webhook deliveries: durable first, one event per distinct body, counted deliveries.
+
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::codec::{self, Expr, Item, Reader, n, s, t};
+use crate::error::{StoreError, TxError};
+use crate::model::{
+    Attention, AttentionPriority, CaseRecord, CaseStatus, EventDetail, EventSource, ExtState,
+    Origin, WebhookReceipt, WebhookRecorded,
+};
+use crate::schema::{self, ATTN_AT, ATTN_SHARD, PK, SK};
+use crate::store::{Store, check_sha256};
+
+/// Attempts at recording one delivery before giving up with a retryable error (the
+/// sender retries too). Each lost race moves the delivery forward: absent → first
+/// delivery → repeat delivery.
+const WEBHOOK_ATTEMPTS: usize = 5;
+
+/// The de-duplication item of a body already received.
+struct Dedupe {
+    event_sk: String,
+    deliveries: u32,
+}
+
+impl Store {
+    /// Makes a webhook delivery durable, idempotently:
+    /// - the first delivery of a body: a de-duplication item (keyed by the body's
+    ///   SHA-256), a WEBHOOK event holding the body as received, and the case flagged
+    ///   for refresh and made urgent, in one transaction. A case not yet known is
+    ///   created from the webhook (origin `WEBHOOK`, its suggestion, version 1).
+    /// - a repeat delivery (or the loser of two concurrent first deliveries): the
+    ///   delivery count of the de-duplication item and of the event goes up, and the
+    ///   case is flagged again, in one transaction.
+    ///
+    /// The suggestion of the webhook never overwrites a known case's state: the body
+    /// has no timestamp, so the caller reads Cabital's current state and applies it
+    /// ([`Store::apply_remote_state`]). A reservation left `PENDING` or `UNKNOWN` for
+    /// the named external id is linked, best-effort.
+    #[tracing::instrument(skip_all, fields(case_system_id = %receipt.case_system_id, external_case_id = %receipt.external_case_id, first_delivery, deliveries), err)]
+    pub async fn record_webhook(
+        &self,
+        receipt: &WebhookReceipt,
+        now: OffsetDateTime,
+    ) -> Result<WebhookRecorded, StoreError> {
+        check_sha256(&receipt.body_sha256, "body_sha256")?;
+        if hex::encode(Sha256::digest(receipt.body.expose().as_bytes())) != receipt.body_sha256 {
+            return Err(StoreError::Invalid(
+                "body_sha256 is not the SHA-256 of the body".into(),
+            ));
+        }
+        let id = receipt.case_system_id;
+        let case_pk = schema::case_pk(&id);
+        let dedupe_sk = schema::webhook_sk(&receipt.body_sha256);
+
+        for _ in 0..WEBHOOK_ATTEMPTS {
+            let (dedupe, case) = futures::try_join!(
+                self.get_item(case_pk.clone(), &dedupe_sk),
+                self.get_item(case_pk.clone(), schema::CASE_SK),
+            )?;
+            let case_known = case.is_some();
+            if let Some(case) = &case {
+                let known = Reader::new(case).str("externalCaseId")?;
+                if known != receipt.external_case_id.as_str() {
+                    tracing::warn!("webhook names another externalCaseId than the stored case");
+                }
+            }
+            let case_write = self.webhook_case_write(receipt, case_known, now)?;
+
+            let outcome = match dedupe.map(|item| read_dedupe(&item)).transpose()? {
+                None => {
+                    let items = self.first_delivery(receipt, &dedupe_sk, case_write, now)?;
+                    self.transact(items).await.map(|()| WebhookRecorded {
+                        first_delivery: true,
+                        deliveries: 1,
+                        case_was_known: case_known,
+                    })
+                }
+                Some(seen) => {
+                    let items =
+                        self.repeat_delivery(&case_pk, &dedupe_sk, &seen, case_write, now)?;
+                    self.transact(items).await.map(|()| WebhookRecorded {
+                        first_delivery: false,
+                        deliveries: seen.deliveries.saturating_add(1),
+                        case_was_known: case_known,
+                    })
+                }
+            };
+            match outcome {
+                Ok(recorded) => {
+                    let span = tracing::Span::current();
+                    span.record("first_delivery", recorded.first_delivery);
+                    span.record("deliveries", recorded.deliveries);
+                    self.link_reservation(receipt, now).await;
+                    return Ok(recorded);
+                }
+                // A concurrent delivery or writer got there first (the de-duplication
+                // item now exists, the case item appeared or changed): read again.
+                Err(TxError::Cancelled(r))
+                    if r.transient() || r.condition_failed(0) || r.condition_failed(2) =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(e.into_store()),
+            }
+        }
+        Err(StoreError::TransactionConflict)
+    }
+
+    /// [dedupe put, event put, case write]: the order the cancellation reasons follow.
+    fn first_delivery(
+        &self,
+        receipt: &WebhookReceipt,
+        dedupe_sk: &str,
+        case_write: TransactWriteItem,
+        now: OffsetDateTime,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let detail = EventDetail::Webhook {
+            body: receipt.body.clone(),
+            body_sha256: receipt.body_sha256.clone(),
+            deliveries: 1,
+            first_received_at: now,
+            last_received_at: now,
+            suggestion: receipt.suggestion,
+        };
+        let (event_sk, event) =
+            self.tx_event(&receipt.case_system_id, now, EventSource::Webhook, &detail)?;
+        let dedupe = Item::from([
+            (PK.to_owned(), s(schema::case_pk(&receipt.case_system_id))),
+            (SK.to_owned(), s(dedupe_sk)),
+            ("eventSk".to_owned(), s(event_sk)),
+            ("deliveries".to_owned(), n(1)),
+            ("firstReceivedAt".to_owned(), t(now)),
+            ("lastReceivedAt".to_owned(), t(now)),
+        ]);
+        Ok(vec![self.tx_put_new(dedupe)?, event, case_write])
+    }
+
+    /// [dedupe update, event update, case write].
+    fn repeat_delivery(
+        &self,
+        case_pk: &str,
+        dedupe_sk: &str,
+        seen: &Dedupe,
+        case_write: TransactWriteItem,
+        now: OffsetDateTime,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let count = |sk: &str| -> Result<TransactWriteItem, StoreError> {
+            let mut expr = Expr::new();
+            expr.add("deliveries", n(1)).set("lastReceivedAt", t(now));
+            let condition = format!("attribute_exists({})", expr.name(PK));
+            self.tx_update(Self::key(case_pk.to_owned(), sk), &expr, &condition)
+        };
+        Ok(vec![count(dedupe_sk)?, count(&seen.event_sk)?, case_write])
+    }
+
+    /// The case's part of a delivery: flag a known case for refresh (urgent), or create
+    /// an unknown one from the webhook.
+    fn webhook_case_write(
+        &self,
+        receipt: &WebhookReceipt,
+        case_known: bool,
+        now: OffsetDateTime,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let urgent = Attention {
+            priority: AttentionPriority::Urgent,
+            since: now,
+        };
+        let id = receipt.case_system_id;
+        if case_known {
+            let mut expr = Expr::new();
+            expr.set("needsRefresh", AttributeValue::Bool(true))
+                .set(
+                    ATTN_SHARD,
+                    s(schema::attn_shard(schema::shard_of(&id.to_string()))),
+                )
+                .set(ATTN_AT, s(codec::attention_value(&urgent)))
+                .set("updatedAt", t(now))
+                .add("version", n(1));
+            let condition = format!("attribute_exists({})", expr.name(PK));
+            self.tx_update(
+                Self::key(schema::case_pk(&id), schema::CASE_SK),
+                &expr,
+                &condition,
+            )
+        } else {
+            let case = CaseRecord {
+                case_system_id: id,
+                external_case_id: receipt.external_case_id.clone(),
+                screen_type: None,
+                origin: Origin::Webhook,
+                status: CaseStatus::Suggested,
+                suggestion: Some(receipt.suggestion),
+                suggestion_comment: receipt.suggestion_comment.clone(),
+                suggestion_at: Some(now),
+                decision: None,
+                decision_comment: None,
+                decided_at: None,
+                ogs: false,
+                needs_refresh: true,
+                created_at: now,
+                updated_at: now,
+                last_checked_at: None,
+                version: 1,
+                attention: Some(urgent),
+                ogs_checked_at: None,
+            };
+            self.tx_put_new(codec::case_item(&case))
+        }
+    }
+
+    /// Links a reservation whose create never got (or has not yet got) its answer.
+    /// Best-effort: the delivery is already durable, and the reconciler finds the
+    /// reservation in the attention index anyway.
+    async fn link_reservation(&self, receipt: &WebhookReceipt, now: OffsetDateTime) {
+        let ext = &receipt.external_case_id;
+        let pending = match self.get_external(ext).await {
+            // A pending one already noted needs nothing more until its create ends.
+            Ok(Some(rec)) => {
+                rec.state == ExtState::Unknown
+                    || (rec.state == ExtState::Pending && rec.case_system_id.is_none())
+            }
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the reservation to link it");
+                false
+            }
+        };
+        if pending
+            && let Err(e) = self
+                .resolve_unknown(ext, &receipt.case_system_id, EventSource::Webhook, now)
+                .await
+        {
+            tracing::warn!(error = %e, "could not link the reservation");
+        }
+    }
+}
+
+fn read_dedupe(item: &Item) -> Result<Dedupe, StoreError> {
+    let r = Reader::new(item);
+    Ok(Dedupe {
+        event_sk: r.str("eventSk")?.to_owned(),
+        deliveries: r.u32("deliveries")?,
+    })
+}

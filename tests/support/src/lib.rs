@@ -1,0 +1,127 @@
+//! Helpers for tests that run against the moto emulator (DynamoDB, Secrets Manager).
+//!
+//! `./scripts/test.sh` starts moto and exports `MOTO_ENDPOINT`; every helper here panics
+//! with a message saying so when it is missing, so that a test needing moto fails
+//! loudly instead of passing without having run.
+//!
+//! # One request at a time
+//! DynamoDB applies each request atomically: a conditional write or a transaction is
+//! checked and applied as one step. moto does not: its server handles requests on
+//! concurrent threads, checks a transaction's conditions and applies its writes item by
+//! item, and on a cancelled transaction restores a copy of the whole table taken before
+//! it began, undoing writes another request made meanwhile. Tests of concurrent writers
+//! (exactly one reservation wins, two first deliveries make one event) then fail
+//! intermittently for moto's sake, not the code's. So the clients built here send one
+//! request at a time per test process (see [`aws_config()`]): the requests of concurrent
+//! operations still interleave as they do against DynamoDB, and each is atomic, as it
+//! is on DynamoDB.
+
+#![warn(missing_docs)]
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use aws_smithy_http_client::tls;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, SharedHttpClient, SharedHttpConnector,
+    http_client_fn,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+
+/// The region every test uses.
+pub const REGION: &str = "us-east-1";
+
+/// The emulator's URL, from `MOTO_ENDPOINT`.
+///
+/// # Panics
+/// When `MOTO_ENDPOINT` is not set (or empty): the test cannot run without moto.
+pub fn moto_endpoint() -> String {
+    match std::env::var("MOTO_ENDPOINT") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => panic!("MOTO_ENDPOINT is not set: run ./scripts/test.sh, which starts moto"),
+    }
+}
+
+/// AWS settings for moto: its endpoint, `us-east-1`, static test credentials, and an
+/// HTTP client that sends one request at a time (see the crate's documentation).
+///
+/// # Panics
+/// When `MOTO_ENDPOINT` is not set.
+pub async fn aws_config() -> SdkConfig {
+    // The SDK's default client (hyper, rustls with aws-lc), built here so it can be wrapped.
+    let inner = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(moto_endpoint())
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "test-support",
+        ))
+        .http_client(one_at_a_time(inner))
+        .load()
+        .await
+}
+
+/// Held while one request is with moto.
+static MOTO_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Wraps `inner` so that every request waits for [`MOTO_TURN`].
+fn one_at_a_time(inner: SharedHttpClient) -> SharedHttpClient {
+    http_client_fn(move |settings, components| {
+        SharedHttpConnector::new(OneAtATime(inner.http_connector(settings, components)))
+    })
+}
+
+#[derive(Debug)]
+struct OneAtATime(SharedHttpConnector);
+
+impl HttpConnector for OneAtATime {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let inner = self.0.clone();
+        HttpConnectorFuture::new(async move {
+            // Until the response's head arrives: moto has then applied the request.
+            let _turn = MOTO_TURN.lock().await;
+            inner.call(request).await
+        })
+    }
+}
+
+/// A DynamoDB client for moto, built like the functions build theirs
+/// ([`kyc_store::dynamodb_client`]).
+pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
+    kyc_store::dynamodb_client(&aws_config().await).await
+}
+
+/// A Secrets Manager client for moto.
+pub async fn secretsmanager_client() -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(&aws_config().await)
+}
+
+/// A new table with the store's definition and a unique name, so tests run in
+/// parallel without resetting moto. Returns the client and the table's name.
+///
+/// # Panics
+/// When the table cannot be created: the test cannot run.
+pub async fn fresh_table() -> (aws_sdk_dynamodb::Client, String) {
+    let client = dynamodb().await;
+    let name = format!("kyc-test-{}", uuid::Uuid::new_v4().simple());
+    if let Err(e) = kyc_store::create_table(&client, &name).await {
+        panic!(
+            "could not create table {name} in moto at {}: {e}",
+            moto_endpoint()
+        );
+    }
+    (client, name)
+}
+
+/// A [`kyc_store::Store`] over a fresh table.
+pub async fn fresh_store() -> kyc_store::Store {
+    let (client, name) = fresh_table().await;
+    kyc_store::Store::new(client, name)
+}
