@@ -158,7 +158,12 @@ impl CabitalClient {
             .user_agent(concat!("cabital-kyc-gateway/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|_| CabitalError::Decode("the HTTP client could not be built".into()))?;
-        Ok(CabitalClient { http, config: Arc::new(config), credentials, clock_offset_secs: Arc::new(AtomicI64::new(0)) })
+        Ok(CabitalClient {
+            http,
+            config: Arc::new(config),
+            credentials,
+            clock_offset_secs: Arc::new(AtomicI64::new(0)),
+        })
     }
 
     /// The offset, in seconds, added to the local clock when signing (learnt from `Date`).
@@ -232,11 +237,7 @@ impl CabitalClient {
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
-        let cap = self
-            .config
-            .base_backoff
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.config.max_backoff);
+        let cap = self.config.base_backoff.saturating_mul(1u32 << attempt.min(16)).min(self.config.max_backoff);
         // Full jitter: uniform in [0, cap].
         let millis = rand::rng().random_range(0..=cap.as_millis() as u64);
         Duration::from_millis(millis)
@@ -272,7 +273,13 @@ impl CabitalClient {
                 Some(ra) => ra,
                 None => self.backoff(attempt),
             };
-            tracing::info!(path, attempt, status = err.status(), wait_ms = wait.as_millis() as u64, "retrying Cabital call");
+            tracing::info!(
+                path,
+                attempt,
+                status = err.status(),
+                wait_ms = wait.as_millis() as u64,
+                "retrying Cabital call"
+            );
             tokio::time::sleep(wait).await;
         }
     }
@@ -356,7 +363,8 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CabitalError> {
     // serde's message names the field and the expectation; it does not echo string values.
-    serde_json::from_slice(bytes).map_err(|e| CabitalError::Decode(format!("line {} column {}: {}", e.line(), e.column(), e.classify_name())))
+    serde_json::from_slice(bytes)
+        .map_err(|e| CabitalError::Decode(format!("line {} column {}: {}", e.line(), e.column(), e.classify_name())))
 }
 
 trait ClassifyName {

@@ -56,7 +56,12 @@ fn is_empty_object(v: Option<&Value>) -> bool {
     }
 }
 
-fn string_field<'a>(obj: &'a Map<String, Value>, key: &str, path: &str, errs: &mut ValidationErrors) -> Option<&'a str> {
+fn string_field<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    path: &str,
+    errs: &mut ValidationErrors,
+) -> Option<&'a str> {
     match obj.get(key) {
         None | Some(Value::Null) => {
             errs.add(path, "required", "is required");
@@ -124,13 +129,7 @@ fn birth_date(obj: &Map<String, Value>, path: &str, today: Date, errs: &mut Vali
     Some(BirthDate(date))
 }
 
-fn text(
-    value: &str,
-    path: &str,
-    max_chars: usize,
-    required: bool,
-    errs: &mut ValidationErrors,
-) -> Option<Pii<String>> {
+fn text(value: &str, path: &str, max_chars: usize, required: bool, errs: &mut ValidationErrors) -> Option<Pii<String>> {
     if required && value.trim().is_empty() {
         errs.add(path, "empty", "must not be empty");
         return None;
@@ -160,7 +159,12 @@ fn individual_info(v: &Value, today: Date, errs: &mut ValidationErrors) -> Optio
     let dob = birth_date(obj, "individualInfo.dob", today, errs);
     let nationality = country(obj, "nationality", "individualInfo.nationality", errs);
     let residential_country = country(obj, "residentialCountry", "individualInfo.residentialCountry", errs);
-    Some(IndividualInfo { gender: gender?, dob: dob?, nationality: nationality?, residential_country: residential_country? })
+    Some(IndividualInfo {
+        gender: gender?,
+        dob: dob?,
+        nationality: nationality?,
+        residential_country: residential_country?,
+    })
 }
 
 fn object_of(value: &Value, errs: &mut ValidationErrors) -> Option<Map<String, Value>> {

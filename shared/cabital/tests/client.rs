@@ -163,7 +163,8 @@ async fn connection_refused_is_retryable_and_not_unknown() {
     let mut config = ClientConfig::new(url.parse().unwrap());
     config.max_attempts = 2;
     config.base_backoff = Duration::from_millis(5);
-    let creds = CredentialStore::new(CredentialSource::Static(Credentials::new(KEY, SECRET).unwrap()), Duration::from_secs(1));
+    let creds =
+        CredentialStore::new(CredentialSource::Static(Credentials::new(KEY, SECRET).unwrap()), Duration::from_secs(1));
     let c = CabitalClient::new(config, creds).unwrap();
     let e = c.create_case(&case("client-down", "M N")).await.unwrap_err();
     assert!(matches!(e, CabitalError::Connect), "{e:?}");

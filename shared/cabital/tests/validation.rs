@@ -81,17 +81,18 @@ fn individual_info_rules() {
 
 #[test]
 fn dates_are_calendar_dates_and_not_in_the_future() {
-    assert_eq!(codes(&with(individual(), "/individualInfo/dob", json!("2026-11-30"))), vec![(
-        "individualInfo.dob".into(),
-        "future_date"
-    )]);
+    assert_eq!(
+        codes(&with(individual(), "/individualInfo/dob", json!("2026-11-30"))),
+        vec![("individualInfo.dob".into(), "future_date")]
+    );
     assert!(validate_new_case(&with(individual(), "/individualInfo/dob", json!("2026-11-29")), TODAY).is_ok());
     assert!(validate_new_case(&with(individual(), "/individualInfo/dob", json!("2024-02-29")), TODAY).is_ok());
     for bad in ["2023-02-29", "2002-2-2", "02-02-2002", "2002/02/02", "2002-02-02T00:00:00"] {
-        assert_eq!(codes(&with(individual(), "/individualInfo/dob", json!(bad))), vec![(
-            "individualInfo.dob".into(),
-            "invalid_date"
-        )], "{bad}");
+        assert_eq!(
+            codes(&with(individual(), "/individualInfo/dob", json!(bad))),
+            vec![("individualInfo.dob".into(), "invalid_date")],
+            "{bad}"
+        );
     }
     assert_eq!(codes(&with(individual(), "/individualInfo/dob", json!("1899-12-31")))[0].1, "implausible_date");
 }
@@ -130,7 +131,8 @@ fn the_info_object_must_match_the_screen_type() {
     // American spelling of the enum is not Cabital's.
     assert_eq!(codes(&with(individual(), "/screenType", json!("ORGANIZATION")))[0].1, "invalid_value");
     let big = "x".repeat(17 * 1024);
-    let v = json!({"externalCaseId": "o", "screenType": "ORGANISATION", "fullName": "A", "organizationInfo": {"b": big}});
+    let v =
+        json!({"externalCaseId": "o", "screenType": "ORGANISATION", "fullName": "A", "organizationInfo": {"b": big}});
     assert_eq!(codes(&v), vec![("organizationInfo".into(), "too_large")]);
 }
 

@@ -78,10 +78,7 @@ impl Credentials {
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("api_key", &self.api_key)
-            .field("api_secret", &"[redacted]")
-            .finish()
+        f.debug_struct("Credentials").field("api_key", &self.api_key).field("api_secret", &"[redacted]").finish()
     }
 }
 
@@ -143,8 +140,11 @@ impl CredentialSource {
                     let code = e.code().unwrap_or("Unknown").to_owned();
                     let retryable = !matches!(
                         code.as_str(),
-                        "ResourceNotFoundException" | "AccessDeniedException" | "InvalidRequestException"
-                            | "InvalidParameterException" | "DecryptionFailure"
+                        "ResourceNotFoundException"
+                            | "AccessDeniedException"
+                            | "InvalidRequestException"
+                            | "InvalidParameterException"
+                            | "DecryptionFailure"
                     );
                     CredentialsError::SecretsManager { code, retryable }
                 })?;

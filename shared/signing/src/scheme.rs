@@ -126,9 +126,7 @@ pub fn sign(
     request_path: &str,
     body: &[u8],
 ) -> SignedHeaders {
-    let digest = mac(credentials.secret_bytes(), timestamp, method, request_path, body)
-        .finalize()
-        .into_bytes();
+    let digest = mac(credentials.secret_bytes(), timestamp, method, request_path, body).finalize().into_bytes();
     SignedHeaders {
         access_key: credentials.api_key().as_str().to_owned(),
         access_timestamp: timestamp.to_string(),
@@ -227,10 +225,7 @@ pub fn verify(
     if skew.unsigned_abs() > policy.tolerance_secs {
         return Err(VerifyError::Expired { skew_secs: skew, tolerance_secs: policy.tolerance_secs });
     }
-    let given = policy
-        .encoding
-        .decode(sign_text.trim())
-        .ok_or(VerifyError::BadEncoding(policy.encoding))?;
+    let given = policy.encoding.decode(sign_text.trim()).ok_or(VerifyError::BadEncoding(policy.encoding))?;
     // The MAC's own verify compares in constant time.
     mac(credentials.secret_bytes(), timestamp, method, request_path, body)
         .verify_slice(&given)

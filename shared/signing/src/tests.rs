@@ -152,10 +152,7 @@ fn verify_names_each_failure() {
     h.access_timestamp = Some("1623828309");
     assert_eq!(check(h, v.ts, "POST", v.path, body), VerifyError::Mismatch);
     let wrong = Credentials::new(KEY, "another-secret").unwrap();
-    assert_eq!(
-        verify(&wrong, policy(), headers(v), v.ts, "POST", v.path, body).unwrap_err(),
-        VerifyError::Mismatch
-    );
+    assert_eq!(verify(&wrong, policy(), headers(v), v.ts, "POST", v.path, body).unwrap_err(), VerifyError::Mismatch);
 }
 
 #[test]

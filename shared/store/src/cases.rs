@@ -9,9 +9,8 @@ use uuid::Uuid;
 use crate::codec::{self, Expr, s};
 use crate::error::{StoreError, TxError};
 use crate::model::{
-    Applied, Attention, AttentionPriority, CaseRecord, ChangedField, CreatedCase, CreatedOutcome,
-    EventDetail, EventSource, ExtState, Origin, RemoteCheck, RemoteState, StateChange,
-    TimelineOrder, TimelinePage, derive_status,
+    Applied, Attention, AttentionPriority, CaseRecord, ChangedField, CreatedCase, CreatedOutcome, EventDetail,
+    EventSource, ExtState, Origin, RemoteCheck, RemoteState, StateChange, TimelineOrder, TimelinePage, derive_status,
 };
 use crate::schema::{self, ATTN_AT, ATTN_SHARD, PK, SK};
 use crate::store::{RACE_ATTEMPTS, Store};
@@ -22,10 +21,7 @@ pub const MAX_TIMELINE_PAGE: u32 = 100;
 /// The attention a case needs when nothing is pending on our side: none once Cabital
 /// has suggested, else "awaiting since `now`" (the last check).
 fn settled_attention(suggestion_known: bool, now: OffsetDateTime) -> Option<Attention> {
-    (!suggestion_known).then_some(Attention {
-        priority: AttentionPriority::Awaiting,
-        since: now,
-    })
+    (!suggestion_known).then_some(Attention { priority: AttentionPriority::Awaiting, since: now })
 }
 
 impl Store {
@@ -46,9 +42,7 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<CreatedOutcome, StoreError> {
         if created.external_case_id != *ext {
-            return Err(StoreError::Invalid(
-                "the created case names another externalCaseId".into(),
-            ));
+            return Err(StoreError::Invalid("the created case names another externalCaseId".into()));
         }
         let id = created.case_system_id;
         // Most cases are new; a webhook that came first is the exception.
@@ -68,16 +62,10 @@ impl Store {
                 expr.value(s(ExtState::Pending.as_str())),
                 expr.value(s(ExtState::Unknown.as_str())),
             );
-            let ext_update = self.tx_update(
-                Self::key(schema::ext_pk(ext), schema::EXT_SK),
-                &expr,
-                &condition,
-            )?;
+            let ext_update = self.tx_update(Self::key(schema::ext_pk(ext), schema::EXT_SK), &expr, &condition)?;
             let case_write = match &existing {
                 None => self.tx_put_new(codec::case_item(&new_case(created, now)))?,
-                Some(current) => {
-                    self.tx_case_update(&merge_created(current, created, now), current.version)?
-                }
+                Some(current) => self.tx_case_update(&merge_created(current, created, now), current.version)?,
             };
             let detail = EventDetail::Created {
                 submitted: Some(created.submitted_json.clone()),
@@ -106,9 +94,7 @@ impl Store {
                         }
                         ExtState::Pending | ExtState::Unknown => continue,
                         state => {
-                            return Err(StoreError::ConditionFailed(format!(
-                                "external id {ext} is {state}"
-                            )));
+                            return Err(StoreError::ConditionFailed(format!("external id {ext} is {state}")));
                         }
                     }
                 }
@@ -138,14 +124,8 @@ impl Store {
         kind: RemoteCheck,
         now: OffsetDateTime,
     ) -> Result<Applied, StoreError> {
-        let conflict = || StoreError::VersionConflict {
-            case_system_id: *id,
-            expected: expected_version,
-        };
-        let current = self
-            .get_case(id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("case {id}")))?;
+        let conflict = || StoreError::VersionConflict { case_system_id: *id, expected: expected_version };
+        let current = self.get_case(id).await?.ok_or_else(|| StoreError::NotFound(format!("case {id}")))?;
         if current.version != expected_version {
             return Err(conflict());
         }
@@ -190,18 +170,8 @@ impl Store {
 
         if changed.is_empty() {
             let (expr, condition) = Self::case_update_expr(&new, expected_version);
-            return match self
-                .update_item(
-                    Self::key(schema::case_pk(id), schema::CASE_SK),
-                    &expr,
-                    &condition,
-                )
-                .await
-            {
-                Ok(_) => Ok(Applied {
-                    changed: false,
-                    version: new.version,
-                }),
+            return match self.update_item(Self::key(schema::case_pk(id), schema::CASE_SK), &expr, &condition).await {
+                Ok(_) => Ok(Applied { changed: false, version: new.version }),
                 Err(StoreError::ConditionFailed(_)) => Err(conflict()),
                 Err(e) => Err(e),
             };
@@ -229,10 +199,7 @@ impl Store {
         match self.transact(vec![case_update, event]).await {
             Ok(()) => {
                 tracing::info!(version = new.version, "remote state applied");
-                Ok(Applied {
-                    changed: true,
-                    version: new.version,
-                })
+                Ok(Applied { changed: true, version: new.version })
             }
             Err(TxError::Cancelled(r)) if r.condition_failed(0) => Err(conflict()),
             Err(e) => Err(e.into_store()),
@@ -250,10 +217,7 @@ impl Store {
         comment: Option<Pii<String>>,
         now: OffsetDateTime,
     ) -> Result<u64, StoreError> {
-        let detail = EventDetail::Decision {
-            decision,
-            comment: comment.clone(),
-        };
+        let detail = EventDetail::Decision { decision, comment: comment.clone() };
         self.versioned_with_event(id, now, EventSource::Api, &detail, |case| {
             case.decision = Some(decision);
             case.decision_comment = comment.clone();
@@ -266,17 +230,8 @@ impl Store {
     /// the case's flag and its place in the `ogs` index, and an OGS_ON / OGS_OFF event,
     /// in one transaction. Returns the case's new version.
     #[tracing::instrument(skip_all, fields(case_system_id = %id, on), err)]
-    pub async fn record_ogs(
-        &self,
-        id: &CaseSystemId,
-        on: bool,
-        now: OffsetDateTime,
-    ) -> Result<u64, StoreError> {
-        let detail = if on {
-            EventDetail::OgsOn
-        } else {
-            EventDetail::OgsOff
-        };
+    pub async fn record_ogs(&self, id: &CaseSystemId, on: bool, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let detail = if on { EventDetail::OgsOn } else { EventDetail::OgsOff };
         self.versioned_with_event(id, now, EventSource::Api, &detail, |case| {
             case.ogs = on;
             case.ogs_checked_at = on.then_some(now);
@@ -295,10 +250,7 @@ impl Store {
         change: impl Fn(&mut CaseRecord),
     ) -> Result<u64, StoreError> {
         for _ in 0..RACE_ATTEMPTS {
-            let current = self
-                .get_case(id)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("case {id}")))?;
+            let current = self.get_case(id).await?.ok_or_else(|| StoreError::NotFound(format!("case {id}")))?;
             let mut new = current.clone();
             change(&mut new);
             new.status = derive_status(new.suggestion, new.decision);
@@ -355,19 +307,13 @@ impl Store {
         let mut items = out.items.unwrap_or_default();
         let more = items.len() > limit as usize || out.last_evaluated_key.is_some();
         items.truncate(limit as usize);
-        let events = items
-            .iter()
-            .map(codec::event_from_item)
-            .collect::<Result<Vec<_>, _>>()?;
+        let events = items.iter().map(codec::event_from_item).collect::<Result<Vec<_>, _>>()?;
         tracing::Span::current().record("events", events.len());
         let next_cursor = match (more, events.last()) {
             (true, Some(last)) => Some(encode_cursor(id, &last.event_id)),
             _ => None,
         };
-        Ok(TimelinePage {
-            events,
-            next_cursor,
-        })
+        Ok(TimelinePage { events, next_cursor })
     }
 }
 
@@ -429,9 +375,7 @@ fn decode_cursor(id: &CaseSystemId, cursor: &str) -> Result<String, StoreError> 
     if cursor.len() > MAX_CURSOR {
         return Err(StoreError::InvalidCursor);
     }
-    let bytes = URL_SAFE_NO_PAD
-        .decode(cursor)
-        .map_err(|_| StoreError::InvalidCursor)?;
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| StoreError::InvalidCursor)?;
     let text = String::from_utf8(bytes).map_err(|_| StoreError::InvalidCursor)?;
     let (case, sk) = text.split_once('|').ok_or(StoreError::InvalidCursor)?;
     if case != id.to_string() || !sk.starts_with(schema::EVENT_PREFIX) {
@@ -451,20 +395,11 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_are_bound_to_their_case() {
         let c = encode_cursor(&id(), "EVENT#2026-11-29T01:02:03.000000Z#CREATED#0000abcd");
-        assert_eq!(
-            decode_cursor(&id(), &c).unwrap(),
-            "EVENT#2026-11-29T01:02:03.000000Z#CREATED#0000abcd"
-        );
+        assert_eq!(decode_cursor(&id(), &c).unwrap(), "EVENT#2026-11-29T01:02:03.000000Z#CREATED#0000abcd");
         let other: CaseSystemId = "00000000-0000-4000-8000-000000000000".parse().unwrap();
-        assert!(matches!(
-            decode_cursor(&other, &c),
-            Err(StoreError::InvalidCursor)
-        ));
+        assert!(matches!(decode_cursor(&other, &c), Err(StoreError::InvalidCursor)));
         for bad in ["", "!!!", "bm90IGEgY3Vyc29y", &"A".repeat(600)] {
-            assert!(
-                matches!(decode_cursor(&id(), bad), Err(StoreError::InvalidCursor)),
-                "{bad}"
-            );
+            assert!(matches!(decode_cursor(&id(), bad), Err(StoreError::InvalidCursor)), "{bad}");
         }
     }
 }

@@ -71,11 +71,8 @@ impl ClassifyRetry for TransactionConflictClassifier {
         if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
             op.downcast_ref::<TransactWriteItemsError>()
         {
-            let codes: Vec<&str> = cancelled
-                .cancellation_reasons()
-                .iter()
-                .map(|r| r.code().unwrap_or("None"))
-                .collect();
+            let codes: Vec<&str> =
+                cancelled.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None")).collect();
             // Only when nothing but conflicts stopped it: a failed condition is an
             // answer, not a hiccup.
             let only_transient = codes.iter().all(|c| *c == "None" || is_transient_reason(c));

@@ -8,12 +8,10 @@ use time::OffsetDateTime;
 
 use crate::error::StoreError;
 use crate::model::{
-    Attention, AttentionPriority, CaseRecord, CaseStatus, ChangedField, Event, EventDetail,
-    EventKind, EventSource, ExtRecord, ExtState, Origin, StateChange,
+    Attention, AttentionPriority, CaseRecord, CaseStatus, ChangedField, Event, EventDetail, EventKind, EventSource,
+    ExtRecord, ExtState, Origin, StateChange,
 };
-use crate::schema::{
-    self, ATTN_AT, ATTN_SHARD, OGS_CHECKED_AT, OGS_SHARD, PK, SK, format_time, parse_time,
-};
+use crate::schema::{self, ATTN_AT, ATTN_SHARD, OGS_CHECKED_AT, OGS_SHARD, PK, SK, format_time, parse_time};
 
 /// A DynamoDB item.
 pub(crate) type Item = HashMap<String, AttributeValue>;
@@ -28,12 +26,7 @@ pub(crate) struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(item: &'a Item) -> Self {
-        let key = |k: &str| {
-            item.get(k)
-                .and_then(|v| v.as_s().ok())
-                .map(String::as_str)
-                .unwrap_or("?")
-        };
+        let key = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or("?");
         // Keys hold ids and kinds only, never personal data.
         let what = format!("{}/{}", key(PK), key(SK));
         Reader { item, what }
@@ -52,8 +45,7 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn str(&self, attr: &str) -> Result<&'a str, StoreError> {
-        self.opt_str(attr)?
-            .ok_or_else(|| self.err(attr, "is missing"))
+        self.opt_str(attr)?.ok_or_else(|| self.err(attr, "is missing"))
     }
 
     pub(crate) fn opt_pii(&self, attr: &str) -> Result<Option<Pii<String>>, StoreError> {
@@ -63,17 +55,13 @@ impl<'a> Reader<'a> {
     pub(crate) fn opt_u64(&self, attr: &str) -> Result<Option<u64>, StoreError> {
         match self.item.get(attr) {
             None | Some(AttributeValue::Null(_)) => Ok(None),
-            Some(AttributeValue::N(n)) => n
-                .parse()
-                .map(Some)
-                .map_err(|_| self.err(attr, "is not a whole number")),
+            Some(AttributeValue::N(n)) => n.parse().map(Some).map_err(|_| self.err(attr, "is not a whole number")),
             Some(_) => Err(self.err(attr, "is not a number")),
         }
     }
 
     pub(crate) fn u64(&self, attr: &str) -> Result<u64, StoreError> {
-        self.opt_u64(attr)?
-            .ok_or_else(|| self.err(attr, "is missing"))
+        self.opt_u64(attr)?.ok_or_else(|| self.err(attr, "is missing"))
     }
 
     pub(crate) fn u32(&self, attr: &str) -> Result<u32, StoreError> {
@@ -89,34 +77,20 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn opt_time(&self, attr: &str) -> Result<Option<OffsetDateTime>, StoreError> {
-        self.opt_str(attr)?
-            .map(|s| parse_time(s).ok_or_else(|| self.err(attr, "is not a stored time")))
-            .transpose()
+        self.opt_str(attr)?.map(|s| parse_time(s).ok_or_else(|| self.err(attr, "is not a stored time"))).transpose()
     }
 
     pub(crate) fn time(&self, attr: &str) -> Result<OffsetDateTime, StoreError> {
-        self.opt_time(attr)?
-            .ok_or_else(|| self.err(attr, "is missing"))
+        self.opt_time(attr)?.ok_or_else(|| self.err(attr, "is missing"))
     }
 
     /// A value of a closed set, read with `parse`.
-    pub(crate) fn opt_parsed<T>(
-        &self,
-        attr: &str,
-        parse: impl Fn(&str) -> Option<T>,
-    ) -> Result<Option<T>, StoreError> {
-        self.opt_str(attr)?
-            .map(|s| parse(s).ok_or_else(|| self.err(attr, "has an unknown value")))
-            .transpose()
+    pub(crate) fn opt_parsed<T>(&self, attr: &str, parse: impl Fn(&str) -> Option<T>) -> Result<Option<T>, StoreError> {
+        self.opt_str(attr)?.map(|s| parse(s).ok_or_else(|| self.err(attr, "has an unknown value"))).transpose()
     }
 
-    pub(crate) fn parsed<T>(
-        &self,
-        attr: &str,
-        parse: impl Fn(&str) -> Option<T>,
-    ) -> Result<T, StoreError> {
-        self.opt_parsed(attr, parse)?
-            .ok_or_else(|| self.err(attr, "is missing"))
+    pub(crate) fn parsed<T>(&self, attr: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, StoreError> {
+        self.opt_parsed(attr, parse)?.ok_or_else(|| self.err(attr, "is missing"))
     }
 
     pub(crate) fn string_list(&self, attr: &str) -> Result<Vec<&'a str>, StoreError> {
@@ -124,11 +98,7 @@ impl<'a> Reader<'a> {
             None => Ok(Vec::new()),
             Some(AttributeValue::L(list)) => list
                 .iter()
-                .map(|v| {
-                    v.as_s()
-                        .map(String::as_str)
-                        .map_err(|_| self.err(attr, "holds a non-string"))
-                })
+                .map(|v| v.as_s().map(String::as_str).map_err(|_| self.err(attr, "holds a non-string")))
                 .collect(),
             Some(_) => Err(self.err(attr, "is not a list")),
         }
@@ -138,9 +108,7 @@ impl<'a> Reader<'a> {
         let Some(at) = self.opt_str(ATTN_AT)? else {
             return Ok(None);
         };
-        parse_attention(at)
-            .map(Some)
-            .ok_or_else(|| self.err(ATTN_AT, "is not <priority>#<time>"))
+        parse_attention(at).map(Some).ok_or_else(|| self.err(ATTN_AT, "is not <priority>#<time>"))
     }
 }
 
@@ -156,15 +124,9 @@ pub(crate) fn parse_attention(s: &str) -> Option<Attention> {
     let (priority, rest) = if let Some(rest) = s.strip_prefix(AttentionPriority::Urgent.prefix()) {
         (AttentionPriority::Urgent, rest)
     } else {
-        (
-            AttentionPriority::Awaiting,
-            s.strip_prefix(AttentionPriority::Awaiting.prefix())?,
-        )
+        (AttentionPriority::Awaiting, s.strip_prefix(AttentionPriority::Awaiting.prefix())?)
     };
-    Some(Attention {
-        priority,
-        since: parse_time(rest)?,
-    })
+    Some(Attention { priority, since: parse_time(rest)? })
 }
 
 pub(crate) fn attention_value(a: &Attention) -> String {
@@ -216,18 +178,10 @@ pub(crate) fn case_attributes(c: &CaseRecord) -> Vec<(&'static str, Option<Attri
         ("origin", Some(s(c.origin.as_str()))),
         ("status", Some(s(c.status.as_str()))),
         ("suggestion", c.suggestion.map(|v| s(v.as_str()))),
-        (
-            "suggestionComment",
-            c.suggestion_comment
-                .as_ref()
-                .map(|v| s(v.expose().as_str())),
-        ),
+        ("suggestionComment", c.suggestion_comment.as_ref().map(|v| s(v.expose().as_str()))),
         ("suggestionAt", c.suggestion_at.map(t)),
         ("decision", c.decision.map(|v| s(v.as_str()))),
-        (
-            "decisionComment",
-            c.decision_comment.as_ref().map(|v| s(v.expose().as_str())),
-        ),
+        ("decisionComment", c.decision_comment.as_ref().map(|v| s(v.expose().as_str()))),
         ("decidedAt", c.decided_at.map(t)),
         ("ogs", Some(AttributeValue::Bool(c.ogs))),
         ("needsRefresh", Some(AttributeValue::Bool(c.needs_refresh))),
@@ -235,15 +189,9 @@ pub(crate) fn case_attributes(c: &CaseRecord) -> Vec<(&'static str, Option<Attri
         ("updatedAt", Some(t(c.updated_at))),
         ("lastCheckedAt", c.last_checked_at.map(t)),
         ("version", Some(n(c.version))),
-        (
-            ATTN_SHARD,
-            c.attention.map(|_| s(schema::attn_shard(shard))),
-        ),
+        (ATTN_SHARD, c.attention.map(|_| s(schema::attn_shard(shard)))),
         (ATTN_AT, c.attention.as_ref().map(|a| s(attention_value(a)))),
-        (
-            OGS_SHARD,
-            c.ogs_checked_at.map(|_| s(schema::ogs_shard(shard))),
-        ),
+        (OGS_SHARD, c.ogs_checked_at.map(|_| s(schema::ogs_shard(shard)))),
         (OGS_CHECKED_AT, c.ogs_checked_at.map(t)),
     ]
 }
@@ -282,35 +230,15 @@ pub(crate) fn ext_item(e: &ExtRecord) -> Item {
     item.insert("externalCaseId".into(), s(e.external_case_id.as_str()));
     item.insert("requestHash".into(), s(e.request_hash.as_str()));
     item.insert("state".into(), s(e.state.as_str()));
-    item.insert(
-        "reservationToken".into(),
-        s(e.reservation_token.to_string()),
-    );
-    put_opt(
-        &mut item,
-        "caseSystemId",
-        e.case_system_id.map(|v| s(v.to_string())),
-    );
-    put_opt(
-        &mut item,
-        "cabitalStatus",
-        e.cabital_status.map(|v| n(u64::from(v))),
-    );
-    put_opt(
-        &mut item,
-        "submitted",
-        e.submitted.as_ref().map(|v| s(v.expose().as_str())),
-    );
+    item.insert("reservationToken".into(), s(e.reservation_token.to_string()));
+    put_opt(&mut item, "caseSystemId", e.case_system_id.map(|v| s(v.to_string())));
+    put_opt(&mut item, "cabitalStatus", e.cabital_status.map(|v| n(u64::from(v))));
+    put_opt(&mut item, "submitted", e.submitted.as_ref().map(|v| s(v.expose().as_str())));
     put_opt(&mut item, "linkedAt", e.linked_at.map(t));
     item.insert("createdAt".into(), t(e.created_at));
     item.insert("updatedAt".into(), t(e.updated_at));
     if let Some(a) = &e.attention {
-        item.insert(
-            ATTN_SHARD.into(),
-            s(schema::attn_shard(schema::shard_of(
-                e.external_case_id.as_str(),
-            ))),
-        );
+        item.insert(ATTN_SHARD.into(), s(schema::attn_shard(schema::shard_of(e.external_case_id.as_str()))));
         item.insert(ATTN_AT.into(), s(attention_value(a)));
     }
     item
@@ -343,12 +271,7 @@ pub(crate) fn ext_from_item(item: &Item) -> Result<ExtRecord, StoreError> {
 /// two events of one kind in the same microsecond apart.
 pub(crate) fn event_sk(at: OffsetDateTime, kind: EventKind) -> String {
     let suffix: u32 = rand::random();
-    format!(
-        "{}{}#{}#{suffix:08x}",
-        schema::EVENT_PREFIX,
-        format_time(at),
-        kind.as_str()
-    )
+    format!("{}{}#{}#{suffix:08x}", schema::EVENT_PREFIX, format_time(at), kind.as_str())
 }
 
 /// A new event item.
@@ -367,21 +290,11 @@ pub(crate) fn event_item(
     item.insert("source".into(), s(source.as_str()));
     let pii = |v: &Option<Pii<String>>| v.as_ref().map(|p| s(p.expose().as_str()));
     match detail {
-        EventDetail::Created {
-            submitted,
-            response,
-        } => {
+        EventDetail::Created { submitted, response } => {
             put_opt(&mut item, "submitted", pii(submitted));
             put_opt(&mut item, "response", pii(response));
         }
-        EventDetail::Webhook {
-            body,
-            body_sha256,
-            deliveries,
-            first_received_at,
-            last_received_at,
-            suggestion,
-        } => {
+        EventDetail::Webhook { body, body_sha256, deliveries, first_received_at, last_received_at, suggestion } => {
             item.insert("body".into(), s(body.expose().as_str()));
             item.insert("bodySha256".into(), s(body_sha256.as_str()));
             item.insert("deliveries".into(), n(u64::from(*deliveries)));
@@ -390,36 +303,13 @@ pub(crate) fn event_item(
             item.insert("suggestion".into(), s(suggestion.as_str()));
         }
         EventDetail::Refreshed(change) | EventDetail::Reconciled(change) => {
-            put_opt(
-                &mut item,
-                "fromSuggestion",
-                change.from_suggestion.map(|v| s(v.as_str())),
-            );
-            put_opt(
-                &mut item,
-                "toSuggestion",
-                change.to_suggestion.map(|v| s(v.as_str())),
-            );
-            put_opt(
-                &mut item,
-                "toSuggestionComment",
-                pii(&change.to_suggestion_comment),
-            );
-            put_opt(
-                &mut item,
-                "toDecision",
-                change.to_decision.map(|v| s(v.as_str())),
-            );
-            put_opt(
-                &mut item,
-                "toDecisionComment",
-                pii(&change.to_decision_comment),
-            );
+            put_opt(&mut item, "fromSuggestion", change.from_suggestion.map(|v| s(v.as_str())));
+            put_opt(&mut item, "toSuggestion", change.to_suggestion.map(|v| s(v.as_str())));
+            put_opt(&mut item, "toSuggestionComment", pii(&change.to_suggestion_comment));
+            put_opt(&mut item, "toDecision", change.to_decision.map(|v| s(v.as_str())));
+            put_opt(&mut item, "toDecisionComment", pii(&change.to_decision_comment));
             item.insert("toOgs".into(), AttributeValue::Bool(change.to_ogs));
-            item.insert(
-                "changed".into(),
-                AttributeValue::L(change.changed.iter().map(|f| s(f.as_str())).collect()),
-            );
+            item.insert("changed".into(), AttributeValue::L(change.changed.iter().map(|f| s(f.as_str())).collect()));
         }
         EventDetail::Decision { decision, comment } => {
             item.insert("decision".into(), s(decision.as_str()));
@@ -449,18 +339,14 @@ pub(crate) fn event_from_item(item: &Item) -> Result<Event, StoreError> {
             changed: r
                 .string_list("changed")?
                 .into_iter()
-                .map(|f| {
-                    ChangedField::parse(f)
-                        .ok_or_else(|| StoreError::corrupt("event: unknown changed field"))
-                })
+                .map(|f| ChangedField::parse(f).ok_or_else(|| StoreError::corrupt("event: unknown changed field")))
                 .collect::<Result<_, _>>()?,
         })
     };
     let detail = match kind {
-        EventKind::Created => EventDetail::Created {
-            submitted: r.opt_pii("submitted")?,
-            response: r.opt_pii("response")?,
-        },
+        EventKind::Created => {
+            EventDetail::Created { submitted: r.opt_pii("submitted")?, response: r.opt_pii("response")? }
+        }
         EventKind::Webhook => EventDetail::Webhook {
             body: Pii(r.str("body")?.to_owned()),
             body_sha256: r.str("bodySha256")?.to_owned(),
@@ -595,10 +481,7 @@ mod tests {
             updated_at: now,
             last_checked_at: Some(now),
             version: 7,
-            attention: Some(Attention {
-                priority: AttentionPriority::Awaiting,
-                since: now,
-            }),
+            attention: Some(Attention { priority: AttentionPriority::Awaiting, since: now }),
             ogs_checked_at: Some(now),
         }
     }
@@ -608,10 +491,7 @@ mod tests {
         let c = case();
         let item = case_item(&c);
         assert_eq!(case_from_item(&item).unwrap(), c);
-        assert_eq!(
-            item["attnAt"].as_s().unwrap(),
-            "1#2026-11-29T01:02:03.123456Z"
-        );
+        assert_eq!(item["attnAt"].as_s().unwrap(), "1#2026-11-29T01:02:03.123456Z");
         assert!(item["attnShard"].as_s().unwrap().starts_with("ATTN#"));
         assert!(!item.contains_key("decisionComment"));
     }
@@ -642,13 +522,8 @@ mod tests {
     #[test]
     fn expressions_use_placeholders() {
         let mut e = Expr::new();
-        e.set("status", s("X"))
-            .remove("attnAt")
-            .add("version", n(1));
-        assert_eq!(
-            e.update_expression(),
-            "SET #status = :v0 REMOVE #attnAt ADD #version :v1"
-        );
+        e.set("status", s("X")).remove("attnAt").add("version", n(1));
+        assert_eq!(e.update_expression(), "SET #status = :v0 REMOVE #attnAt ADD #version :v1");
         assert_eq!(e.names().unwrap().len(), 3);
         assert!(Expr::new().values().is_none());
     }

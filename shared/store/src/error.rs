@@ -58,9 +58,7 @@ impl StoreError {
     /// succeed.
     pub fn retryable(&self) -> bool {
         match self {
-            StoreError::VersionConflict { .. }
-            | StoreError::TransactionConflict
-            | StoreError::Throttled => true,
+            StoreError::VersionConflict { .. } | StoreError::TransactionConflict | StoreError::Throttled => true,
             StoreError::Service { retryable, .. } => *retryable,
             StoreError::ConditionFailed(_)
             | StoreError::NotFound(_)
@@ -75,21 +73,13 @@ impl StoreError {
     }
 
     pub(crate) fn build(err: impl std::fmt::Display) -> Self {
-        StoreError::Service {
-            code: "RequestBuild".into(),
-            retryable: false,
-            message: err.to_string(),
-        }
+        StoreError::Service { code: "RequestBuild".into(), retryable: false, message: err.to_string() }
     }
 }
 
 /// DynamoDB error codes that mean "slow down".
-const THROTTLING_CODES: &[&str] = &[
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "Throttling",
-];
+const THROTTLING_CODES: &[&str] =
+    &["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded", "Throttling"];
 
 /// DynamoDB error codes worth a later retry besides throttling.
 const RETRYABLE_CODES: &[&str] = &[
@@ -135,11 +125,7 @@ where
         message.push_str(&inner.to_string());
         source = inner.source();
     }
-    StoreError::Service {
-        code: code.into(),
-        retryable,
-        message: truncate(message),
-    }
+    StoreError::Service { code: code.into(), retryable, message: truncate(message) }
 }
 
 fn from_code(code: Option<&str>, message: Option<&str>) -> StoreError {
@@ -149,11 +135,7 @@ fn from_code(code: Option<&str>, message: Option<&str>) -> StoreError {
         "ConditionalCheckFailedException" => StoreError::ConditionFailed(message),
         "TransactionConflictException" => StoreError::TransactionConflict,
         c if THROTTLING_CODES.contains(&c) => StoreError::Throttled,
-        c => StoreError::Service {
-            code: c.to_owned(),
-            retryable: RETRYABLE_CODES.contains(&c),
-            message,
-        },
+        c => StoreError::Service { code: c.to_owned(), retryable: RETRYABLE_CODES.contains(&c), message },
     }
 }
 
@@ -178,9 +160,7 @@ pub(crate) struct CancellationReasons(pub(crate) Vec<String>);
 impl CancellationReasons {
     /// Whether the action at `index` failed its condition.
     pub(crate) fn condition_failed(&self, index: usize) -> bool {
-        self.0
-            .get(index)
-            .is_some_and(|c| c == "ConditionalCheckFailed")
+        self.0.get(index).is_some_and(|c| c == "ConditionalCheckFailed")
     }
 
     /// Whether any action conflicted with another transaction or was throttled: the
@@ -192,18 +172,12 @@ impl CancellationReasons {
     /// The error for a cancellation the caller has no specific meaning for.
     pub(crate) fn into_error(self) -> StoreError {
         if let Some(i) = self.0.iter().position(|c| c == "ConditionalCheckFailed") {
-            return StoreError::ConditionFailed(format!(
-                "transaction action {i} failed its condition"
-            ));
+            return StoreError::ConditionFailed(format!("transaction action {i} failed its condition"));
         }
         if self.0.iter().any(|c| c == "TransactionConflict") {
             return StoreError::TransactionConflict;
         }
-        if self
-            .0
-            .iter()
-            .any(|c| c == "ThrottlingError" || c == "ProvisionedThroughputExceeded")
-        {
+        if self.0.iter().any(|c| c == "ThrottlingError" || c == "ProvisionedThroughputExceeded") {
             return StoreError::Throttled;
         }
         StoreError::Service {
@@ -216,10 +190,7 @@ impl CancellationReasons {
 
 /// A cancellation reason code that says "try again later".
 pub(crate) fn is_transient_reason(code: &str) -> bool {
-    matches!(
-        code,
-        "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
-    )
+    matches!(code, "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded")
 }
 
 /// The outcome of a failed transaction: cancelled with per-action reasons, or another
@@ -246,17 +217,11 @@ impl TxError {
     }
 }
 
-pub(crate) fn from_transact<R: std::fmt::Debug>(
-    err: SdkError<TransactWriteItemsError, R>,
-) -> TxError {
+pub(crate) fn from_transact<R: std::fmt::Debug>(err: SdkError<TransactWriteItemsError, R>) -> TxError {
     if let SdkError::ServiceError(service) = &err
         && let TransactWriteItemsError::TransactionCanceledException(cancelled) = service.err()
     {
-        let codes = cancelled
-            .cancellation_reasons()
-            .iter()
-            .map(|r| r.code().unwrap_or("None").to_owned())
-            .collect();
+        let codes = cancelled.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_owned()).collect();
         return TxError::Cancelled(CancellationReasons(codes));
     }
     TxError::Other(from_sdk(err))
@@ -268,18 +233,9 @@ mod tests {
 
     #[test]
     fn codes_map_to_variants() {
-        assert!(matches!(
-            from_code(Some("ConditionalCheckFailedException"), None),
-            StoreError::ConditionFailed(_)
-        ));
-        assert!(matches!(
-            from_code(Some("ProvisionedThroughputExceededException"), None),
-            StoreError::Throttled
-        ));
-        assert!(matches!(
-            from_code(Some("TransactionConflictException"), None),
-            StoreError::TransactionConflict
-        ));
+        assert!(matches!(from_code(Some("ConditionalCheckFailedException"), None), StoreError::ConditionFailed(_)));
+        assert!(matches!(from_code(Some("ProvisionedThroughputExceededException"), None), StoreError::Throttled));
+        assert!(matches!(from_code(Some("TransactionConflictException"), None), StoreError::TransactionConflict));
         let e = from_code(Some("InternalServerError"), Some("boom"));
         assert!(e.retryable());
         let e = from_code(Some("ValidationException"), Some("bad"));
@@ -298,13 +254,7 @@ mod tests {
         assert!(r.transient());
         assert!(matches!(r.into_error(), StoreError::TransactionConflict));
         let r = CancellationReasons(vec!["ValidationError".into()]);
-        assert!(matches!(
-            r.into_error(),
-            StoreError::Service {
-                retryable: false,
-                ..
-            }
-        ));
+        assert!(matches!(r.into_error(), StoreError::Service { retryable: false, .. }));
     }
 
     #[test]

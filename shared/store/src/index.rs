@@ -7,8 +7,7 @@ use crate::codec::{Expr, Item, Reader, parse_attention, parse_case_id, parse_ext
 use crate::error::{StoreError, from_sdk};
 use crate::model::{AttentionPriority, AttentionRef, AttentionTarget};
 use crate::schema::{
-    self, ATTENTION_INDEX, ATTN_AT, ATTN_SHARD, OGS_CHECKED_AT, OGS_INDEX, OGS_SHARD, PK, SHARDS,
-    format_time,
+    self, ATTENTION_INDEX, ATTN_AT, ATTN_SHARD, OGS_CHECKED_AT, OGS_INDEX, OGS_SHARD, PK, SHARDS, format_time,
 };
 use crate::store::Store;
 
@@ -99,48 +98,27 @@ impl Store {
 
     /// Queries every shard (concurrently), each for up to `limit` of its oldest entries,
     /// and keeps the `limit` oldest overall.
-    async fn query_shards(
-        &self,
-        query: IndexQuery,
-        limit: usize,
-    ) -> Result<Vec<AttentionRef>, StoreError> {
+    async fn query_shards(&self, query: IndexQuery, limit: usize) -> Result<Vec<AttentionRef>, StoreError> {
         let limit = limit.min(MAX_INDEX_PAGE);
         if limit == 0 {
             return Ok(Vec::new());
         }
         let shards = (0..SHARDS).map(|shard| self.query_shard(&query, shard, limit));
-        let mut found: Vec<AttentionRef> = futures::future::try_join_all(shards)
-            .await?
-            .into_iter()
-            .flatten()
-            .collect();
+        let mut found: Vec<AttentionRef> = futures::future::try_join_all(shards).await?.into_iter().flatten().collect();
         found.sort_by_key(|r| r.since);
         found.truncate(limit);
-        tracing::Span::current()
-            .record("limit", limit)
-            .record("found", found.len());
+        tracing::Span::current().record("limit", limit).record("found", found.len());
         Ok(found)
     }
 
-    async fn query_shard(
-        &self,
-        query: &IndexQuery,
-        shard: u8,
-        limit: usize,
-    ) -> Result<Vec<AttentionRef>, StoreError> {
+    async fn query_shard(&self, query: &IndexQuery, shard: u8, limit: usize) -> Result<Vec<AttentionRef>, StoreError> {
         let mut expr = Expr::new();
-        let shard_cond = format!(
-            "{} = {}",
-            expr.name(query.shard_attr),
-            expr.value(s((query.shard_key)(shard)))
-        );
+        let shard_cond = format!("{} = {}", expr.name(query.shard_attr), expr.value(s((query.shard_key)(shard))));
         let range = expr.name(query.range_attr);
         let range_cond = match &query.from {
-            Some(from) => format!(
-                "{range} BETWEEN {} AND {}",
-                expr.value(s(from.as_str())),
-                expr.value(s(query.to.as_str()))
-            ),
+            Some(from) => {
+                format!("{range} BETWEEN {} AND {}", expr.value(s(from.as_str())), expr.value(s(query.to.as_str())))
+            }
             None => format!("{range} < {}", expr.value(s(query.to.as_str()))),
         };
         let condition = format!("{shard_cond} AND {range_cond}");
@@ -179,13 +157,9 @@ fn index_ref(item: &Item, range_attr: &str) -> Result<AttentionRef, StoreError> 
     let r = Reader::new(item);
     let pk = r.str(PK)?;
     let target = if let Some(id) = pk.strip_prefix("CASE#") {
-        AttentionTarget::Case(
-            parse_case_id(id).ok_or_else(|| StoreError::corrupt("index entry: bad case id"))?,
-        )
+        AttentionTarget::Case(parse_case_id(id).ok_or_else(|| StoreError::corrupt("index entry: bad case id"))?)
     } else if let Some(ext) = pk.strip_prefix("EXT#") {
-        AttentionTarget::External(
-            parse_ext_id(ext).ok_or_else(|| StoreError::corrupt("index entry: bad external id"))?,
-        )
+        AttentionTarget::External(parse_ext_id(ext).ok_or_else(|| StoreError::corrupt("index entry: bad external id"))?)
     } else {
         return Err(StoreError::corrupt("index entry: unexpected partition key"));
     };
@@ -194,8 +168,6 @@ fn index_ref(item: &Item, range_attr: &str) -> Result<AttentionRef, StoreError> 
     } else {
         crate::schema::parse_time(r.str(range_attr)?)
     }
-    .ok_or_else(|| {
-        StoreError::corrupt(format!("index entry: {range_attr} is not a stored time"))
-    })?;
+    .ok_or_else(|| StoreError::corrupt(format!("index entry: {range_attr} is not a stored time")))?;
     Ok(AttentionRef { target, since })
 }

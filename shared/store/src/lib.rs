@@ -38,14 +38,13 @@ pub use client::{MAX_ATTEMPTS, dynamodb_client};
 pub use error::StoreError;
 pub use index::MAX_INDEX_PAGE;
 pub use model::{
-    Applied, Attention, AttentionPriority, AttentionRef, AttentionTarget, CaseRecord, CaseStatus,
-    ChangedField, CreatedCase, CreatedOutcome, Event, EventDetail, EventKind, EventSource,
-    ExtRecord, ExtState, Origin, RemoteCheck, RemoteState, Reservation, Resolution, StateChange,
-    TimelineOrder, TimelinePage, WebhookReceipt, WebhookRecorded,
+    Applied, Attention, AttentionPriority, AttentionRef, AttentionTarget, CaseRecord, CaseStatus, ChangedField,
+    CreatedCase, CreatedOutcome, Event, EventDetail, EventKind, EventSource, ExtRecord, ExtState, Origin, RemoteCheck,
+    RemoteState, Reservation, Resolution, StateChange, TimelineOrder, TimelinePage, WebhookReceipt, WebhookRecorded,
 };
 pub use schema::{
-    ATTENTION_INDEX, ATTN_AT, ATTN_SHARD, AttributeDef, IndexDefinition, KeyElement, KeyRole,
-    OGS_CHECKED_AT, OGS_INDEX, OGS_SHARD, PK, SHARDS, SK, TableDefinition, create_table,
-    format_time, parse_time, shard_of, table_definition,
+    ATTENTION_INDEX, ATTN_AT, ATTN_SHARD, AttributeDef, IndexDefinition, KeyElement, KeyRole, OGS_CHECKED_AT,
+    OGS_INDEX, OGS_SHARD, PK, SHARDS, SK, TableDefinition, create_table, format_time, parse_time, shard_of,
+    table_definition,
 };
 pub use store::Store;

@@ -195,10 +195,7 @@ impl CaseRecord {
     }
 }
 
-pub(crate) fn derive_status(
-    suggestion: Option<Suggestion>,
-    decision: Option<Decision>,
-) -> CaseStatus {
+pub(crate) fn derive_status(suggestion: Option<Suggestion>, decision: Option<Decision>) -> CaseStatus {
     match (suggestion, decision) {
         (_, Some(_)) => CaseStatus::Decided,
         (Some(_), None) => CaseStatus::Suggested,

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, IndexStatus, KeySchemaElement, KeyType,
-    Projection, ProjectionType, ScalarAttributeType, TableStatus,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, IndexStatus, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TableStatus,
 };
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -110,28 +110,12 @@ pub struct TableDefinition {
 
 /// The table's one definition.
 pub fn table_definition() -> TableDefinition {
-    let s = |attribute_name| AttributeDef {
-        attribute_name,
-        attribute_type: "S",
-    };
-    let hash = |attribute_name| KeyElement {
-        attribute_name,
-        key_type: KeyRole::Hash,
-    };
-    let range = |attribute_name| KeyElement {
-        attribute_name,
-        key_type: KeyRole::Range,
-    };
+    let s = |attribute_name| AttributeDef { attribute_name, attribute_type: "S" };
+    let hash = |attribute_name| KeyElement { attribute_name, key_type: KeyRole::Hash };
+    let range = |attribute_name| KeyElement { attribute_name, key_type: KeyRole::Range };
     TableDefinition {
         key_schema: vec![hash(PK), range(SK)],
-        attribute_definitions: vec![
-            s(PK),
-            s(SK),
-            s(ATTN_SHARD),
-            s(ATTN_AT),
-            s(OGS_SHARD),
-            s(OGS_CHECKED_AT),
-        ],
+        attribute_definitions: vec![s(PK), s(SK), s(ATTN_SHARD), s(ATTN_AT), s(OGS_SHARD), s(OGS_CHECKED_AT)],
         global_secondary_indexes: vec![
             IndexDefinition {
                 index_name: ATTENTION_INDEX,
@@ -183,11 +167,7 @@ pub async fn create_table(client: &Client, table_name: &str) -> Result<(), Store
             GlobalSecondaryIndex::builder()
                 .index_name(i.index_name)
                 .set_key_schema(Some(sdk_keys(&i.key_schema)?))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::from(i.projection_type))
-                        .build(),
-                )
+                .projection(Projection::builder().projection_type(ProjectionType::from(i.projection_type)).build())
                 .build()
                 .map_err(StoreError::build)
         })
@@ -204,17 +184,10 @@ pub async fn create_table(client: &Client, table_name: &str) -> Result<(), Store
         .map_err(from_sdk)?;
 
     for _ in 0..120 {
-        let described = client
-            .describe_table()
-            .table_name(table_name)
-            .send()
-            .await
-            .map_err(from_sdk)?;
+        let described = client.describe_table().table_name(table_name).send().await.map_err(from_sdk)?;
         if let Some(table) = described.table() {
-            let indexes_active = table
-                .global_secondary_indexes()
-                .iter()
-                .all(|i| i.index_status() == Some(&IndexStatus::Active));
+            let indexes_active =
+                table.global_secondary_indexes().iter().all(|i| i.index_status() == Some(&IndexStatus::Active));
             if table.table_status() == Some(&TableStatus::Active) && indexes_active {
                 return Ok(());
             }
@@ -269,15 +242,12 @@ pub fn format_time(t: OffsetDateTime) -> String {
     let utc = t.to_offset(time::UtcOffset::UTC);
     // Formatting into a String only fails for years outside 0..=9999 with this
     // description; such a clock is broken, and the sortable form is kept by clamping.
-    utc.format(TIME_FORMAT)
-        .unwrap_or_else(|_| "9999-12-31T23:59:59.999999Z".to_owned())
+    utc.format(TIME_FORMAT).unwrap_or_else(|_| "9999-12-31T23:59:59.999999Z".to_owned())
 }
 
 /// Parses what [`format_time`] wrote.
 pub fn parse_time(s: &str) -> Option<OffsetDateTime> {
-    time::PrimitiveDateTime::parse(s, TIME_FORMAT)
-        .ok()
-        .map(|t| t.assume_utc())
+    time::PrimitiveDateTime::parse(s, TIME_FORMAT).ok().map(|t| t.assume_utc())
 }
 
 #[cfg(test)]
@@ -290,10 +260,7 @@ mod tests {
         let a = datetime!(2026-11-29 01:02:03.123456789 UTC);
         let s = format_time(a);
         assert_eq!(s, "2026-11-29T01:02:03.123456Z");
-        assert_eq!(
-            parse_time(&s),
-            Some(datetime!(2026-11-29 01:02:03.123456 UTC))
-        );
+        assert_eq!(parse_time(&s), Some(datetime!(2026-11-29 01:02:03.123456 UTC)));
         let b = datetime!(2026-11-29 01:02:03 +02:00);
         assert_eq!(format_time(b), "2026-11-28T23:02:03.000000Z");
         assert!(format_time(b) < format_time(a));
@@ -308,12 +275,8 @@ mod tests {
             assert_eq!(shard_of(id), shard_of(id));
         }
         // Fixed values: a change here re-shards every stored item.
-        assert_eq!(
-            shard_of("6d92e7b4-715c-4ce3-a028-19f1c8c9fa6c"),
-            shard_of_reference()
-        );
-        let spread: std::collections::HashSet<u8> =
-            (0..200).map(|i| shard_of(&format!("id-{i}"))).collect();
+        assert_eq!(shard_of("6d92e7b4-715c-4ce3-a028-19f1c8c9fa6c"), shard_of_reference());
+        let spread: std::collections::HashSet<u8> = (0..200).map(|i| shard_of(&format!("id-{i}"))).collect();
         assert_eq!(spread.len(), usize::from(SHARDS));
     }
 
@@ -327,25 +290,9 @@ mod tests {
     #[test]
     fn definition_names_match_the_template() {
         let d = table_definition();
-        assert_eq!(
-            d.key_schema[0],
-            KeyElement {
-                attribute_name: "pk",
-                key_type: KeyRole::Hash
-            }
-        );
-        assert_eq!(
-            d.key_schema[1],
-            KeyElement {
-                attribute_name: "sk",
-                key_type: KeyRole::Range
-            }
-        );
-        let names: Vec<_> = d
-            .global_secondary_indexes
-            .iter()
-            .map(|i| i.index_name)
-            .collect();
+        assert_eq!(d.key_schema[0], KeyElement { attribute_name: "pk", key_type: KeyRole::Hash });
+        assert_eq!(d.key_schema[1], KeyElement { attribute_name: "sk", key_type: KeyRole::Range });
+        let names: Vec<_> = d.global_secondary_indexes.iter().map(|i| i.index_name).collect();
         assert_eq!(names, ["attention", "ogs"]);
         assert_eq!(d.billing_mode, "PAY_PER_REQUEST");
     }

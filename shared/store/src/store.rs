@@ -9,8 +9,8 @@ use uuid::Uuid;
 use crate::codec::{self, Expr, Item, n, s, t};
 use crate::error::{StoreError, TxError, from_sdk, from_transact};
 use crate::model::{
-    Attention, AttentionPriority, CaseRecord, CaseStatus, EventDetail, EventKind, EventSource,
-    ExtRecord, ExtState, Origin, Reservation, Resolution,
+    Attention, AttentionPriority, CaseRecord, CaseStatus, EventDetail, EventKind, EventSource, ExtRecord, ExtState,
+    Origin, Reservation, Resolution,
 };
 use crate::schema::{self, ATTN_AT, ATTN_SHARD, PK, SK};
 
@@ -31,10 +31,7 @@ pub struct Store {
 impl Store {
     /// A store over `table_name`, with a client from [`crate::dynamodb_client`].
     pub fn new(client: Client, table_name: impl Into<String>) -> Self {
-        Store {
-            client,
-            table: table_name.into(),
-        }
+        Store { client, table: table_name.into() }
     }
 
     /// The table's name.
@@ -80,12 +77,7 @@ impl Store {
     }
 
     /// A Put for a transaction, with a condition built on `expr`'s placeholders.
-    pub(crate) fn tx_put(
-        &self,
-        item: Item,
-        condition: &str,
-        expr: &Expr,
-    ) -> Result<TransactWriteItem, StoreError> {
+    pub(crate) fn tx_put(&self, item: Item, condition: &str, expr: &Expr) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -105,12 +97,7 @@ impl Store {
     }
 
     /// An Update for a transaction.
-    pub(crate) fn tx_update(
-        &self,
-        key: Item,
-        expr: &Expr,
-        condition: &str,
-    ) -> Result<TransactWriteItem, StoreError> {
+    pub(crate) fn tx_update(&self, key: Item, expr: &Expr, condition: &str) -> Result<TransactWriteItem, StoreError> {
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key))
@@ -124,12 +111,7 @@ impl Store {
     }
 
     /// A single conditional UpdateItem; returns the item as it is after the update.
-    pub(crate) async fn update_item(
-        &self,
-        key: Item,
-        expr: &Expr,
-        condition: &str,
-    ) -> Result<Item, StoreError> {
+    pub(crate) async fn update_item(&self, key: Item, expr: &Expr, condition: &str) -> Result<Item, StoreError> {
         let out = self
             .client
             .update_item()
@@ -143,8 +125,7 @@ impl Store {
             .send()
             .await
             .map_err(from_sdk)?;
-        out.attributes
-            .ok_or_else(|| StoreError::corrupt("UpdateItem returned no attributes"))
+        out.attributes.ok_or_else(|| StoreError::corrupt("UpdateItem returned no attributes"))
     }
 
     /// The update that writes `new` over a case item whose version is still
@@ -155,11 +136,7 @@ impl Store {
         for (attr, value) in codec::case_attributes(new) {
             expr.set_or_remove(attr, value);
         }
-        let condition = format!(
-            "{} = {}",
-            expr.name("version"),
-            expr.value(n(expected_version))
-        );
+        let condition = format!("{} = {}", expr.name("version"), expr.value(n(expected_version)));
         (expr, condition)
     }
 
@@ -169,11 +146,7 @@ impl Store {
         expected_version: u64,
     ) -> Result<TransactWriteItem, StoreError> {
         let (expr, condition) = Self::case_update_expr(new, expected_version);
-        self.tx_update(
-            Self::key(schema::case_pk(&new.case_system_id), schema::CASE_SK),
-            &expr,
-            &condition,
-        )
+        self.tx_update(Self::key(schema::case_pk(&new.case_system_id), schema::CASE_SK), &expr, &condition)
     }
 
     /// A new event for a transaction: its sort key is unique, so the Put only creates.
@@ -194,22 +167,13 @@ impl Store {
     /// The case, read consistently.
     #[tracing::instrument(skip_all, fields(case_system_id = %id), err)]
     pub async fn get_case(&self, id: &CaseSystemId) -> Result<Option<CaseRecord>, StoreError> {
-        self.get_item(schema::case_pk(id), schema::CASE_SK)
-            .await?
-            .map(|item| codec::case_from_item(&item))
-            .transpose()
+        self.get_item(schema::case_pk(id), schema::CASE_SK).await?.map(|item| codec::case_from_item(&item)).transpose()
     }
 
     /// The reservation of an external id, read consistently.
     #[tracing::instrument(skip_all, fields(external_case_id = %ext), err)]
-    pub async fn get_external(
-        &self,
-        ext: &ExternalCaseId,
-    ) -> Result<Option<ExtRecord>, StoreError> {
-        self.get_item(schema::ext_pk(ext), schema::EXT_SK)
-            .await?
-            .map(|item| codec::ext_from_item(&item))
-            .transpose()
+    pub async fn get_external(&self, ext: &ExternalCaseId) -> Result<Option<ExtRecord>, StoreError> {
+        self.get_item(schema::ext_pk(ext), schema::EXT_SK).await?.map(|item| codec::ext_from_item(&item)).transpose()
     }
 
     // ------------------------------------------------------------ reservations
@@ -246,10 +210,7 @@ impl Store {
                 updated_at: now,
                 // A create in flight is urgent once it is stuck: the reconciler looks
                 // only at pending reservations older than an invocation can live.
-                attention: Some(Attention {
-                    priority: AttentionPriority::Urgent,
-                    since: now,
-                }),
+                attention: Some(Attention { priority: AttentionPriority::Urgent, since: now }),
             };
             let mut expr = Expr::new();
             let condition = format!(
@@ -333,16 +294,10 @@ impl Store {
 
     fn unknown_expr(ext: &ExternalCaseId, now: OffsetDateTime) -> Expr {
         let mut expr = Expr::new();
-        let urgent = Attention {
-            priority: AttentionPriority::Urgent,
-            since: now,
-        };
+        let urgent = Attention { priority: AttentionPriority::Urgent, since: now };
         expr.set("state", s(ExtState::Unknown.as_str()))
             .set("updatedAt", t(now))
-            .set(
-                ATTN_SHARD,
-                s(schema::attn_shard(schema::shard_of(ext.as_str()))),
-            )
+            .set(ATTN_SHARD, s(schema::attn_shard(schema::shard_of(ext.as_str()))))
             .set(ATTN_AT, s(codec::attention_value(&urgent)));
         expr
     }
@@ -365,10 +320,7 @@ impl Store {
             // A webhook already named the case while the create was in flight: link
             // it now. Best-effort: the mark is done, and the reconciler finds the
             // reservation (urgent, case id known) if this fails.
-            Some(id) => match self
-                .resolve_unknown(ext, &id, EventSource::Webhook, now)
-                .await
-            {
+            Some(id) => match self.resolve_unknown(ext, &id, EventSource::Webhook, now).await {
                 Ok(_) => Ok(self.get_external(ext).await?.unwrap_or(record)),
                 Err(e) => {
                     tracing::warn!(error = %e, "could not link the reservation");
@@ -404,14 +356,7 @@ impl Store {
             expr.value(s(ExtState::Pending.as_str())),
             expr.value(s(ExtState::Rejected.as_str())),
         );
-        match self
-            .update_item(
-                Self::key(schema::ext_pk(ext), schema::EXT_SK),
-                &expr,
-                &condition,
-            )
-            .await
-        {
+        match self.update_item(Self::key(schema::ext_pk(ext), schema::EXT_SK), &expr, &condition).await {
             Ok(_) => Ok(()),
             Err(StoreError::ConditionFailed(_)) => Err(self.ext_refusal(ext).await),
             Err(e) => Err(e),
@@ -448,10 +393,8 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<Resolution, StoreError> {
         for _ in 0..RACE_ATTEMPTS {
-            let rec = self
-                .get_external(ext)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("external id {ext}")))?;
+            let rec =
+                self.get_external(ext).await?.ok_or_else(|| StoreError::NotFound(format!("external id {ext}")))?;
             match rec.state {
                 ExtState::Created if rec.case_system_id.as_ref() == Some(case_system_id) => {
                     return Ok(Resolution::AlreadyLinked);
@@ -484,21 +427,18 @@ impl Store {
                         Err(e) => return Err(e),
                     }
                 }
-                ExtState::Unknown => {
-                    match self.link_unknown(&rec, case_system_id, source, now).await {
-                        Ok(()) => {
-                            tracing::info!("unknown creation linked");
-                            return Ok(Resolution::Linked);
-                        }
-                        Err(TxError::Cancelled(r))
-                            if r.transient()
-                                || r.0.iter().any(|c| c == "ConditionalCheckFailed") =>
-                        {
-                            continue;
-                        }
-                        Err(e) => return Err(e.into_store()),
+                ExtState::Unknown => match self.link_unknown(&rec, case_system_id, source, now).await {
+                    Ok(()) => {
+                        tracing::info!("unknown creation linked");
+                        return Ok(Resolution::Linked);
                     }
-                }
+                    Err(TxError::Cancelled(r))
+                        if r.transient() || r.0.iter().any(|c| c == "ConditionalCheckFailed") =>
+                    {
+                        continue;
+                    }
+                    Err(e) => return Err(e.into_store()),
+                },
             }
         }
         Err(StoreError::TransactionConflict)
@@ -525,11 +465,8 @@ impl Store {
             expr.name("state"),
             expr.value(s(ExtState::Unknown.as_str())),
         );
-        let ext_update = self.tx_update(
-            Self::key(schema::ext_pk(&rec.external_case_id), schema::EXT_SK),
-            &expr,
-            &condition,
-        )?;
+        let ext_update =
+            self.tx_update(Self::key(schema::ext_pk(&rec.external_case_id), schema::EXT_SK), &expr, &condition)?;
 
         let screen_type = rec.submitted.as_ref().and_then(screen_type_of);
         let case_write = match self.get_case(case_system_id).await? {
@@ -561,19 +498,13 @@ impl Store {
                     updated_at: now,
                     last_checked_at: None,
                     version: 1,
-                    attention: Some(Attention {
-                        priority: AttentionPriority::Urgent,
-                        since: now,
-                    }),
+                    attention: Some(Attention { priority: AttentionPriority::Urgent, since: now }),
                     ogs_checked_at: None,
                 };
                 self.tx_put_new(codec::case_item(&new))?
             }
         };
-        let detail = EventDetail::Created {
-            submitted: rec.submitted.clone(),
-            response: None,
-        };
+        let detail = EventDetail::Created { submitted: rec.submitted.clone(), response: None };
         let (_, event) = self.tx_event(case_system_id, now, source, &detail)?;
         debug_assert_eq!(detail.kind(), EventKind::Created);
         self.transact(vec![ext_update, case_write, event]).await
@@ -588,15 +519,6 @@ fn screen_type_of(body: &Pii<String>) -> Option<ScreenType> {
 
 /// Checks that a caller-computed hash is lowercase hex SHA-256.
 pub(crate) fn check_sha256(hash: &str, what: &str) -> Result<(), StoreError> {
-    let ok = hash.len() == 64
-        && hash
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(StoreError::Invalid(format!(
-            "{what} must be lowercase hex SHA-256"
-        )))
-    }
+    let ok = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if ok { Ok(()) } else { Err(StoreError::Invalid(format!("{what} must be lowercase hex SHA-256"))) }
 }

@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 use crate::codec::{self, Expr, Item, Reader, n, s, t};
 use crate::error::{StoreError, TxError};
 use crate::model::{
-    Attention, AttentionPriority, CaseRecord, CaseStatus, EventDetail, EventSource, ExtState,
-    Origin, WebhookReceipt, WebhookRecorded,
+    Attention, AttentionPriority, CaseRecord, CaseStatus, EventDetail, EventSource, ExtState, Origin, WebhookReceipt,
+    WebhookRecorded,
 };
 use crate::schema::{self, ATTN_AT, ATTN_SHARD, PK, SK};
 use crate::store::{Store, check_sha256};
@@ -46,9 +46,7 @@ impl Store {
     ) -> Result<WebhookRecorded, StoreError> {
         check_sha256(&receipt.body_sha256, "body_sha256")?;
         if hex::encode(Sha256::digest(receipt.body.expose().as_bytes())) != receipt.body_sha256 {
-            return Err(StoreError::Invalid(
-                "body_sha256 is not the SHA-256 of the body".into(),
-            ));
+            return Err(StoreError::Invalid("body_sha256 is not the SHA-256 of the body".into()));
         }
         let id = receipt.case_system_id;
         let case_pk = schema::case_pk(&id);
@@ -78,8 +76,7 @@ impl Store {
                     })
                 }
                 Some(seen) => {
-                    let items =
-                        self.repeat_delivery(&case_pk, &dedupe_sk, &seen, case_write, now)?;
+                    let items = self.repeat_delivery(&case_pk, &dedupe_sk, &seen, case_write, now)?;
                     self.transact(items).await.map(|()| WebhookRecorded {
                         first_delivery: false,
                         deliveries: seen.deliveries.saturating_add(1),
@@ -97,9 +94,7 @@ impl Store {
                 }
                 // A concurrent delivery or writer got there first (the de-duplication
                 // item now exists, the case item appeared or changed): read again.
-                Err(TxError::Cancelled(r))
-                    if r.transient() || r.condition_failed(0) || r.condition_failed(2) =>
-                {
+                Err(TxError::Cancelled(r)) if r.transient() || r.condition_failed(0) || r.condition_failed(2) => {
                     continue;
                 }
                 Err(e) => return Err(e.into_store()),
@@ -124,8 +119,7 @@ impl Store {
             last_received_at: now,
             suggestion: receipt.suggestion,
         };
-        let (event_sk, event) =
-            self.tx_event(&receipt.case_system_id, now, EventSource::Webhook, &detail)?;
+        let (event_sk, event) = self.tx_event(&receipt.case_system_id, now, EventSource::Webhook, &detail)?;
         let dedupe = Item::from([
             (PK.to_owned(), s(schema::case_pk(&receipt.case_system_id))),
             (SK.to_owned(), s(dedupe_sk)),
@@ -163,27 +157,17 @@ impl Store {
         case_known: bool,
         now: OffsetDateTime,
     ) -> Result<TransactWriteItem, StoreError> {
-        let urgent = Attention {
-            priority: AttentionPriority::Urgent,
-            since: now,
-        };
+        let urgent = Attention { priority: AttentionPriority::Urgent, since: now };
         let id = receipt.case_system_id;
         if case_known {
             let mut expr = Expr::new();
             expr.set("needsRefresh", AttributeValue::Bool(true))
-                .set(
-                    ATTN_SHARD,
-                    s(schema::attn_shard(schema::shard_of(&id.to_string()))),
-                )
+                .set(ATTN_SHARD, s(schema::attn_shard(schema::shard_of(&id.to_string()))))
                 .set(ATTN_AT, s(codec::attention_value(&urgent)))
                 .set("updatedAt", t(now))
                 .add("version", n(1));
             let condition = format!("attribute_exists({})", expr.name(PK));
-            self.tx_update(
-                Self::key(schema::case_pk(&id), schema::CASE_SK),
-                &expr,
-                &condition,
-            )
+            self.tx_update(Self::key(schema::case_pk(&id), schema::CASE_SK), &expr, &condition)
         } else {
             let case = CaseRecord {
                 case_system_id: id,
@@ -218,8 +202,7 @@ impl Store {
         let pending = match self.get_external(ext).await {
             // A pending one already noted needs nothing more until its create ends.
             Ok(Some(rec)) => {
-                rec.state == ExtState::Unknown
-                    || (rec.state == ExtState::Pending && rec.case_system_id.is_none())
+                rec.state == ExtState::Unknown || (rec.state == ExtState::Pending && rec.case_system_id.is_none())
             }
             Ok(None) => false,
             Err(e) => {
@@ -227,11 +210,7 @@ impl Store {
                 false
             }
         };
-        if pending
-            && let Err(e) = self
-                .resolve_unknown(ext, &receipt.case_system_id, EventSource::Webhook, now)
-                .await
-        {
+        if pending && let Err(e) = self.resolve_unknown(ext, &receipt.case_system_id, EventSource::Webhook, now).await {
             tracing::warn!(error = %e, "could not link the reservation");
         }
     }
@@ -239,8 +218,5 @@ impl Store {
 
 fn read_dedupe(item: &Item) -> Result<Dedupe, StoreError> {
     let r = Reader::new(item);
-    Ok(Dedupe {
-        event_sk: r.str("eventSk")?.to_owned(),
-        deliveries: r.u32("deliveries")?,
-    })
+    Ok(Dedupe { event_sk: r.str("eventSk")?.to_owned(), deliveries: r.u32("deliveries")? })
 }

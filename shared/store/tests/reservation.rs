@@ -13,23 +13,14 @@ async fn a_new_id_is_reserved_pending_and_urgent() {
     let ext = new_ext();
     let token = reserve(&store, &ext, at(0)).await;
 
-    let rec = store
-        .get_external(&ext)
-        .await
-        .unwrap()
-        .expect("the reservation is stored");
+    let rec = store.get_external(&ext).await.unwrap().expect("the reservation is stored");
     assert_eq!(rec.state, ExtState::Pending);
     assert_eq!(rec.reservation_token, token);
     assert_eq!(rec.request_hash, sha256(submitted(&ext).expose()));
-    assert_eq!(
-        rec.submitted.as_ref().map(|s| s.expose().clone()),
-        Some(submitted(&ext).0)
-    );
+    assert_eq!(rec.submitted.as_ref().map(|s| s.expose().clone()), Some(submitted(&ext).0));
     assert_eq!(rec.case_system_id, None);
     assert_eq!(rec.created_at, at(0));
-    let attention = rec
-        .attention
-        .expect("a pending create is in the attention index");
+    let attention = rec.attention.expect("a pending create is in the attention index");
     assert_eq!(attention.priority, AttentionPriority::Urgent);
 }
 
@@ -41,37 +32,22 @@ async fn the_same_id_again_returns_the_existing_reservation() {
     let body = submitted(&ext);
     let hash = sha256(body.expose());
 
-    match store
-        .reserve_external_id(&ext, &hash, &body, at(5))
-        .await
-        .unwrap()
-    {
+    match store.reserve_external_id(&ext, &hash, &body, at(5)).await.unwrap() {
         Reservation::Existing(rec) => {
             assert!(rec.same_request(&hash));
-            assert_eq!(
-                rec.reservation_token, token,
-                "the first reservation is untouched"
-            );
+            assert_eq!(rec.reservation_token, token, "the first reservation is untouched");
             assert_eq!(rec.created_at, at(0));
         }
         other => panic!("expected the existing reservation, got {other:?}"),
     }
 
     let other_body = Pii(body.expose().replace("Jane", "John"));
-    match store
-        .reserve_external_id(&ext, &sha256(other_body.expose()), &other_body, at(6))
-        .await
-        .unwrap()
-    {
+    match store.reserve_external_id(&ext, &sha256(other_body.expose()), &other_body, at(6)).await.unwrap() {
         Reservation::Existing(rec) => assert!(!rec.same_request(&sha256(other_body.expose()))),
         other => panic!("expected the existing reservation, got {other:?}"),
     }
     let rec = store.get_external(&ext).await.unwrap().unwrap();
-    assert_eq!(
-        rec.submitted.unwrap().0,
-        body.0,
-        "another body never overwrites the first"
-    );
+    assert_eq!(rec.submitted.unwrap().0, body.0, "another body never overwrites the first");
 }
 
 #[tokio::test]
@@ -94,10 +70,7 @@ async fn a_rejected_id_can_be_reserved_again() {
     assert_eq!(rec.state, ExtState::Pending);
     assert_eq!(rec.reservation_token, second);
     // The old token can no longer move it.
-    let err = store
-        .mark_rejected(&ext, token, 409, at(11))
-        .await
-        .unwrap_err();
+    let err = store.mark_rejected(&ext, token, 409, at(11)).await.unwrap_err();
     assert!(matches!(err, StoreError::ConditionFailed(_)), "{err:?}");
 }
 
@@ -128,35 +101,22 @@ async fn only_the_token_holder_marks_unknown_and_it_stays_urgent() {
     let ext = new_ext();
     let token = reserve(&store, &ext, at(0)).await;
 
-    let err = store
-        .mark_unknown(&ext, uuid::Uuid::new_v4(), at(1))
-        .await
-        .unwrap_err();
+    let err = store.mark_unknown(&ext, uuid::Uuid::new_v4(), at(1)).await.unwrap_err();
     assert!(matches!(err, StoreError::ConditionFailed(_)), "{err:?}");
     assert!(!err.retryable());
 
     let rec = store.mark_unknown(&ext, token, at(30)).await.unwrap();
     assert_eq!(rec.state, ExtState::Unknown);
-    assert_eq!(
-        rec.attention.map(|a| (a.priority, a.since)),
-        Some((AttentionPriority::Urgent, at(30)))
-    );
+    assert_eq!(rec.attention.map(|a| (a.priority, a.since)), Some((AttentionPriority::Urgent, at(30))));
     // Idempotent.
     store.mark_unknown(&ext, token, at(31)).await.unwrap();
     // An unknown create is never re-sent: the id stays taken.
-    match store
-        .reserve_external_id(&ext, &rec.request_hash, &submitted(&ext), at(40))
-        .await
-        .unwrap()
-    {
+    match store.reserve_external_id(&ext, &rec.request_hash, &submitted(&ext), at(40)).await.unwrap() {
         Reservation::Existing(rec) => assert_eq!(rec.state, ExtState::Unknown),
         other => panic!("expected the existing reservation, got {other:?}"),
     }
     // And an unknown create cannot be closed as rejected.
-    assert!(matches!(
-        store.mark_rejected(&ext, token, 400, at(41)).await,
-        Err(StoreError::ConditionFailed(_))
-    ));
+    assert!(matches!(store.mark_rejected(&ext, token, 400, at(41)).await, Err(StoreError::ConditionFailed(_))));
 }
 
 #[tokio::test]
@@ -165,14 +125,8 @@ async fn stale_pending_reservations_expire_to_unknown_but_fresh_ones_do_not() {
     let ext = new_ext();
     reserve(&store, &ext, at(0)).await;
 
-    let err = store
-        .expire_pending(&ext, at(0), at(100))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::ConditionFailed(_)),
-        "created at the cutoff is not before it: {err:?}"
-    );
+    let err = store.expire_pending(&ext, at(0), at(100)).await.unwrap_err();
+    assert!(matches!(err, StoreError::ConditionFailed(_)), "created at the cutoff is not before it: {err:?}");
     let rec = store.expire_pending(&ext, at(1), at(100)).await.unwrap();
     assert_eq!(rec.state, ExtState::Unknown);
 }
@@ -181,16 +135,10 @@ async fn stale_pending_reservations_expire_to_unknown_but_fresh_ones_do_not() {
 async fn marking_a_missing_reservation_is_not_found_and_bad_hashes_are_refused() {
     let store = fresh_store().await;
     let ext = new_ext();
-    let err = store
-        .mark_unknown(&ext, uuid::Uuid::new_v4(), at(0))
-        .await
-        .unwrap_err();
+    let err = store.mark_unknown(&ext, uuid::Uuid::new_v4(), at(0)).await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
     assert_eq!(store.get_external(&ext).await.unwrap(), None);
 
-    let err = store
-        .reserve_external_id(&ext, "ABC", &submitted(&ext), at(0))
-        .await
-        .unwrap_err();
+    let err = store.reserve_external_id(&ext, "ABC", &submitted(&ext), at(0)).await.unwrap_err();
     assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
 }

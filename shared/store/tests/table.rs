@@ -10,31 +10,13 @@ use test_support::{dynamodb, fresh_table};
 #[tokio::test]
 async fn the_created_table_matches_the_definition() {
     let (client, name) = fresh_table().await;
-    let table = client
-        .describe_table()
-        .table_name(&name)
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap();
+    let table = client.describe_table().table_name(&name).send().await.unwrap().table.unwrap();
     let def = table_definition();
 
-    let keys: Vec<_> = table
-        .key_schema()
-        .iter()
-        .map(|k| {
-            (
-                k.attribute_name().to_owned(),
-                k.key_type().as_str().to_owned(),
-            )
-        })
-        .collect();
-    let expected: Vec<_> = def
-        .key_schema
-        .iter()
-        .map(|k| (k.attribute_name.to_owned(), k.key_type.as_str().to_owned()))
-        .collect();
+    let keys: Vec<_> =
+        table.key_schema().iter().map(|k| (k.attribute_name().to_owned(), k.key_type().as_str().to_owned())).collect();
+    let expected: Vec<_> =
+        def.key_schema.iter().map(|k| (k.attribute_name.to_owned(), k.key_type.as_str().to_owned())).collect();
     assert_eq!(keys, expected);
 
     let mut indexes: Vec<_> = table
@@ -44,22 +26,10 @@ async fn the_created_table_matches_the_definition() {
             let keys: Vec<_> = i
                 .key_schema()
                 .iter()
-                .map(|k| {
-                    (
-                        k.attribute_name().to_owned(),
-                        k.key_type().as_str().to_owned(),
-                    )
-                })
+                .map(|k| (k.attribute_name().to_owned(), k.key_type().as_str().to_owned()))
                 .collect();
-            let projection = i
-                .projection()
-                .and_then(|p| p.projection_type())
-                .map(|p| p.as_str().to_owned());
-            (
-                i.index_name().unwrap_or_default().to_owned(),
-                keys,
-                projection,
-            )
+            let projection = i.projection().and_then(|p| p.projection_type()).map(|p| p.as_str().to_owned());
+            (i.index_name().unwrap_or_default().to_owned(), keys, projection)
         })
         .collect();
     indexes.sort();
@@ -67,39 +37,21 @@ async fn the_created_table_matches_the_definition() {
         .global_secondary_indexes
         .iter()
         .map(|i| {
-            let keys: Vec<_> = i
-                .key_schema
-                .iter()
-                .map(|k| (k.attribute_name.to_owned(), k.key_type.as_str().to_owned()))
-                .collect();
-            (
-                i.index_name.to_owned(),
-                keys,
-                Some(i.projection_type.to_owned()),
-            )
+            let keys: Vec<_> =
+                i.key_schema.iter().map(|k| (k.attribute_name.to_owned(), k.key_type.as_str().to_owned())).collect();
+            (i.index_name.to_owned(), keys, Some(i.projection_type.to_owned()))
         })
         .collect();
     assert_eq!(indexes, expected);
-    assert_eq!(
-        table
-            .billing_mode_summary()
-            .and_then(|b| b.billing_mode())
-            .map(|b| b.as_str()),
-        Some(def.billing_mode)
-    );
+    assert_eq!(table.billing_mode_summary().and_then(|b| b.billing_mode()).map(|b| b.as_str()), Some(def.billing_mode));
 }
 
 #[tokio::test]
 async fn a_missing_table_is_a_typed_non_retryable_error() {
-    let store = Store::new(
-        dynamodb().await,
-        format!("no-such-table-{}", uuid::Uuid::new_v4().simple()),
-    );
+    let store = Store::new(dynamodb().await, format!("no-such-table-{}", uuid::Uuid::new_v4().simple()));
     let err = store.get_case(&new_case_id()).await.unwrap_err();
     match &err {
-        StoreError::Service {
-            code, retryable, ..
-        } => {
+        StoreError::Service { code, retryable, .. } => {
             assert_eq!(code, "ResourceNotFoundException");
             assert!(!retryable);
         }

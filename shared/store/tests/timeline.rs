@@ -24,10 +24,7 @@ async fn all_pages(
     let mut pages = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let page = store
-            .timeline(id, order, limit, cursor.as_deref())
-            .await
-            .unwrap();
+        let page = store.timeline(id, order, limit, cursor.as_deref()).await.unwrap();
         pages.push(page.events);
         match page.next_cursor {
             Some(next) => cursor = Some(next),
@@ -65,21 +62,12 @@ async fn pages_newest_first_are_the_reverse() {
 async fn a_last_full_page_has_no_cursor() {
     let store = fresh_store().await;
     let id = case_with_seven_events(&store).await;
-    let page = store
-        .timeline(&id, TimelineOrder::Oldest, 7, None)
-        .await
-        .unwrap();
+    let page = store.timeline(&id, TimelineOrder::Oldest, 7, None).await.unwrap();
     assert_eq!(page.events.len(), 7);
     assert_eq!(page.next_cursor, None, "no cursor to an empty page");
-    let page = store
-        .timeline(&id, TimelineOrder::Oldest, 0, None)
-        .await
-        .unwrap();
+    let page = store.timeline(&id, TimelineOrder::Oldest, 0, None).await.unwrap();
     assert_eq!(page.events.len(), 1, "a limit of 0 is clamped to 1");
-    let page = store
-        .timeline(&new_case_id(), TimelineOrder::Oldest, 10, None)
-        .await
-        .unwrap();
+    let page = store.timeline(&new_case_id(), TimelineOrder::Oldest, 10, None).await.unwrap();
     assert!(page.events.is_empty());
     assert_eq!(page.next_cursor, None);
 }
@@ -89,18 +77,10 @@ async fn invalid_cursors_are_a_typed_error() {
     let store = fresh_store().await;
     let id = case_with_seven_events(&store).await;
     let other = case_with_seven_events(&store).await;
-    let foreign = store
-        .timeline(&other, TimelineOrder::Oldest, 2, None)
-        .await
-        .unwrap()
-        .next_cursor
-        .unwrap();
+    let foreign = store.timeline(&other, TimelineOrder::Oldest, 2, None).await.unwrap().next_cursor.unwrap();
 
     for bad in ["not base64!", "", "AAAA", foreign.as_str()] {
-        let err = store
-            .timeline(&id, TimelineOrder::Oldest, 2, Some(bad))
-            .await
-            .unwrap_err();
+        let err = store.timeline(&id, TimelineOrder::Oldest, 2, Some(bad)).await.unwrap_err();
         assert!(matches!(err, StoreError::InvalidCursor), "{bad:?}: {err:?}");
         assert!(!err.retryable());
     }

@@ -5,8 +5,8 @@ mod common;
 use cabital_client::{Decision, Pii, Suggestion};
 use common::*;
 use kyc_store::{
-    AttentionPriority, CaseStatus, ChangedField, EventDetail, EventKind, EventSource, RemoteCheck,
-    RemoteState, StoreError, TimelineOrder,
+    AttentionPriority, CaseStatus, ChangedField, EventDetail, EventKind, EventSource, RemoteCheck, RemoteState,
+    StoreError, TimelineOrder,
 };
 use test_support::fresh_store;
 
@@ -19,10 +19,7 @@ fn accepted() -> RemoteState {
 }
 
 async fn kinds(store: &kyc_store::Store, id: &cabital_client::CaseSystemId) -> Vec<EventKind> {
-    let page = store
-        .timeline(id, TimelineOrder::Oldest, 50, None)
-        .await
-        .unwrap();
+    let page = store.timeline(id, TimelineOrder::Oldest, 50, None).await.unwrap();
     page.events.iter().map(|e| e.kind()).collect()
 }
 
@@ -30,26 +27,12 @@ async fn kinds(store: &kyc_store::Store, id: &cabital_client::CaseSystemId) -> V
 async fn a_changed_remote_state_is_applied_with_one_event() {
     let store = fresh_store().await;
     let (ext, id) = create_case(&store, at(0)).await;
-    store
-        .record_webhook(
-            &receipt(id, &ext, Suggestion::SuggestToAccept, "fine"),
-            at(10),
-        )
-        .await
-        .unwrap();
+    store.record_webhook(&receipt(id, &ext, Suggestion::SuggestToAccept, "fine"), at(10)).await.unwrap();
     let before = store.get_case(&id).await.unwrap().unwrap();
     assert!(before.needs_refresh);
 
-    let applied = store
-        .apply_remote_state(
-            &id,
-            before.version,
-            &accepted(),
-            RemoteCheck::Refreshed,
-            at(11),
-        )
-        .await
-        .unwrap();
+    let applied =
+        store.apply_remote_state(&id, before.version, &accepted(), RemoteCheck::Refreshed, at(11)).await.unwrap();
     assert!(applied.changed);
     assert_eq!(applied.version, before.version + 1);
 
@@ -60,32 +43,17 @@ async fn a_changed_remote_state_is_applied_with_one_event() {
     assert_eq!(case.suggestion_at, Some(at(11)));
     assert_eq!(case.last_checked_at, Some(at(11)));
     assert!(!case.needs_refresh);
-    assert_eq!(
-        case.attention, None,
-        "suggested and refreshed: no look needed"
-    );
+    assert_eq!(case.attention, None, "suggested and refreshed: no look needed");
 
-    let page = store
-        .timeline(&id, TimelineOrder::Newest, 1, None)
-        .await
-        .unwrap();
+    let page = store.timeline(&id, TimelineOrder::Newest, 1, None).await.unwrap();
     let event = &page.events[0];
     assert_eq!(event.source, EventSource::Cabital);
     match &event.detail {
         EventDetail::Refreshed(change) => {
             assert_eq!(change.from_suggestion, None);
             assert_eq!(change.to_suggestion, Some(Suggestion::SuggestToAccept));
-            assert_eq!(
-                change
-                    .to_suggestion_comment
-                    .as_ref()
-                    .map(|c| c.expose().as_str()),
-                Some("fine")
-            );
-            assert_eq!(
-                change.changed,
-                [ChangedField::Suggestion, ChangedField::SuggestionComment]
-            );
+            assert_eq!(change.to_suggestion_comment.as_ref().map(|c| c.expose().as_str()), Some("fine"));
+            assert_eq!(change.changed, [ChangedField::Suggestion, ChangedField::SuggestionComment]);
         }
         other => panic!("expected a REFRESHED event, got {other:?}"),
     }
@@ -95,16 +63,8 @@ async fn a_changed_remote_state_is_applied_with_one_event() {
 async fn an_unchanged_remote_state_records_the_check_without_an_event() {
     let store = fresh_store().await;
     let (_, id) = create_case(&store, at(0)).await;
-    let applied = store
-        .apply_remote_state(
-            &id,
-            1,
-            &RemoteState::default(),
-            RemoteCheck::Reconciled,
-            at(3600),
-        )
-        .await
-        .unwrap();
+    let applied =
+        store.apply_remote_state(&id, 1, &RemoteState::default(), RemoteCheck::Reconciled, at(3600)).await.unwrap();
     assert!(!applied.changed);
     assert_eq!(applied.version, 2);
     let case = store.get_case(&id).await.unwrap().unwrap();
@@ -122,40 +82,22 @@ async fn a_stale_version_is_a_conflict_and_changes_nothing() {
     let store = fresh_store().await;
     let (ext, id) = create_case(&store, at(0)).await;
     // A webhook moves the case on after the caller read version 1.
-    store
-        .record_webhook(
-            &receipt(id, &ext, Suggestion::SuggestToAccept, "fine"),
-            at(10),
-        )
-        .await
-        .unwrap();
+    store.record_webhook(&receipt(id, &ext, Suggestion::SuggestToAccept, "fine"), at(10)).await.unwrap();
 
-    let err = store
-        .apply_remote_state(&id, 1, &accepted(), RemoteCheck::Refreshed, at(11))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::VersionConflict { expected: 1, .. }),
-        "{err:?}"
-    );
+    let err = store.apply_remote_state(&id, 1, &accepted(), RemoteCheck::Refreshed, at(11)).await.unwrap_err();
+    assert!(matches!(err, StoreError::VersionConflict { expected: 1, .. }), "{err:?}");
     assert!(err.retryable());
     let case = store.get_case(&id).await.unwrap().unwrap();
     assert_eq!(case.suggestion, None);
     assert!(case.needs_refresh, "the refresh is still due");
-    assert_eq!(
-        kinds(&store, &id).await,
-        [EventKind::Created, EventKind::Webhook]
-    );
+    assert_eq!(kinds(&store, &id).await, [EventKind::Created, EventKind::Webhook]);
 }
 
 #[tokio::test]
 async fn of_concurrent_appliers_exactly_one_wins() {
     let store = fresh_store().await;
     let (_, id) = create_case(&store, at(0)).await;
-    let rejected = RemoteState {
-        suggestion: Some(Suggestion::SuggestToReject),
-        ..RemoteState::default()
-    };
+    let rejected = RemoteState { suggestion: Some(Suggestion::SuggestToReject), ..RemoteState::default() };
     let accepted = accepted();
     let (a, b) = tokio::join!(
         store.apply_remote_state(&id, 1, &accepted, RemoteCheck::Refreshed, at(10)),
@@ -165,33 +107,18 @@ async fn of_concurrent_appliers_exactly_one_wins() {
     let winners = outcomes.iter().filter(|r| r.is_ok()).count();
     assert_eq!(winners, 1, "exactly one applier wins: {outcomes:?}");
     let loser = outcomes.iter().find_map(|r| r.as_ref().err()).unwrap();
-    assert!(
-        matches!(loser, StoreError::VersionConflict { .. }),
-        "{loser:?}"
-    );
+    assert!(matches!(loser, StoreError::VersionConflict { .. }), "{loser:?}");
 
     let events = kinds(&store, &id).await;
-    assert_eq!(
-        events.len(),
-        2,
-        "one CREATED and one change event, no duplicate: {events:?}"
-    );
+    assert_eq!(events.len(), 2, "one CREATED and one change event, no duplicate: {events:?}");
     assert_eq!(store.get_case(&id).await.unwrap().unwrap().version, 2);
 }
 
 #[tokio::test]
 async fn applying_to_a_missing_case_is_not_found() {
     let store = fresh_store().await;
-    let err = store
-        .apply_remote_state(
-            &new_case_id(),
-            1,
-            &accepted(),
-            RemoteCheck::Refreshed,
-            at(0),
-        )
-        .await
-        .unwrap_err();
+    let err =
+        store.apply_remote_state(&new_case_id(), 1, &accepted(), RemoteCheck::Refreshed, at(0)).await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
 }
 
@@ -199,32 +126,17 @@ async fn applying_to_a_missing_case_is_not_found() {
 async fn a_decision_is_recorded_with_its_event() {
     let store = fresh_store().await;
     let (_, id) = create_case(&store, at(0)).await;
-    let version = store
-        .record_decision(
-            &id,
-            Decision::Reject,
-            Some(Pii("sanctions hit".into())),
-            at(20),
-        )
-        .await
-        .unwrap();
+    let version =
+        store.record_decision(&id, Decision::Reject, Some(Pii("sanctions hit".into())), at(20)).await.unwrap();
     assert_eq!(version, 2);
 
     let case = store.get_case(&id).await.unwrap().unwrap();
     assert_eq!(case.status, CaseStatus::Decided);
     assert_eq!(case.decision, Some(Decision::Reject));
     assert_eq!(case.decided_at, Some(at(20)));
-    assert_eq!(
-        case.decision_comment.as_ref().map(|c| c.expose().as_str()),
-        Some("sanctions hit")
-    );
+    assert_eq!(case.decision_comment.as_ref().map(|c| c.expose().as_str()), Some("sanctions hit"));
 
-    let event = store
-        .timeline(&id, TimelineOrder::Newest, 1, None)
-        .await
-        .unwrap()
-        .events
-        .remove(0);
+    let event = store.timeline(&id, TimelineOrder::Newest, 1, None).await.unwrap().events.remove(0);
     assert_eq!(event.source, EventSource::Api);
     match event.detail {
         EventDetail::Decision { decision, comment } => {
@@ -233,15 +145,9 @@ async fn a_decision_is_recorded_with_its_event() {
         }
         other => panic!("expected a DECISION event, got {other:?}"),
     }
-    assert!(
-        !format!("{case:?}").contains("sanctions hit"),
-        "no comments in Debug output"
-    );
+    assert!(!format!("{case:?}").contains("sanctions hit"), "no comments in Debug output");
 
-    let err = store
-        .record_decision(&new_case_id(), Decision::Accept, None, at(21))
-        .await
-        .unwrap_err();
+    let err = store.record_decision(&new_case_id(), Decision::Accept, None, at(21)).await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
 }
 
@@ -258,10 +164,7 @@ async fn ongoing_screening_on_and_off_are_events_and_index_entries() {
     let case = store.get_case(&id).await.unwrap().unwrap();
     assert!(!case.ogs);
     assert_eq!(case.ogs_checked_at, None);
-    assert_eq!(
-        kinds(&store, &id).await,
-        [EventKind::Created, EventKind::OgsOn, EventKind::OgsOff]
-    );
+    assert_eq!(kinds(&store, &id).await, [EventKind::Created, EventKind::OgsOn, EventKind::OgsOff]);
 }
 
 #[tokio::test]
@@ -284,13 +187,5 @@ async fn concurrent_decisions_and_webhooks_lose_nothing() {
     assert_eq!(case.version, 4, "three writes on top of the create");
     let mut events = kinds(&store, &id).await;
     events.sort_by_key(|k| k.as_str());
-    assert_eq!(
-        events,
-        [
-            EventKind::Created,
-            EventKind::Decision,
-            EventKind::OgsOn,
-            EventKind::Webhook
-        ]
-    );
+    assert_eq!(events, [EventKind::Created, EventKind::Decision, EventKind::OgsOn, EventKind::Webhook]);
 }

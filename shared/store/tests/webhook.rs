@@ -6,8 +6,8 @@ mod common;
 use cabital_client::{Pii, Suggestion};
 use common::*;
 use kyc_store::{
-    AttentionPriority, CaseStatus, EventDetail, EventKind, EventSource, Origin, StoreError,
-    TimelineOrder, WebhookRecorded,
+    AttentionPriority, CaseStatus, EventDetail, EventKind, EventSource, Origin, StoreError, TimelineOrder,
+    WebhookRecorded,
 };
 use test_support::fresh_store;
 
@@ -15,11 +15,7 @@ fn webhook_events(events: &[kyc_store::Event]) -> Vec<(u32, Suggestion)> {
     events
         .iter()
         .filter_map(|e| match &e.detail {
-            EventDetail::Webhook {
-                deliveries,
-                suggestion,
-                ..
-            } => Some((*deliveries, *suggestion)),
+            EventDetail::Webhook { deliveries, suggestion, .. } => Some((*deliveries, *suggestion)),
             _ => None,
         })
         .collect()
@@ -33,54 +29,18 @@ async fn the_same_body_five_times_is_one_event_delivered_five_times() {
 
     let mut results = Vec::new();
     for i in 0..5 {
-        results.push(
-            store
-                .record_webhook(&delivery, at(300 * (i + 1)))
-                .await
-                .unwrap(),
-        );
+        results.push(store.record_webhook(&delivery, at(300 * (i + 1))).await.unwrap());
     }
-    assert_eq!(
-        results[0],
-        WebhookRecorded {
-            first_delivery: true,
-            deliveries: 1,
-            case_was_known: true
-        }
-    );
-    assert_eq!(
-        results[4],
-        WebhookRecorded {
-            first_delivery: false,
-            deliveries: 5,
-            case_was_known: true
-        }
-    );
+    assert_eq!(results[0], WebhookRecorded { first_delivery: true, deliveries: 1, case_was_known: true });
+    assert_eq!(results[4], WebhookRecorded { first_delivery: false, deliveries: 5, case_was_known: true });
 
-    let events = store
-        .timeline(&id, TimelineOrder::Oldest, 50, None)
-        .await
-        .unwrap()
-        .events;
+    let events = store.timeline(&id, TimelineOrder::Oldest, 50, None).await.unwrap().events;
     assert_eq!(webhook_events(&events), [(5, Suggestion::SuggestToAccept)]);
-    let webhook = events
-        .iter()
-        .find(|e| e.kind() == EventKind::Webhook)
-        .unwrap();
+    let webhook = events.iter().find(|e| e.kind() == EventKind::Webhook).unwrap();
     assert_eq!(webhook.source, EventSource::Webhook);
     match &webhook.detail {
-        EventDetail::Webhook {
-            body,
-            body_sha256,
-            first_received_at,
-            last_received_at,
-            ..
-        } => {
-            assert_eq!(
-                body.expose(),
-                delivery.body.expose(),
-                "the body is kept exactly as received"
-            );
+        EventDetail::Webhook { body, body_sha256, first_received_at, last_received_at, .. } => {
+            assert_eq!(body.expose(), delivery.body.expose(), "the body is kept exactly as received");
             assert_eq!(body_sha256, &delivery.body_sha256);
             assert_eq!(*first_received_at, at(300));
             assert_eq!(*last_received_at, at(1500));
@@ -90,14 +50,8 @@ async fn the_same_body_five_times_is_one_event_delivered_five_times() {
 
     let case = store.get_case(&id).await.unwrap().unwrap();
     assert!(case.needs_refresh);
-    assert_eq!(
-        case.attention.map(|a| (a.priority, a.since)),
-        Some((AttentionPriority::Urgent, at(1500)))
-    );
-    assert_eq!(
-        case.suggestion, None,
-        "a webhook never sets a known case's suggestion: Cabital's GET does"
-    );
+    assert_eq!(case.attention.map(|a| (a.priority, a.since)), Some((AttentionPriority::Urgent, at(1500))));
+    assert_eq!(case.suggestion, None, "a webhook never sets a known case's suggestion: Cabital's GET does");
     assert_eq!(case.version, 6, "created, then one change per delivery");
 }
 
@@ -107,22 +61,12 @@ async fn two_concurrent_first_deliveries_are_one_event_delivered_twice() {
     let (ext, id) = create_case(&store, at(0)).await;
     let delivery = receipt(id, &ext, Suggestion::SuggestToReject, "hit");
 
-    let (a, b) = tokio::join!(
-        store.record_webhook(&delivery, at(10)),
-        store.record_webhook(&delivery, at(10))
-    );
+    let (a, b) = tokio::join!(store.record_webhook(&delivery, at(10)), store.record_webhook(&delivery, at(10)));
     let (a, b) = (a.unwrap(), b.unwrap());
-    assert!(
-        a.first_delivery ^ b.first_delivery,
-        "exactly one is the first: {a:?} {b:?}"
-    );
+    assert!(a.first_delivery ^ b.first_delivery, "exactly one is the first: {a:?} {b:?}");
     assert_eq!(a.deliveries.max(b.deliveries), 2);
 
-    let events = store
-        .timeline(&id, TimelineOrder::Oldest, 50, None)
-        .await
-        .unwrap()
-        .events;
+    let events = store.timeline(&id, TimelineOrder::Oldest, 50, None).await.unwrap().events;
     assert_eq!(webhook_events(&events), [(2, Suggestion::SuggestToReject)]);
 }
 
@@ -133,20 +77,10 @@ async fn two_concurrent_first_deliveries_for_an_unknown_case_create_it_once() {
     let id = new_case_id();
     let delivery = receipt(id, &ext, Suggestion::NoSuggestion, "look");
 
-    let (a, b) = tokio::join!(
-        store.record_webhook(&delivery, at(10)),
-        store.record_webhook(&delivery, at(10))
-    );
+    let (a, b) = tokio::join!(store.record_webhook(&delivery, at(10)), store.record_webhook(&delivery, at(10)));
     let (a, b) = (a.unwrap(), b.unwrap());
-    assert!(
-        a.first_delivery ^ b.first_delivery,
-        "exactly one is the first: {a:?} {b:?}"
-    );
-    let events = store
-        .timeline(&id, TimelineOrder::Oldest, 50, None)
-        .await
-        .unwrap()
-        .events;
+    assert!(a.first_delivery ^ b.first_delivery, "exactly one is the first: {a:?} {b:?}");
+    let events = store.timeline(&id, TimelineOrder::Oldest, 50, None).await.unwrap().events;
     assert_eq!(webhook_events(&events), [(2, Suggestion::NoSuggestion)]);
     assert_eq!(events.len(), 1);
     let case = store.get_case(&id).await.unwrap().unwrap();
@@ -158,44 +92,19 @@ async fn a_webhook_for_an_unknown_case_creates_it_from_the_webhook() {
     let store = fresh_store().await;
     let ext = new_ext();
     let id = new_case_id();
-    let recorded = store
-        .record_webhook(
-            &receipt(id, &ext, Suggestion::SuggestToReject, "hit"),
-            at(5),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        recorded,
-        WebhookRecorded {
-            first_delivery: true,
-            deliveries: 1,
-            case_was_known: false
-        }
-    );
+    let recorded = store.record_webhook(&receipt(id, &ext, Suggestion::SuggestToReject, "hit"), at(5)).await.unwrap();
+    assert_eq!(recorded, WebhookRecorded { first_delivery: true, deliveries: 1, case_was_known: false });
 
-    let case = store
-        .get_case(&id)
-        .await
-        .unwrap()
-        .expect("the case is kept, not dropped");
+    let case = store.get_case(&id).await.unwrap().expect("the case is kept, not dropped");
     assert_eq!(case.origin, Origin::Webhook);
     assert_eq!(case.external_case_id, ext);
     assert_eq!(case.screen_type, None);
     assert_eq!(case.status, CaseStatus::Suggested);
     assert_eq!(case.suggestion, Some(Suggestion::SuggestToReject));
-    assert_eq!(
-        case.suggestion_comment
-            .as_ref()
-            .map(|c| c.expose().as_str()),
-        Some("hit")
-    );
+    assert_eq!(case.suggestion_comment.as_ref().map(|c| c.expose().as_str()), Some("hit"));
     assert_eq!(case.version, 1);
     assert!(case.needs_refresh);
-    assert_eq!(
-        case.attention.map(|a| a.priority),
-        Some(AttentionPriority::Urgent)
-    );
+    assert_eq!(case.attention.map(|a| a.priority), Some(AttentionPriority::Urgent));
     // No reservation is invented for an id we never reserved.
     assert_eq!(store.get_external(&ext).await.unwrap(), None);
 }
@@ -204,35 +113,13 @@ async fn a_webhook_for_an_unknown_case_creates_it_from_the_webhook() {
 async fn distinct_bodies_are_distinct_events() {
     let store = fresh_store().await;
     let (ext, id) = create_case(&store, at(0)).await;
-    store
-        .record_webhook(&receipt(id, &ext, Suggestion::NoSuggestion, "look"), at(10))
-        .await
-        .unwrap();
-    store
-        .record_webhook(
-            &receipt(id, &ext, Suggestion::SuggestToAccept, "fine"),
-            at(20),
-        )
-        .await
-        .unwrap();
+    store.record_webhook(&receipt(id, &ext, Suggestion::NoSuggestion, "look"), at(10)).await.unwrap();
+    store.record_webhook(&receipt(id, &ext, Suggestion::SuggestToAccept, "fine"), at(20)).await.unwrap();
     // An older suggestion's retry arrives after the newer one.
-    store
-        .record_webhook(&receipt(id, &ext, Suggestion::NoSuggestion, "look"), at(30))
-        .await
-        .unwrap();
+    store.record_webhook(&receipt(id, &ext, Suggestion::NoSuggestion, "look"), at(30)).await.unwrap();
 
-    let events = store
-        .timeline(&id, TimelineOrder::Oldest, 50, None)
-        .await
-        .unwrap()
-        .events;
-    assert_eq!(
-        webhook_events(&events),
-        [
-            (2, Suggestion::NoSuggestion),
-            (1, Suggestion::SuggestToAccept)
-        ]
-    );
+    let events = store.timeline(&id, TimelineOrder::Oldest, 50, None).await.unwrap().events;
+    assert_eq!(webhook_events(&events), [(2, Suggestion::NoSuggestion), (1, Suggestion::SuggestToAccept)]);
 }
 
 #[tokio::test]

@@ -86,36 +86,18 @@ pub(crate) fn error_response(status: StatusCode, message: impl Into<String>) -> 
     error_with_fields(status, message, Vec::new())
 }
 
-fn error_with_fields(
-    status: StatusCode,
-    message: impl Into<String>,
-    errors: Vec<FieldError>,
-) -> Response {
-    let body = ErrorBody {
-        code: status.as_u16(),
-        message: message.into(),
-        errors,
-    };
+fn error_with_fields(status: StatusCode, message: impl Into<String>, errors: Vec<FieldError>) -> Response {
+    let body = ErrorBody { code: status.as_u16(), message: message.into(), errors };
     (status, axum::Json(body)).into_response()
 }
 
 fn invalid_body(errors: Vec<FieldError>) -> Response {
-    let summary: Vec<String> = errors
-        .iter()
-        .map(|e| format!("{} {}", e.field, e.message))
-        .collect();
-    error_with_fields(
-        StatusCode::BAD_REQUEST,
-        format!("invalid parameters: {}", summary.join("; ")),
-        errors,
-    )
+    let summary: Vec<String> = errors.iter().map(|e| format!("{} {}", e.field, e.message)).collect();
+    error_with_fields(StatusCode::BAD_REQUEST, format!("invalid parameters: {}", summary.join("; ")), errors)
 }
 
 fn body_required() -> Response {
-    invalid_body(vec![FieldError {
-        field: "body".into(),
-        message: "is required".into(),
-    }])
+    invalid_body(vec![FieldError { field: "body".into(), message: "is required".into() }])
 }
 
 fn is_json_content_type(headers: &HeaderMap) -> bool {
@@ -144,10 +126,7 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
     let method = parts.method;
     let path = parts.uri.path().to_owned();
     // The path as sent, query included: what the client signed.
-    let request_path = parts
-        .uri
-        .path_and_query()
-        .map_or_else(|| path.clone(), |p| p.as_str().to_owned());
+    let request_path = parts.uri.path_and_query().map_or_else(|| path.clone(), |p| p.as_str().to_owned());
     let route = Route::parse(&path);
     let endpoint = endpoint_label(&method, route.as_ref());
     let latency = {
@@ -157,33 +136,14 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
     };
 
     let (response, case_id) = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(bytes) => {
-            process(
-                &shared,
-                &method,
-                route,
-                &request_path,
-                &parts.headers,
-                bytes,
-            )
-            .await
+        Ok(bytes) => process(&shared, &method, route, &request_path, &parts.headers, bytes).await,
+        Err(_) => {
+            (error_response(StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than {MAX_BODY_BYTES} bytes")), None)
         }
-        Err(_) => (
-            error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("body larger than {MAX_BODY_BYTES} bytes"),
-            ),
-            None,
-        ),
     };
 
     let status = response.status();
-    *shared
-        .lock()
-        .stats
-        .responses
-        .entry(status.as_u16())
-        .or_default() += 1;
+    *shared.lock().stats.responses.entry(status.as_u16()).or_default() += 1;
     info!(%endpoint, status = status.as_u16(), case_system_id = case_id.map(|id| id.to_string()), "api request");
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -216,53 +176,31 @@ async fn process(
         if let Err(problem) = verified {
             state.stats.unauthorized += 1;
             warn!(%problem, "api request refused");
-            return (
-                error_response(StatusCode::UNAUTHORIZED, problem.to_string()),
-                None,
-            );
+            return (error_response(StatusCode::UNAUTHORIZED, problem.to_string()), None);
         }
         if let Err(retry_after) = state.bucket.try_take(state.faults.rate_limit_per_sec) {
             state.stats.rate_limited += 1;
             let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, "too many requests");
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(retry_after));
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after));
             return (response, None);
         }
         let roll: f64 = state.rng.random();
         if roll < state.faults.error_rate_500 {
             state.stats.injected_500 += 1;
-            return (
-                error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal server error"),
-                None,
-            );
+            return (error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal server error"), None);
         }
         if roll < state.faults.error_rate_500 + state.faults.error_rate_503 {
             state.stats.injected_503 += 1;
-            return (
-                error_response(StatusCode::SERVICE_UNAVAILABLE, "service unavailable"),
-                None,
-            );
+            return (error_response(StatusCode::SERVICE_UNAVAILABLE, "service unavailable"), None);
         }
     }
 
     let Some(route) = route else {
-        return (
-            error_response(StatusCode::NOT_FOUND, "no such resource"),
-            None,
-        );
+        return (error_response(StatusCode::NOT_FOUND, "no such resource"), None);
     };
     if !route.allowed().contains(method) {
-        let allow = route
-            .allowed()
-            .iter()
-            .map(Method::as_str)
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut response = error_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("method {method} not allowed"),
-        );
+        let allow = route.allowed().iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+        let mut response = error_response(StatusCode::METHOD_NOT_ALLOWED, format!("method {method} not allowed"));
         if let Ok(value) = HeaderValue::from_str(&allow) {
             response.headers_mut().insert(ALLOW, value);
         }
@@ -273,21 +211,12 @@ async fn process(
         None
     } else {
         if *method == Method::POST && !is_json_content_type(headers) {
-            return (
-                error_response(
-                    StatusCode::NOT_ACCEPTABLE,
-                    "Content-Type must be application/json",
-                ),
-                None,
-            );
+            return (error_response(StatusCode::NOT_ACCEPTABLE, "Content-Type must be application/json"), None);
         }
         match serde_json::from_slice::<Value>(&body) {
             Ok(value) => Some(value),
             Err(_) => {
-                return (
-                    error_response(StatusCode::NOT_ACCEPTABLE, "body is not valid JSON"),
-                    None,
-                );
+                return (error_response(StatusCode::NOT_ACCEPTABLE, "body is not valid JSON"), None);
             }
         }
     };
@@ -319,18 +248,9 @@ fn create(shared: &Arc<Shared>, json: Option<Value>) -> (Response, Option<Uuid>)
             Err(errors) => return (invalid_body(errors), None),
         };
         if shared.config.reject_duplicate_external_id
-            && state
-                .cases
-                .values()
-                .any(|c| c.external_case_id == new_case.external_case_id)
+            && state.cases.values().any(|c| c.external_case_id == new_case.external_case_id)
         {
-            return (
-                error_response(
-                    StatusCode::CONFLICT,
-                    "a case with this externalCaseId already exists",
-                ),
-                None,
-            );
+            return (error_response(StatusCode::CONFLICT, "a case with this externalCaseId already exists"), None);
         }
         let id = state.new_case_id();
         let record = CaseRecord {
@@ -368,10 +288,7 @@ fn create(shared: &Arc<Shared>, json: Option<Value>) -> (Response, Option<Uuid>)
             webhook::apply_screening(&task_shared, id);
         });
     }
-    (
-        (StatusCode::CREATED, axum::Json(view)).into_response(),
-        Some(id),
-    )
+    ((StatusCode::CREATED, axum::Json(view)).into_response(), Some(id))
 }
 
 fn get(shared: &Arc<Shared>, id: Uuid) -> Response {
@@ -387,11 +304,7 @@ fn set_ogs(shared: &Arc<Shared>, id: Uuid, on: bool) -> Response {
         return unknown_case();
     };
     case.ogs = on;
-    let status = if on {
-        StatusCode::CREATED
-    } else {
-        StatusCode::NO_CONTENT
-    };
+    let status = if on { StatusCode::CREATED } else { StatusCode::NO_CONTENT };
     (status, Body::empty()).into_response()
 }
 
@@ -411,11 +324,7 @@ fn decide(shared: &Arc<Shared>, id: Uuid, json: Option<Value>) -> Response {
     };
     case.decision = Some(result);
     case.decision_comment = comment.clone();
-    case.decision_history.push(DecisionRecord {
-        case_result: result,
-        comment,
-        at: rfc3339(now),
-    });
+    case.decision_history.push(DecisionRecord { case_result: result, comment, at: rfc3339(now) });
     (StatusCode::CREATED, Body::empty()).into_response()
 }
 
@@ -425,17 +334,8 @@ pub(crate) fn ongoing_suggestion(
     id: Uuid,
     change: crate::model::SuggestionChange,
 ) -> Option<crate::model::CaseState> {
-    let comment = change
-        .comment
-        .unwrap_or_else(|| webhook::default_comment(change.suggestion));
-    webhook::set_suggestion(
-        shared,
-        id,
-        change.suggestion,
-        comment,
-        SuggestionSource::Ongoing,
-        change.notify,
-    )
+    let comment = change.comment.unwrap_or_else(|| webhook::default_comment(change.suggestion));
+    webhook::set_suggestion(shared, id, change.suggestion, comment, SuggestionSource::Ongoing, change.notify)
 }
 
 #[cfg(test)]
@@ -445,18 +345,9 @@ mod tests {
     #[test]
     fn routes() {
         assert_eq!(Route::parse("/api/v1/cases"), Some(Route::Cases));
-        assert_eq!(
-            Route::parse("/api/v1/cases/abc"),
-            Some(Route::Case("abc".into()))
-        );
-        assert_eq!(
-            Route::parse("/api/v1/cases/abc/ogs"),
-            Some(Route::Ogs("abc".into()))
-        );
-        assert_eq!(
-            Route::parse("/api/v1/cases/abc/decision"),
-            Some(Route::Decision("abc".into()))
-        );
+        assert_eq!(Route::parse("/api/v1/cases/abc"), Some(Route::Case("abc".into())));
+        assert_eq!(Route::parse("/api/v1/cases/abc/ogs"), Some(Route::Ogs("abc".into())));
+        assert_eq!(Route::parse("/api/v1/cases/abc/decision"), Some(Route::Decision("abc".into())));
         assert_eq!(Route::parse("/api/v1/cases/"), None);
         assert_eq!(Route::parse("/api/v1/cases/abc/"), None);
         assert_eq!(Route::parse("/api/v1/cases/abc/ogs/x"), None);
@@ -468,10 +359,7 @@ mod tests {
     fn content_type() {
         let mut headers = HeaderMap::new();
         assert!(!is_json_content_type(&headers));
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/json; charset=utf-8"),
-        );
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
         assert!(is_json_content_type(&headers));
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         assert!(!is_json_content_type(&headers));

@@ -44,8 +44,7 @@ pub(crate) fn sign(
     encoding: SignatureEncoding,
 ) -> String {
     // ok: HMAC accepts a key of any length; new_from_slice cannot fail for it.
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(timestamp.as_bytes());
     mac.update(method.as_bytes());
     mac.update(request_path.as_bytes());
@@ -58,11 +57,7 @@ pub(crate) fn sign(
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, AuthError> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty())
-        .ok_or(AuthError::MissingHeader(name))
+    headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()).ok_or(AuthError::MissingHeader(name))
 }
 
 /// Checks a request's three headers against the accepted credentials and the clock.
@@ -95,21 +90,10 @@ pub(crate) fn verify(
     }
     // Several pairs may share a key during a rotation; any of their secrets will do.
     let matched = candidates.iter().any(|c| {
-        let expected = sign(
-            &c.api_secret,
-            timestamp,
-            method,
-            request_path,
-            body,
-            encoding,
-        );
+        let expected = sign(&c.api_secret, timestamp, method, request_path, body, encoding);
         bool::from(expected.as_bytes().ct_eq(signature.as_bytes()))
     });
-    if matched {
-        Ok(key.to_owned())
-    } else {
-        Err(AuthError::BadSignature)
-    }
+    if matched { Ok(key.to_owned()) } else { Err(AuthError::BadSignature) }
 }
 
 #[cfg(test)]
@@ -120,17 +104,7 @@ mod tests {
     fn known_vector() {
         // HMAC-SHA256 test case 2 of RFC 4231: key "Jefe", "what do ya want for nothing?"
         // split across the four parts.
-        let sig = sign(
-            "Jefe",
-            "what do ya",
-            " want ",
-            "for ",
-            b"nothing?",
-            SignatureEncoding::Hex,
-        );
-        assert_eq!(
-            sig,
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
+        let sig = sign("Jefe", "what do ya", " want ", "for ", b"nothing?", SignatureEncoding::Hex);
+        assert_eq!(sig, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
     }
 }

@@ -23,19 +23,13 @@ pub struct Credential {
 impl Credential {
     /// A key and its secret.
     pub fn new(api_key: impl Into<String>, api_secret: impl Into<String>) -> Self {
-        Self {
-            api_key: api_key.into(),
-            api_secret: api_secret.into(),
-        }
+        Self { api_key: api_key.into(), api_secret: api_secret.into() }
     }
 }
 
 impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credential")
-            .field("api_key", &self.api_key)
-            .field("api_secret", &"<redacted>")
-            .finish()
+        f.debug_struct("Credential").field("api_key", &self.api_key).field("api_secret", &"<redacted>").finish()
     }
 }
 
@@ -110,22 +104,13 @@ impl Faults {
             }
         }
         if self.error_rate_500 + self.error_rate_503 > 1.0 {
-            return Err(ConfigError::new(
-                "errorRate500",
-                "errorRate500 + errorRate503 must not exceed 1",
-            ));
+            return Err(ConfigError::new("errorRate500", "errorRate500 + errorRate503 must not exceed 1"));
         }
         if !self.rate_limit_per_sec.is_finite() || self.rate_limit_per_sec < 0.0 {
-            return Err(ConfigError::new(
-                "rateLimitPerSec",
-                "must be a finite number >= 0",
-            ));
+            return Err(ConfigError::new("rateLimitPerSec", "must be a finite number >= 0"));
         }
         if self.clock_offset_secs.abs() > MAX_CLOCK_OFFSET_SECS {
-            return Err(ConfigError::new(
-                "clockOffsetSecs",
-                "must be within about ten years",
-            ));
+            return Err(ConfigError::new("clockOffsetSecs", "must be within about ten years"));
         }
         if self.duplicate_webhooks > 100 {
             return Err(ConfigError::new("duplicateWebhooks", "must be at most 100"));
@@ -187,19 +172,13 @@ impl Default for SandboxConfig {
 impl SandboxConfig {
     /// The defaults, with one accepted key/secret pair.
     pub fn with_credential(api_key: impl Into<String>, api_secret: impl Into<String>) -> Self {
-        Self {
-            credentials: vec![Credential::new(api_key, api_secret)],
-            ..Self::default()
-        }
+        Self { credentials: vec![Credential::new(api_key, api_secret)], ..Self::default() }
     }
 
     /// Checks every value is in range; the message names the setting.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !self.time_factor.is_finite() || self.time_factor <= 0.0 {
-            return Err(ConfigError::new(
-                "time_factor",
-                "must be a finite number > 0",
-            ));
+            return Err(ConfigError::new("time_factor", "must be a finite number > 0"));
         }
         if self.webhook_timeout_ms == 0 {
             return Err(ConfigError::new("webhook_timeout_ms", "must be > 0"));
@@ -215,10 +194,7 @@ impl SandboxConfig {
 pub(crate) fn check_webhook_url(url: &Url) -> Result<(), ConfigError> {
     match url.scheme() {
         "http" | "https" if url.has_host() => Ok(()),
-        _ => Err(ConfigError::new(
-            "webhook_url",
-            "must be an http(s) URL with a host",
-        )),
+        _ => Err(ConfigError::new("webhook_url", "must be an http(s) URL with a host")),
     }
 }
 
@@ -234,9 +210,6 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub(crate) fn new(setting: &str, problem: &str) -> Self {
-        Self {
-            setting: setting.to_owned(),
-            problem: problem.to_owned(),
-        }
+        Self { setting: setting.to_owned(), problem: problem.to_owned() }
     }
 }

@@ -35,12 +35,8 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
 
 /// Reads a JSON body; the error is the 400 to answer (boxed: a `Response` is large).
 fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, Box<Response>> {
-    serde_json::from_slice(body).map_err(|e| {
-        Box::new(error_response(
-            StatusCode::BAD_REQUEST,
-            format!("bad body: {e}"),
-        ))
-    })
+    serde_json::from_slice(body)
+        .map_err(|e| Box::new(error_response(StatusCode::BAD_REQUEST, format!("bad body: {e}"))))
 }
 
 fn json<T: serde::Serialize>(value: T) -> Response {
@@ -57,58 +53,36 @@ pub(crate) fn cases_matching(shared: &Shared, external_case_id: Option<&str>) ->
         .collect()
 }
 
-async fn list_cases(
-    State(shared): State<Arc<Shared>>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    json(cases_matching(
-        &shared,
-        query.get("externalCaseId").map(String::as_str),
-    ))
+async fn list_cases(State(shared): State<Arc<Shared>>, Query(query): Query<HashMap<String, String>>) -> Response {
+    json(cases_matching(&shared, query.get("externalCaseId").map(String::as_str)))
 }
 
 async fn get_case(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
-    let case = Uuid::try_parse(&id)
-        .ok()
-        .and_then(|id| shared.lock().cases.get(&id).map(|c| c.full_state()));
+    let case = Uuid::try_parse(&id).ok().and_then(|id| shared.lock().cases.get(&id).map(|c| c.full_state()));
     match case {
         Some(case) => json(case),
         None => error_response(StatusCode::NOT_FOUND, "case not found"),
     }
 }
 
-async fn post_suggestion(
-    State(shared): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
+async fn post_suggestion(State(shared): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> Response {
     let change: SuggestionChange = match parse(&body) {
         Ok(change) => change,
         Err(response) => return *response,
     };
-    match Uuid::try_parse(&id)
-        .ok()
-        .and_then(|id| ongoing_suggestion(&shared, id, change))
-    {
+    match Uuid::try_parse(&id).ok().and_then(|id| ongoing_suggestion(&shared, id, change)) {
         Some(case) => json(case),
         None => error_response(StatusCode::NOT_FOUND, "case not found"),
     }
 }
 
-async fn deliveries(
-    State(shared): State<Arc<Shared>>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
+async fn deliveries(State(shared): State<Arc<Shared>>, Query(query): Query<HashMap<String, String>>) -> Response {
     let wanted = query.get("caseSystemId").cloned();
     let state = shared.lock();
     let list: Vec<_> = state
         .deliveries
         .iter()
-        .filter(|d| {
-            wanted
-                .as_deref()
-                .is_none_or(|w| d.case_system_id.to_string() == w)
-        })
+        .filter(|d| wanted.as_deref().is_none_or(|w| d.case_system_id.to_string() == w))
         .cloned()
         .collect();
     json(list)
@@ -144,9 +118,7 @@ async fn put_credentials(State(shared): State<Arc<Shared>>, body: Bytes) -> Resp
 }
 
 async fn get_webhook_url(State(shared): State<Arc<Shared>>) -> Response {
-    json(WebhookUrl {
-        url: shared.lock().webhook_url.as_ref().map(Url::to_string),
-    })
+    json(WebhookUrl { url: shared.lock().webhook_url.as_ref().map(Url::to_string) })
 }
 
 async fn put_webhook_url(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
@@ -163,9 +135,7 @@ async fn put_webhook_url(State(shared): State<Arc<Shared>>, body: Bytes) -> Resp
     {
         return error_response(StatusCode::BAD_REQUEST, problem.to_string());
     }
-    let shown = WebhookUrl {
-        url: url.as_ref().map(Url::to_string),
-    };
+    let shown = WebhookUrl { url: url.as_ref().map(Url::to_string) };
     shared.lock().webhook_url = url;
     json(shown)
 }

@@ -54,13 +54,10 @@ use uuid::Uuid;
 
 pub use api::MAX_BODY_BYTES;
 pub use auth::{HEADER_KEY, HEADER_SIGN, HEADER_TIMESTAMP, TIMESTAMP_TOLERANCE_SECS};
-pub use config::{
-    ConfigError, Credential, Faults, MAX_CLOCK_OFFSET_SECS, SandboxConfig, SignatureEncoding,
-};
+pub use config::{ConfigError, Credential, Faults, MAX_CLOCK_OFFSET_SECS, SandboxConfig, SignatureEncoding};
 pub use model::{
-    CaseResult, CaseState, CaseView, DecisionRecord, DeliveryAttempt, ErrorBody, FieldError,
-    NotificationRecord, ScreenType, Suggestion, SuggestionChange, SuggestionRecord,
-    SuggestionSource, WebhookUrl,
+    CaseResult, CaseState, CaseView, DecisionRecord, DeliveryAttempt, ErrorBody, FieldError, NotificationRecord,
+    ScreenType, Suggestion, SuggestionChange, SuggestionRecord, SuggestionSource, WebhookUrl,
 };
 pub use state::Stats;
 pub use validate::{MAX_EXTERNAL_CASE_ID_CHARS, MAX_ORGANIZATION_INFO_BYTES};
@@ -74,9 +71,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Starts a sandbox on 127.0.0.1 (`config.port`, or a free port when 0) and returns
 /// once it accepts connections. Fails with `InvalidInput` on a bad setting.
 pub async fn spawn(config: SandboxConfig) -> io::Result<SandboxHandle> {
-    config
-        .validate()
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    config.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let seed = config.seed.unwrap_or_else(rand::random);
     let http = reqwest::Client::builder()
         .timeout(Duration::from_millis(config.webhook_timeout_ms))
@@ -91,10 +86,7 @@ pub async fn spawn(config: SandboxConfig) -> io::Result<SandboxHandle> {
     let app = Router::new()
         .nest("/_sandbox", control::router())
         .fallback(api::handle)
-        .layer(middleware::from_fn_with_state(
-            Arc::clone(&shared),
-            date_header,
-        ))
+        .layer(middleware::from_fn_with_state(Arc::clone(&shared), date_header))
         .with_state(Arc::clone(&shared));
 
     let (stop, stopped) = oneshot::channel::<()>();
@@ -108,12 +100,7 @@ pub async fn spawn(config: SandboxConfig) -> io::Result<SandboxHandle> {
         }
     });
     info!(%addr, seed, "cabital sandbox listening");
-    Ok(SandboxHandle {
-        addr,
-        shared,
-        stop: Some(stop),
-        server: Some(server),
-    })
+    Ok(SandboxHandle { addr, shared, stop: Some(stop), server: Some(server) })
 }
 
 /// Every response carries `Date` from the sandbox's clock (offset included), which is
@@ -140,9 +127,7 @@ pub struct SandboxHandle {
 
 impl std::fmt::Debug for SandboxHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SandboxHandle")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
+        f.debug_struct("SandboxHandle").field("addr", &self.addr).finish_non_exhaustive()
     }
 }
 
@@ -190,11 +175,7 @@ impl SandboxHandle {
 
     /// A case's full state.
     pub fn case(&self, case_system_id: Uuid) -> Option<CaseState> {
-        self.shared
-            .lock()
-            .cases
-            .get(&case_system_id)
-            .map(|c| c.full_state())
+        self.shared.lock().cases.get(&case_system_id).map(|c| c.full_state())
     }
 
     /// Every case with this `externalCaseId`, oldest first.
@@ -203,11 +184,7 @@ impl SandboxHandle {
     }
 
     /// Changes a case's suggestion as ongoing screening would; `None` for an unknown case.
-    pub fn set_suggestion(
-        &self,
-        case_system_id: Uuid,
-        change: SuggestionChange,
-    ) -> Option<CaseState> {
+    pub fn set_suggestion(&self, case_system_id: Uuid, change: SuggestionChange) -> Option<CaseState> {
         api::ongoing_suggestion(&self.shared, case_system_id, change)
     }
 

@@ -22,111 +22,31 @@ struct Flag {
 }
 
 const FLAGS: &[Flag] = &[
-    Flag {
-        name: "port",
-        value: Some("PORT"),
-        help: "port on 127.0.0.1; 0 (default) picks a free one",
-    },
-    Flag {
-        name: "api-key",
-        value: Some("KEY"),
-        help: "accepted API key (with --api-secret); signs webhooks",
-    },
-    Flag {
-        name: "api-secret",
-        value: Some("SECRET"),
-        help: "its secret (prefer the environment variable)",
-    },
+    Flag { name: "port", value: Some("PORT"), help: "port on 127.0.0.1; 0 (default) picks a free one" },
+    Flag { name: "api-key", value: Some("KEY"), help: "accepted API key (with --api-secret); signs webhooks" },
+    Flag { name: "api-secret", value: Some("SECRET"), help: "its secret (prefer the environment variable)" },
     Flag {
         name: "credential",
         value: Some("KEY:SECRET"),
         help: "another accepted pair; repeatable (env: comma-separated)",
     },
-    Flag {
-        name: "webhook-url",
-        value: Some("URL"),
-        help: "where webhooks go; none by default",
-    },
-    Flag {
-        name: "time-factor",
-        value: Some("F"),
-        help: "multiplies the webhook retry schedule (default 1)",
-    },
-    Flag {
-        name: "screening-delay-ms",
-        value: Some("MS"),
-        help: "case creation to suggestion (default 0)",
-    },
-    Flag {
-        name: "webhook-delay-ms",
-        value: Some("MS"),
-        help: "suggestion to first webhook attempt (default 0)",
-    },
-    Flag {
-        name: "webhook-timeout-ms",
-        value: Some("MS"),
-        help: "timeout of one webhook attempt (default 10000)",
-    },
-    Flag {
-        name: "allow-duplicate-external-id",
-        value: None,
-        help: "accept a second case with a known externalCaseId",
-    },
-    Flag {
-        name: "signature-encoding",
-        value: Some("hex|base64"),
-        help: "ACCESS-SIGN encoding (default hex)",
-    },
-    Flag {
-        name: "latency-ms",
-        value: Some("MS"),
-        help: "fault: added to every API response",
-    },
-    Flag {
-        name: "error-rate-500",
-        value: Some("P"),
-        help: "fault: probability of an injected 500",
-    },
-    Flag {
-        name: "error-rate-503",
-        value: Some("P"),
-        help: "fault: probability of an injected 503",
-    },
-    Flag {
-        name: "rate-limit-per-sec",
-        value: Some("N"),
-        help: "fault: token bucket; 0 (default) is unlimited",
-    },
-    Flag {
-        name: "drop-webhook-rate",
-        value: Some("P"),
-        help: "fault: probability a delivery is never sent",
-    },
-    Flag {
-        name: "duplicate-webhooks",
-        value: Some("N"),
-        help: "fault: extra copies of every delivery",
-    },
-    Flag {
-        name: "reorder-webhooks",
-        value: None,
-        help: "fault: random extra delay per delivery",
-    },
-    Flag {
-        name: "reorder-window-ms",
-        value: Some("MS"),
-        help: "fault: that delay's window (default 250)",
-    },
-    Flag {
-        name: "clock-offset-secs",
-        value: Some("SECS"),
-        help: "fault: sandbox clock minus real time",
-    },
-    Flag {
-        name: "seed",
-        value: Some("N"),
-        help: "random seed, for repeatable runs",
-    },
+    Flag { name: "webhook-url", value: Some("URL"), help: "where webhooks go; none by default" },
+    Flag { name: "time-factor", value: Some("F"), help: "multiplies the webhook retry schedule (default 1)" },
+    Flag { name: "screening-delay-ms", value: Some("MS"), help: "case creation to suggestion (default 0)" },
+    Flag { name: "webhook-delay-ms", value: Some("MS"), help: "suggestion to first webhook attempt (default 0)" },
+    Flag { name: "webhook-timeout-ms", value: Some("MS"), help: "timeout of one webhook attempt (default 10000)" },
+    Flag { name: "allow-duplicate-external-id", value: None, help: "accept a second case with a known externalCaseId" },
+    Flag { name: "signature-encoding", value: Some("hex|base64"), help: "ACCESS-SIGN encoding (default hex)" },
+    Flag { name: "latency-ms", value: Some("MS"), help: "fault: added to every API response" },
+    Flag { name: "error-rate-500", value: Some("P"), help: "fault: probability of an injected 500" },
+    Flag { name: "error-rate-503", value: Some("P"), help: "fault: probability of an injected 503" },
+    Flag { name: "rate-limit-per-sec", value: Some("N"), help: "fault: token bucket; 0 (default) is unlimited" },
+    Flag { name: "drop-webhook-rate", value: Some("P"), help: "fault: probability a delivery is never sent" },
+    Flag { name: "duplicate-webhooks", value: Some("N"), help: "fault: extra copies of every delivery" },
+    Flag { name: "reorder-webhooks", value: None, help: "fault: random extra delay per delivery" },
+    Flag { name: "reorder-window-ms", value: Some("MS"), help: "fault: that delay's window (default 250)" },
+    Flag { name: "clock-offset-secs", value: Some("SECS"), help: "fault: sandbox clock minus real time" },
+    Flag { name: "seed", value: Some("N"), help: "random seed, for repeatable runs" },
 ];
 
 fn usage() -> String {
@@ -174,9 +94,7 @@ impl Args {
             let value = match (flag.value, inline) {
                 (_, Some(value)) => value,
                 (None, None) => "true".to_owned(),
-                (Some(_), None) => args
-                    .next()
-                    .ok_or_else(|| format!("`--{name}` needs a value"))?,
+                (Some(_), None) => args.next().ok_or_else(|| format!("`--{name}` needs a value"))?,
             };
             given.entry(flag.name).or_default().push(value);
         }
@@ -194,11 +112,7 @@ impl Args {
     fn parsed<T: FromStr>(&self, name: &'static str) -> Result<Option<T>, String> {
         match self.get(name) {
             None => Ok(None),
-            Some(text) => text
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| format!("`--{name}`: cannot read `{text}`")),
+            Some(text) => text.trim().parse().map(Some).map_err(|_| format!("`--{name}`: cannot read `{text}`")),
         }
     }
 
@@ -220,12 +134,7 @@ impl Args {
         let extra: Vec<String> = match self.given.get("credential") {
             Some(values) => values.clone(),
             None => std::env::var(env_name("credential"))
-                .map(|v| {
-                    v.split(',')
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                })
+                .map(|v| v.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect())
                 .unwrap_or_default(),
         };
         for pair in extra {
@@ -245,16 +154,12 @@ impl Args {
     }
 
     fn config(&self) -> Result<SandboxConfig, String> {
-        let mut config = SandboxConfig {
-            credentials: self.credentials()?,
-            ..SandboxConfig::default()
-        };
+        let mut config = SandboxConfig { credentials: self.credentials()?, ..SandboxConfig::default() };
         if let Some(port) = self.parsed("port")? {
             config.port = port;
         }
         if let Some(url) = self.get("webhook-url") {
-            config.webhook_url =
-                Some(Url::parse(&url).map_err(|e| format!("`--webhook-url`: {e}"))?);
+            config.webhook_url = Some(Url::parse(&url).map_err(|e| format!("`--webhook-url`: {e}"))?);
         }
         if let Some(value) = self.parsed("time-factor")? {
             config.time_factor = value;
@@ -273,9 +178,7 @@ impl Args {
             None | Some("hex") => SignatureEncoding::Hex,
             Some("base64") => SignatureEncoding::Base64,
             Some(other) => {
-                return Err(format!(
-                    "`--signature-encoding`: expected hex or base64, got `{other}`"
-                ));
+                return Err(format!("`--signature-encoding`: expected hex or base64, got `{other}`"));
             }
         };
         let faults = &mut config.faults;
@@ -337,14 +240,10 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .json()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
 
-    let config = match Args::parse(std::env::args().skip(1))
-        .and_then(|args| args.map(|a| a.config()).transpose())
-    {
+    let config = match Args::parse(std::env::args().skip(1)).and_then(|args| args.map(|a| a.config()).transpose()) {
         Ok(Some(config)) => config,
         Ok(None) => {
             print!("{}", usage());
@@ -363,10 +262,7 @@ async fn main() -> ExitCode {
         }
     };
     let mut stdout = std::io::stdout();
-    if writeln!(stdout, "listening on {}", sandbox.base_url())
-        .and_then(|()| stdout.flush())
-        .is_err()
-    {
+    if writeln!(stdout, "listening on {}", sandbox.base_url()).and_then(|()| stdout.flush()).is_err() {
         eprintln!("cabital-sandbox: cannot write to stdout");
         return ExitCode::FAILURE;
     }
@@ -385,18 +281,9 @@ mod tests {
 
     #[test]
     fn flags() {
-        let parsed = args(&[
-            "--api-key",
-            "k",
-            "--api-secret=s",
-            "--clock-offset-secs",
-            "-40",
-            "--reorder-webhooks",
-        ]);
+        let parsed = args(&["--api-key", "k", "--api-secret=s", "--clock-offset-secs", "-40", "--reorder-webhooks"]);
         let config = parsed.and_then(|a| a.map(|a| a.config()).transpose());
-        let Ok(Some(config)) = config else {
-            panic!("{config:?}")
-        };
+        let Ok(Some(config)) = config else { panic!("{config:?}") };
         assert_eq!(config.credentials, vec![Credential::new("k", "s")]);
         assert_eq!(config.faults.clock_offset_secs, -40);
         assert!(config.faults.reorder_webhooks);
@@ -408,8 +295,8 @@ mod tests {
         assert!(args(&["--nope"]).is_err());
         assert!(args(&["--port"]).is_err());
         assert!(matches!(args(&["--help"]), Ok(None)));
-        let config = args(&["--credential", "k:s", "--error-rate-500", "2"])
-            .and_then(|a| a.map(|a| a.config()).transpose());
+        let config =
+            args(&["--credential", "k:s", "--error-rate-500", "2"]).and_then(|a| a.map(|a| a.config()).transpose());
         assert!(config.is_err());
     }
 }

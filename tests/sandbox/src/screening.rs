@@ -37,28 +37,16 @@ pub struct Screening {
 /// Screens a full name (see the module documentation for the rule).
 pub fn screen(full_name: &str) -> Screening {
     if let Some((_, list)) = LISTED_NAMES.iter().find(|(name, _)| *name == full_name) {
-        return Screening {
-            suggestion: Suggestion::SuggestToReject,
-            comment: format!("Matched list {list}"),
-        };
+        return Screening { suggestion: Suggestion::SuggestToReject, comment: format!("Matched list {list}") };
     }
     let lower = full_name.to_lowercase();
     if lower.contains("sanctioned") {
-        return Screening {
-            suggestion: Suggestion::SuggestToReject,
-            comment: format!("Matched list {GENERIC_LIST}"),
-        };
+        return Screening { suggestion: Suggestion::SuggestToReject, comment: format!("Matched list {GENERIC_LIST}") };
     }
     if lower.contains("unclear") {
-        return Screening {
-            suggestion: Suggestion::NoSuggestion,
-            comment: UNCLEAR_COMMENT.to_owned(),
-        };
+        return Screening { suggestion: Suggestion::NoSuggestion, comment: UNCLEAR_COMMENT.to_owned() };
     }
-    Screening {
-        suggestion: Suggestion::SuggestToAccept,
-        comment: NO_HIT_COMMENT.to_owned(),
-    }
+    Screening { suggestion: Suggestion::SuggestToAccept, comment: NO_HIT_COMMENT.to_owned() }
 }
 
 /// The comment used when the control API sets a suggestion without one.
@@ -76,35 +64,14 @@ mod tests {
 
     #[test]
     fn rule() {
-        assert_eq!(
-            screen("Ivan Blocklisted").suggestion,
-            Suggestion::SuggestToReject
-        );
-        assert_eq!(
-            screen("Ivan Blocklisted").comment,
-            "Matched list Sandbox OFAC SDN"
-        );
+        assert_eq!(screen("Ivan Blocklisted").suggestion, Suggestion::SuggestToReject);
+        assert_eq!(screen("Ivan Blocklisted").comment, "Matched list Sandbox OFAC SDN");
         // Exact names only: a near miss is not a hit.
-        assert_eq!(
-            screen("Ivan Blocklisted Jr").suggestion,
-            Suggestion::SuggestToAccept
-        );
-        assert_eq!(
-            screen("Acme SANCTIONED Trading").suggestion,
-            Suggestion::SuggestToReject
-        );
+        assert_eq!(screen("Ivan Blocklisted Jr").suggestion, Suggestion::SuggestToAccept);
+        assert_eq!(screen("Acme SANCTIONED Trading").suggestion, Suggestion::SuggestToReject);
         assert_eq!(screen("Mr Unclear").suggestion, Suggestion::NoSuggestion);
         // Reject wins over unclear.
-        assert_eq!(
-            screen("Unclear Sanctioned").suggestion,
-            Suggestion::SuggestToReject
-        );
-        assert_eq!(
-            screen("John Doe"),
-            Screening {
-                suggestion: Suggestion::SuggestToAccept,
-                comment: "No hit".into()
-            }
-        );
+        assert_eq!(screen("Unclear Sanctioned").suggestion, Suggestion::SuggestToReject);
+        assert_eq!(screen("John Doe"), Screening { suggestion: Suggestion::SuggestToAccept, comment: "No hit".into() });
     }
 }

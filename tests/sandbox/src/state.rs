@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 use crate::config::{Credential, Faults, SandboxConfig};
 use crate::model::{
-    CaseResult, CaseState, CaseView, DecisionRecord, DeliveryAttempt, NotificationRecord,
-    ScreenType, Suggestion, SuggestionRecord,
+    CaseResult, CaseState, CaseView, DecisionRecord, DeliveryAttempt, NotificationRecord, ScreenType, Suggestion,
+    SuggestionRecord,
 };
 
 /// Counters, as `GET /_sandbox/stats` returns them.
@@ -115,11 +115,7 @@ pub(crate) struct TokenBucket {
 
 impl TokenBucket {
     fn new(rate: f64) -> Self {
-        Self {
-            rate,
-            tokens: rate.max(1.0),
-            last: Instant::now(),
-        }
+        Self { rate, tokens: rate.max(1.0), last: Instant::now() }
     }
 
     /// Takes a token, or says in how many whole seconds (at least 1) one will be there.
@@ -133,8 +129,7 @@ impl TokenBucket {
         }
         let now = Instant::now();
         let capacity = rate.max(1.0);
-        self.tokens =
-            (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(capacity);
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(capacity);
         self.last = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -172,10 +167,7 @@ impl State {
             cases: HashMap::new(),
             order: Vec::new(),
             deliveries: Vec::new(),
-            stats: Stats {
-                seed,
-                ..Stats::default()
-            },
+            stats: Stats { seed, ..Stats::default() },
             rng: StdRng::seed_from_u64(seed),
             bucket: TokenBucket::new(config.faults.rate_limit_per_sec),
             next_notification_id: 1,
@@ -211,13 +203,7 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(config: SandboxConfig, seed: u64, http: reqwest::Client) -> Self {
         let state = State::new(&config, seed);
-        Self {
-            config,
-            seed,
-            http,
-            state: Mutex::new(state),
-            tasks: Mutex::new(JoinSet::new()),
-        }
+        Self { config, seed, http, state: Mutex::new(state), tasks: Mutex::new(JoinSet::new()) }
     }
 
     /// The state. A panic while holding the lock leaves plain data behind, still usable.
@@ -253,30 +239,20 @@ impl Shared {
 pub(crate) fn offset_now(offset_secs: i64) -> SystemTime {
     let now = SystemTime::now();
     let delta = Duration::from_secs(offset_secs.unsigned_abs());
-    let shifted = if offset_secs >= 0 {
-        now.checked_add(delta)
-    } else {
-        now.checked_sub(delta)
-    };
+    let shifted = if offset_secs >= 0 { now.checked_add(delta) } else { now.checked_sub(delta) };
     shifted.unwrap_or(now)
 }
 
 /// Whole seconds since the Unix epoch (0 before it, which an offset bounded to ten
 /// years cannot reach).
 pub(crate) fn unix_seconds(time: SystemTime) -> i64 {
-    time.duration_since(UNIX_EPOCH)
-        .ok()
-        .and_then(|d| i64::try_from(d.as_secs()).ok())
-        .unwrap_or(0)
+    time.duration_since(UNIX_EPOCH).ok().and_then(|d| i64::try_from(d.as_secs()).ok()).unwrap_or(0)
 }
 
 /// RFC 3339, UTC.
 pub(crate) fn rfc3339(time: SystemTime) -> String {
     let seconds = unix_seconds(time);
-    let nanos = time
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let nanos = time.duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     OffsetDateTime::from_unix_timestamp(seconds)
         .map(|t| t.replace_nanosecond(nanos).unwrap_or(t))
         .ok()
@@ -286,9 +262,7 @@ pub(crate) fn rfc3339(time: SystemTime) -> String {
 
 /// The sandbox's date (UTC): the latest acceptable date of birth.
 pub(crate) fn today(time: SystemTime) -> time::Date {
-    OffsetDateTime::from_unix_timestamp(unix_seconds(time))
-        .map(|t| t.date())
-        .unwrap_or(time::Date::MIN)
+    OffsetDateTime::from_unix_timestamp(unix_seconds(time)).map(|t| t.date()).unwrap_or(time::Date::MIN)
 }
 
 #[cfg(test)]

@@ -30,10 +30,7 @@ struct Errors(Vec<FieldError>);
 
 impl Errors {
     fn add(&mut self, field: &str, message: impl Into<String>) {
-        self.0.push(FieldError {
-            field: field.to_owned(),
-            message: message.into(),
-        });
+        self.0.push(FieldError { field: field.to_owned(), message: message.into() });
     }
 }
 
@@ -43,12 +40,7 @@ fn present<'a>(object: &'a Map<String, Value>, field: &str) -> Option<&'a Value>
     object.get(field).filter(|v| !v.is_null())
 }
 
-fn required_str<'a>(
-    object: &'a Map<String, Value>,
-    field: &str,
-    path: &str,
-    errors: &mut Errors,
-) -> Option<&'a str> {
+fn required_str<'a>(object: &'a Map<String, Value>, field: &str, path: &str, errors: &mut Errors) -> Option<&'a str> {
     match present(object, field) {
         None => {
             errors.add(path, "is required");
@@ -86,10 +78,7 @@ pub(crate) fn validate_case(body: &Value, today: Date) -> Result<NewCase, Vec<Fi
         if chars == 0 {
             errors.add("externalCaseId", "must not be empty");
         } else if chars > MAX_EXTERNAL_CASE_ID_CHARS {
-            errors.add(
-                "externalCaseId",
-                format!("must be at most {MAX_EXTERNAL_CASE_ID_CHARS} characters"),
-            );
+            errors.add("externalCaseId", format!("must be at most {MAX_EXTERNAL_CASE_ID_CHARS} characters"));
         }
     }
 
@@ -114,42 +103,28 @@ pub(crate) fn validate_case(body: &Value, today: Date) -> Result<NewCase, Vec<Fi
     match screen_type {
         Some(ScreenType::Individual) => {
             match individual {
-                None => errors.add(
-                    "individualInfo",
-                    "is required when screenType is INDIVIDUAL",
-                ),
+                None => errors.add("individualInfo", "is required when screenType is INDIVIDUAL"),
                 Some(Value::Object(info)) => validate_individual(info, today, &mut errors),
                 Some(_) => errors.add("individualInfo", "must be an object"),
             }
             if !is_empty_info(organization) {
-                errors.add(
-                    "organizationInfo",
-                    "must be absent or {} when screenType is INDIVIDUAL",
-                );
+                errors.add("organizationInfo", "must be absent or {} when screenType is INDIVIDUAL");
             }
         }
         Some(ScreenType::Organisation) => {
             match organization {
-                None => errors.add(
-                    "organizationInfo",
-                    "is required when screenType is ORGANISATION",
-                ),
+                None => errors.add("organizationInfo", "is required when screenType is ORGANISATION"),
                 Some(value @ Value::Object(_)) => check_organization_size(value, &mut errors),
                 Some(_) => errors.add("organizationInfo", "must be an object"),
             }
             if !is_empty_info(individual) {
-                errors.add(
-                    "individualInfo",
-                    "must be absent or {} when screenType is ORGANISATION",
-                );
+                errors.add("individualInfo", "must be absent or {} when screenType is ORGANISATION");
             }
         }
         None => {
             // Still report what can be checked without knowing the type.
             match individual {
-                Some(Value::Object(info)) if !info.is_empty() => {
-                    validate_individual(info, today, &mut errors)
-                }
+                Some(Value::Object(info)) if !info.is_empty() => validate_individual(info, today, &mut errors),
                 Some(Value::Object(_)) | None => {}
                 Some(_) => errors.add("individualInfo", "must be an object"),
             }
@@ -178,14 +153,9 @@ fn empty_object() -> Value {
 }
 
 fn check_organization_size(value: &Value, errors: &mut Errors) {
-    let size = serde_json::to_vec(value)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(value).map(|v| v.len()).unwrap_or(usize::MAX);
     if size > MAX_ORGANIZATION_INFO_BYTES {
-        errors.add(
-            "organizationInfo",
-            format!("must be at most {MAX_ORGANIZATION_INFO_BYTES} bytes as JSON"),
-        );
+        errors.add("organizationInfo", format!("must be at most {MAX_ORGANIZATION_INFO_BYTES} bytes as JSON"));
     }
 }
 
@@ -199,9 +169,7 @@ fn validate_individual(info: &Map<String, Value>, today: Date, errors: &mut Erro
     if let Some(dob) = required_str(info, "dob", "individualInfo.dob", errors) {
         match parse_date(dob) {
             Err(problem) => errors.add("individualInfo.dob", problem),
-            Ok(date) if date > today => {
-                errors.add("individualInfo.dob", "must not be in the future")
-            }
+            Ok(date) if date > today => errors.add("individualInfo.dob", "must not be in the future"),
             Ok(_) => {}
         }
     }
@@ -210,10 +178,7 @@ fn validate_individual(info: &Map<String, Value>, today: Date, errors: &mut Erro
         if let Some(code) = required_str(info, field, &path, errors)
             && rust_iso3166::from_alpha3(code).is_none()
         {
-            errors.add(
-                &path,
-                "must be an ISO 3166-1 alpha-3 country code, upper case",
-            );
+            errors.add(&path, "must be an ISO 3166-1 alpha-3 country code, upper case");
         }
     }
 }
@@ -223,13 +188,7 @@ pub(crate) fn parse_date(text: &str) -> Result<Date, &'static str> {
     const SHAPE: &str = "must be a date written yyyy-MM-dd";
     let bytes = text.as_bytes();
     let shape_ok = bytes.len() == 10
-        && bytes.iter().enumerate().all(|(i, b)| {
-            if i == 4 || i == 7 {
-                *b == b'-'
-            } else {
-                b.is_ascii_digit()
-            }
-        });
+        && bytes.iter().enumerate().all(|(i, b)| if i == 4 || i == 7 { *b == b'-' } else { b.is_ascii_digit() });
     if !shape_ok {
         return Err(SHAPE);
     }
@@ -243,9 +202,7 @@ pub(crate) fn parse_date(text: &str) -> Result<Date, &'static str> {
 }
 
 /// Validates the body of `POST /api/v1/cases/{id}/decision`.
-pub(crate) fn validate_decision(
-    body: &Value,
-) -> Result<(CaseResult, Option<String>), Vec<FieldError>> {
+pub(crate) fn validate_decision(body: &Value) -> Result<(CaseResult, Option<String>), Vec<FieldError>> {
     let mut errors = Errors(Vec::new());
     let Some(object) = body.as_object() else {
         errors.add("body", "must be a JSON object");
@@ -358,8 +315,7 @@ mod tests {
     fn organisation() {
         let body = json!({"externalCaseId": "o-1", "screenType": "ORGANISATION", "fullName": "Acme Ltd", "organizationInfo": {"registrationNumber": "123"}, "individualInfo": {}});
         assert!(fields(validate_case(&body, TODAY)).is_empty());
-        let body =
-            json!({"externalCaseId": "o-1", "screenType": "ORGANISATION", "fullName": "Acme Ltd"});
+        let body = json!({"externalCaseId": "o-1", "screenType": "ORGANISATION", "fullName": "Acme Ltd"});
         assert_eq!(fields(validate_case(&body, TODAY)), ["organizationInfo"]);
         let body = json!({"externalCaseId": "o-1", "screenType": "ORGANIZATION", "fullName": "Acme Ltd", "organizationInfo": {}});
         assert_eq!(fields(validate_case(&body, TODAY)), ["screenType"]);
@@ -367,10 +323,7 @@ mod tests {
 
     #[test]
     fn decision() {
-        assert_eq!(
-            validate_decision(&json!({"caseResult": "ACCEPT"})),
-            Ok((CaseResult::Accept, None))
-        );
+        assert_eq!(validate_decision(&json!({"caseResult": "ACCEPT"})), Ok((CaseResult::Accept, None)));
         assert_eq!(
             validate_decision(&json!({"caseResult": "REJECT", "comment": "no"})),
             Ok((CaseResult::Reject, Some("no".into())))

@@ -15,9 +15,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::auth::{self, HEADER_KEY, HEADER_SIGN, HEADER_TIMESTAMP};
-use crate::model::{
-    CaseState, DeliveryAttempt, NotificationRecord, Suggestion, SuggestionRecord, SuggestionSource,
-};
+use crate::model::{CaseState, DeliveryAttempt, NotificationRecord, Suggestion, SuggestionRecord, SuggestionSource};
 use crate::screening;
 use crate::state::{Shared, offset_now, rfc3339, unix_seconds};
 
@@ -61,14 +59,7 @@ pub(crate) fn apply_screening(shared: &Arc<Shared>, id: Uuid) {
         case.full_name.clone()
     };
     let outcome = screening::screen(&full_name);
-    set_suggestion(
-        shared,
-        id,
-        outcome.suggestion,
-        outcome.comment,
-        SuggestionSource::Screening,
-        true,
-    );
+    set_suggestion(shared, id, outcome.suggestion, outcome.comment, SuggestionSource::Screening, true);
 }
 
 /// Sets a case's suggestion and, with `notify`, schedules its webhook. `None` for an
@@ -117,19 +108,14 @@ pub(crate) fn set_suggestion(
                     dropped += 1;
                     continue;
                 }
-                let extra = if faults.reorder_webhooks {
-                    state.rng.random_range(0..=faults.reorder_window_ms)
-                } else {
-                    0
-                };
+                let extra =
+                    if faults.reorder_webhooks { state.rng.random_range(0..=faults.reorder_window_ms) } else { 0 };
                 deliveries.push(Delivery {
                     notification_id,
                     copy,
                     case_system_id: id,
                     body: Arc::clone(&body),
-                    first_delay: Duration::from_millis(
-                        shared.config.webhook_delay_ms.saturating_add(extra),
-                    ),
+                    first_delay: Duration::from_millis(shared.config.webhook_delay_ms.saturating_add(extra)),
                 });
             }
             case.notifications.push(NotificationRecord {
@@ -156,10 +142,7 @@ pub(crate) fn set_suggestion(
 
 /// The wait before retry `n` (1-based), scaled.
 fn retry_delay(retry: usize, time_factor: f64) -> Duration {
-    let base = RETRY_DELAYS_SECS
-        .get(retry.saturating_sub(1))
-        .copied()
-        .unwrap_or(0);
+    let base = RETRY_DELAYS_SECS.get(retry.saturating_sub(1)).copied().unwrap_or(0);
     Duration::try_from_secs_f64(base as f64 * time_factor).unwrap_or(Duration::MAX)
 }
 
@@ -182,11 +165,7 @@ async fn deliver(shared: Arc<Shared>, delivery: Delivery) {
 async fn attempt_once(shared: &Arc<Shared>, delivery: &Delivery, attempt: u32) -> bool {
     let (url, credential, offset) = {
         let state = shared.lock();
-        (
-            state.webhook_url.clone(),
-            state.credentials.first().cloned(),
-            state.faults.clock_offset_secs,
-        )
+        (state.webhook_url.clone(), state.credentials.first().cloned(), state.faults.clock_offset_secs)
     };
     let now = offset_now(offset);
     let outcome: Result<u16, String> = match (&url, &credential) {

@@ -24,9 +24,7 @@ async fn independently_signed_requests_are_accepted() {
     let sandbox = sandbox(|_| {}).await;
     let api = Api::new(&sandbox);
     let body = individual("auth-1", "John Doe").to_string();
-    let response = api
-        .raw(Raw::signed("POST", "/api/v1/cases", &body, 0))
-        .await;
+    let response = api.raw(Raw::signed("POST", "/api/v1/cases", &body, 0)).await;
     assert_eq!(response.status(), 201);
     let case: Value = response.json().await.unwrap();
     let id = case["caseSystemId"].as_str().unwrap();
@@ -34,36 +32,10 @@ async fn independently_signed_requests_are_accepted() {
     // GET, with a query string that is part of what is signed.
     let path = format!("/api/v1/cases/{id}?verbose=1&x=%20y");
     assert_eq!(status(&api, Raw::signed("GET", &path, "", 0)).await, 200);
-    assert_eq!(
-        status(
-            &api,
-            Raw::signed("POST", &format!("/api/v1/cases/{id}/ogs"), "", 0)
-        )
-        .await,
-        201
-    );
-    assert_eq!(
-        status(
-            &api,
-            Raw::signed("DELETE", &format!("/api/v1/cases/{id}/ogs"), "", 0)
-        )
-        .await,
-        204
-    );
+    assert_eq!(status(&api, Raw::signed("POST", &format!("/api/v1/cases/{id}/ogs"), "", 0)).await, 201);
+    assert_eq!(status(&api, Raw::signed("DELETE", &format!("/api/v1/cases/{id}/ogs"), "", 0)).await, 204);
     let decision = json!({"caseResult": "ACCEPT", "comment": "fine"}).to_string();
-    assert_eq!(
-        status(
-            &api,
-            Raw::signed(
-                "POST",
-                &format!("/api/v1/cases/{id}/decision"),
-                &decision,
-                0
-            )
-        )
-        .await,
-        201
-    );
+    assert_eq!(status(&api, Raw::signed("POST", &format!("/api/v1/cases/{id}/decision"), &decision, 0)).await, 201);
     assert_eq!(sandbox.stats().unauthorized, 0);
 }
 
@@ -87,12 +59,7 @@ async fn every_tampered_part_is_refused() {
     assert_eq!(status(&api, raw).await, 401);
 
     // Path.
-    let mut raw = Raw::signed(
-        "GET",
-        "/api/v1/cases/00000000-0000-4000-8000-000000000000",
-        "",
-        0,
-    );
+    let mut raw = Raw::signed("GET", "/api/v1/cases/00000000-0000-4000-8000-000000000000", "", 0);
     raw.path = format!("/api/v1/cases/{id}");
     assert_eq!(status(&api, raw).await, 401);
 
@@ -118,10 +85,7 @@ async fn every_tampered_part_is_refused() {
     assert_eq!(status(&api, raw).await, 401);
 
     // Key: unknown, and another valid key with this secret.
-    sandbox.set_credentials(vec![
-        Credential::new(KEY, SECRET),
-        Credential::new("other-key", "other-secret"),
-    ]);
+    sandbox.set_credentials(vec![Credential::new(KEY, SECRET), Credential::new("other-key", "other-secret")]);
     let mut raw = Raw::signed("GET", &format!("/api/v1/cases/{id}"), "", 0);
     raw.key = Some("nobody".into());
     let response = api.raw(raw).await;
@@ -150,14 +114,7 @@ async fn every_tampered_part_is_refused() {
     // Nothing tampered is created; the untampered control still works.
     assert_eq!(sandbox.stats().creates, 1);
     assert_eq!(sandbox.stats().unauthorized, 14);
-    assert_eq!(
-        status(
-            &api,
-            Raw::signed("GET", &format!("/api/v1/cases/{id}"), "", 0)
-        )
-        .await,
-        200
-    );
+    assert_eq!(status(&api, Raw::signed("GET", &format!("/api/v1/cases/{id}"), "", 0)).await, 200);
 }
 
 #[tokio::test]
@@ -166,12 +123,7 @@ async fn timestamp_window_is_30_seconds_both_ways() {
     let api = Api::new(&sandbox);
     // 28 and 32 rather than 30 and 31: the second may tick between signing and checking.
     for (skew, expected) in [(-28, 200), (28, 200), (-32, 401), (32, 401), (-3600, 401)] {
-        let raw = Raw::signed(
-            "GET",
-            "/api/v1/cases/00000000-0000-4000-8000-000000000000",
-            "",
-            skew,
-        );
+        let raw = Raw::signed("GET", "/api/v1/cases/00000000-0000-4000-8000-000000000000", "", skew);
         let response = api.raw(raw).await;
         // 200 is not possible for an unknown case: "accepted" shows as 404.
         let expected = if expected == 200 { 404 } else { 401 };
@@ -203,10 +155,7 @@ async fn clock_offset_shows_in_date_and_moves_the_window() {
     let date = response.headers()["date"].to_str().unwrap();
     let date = httpdate::parse_http_date(date).unwrap();
     let ahead = date.duration_since(SystemTime::now()).unwrap_or_default();
-    assert!(
-        ahead > Duration::from_secs(3590) && ahead < Duration::from_secs(3610),
-        "{ahead:?}"
-    );
+    assert!(ahead > Duration::from_secs(3590) && ahead < Duration::from_secs(3610), "{ahead:?}");
 
     // Learn the offset from Date, as the client should, and the request passes.
     let offset = httpdate::parse_http_date(response.headers()["date"].to_str().unwrap())
@@ -215,25 +164,15 @@ async fn clock_offset_shows_in_date_and_moves_the_window() {
         .unwrap()
         .as_secs() as i64
         - now();
-    let response = api
-        .raw(Raw::signed("GET", "/api/v1/cases/x", "", offset))
-        .await;
+    let response = api.raw(Raw::signed("GET", "/api/v1/cases/x", "", offset)).await;
     assert_eq!(response.status(), 404);
 
     // The control API's answers carry the same clock, and it can be moved at run time.
-    sandbox
-        .set_faults(Faults {
-            clock_offset_secs: -7200,
-            ..Faults::default()
-        })
-        .unwrap();
+    sandbox.set_faults(Faults { clock_offset_secs: -7200, ..Faults::default() }).unwrap();
     let response = api.control("GET", "/stats", None).await;
     let date = httpdate::parse_http_date(response.headers()["date"].to_str().unwrap()).unwrap();
     let behind = SystemTime::now().duration_since(date).unwrap();
-    assert!(
-        behind > Duration::from_secs(7190) && behind < Duration::from_secs(7210),
-        "{behind:?}"
-    );
+    assert!(behind > Duration::from_secs(7190) && behind < Duration::from_secs(7210), "{behind:?}");
 }
 
 #[tokio::test]
@@ -242,10 +181,7 @@ async fn without_offset_date_is_real_time() {
     let api = Api::new(&sandbox);
     let response = api.call("GET", "/api/v1/cases/x", "").await;
     let date = httpdate::parse_http_date(response.headers()["date"].to_str().unwrap()).unwrap();
-    let secs = date
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let secs = date.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
     assert!((secs - now()).abs() <= 2);
 }
 
@@ -257,13 +193,8 @@ async fn credentials_rotate_at_run_time() {
     assert_eq!(status(&api, Raw::signed("GET", path, "", 0)).await, 404);
 
     // New secret for the same key: the old signature fails, the new one passes.
-    let response = api
-        .control(
-            "PUT",
-            "/credentials",
-            Some(json!([{"apiKey": KEY, "apiSecret": "rotated-secret"}])),
-        )
-        .await;
+    let response =
+        api.control("PUT", "/credentials", Some(json!([{"apiKey": KEY, "apiSecret": "rotated-secret"}]))).await;
     assert_eq!(response.status(), 204);
     assert_eq!(status(&api, Raw::signed("GET", path, "", 0)).await, 401);
     let timestamp = now().to_string();
@@ -273,9 +204,7 @@ async fn credentials_rotate_at_run_time() {
     assert_eq!(status(&api, raw).await, 404);
 
     // Bad credential JSON is refused and changes nothing.
-    let response = api
-        .control("PUT", "/credentials", Some(json!([{"apiKey": KEY}])))
-        .await;
+    let response = api.control("PUT", "/credentials", Some(json!([{"apiKey": KEY}]))).await;
     assert_eq!(response.status(), 400);
 
     // Reset returns to the starting credentials.
@@ -302,15 +231,10 @@ async fn base64_encoding_when_configured() {
 /// A tiny standard-alphabet base64 encoder, so the test does not borrow the sandbox's.
 mod base64_check {
     pub fn encode_b64(bytes: &[u8]) -> String {
-        const ALPHABET: &[u8; 64] =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         let mut out = String::new();
         for chunk in bytes.chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
+            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
             let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
             for i in 0..4 {
                 if i <= chunk.len() {

@@ -10,37 +10,15 @@ use serde_json::{Value, json};
 async fn faults_round_trip_and_are_checked() {
     let sandbox = sandbox(|_| {}).await;
     let api = Api::new(&sandbox);
-    let current: Faults = api
-        .control("GET", "/faults", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let current: Faults = api.control("GET", "/faults", None).await.json().await.unwrap();
     assert_eq!(current, Faults::default());
 
     // A PUT replaces the whole set: absent fields go back to their defaults.
-    let response = api
-        .control(
-            "PUT",
-            "/faults",
-            Some(json!({"latencyMs": 5, "errorRate503": 0.5})),
-        )
-        .await;
+    let response = api.control("PUT", "/faults", Some(json!({"latencyMs": 5, "errorRate503": 0.5}))).await;
     assert_eq!(response.status(), 200);
-    let response = api
-        .control(
-            "PUT",
-            "/faults",
-            Some(json!({"duplicateWebhooks": 1, "clockOffsetSecs": -40})),
-        )
-        .await;
+    let response = api.control("PUT", "/faults", Some(json!({"duplicateWebhooks": 1, "clockOffsetSecs": -40}))).await;
     assert_eq!(response.status(), 200);
-    let current: Value = api
-        .control("GET", "/faults", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let current: Value = api.control("GET", "/faults", None).await.json().await.unwrap();
     assert_eq!(
         current,
         json!({
@@ -77,19 +55,13 @@ async fn stats_count_what_happened() {
     let id = created["caseSystemId"].as_str().unwrap();
     api.get_case(id).await;
     api.get_case(id).await;
-    api.call("DELETE", &format!("/api/v1/cases/{id}/ogs"), "")
-        .await;
+    api.call("DELETE", &format!("/api/v1/cases/{id}/ogs"), "").await;
     api.call("GET", "/api/v1/unknown", "").await;
     let mut unsigned = common::Raw::signed("GET", "/api/v1/cases", "", 0);
     unsigned.sign = None;
     api.raw(unsigned).await;
 
-    let stats: Stats = api
-        .control("GET", "/stats", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let stats: Stats = api.control("GET", "/stats", None).await.json().await.unwrap();
     assert_eq!(stats.seed, 7);
     assert_eq!(stats.creates, 1);
     assert_eq!(stats.unauthorized, 1);
@@ -113,47 +85,21 @@ async fn cases_can_be_found_by_external_id() {
     api.create(&individual("find-2", "John Doe")).await;
     api.create(&individual("find-1", "Somebody Unclear")).await;
 
-    let found: Vec<Value> = api
-        .control("GET", "/cases?externalCaseId=find-1", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let found: Vec<Value> = api.control("GET", "/cases?externalCaseId=find-1", None).await.json().await.unwrap();
     assert_eq!(found.len(), 2);
     assert_eq!(found[0]["case"]["suggestion"], "SUGGEST_TO_ACCEPT");
     assert_eq!(found[1]["case"]["suggestion"], "NO_SUGGESTION");
     assert!(found[0]["createdAt"].as_str().unwrap().contains('T'));
-    let all: Vec<Value> = api
-        .control("GET", "/cases", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let all: Vec<Value> = api.control("GET", "/cases", None).await.json().await.unwrap();
     assert_eq!(all.len(), 3);
-    let none: Vec<Value> = api
-        .control("GET", "/cases?externalCaseId=nope", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let none: Vec<Value> = api.control("GET", "/cases?externalCaseId=nope", None).await.json().await.unwrap();
     assert!(none.is_empty());
 
     let id = found[1]["case"]["caseSystemId"].as_str().unwrap();
-    let one: Value = api
-        .control("GET", &format!("/cases/{id}"), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let one: Value = api.control("GET", &format!("/cases/{id}"), None).await.json().await.unwrap();
     assert_eq!(one, found[1]);
-    assert_eq!(
-        api.control("GET", "/cases/not-an-id", None).await.status(),
-        404
-    );
-    assert_eq!(
-        api.control("GET", "/nothing-here", None).await.status(),
-        404
-    );
+    assert_eq!(api.control("GET", "/cases/not-an-id", None).await.status(), 404);
+    assert_eq!(api.control("GET", "/nothing-here", None).await.status(), 404);
 }
 
 #[tokio::test]
@@ -161,12 +107,7 @@ async fn reset_returns_to_the_start() {
     let sandbox = sandbox(|c| c.faults.latency_ms = 1).await;
     let api = Api::new(&sandbox);
     let first = api.create(&individual("re-1", "John Doe")).await;
-    sandbox
-        .set_faults(Faults {
-            error_rate_500: 1.0,
-            ..Faults::default()
-        })
-        .unwrap();
+    sandbox.set_faults(Faults { error_rate_500: 1.0, ..Faults::default() }).unwrap();
     assert_eq!(api.control("POST", "/reset", None).await.status(), 204);
     assert_eq!(sandbox.faults().latency_ms, 1);
     assert_eq!(sandbox.faults().error_rate_500, 0.0);

@@ -11,12 +11,7 @@ use serde_json::{Value, json};
 
 async fn error(response: reqwest::Response, status: u16) -> ErrorBody {
     assert_eq!(response.status(), status);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/json")
-    );
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
     let body: ErrorBody = response.json().await.unwrap();
     assert_eq!(body.code, status);
     assert!(!body.message.is_empty());
@@ -46,7 +41,8 @@ async fn bad_bodies_get_400_naming_each_field() {
         (
             {
                 let mut b = individual("e-1", "");
-                b["individualInfo"] = json!({"gender": "M", "dob": "2023-02-30", "nationality": "JP", "residentialCountry": "hkg"});
+                b["individualInfo"] =
+                    json!({"gender": "M", "dob": "2023-02-30", "nationality": "JP", "residentialCountry": "hkg"});
                 b
             },
             vec![
@@ -81,10 +77,7 @@ async fn bad_bodies_get_400_naming_each_field() {
             },
             vec!["organizationInfo"],
         ),
-        (
-            json!({"externalCaseId": "o-1", "screenType": "ORGANISATION", "fullName": "Acme"}),
-            vec!["organizationInfo"],
-        ),
+        (json!({"externalCaseId": "o-1", "screenType": "ORGANISATION", "fullName": "Acme"}), vec!["organizationInfo"]),
         (
             json!({"externalCaseId": "o-1", "screenType": "ORGANISATION", "fullName": "Acme", "organizationInfo": [], "individualInfo": {"gender": "MALE"}}),
             vec!["organizationInfo", "individualInfo"],
@@ -99,11 +92,7 @@ async fn bad_bodies_get_400_naming_each_field() {
         let error = error(response, 400).await;
         assert_eq!(fields(&error), expected, "body {body}");
         for field in expected {
-            assert!(
-                error.message.contains(field),
-                "{} lacks {field}",
-                error.message
-            );
+            assert!(error.message.contains(field), "{} lacks {field}", error.message);
         }
     }
     // An empty create body.
@@ -114,21 +103,10 @@ async fn bad_bodies_get_400_naming_each_field() {
 
     // A bad decision.
     let case = api.create(&individual("e-2", "John Doe")).await;
-    let path = format!(
-        "/api/v1/cases/{}/decision",
-        case["caseSystemId"].as_str().unwrap()
-    );
-    let response = api
-        .call("POST", &path, &json!({"caseResult": "APPROVE"}).to_string())
-        .await;
+    let path = format!("/api/v1/cases/{}/decision", case["caseSystemId"].as_str().unwrap());
+    let response = api.call("POST", &path, &json!({"caseResult": "APPROVE"}).to_string()).await;
     assert_eq!(fields(&error(response, 400).await), ["caseResult"]);
-    let response = api
-        .call(
-            "POST",
-            &path,
-            &json!({"caseResult": "ACCEPT", "comment": 1}).to_string(),
-        )
-        .await;
+    let response = api.call("POST", &path, &json!({"caseResult": "ACCEPT", "comment": 1}).to_string()).await;
     assert_eq!(fields(&error(response, 400).await), ["comment"]);
 }
 
@@ -140,21 +118,9 @@ async fn unknown_case_and_route_are_404() {
     for (method, path, body) in [
         ("GET", format!("/api/v1/cases/{unknown}"), String::new()),
         ("GET", "/api/v1/cases/not-a-uuid".to_owned(), String::new()),
-        (
-            "POST",
-            format!("/api/v1/cases/{unknown}/ogs"),
-            String::new(),
-        ),
-        (
-            "DELETE",
-            format!("/api/v1/cases/{unknown}/ogs"),
-            String::new(),
-        ),
-        (
-            "POST",
-            format!("/api/v1/cases/{unknown}/decision"),
-            json!({"caseResult": "ACCEPT"}).to_string(),
-        ),
+        ("POST", format!("/api/v1/cases/{unknown}/ogs"), String::new()),
+        ("DELETE", format!("/api/v1/cases/{unknown}/ogs"), String::new()),
+        ("POST", format!("/api/v1/cases/{unknown}/decision"), json!({"caseResult": "ACCEPT"}).to_string()),
         ("GET", "/api/v1/nothing".to_owned(), String::new()),
         ("GET", "/api/v1/cases/".to_owned(), String::new()),
         ("GET", "/".to_owned(), String::new()),
@@ -189,19 +155,9 @@ async fn non_json_is_406() {
     let api = Api::new(&sandbox);
     let body = individual("n-1", "John Doe").to_string();
     // Not JSON, with the JSON content type.
-    error(
-        api.call("POST", "/api/v1/cases", "externalCaseId=n-1")
-            .await,
-        406,
-    )
-    .await;
+    error(api.call("POST", "/api/v1/cases", "externalCaseId=n-1").await, 406).await;
     // Truncated JSON.
-    error(
-        api.call("POST", "/api/v1/cases", &body[..body.len() - 1])
-            .await,
-        406,
-    )
-    .await;
+    error(api.call("POST", "/api/v1/cases", &body[..body.len() - 1]).await, 406).await;
     // JSON, but declared as something else, or not declared.
     let mut raw = Raw::signed("POST", "/api/v1/cases", &body, 0);
     raw.content_type = Some("text/plain".into());
@@ -220,13 +176,7 @@ async fn second_case_with_same_external_id_is_409_unless_allowed() {
     let sandbox = sandbox(|_| {}).await;
     let api = Api::new(&sandbox);
     api.create(&individual("dup-1", "John Doe")).await;
-    let response = api
-        .call(
-            "POST",
-            "/api/v1/cases",
-            &individual("dup-1", "Jane Doe").to_string(),
-        )
-        .await;
+    let response = api.call("POST", "/api/v1/cases", &individual("dup-1", "Jane Doe").to_string()).await;
     error(response, 409).await;
     assert_eq!(sandbox.cases_by_external_id("dup-1").len(), 1);
 
@@ -255,11 +205,7 @@ async fn rate_limit_is_429_with_retry_after() {
         assert!(passed < 10, "never rate-limited");
     };
     assert!(passed >= 2, "burst of 2 refused after {passed}");
-    let retry_after: u64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=2).contains(&retry_after), "{retry_after}");
     error(response, 429).await;
     assert_eq!(sandbox.stats().rate_limited, 1);
@@ -283,35 +229,17 @@ async fn injected_5xx_take_no_effect() {
     let api = Api::new(&sandbox);
     let body = individual("f-1", "John Doe").to_string();
     error(api.call("POST", "/api/v1/cases", &body).await, 500).await;
-    sandbox
-        .set_faults(Faults {
-            error_rate_503: 1.0,
-            ..Faults::default()
-        })
-        .unwrap();
+    sandbox.set_faults(Faults { error_rate_503: 1.0, ..Faults::default() }).unwrap();
     error(api.call("POST", "/api/v1/cases", &body).await, 503).await;
     let stats = sandbox.stats();
-    assert_eq!(
-        (stats.injected_500, stats.injected_503, stats.creates),
-        (1, 1, 0)
-    );
+    assert_eq!((stats.injected_500, stats.injected_503, stats.creates), (1, 1, 0));
     assert!(sandbox.cases_by_external_id("f-1").is_empty());
 
     // A partial rate is random but seeded: about half of 200 requests fail.
-    sandbox
-        .set_faults(Faults {
-            error_rate_500: 0.25,
-            error_rate_503: 0.25,
-            ..Faults::default()
-        })
-        .unwrap();
+    sandbox.set_faults(Faults { error_rate_500: 0.25, error_rate_503: 0.25, ..Faults::default() }).unwrap();
     let mut failures = 0;
     for _ in 0..200 {
-        let status = api
-            .call("GET", "/api/v1/cases/x", "")
-            .await
-            .status()
-            .as_u16();
+        let status = api.call("GET", "/api/v1/cases/x", "").await.status().as_u16();
         assert!([404, 500, 503].contains(&status));
         failures += u32::from(status != 404);
     }
@@ -326,31 +254,16 @@ async fn oversized_body_is_413() {
     let api = Api::new(&sandbox);
     let mut body = individual("big-1", "John Doe");
     body["padding"] = json!("x".repeat(cabital_sandbox::MAX_BODY_BYTES));
-    error(
-        api.call("POST", "/api/v1/cases", &body.to_string()).await,
-        413,
-    )
-    .await;
+    error(api.call("POST", "/api/v1/cases", &body.to_string()).await, 413).await;
 }
 
 #[tokio::test]
 async fn latency_is_added_after_the_call_takes_effect() {
     let sandbox = sandbox(|c| c.faults.latency_ms = 1000).await;
     let api = Api::new(&sandbox);
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_millis(300))
-        .build()
-        .unwrap();
-    let timed_out = Api {
-        base: api.base.clone(),
-        http: client,
-    };
-    let raw = Raw::signed(
-        "POST",
-        "/api/v1/cases",
-        &individual("slow-1", "John Doe").to_string(),
-        0,
-    );
+    let client = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().unwrap();
+    let timed_out = Api { base: api.base.clone(), http: client };
+    let raw = Raw::signed("POST", "/api/v1/cases", &individual("slow-1", "John Doe").to_string(), 0);
     let method = reqwest::Method::POST;
     let result = timed_out
         .http
@@ -364,10 +277,7 @@ async fn latency_is_added_after_the_call_takes_effect() {
         .await;
     assert!(result.unwrap_err().is_timeout());
     // The answer was lost, the case was not.
-    common::wait_until(Duration::from_secs(2), || {
-        sandbox.cases_by_external_id("slow-1").len() == 1
-    })
-    .await;
+    common::wait_until(Duration::from_secs(2), || sandbox.cases_by_external_id("slow-1").len() == 1).await;
 
     let started = Instant::now();
     assert_eq!(api.call("GET", "/api/v1/cases/x", "").await.status(), 404);

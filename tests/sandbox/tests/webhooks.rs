@@ -35,11 +35,7 @@ async fn webhook_is_delivered_signed() {
     assert_eq!(hit.headers["access-key"], KEY);
     assert!(webhook_signature_ok(hit, SECRET));
     assert!(!webhook_signature_ok(hit, "another-secret"));
-    let timestamp: i64 = hit.headers["access-timestamp"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let timestamp: i64 = hit.headers["access-timestamp"].to_str().unwrap().parse().unwrap();
     assert!((timestamp - common::now()).abs() <= 2);
 
     // The exact published shape, fields in the published order.
@@ -49,26 +45,17 @@ async fn webhook_is_delivered_signed() {
         json!({"caseSystemId": id, "caseSuggestion": "SUGGEST_TO_REJECT", "comment": "Matched list Sandbox OFAC SDN", "externalCaseId": "w-1"})
     );
     let text = std::str::from_utf8(&hit.body).unwrap();
-    let order: Vec<usize> = [
-        "caseSystemId",
-        "caseSuggestion",
-        "comment",
-        "externalCaseId",
-    ]
-    .iter()
-    .map(|k| text.find(&format!("\"{k}\"")).unwrap())
-    .collect();
+    let order: Vec<usize> = ["caseSystemId", "caseSuggestion", "comment", "externalCaseId"]
+        .iter()
+        .map(|k| text.find(&format!("\"{k}\"")).unwrap())
+        .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
 
     // Recorded in the control API, and no second delivery.
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(receiver.hits().len(), 1);
-    let deliveries: Vec<Value> = api
-        .control("GET", &format!("/deliveries?caseSystemId={id}"), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let deliveries: Vec<Value> =
+        api.control("GET", &format!("/deliveries?caseSystemId={id}"), None).await.json().await.unwrap();
     assert_eq!(deliveries.len(), 1);
     assert_eq!(deliveries[0]["attempt"], 1);
     assert_eq!(deliveries[0]["statusCode"], 200);
@@ -80,30 +67,17 @@ async fn webhook_is_delivered_signed() {
 async fn webhook_is_signed_with_the_first_credential_and_clock() {
     let receiver = Receiver::start(|_| 200).await;
     let sandbox = sandbox(|c| {
-        c.credentials = vec![
-            Credential::new("first", "first-secret"),
-            Credential::new("second", "second-secret"),
-        ];
+        c.credentials = vec![Credential::new("first", "first-secret"), Credential::new("second", "second-secret")];
         c.webhook_url = Some(hook_url(&receiver));
         c.faults.clock_offset_secs = -600;
     })
     .await;
-    let unknown = SuggestionChange {
-        suggestion: Suggestion::NoSuggestion,
-        comment: None,
-        notify: true,
-    };
+    let unknown = SuggestionChange { suggestion: Suggestion::NoSuggestion, comment: None, notify: true };
     assert!(sandbox.set_suggestion(Uuid::nil(), unknown).is_none());
     let api = Api::new(&sandbox);
     let body = individual("w-2", "John Doe").to_string();
     let timestamp = (common::now() - 600).to_string();
-    let sign = common::sign(
-        "second-secret",
-        &timestamp,
-        "POST",
-        "/api/v1/cases",
-        body.as_bytes(),
-    );
+    let sign = common::sign("second-secret", &timestamp, "POST", "/api/v1/cases", body.as_bytes());
     let mut raw = common::Raw::signed("POST", "/api/v1/cases", &body, -600);
     raw.key = Some("second".into());
     raw.timestamp = Some(timestamp);
@@ -113,11 +87,7 @@ async fn webhook_is_signed_with_the_first_credential_and_clock() {
     let hits = receiver.wait_for(1, Duration::from_secs(5)).await;
     assert_eq!(hits[0].headers["access-key"], "first");
     assert!(webhook_signature_ok(&hits[0], "first-secret"));
-    let timestamp: i64 = hits[0].headers["access-timestamp"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let timestamp: i64 = hits[0].headers["access-timestamp"].to_str().unwrap().parse().unwrap();
     assert!((timestamp - (common::now() - 600)).abs() <= 2);
 }
 
@@ -137,10 +107,7 @@ async fn failed_deliveries_are_retried_four_times_then_dropped() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(receiver.hits().len(), 5);
     let first = hits[0].body.clone();
-    assert!(
-        hits.iter().all(|h| h.body == first),
-        "the same body every time"
-    );
+    assert!(hits.iter().all(|h| h.body == first), "the same body every time");
     assert!(hits.iter().all(|h| webhook_signature_ok(h, SECRET)));
     // The gaps follow the (scaled) schedule: each at least its delay.
     let gaps: Vec<Duration> = hits.windows(2).map(|w| w[1].at - w[0].at).collect();
@@ -152,12 +119,7 @@ async fn failed_deliveries_are_retried_four_times_then_dropped() {
 
     let attempts: Vec<u32> = sandbox.deliveries().iter().map(|d| d.attempt).collect();
     assert_eq!(attempts, [1, 2, 3, 4, 5]);
-    assert!(
-        sandbox
-            .deliveries()
-            .iter()
-            .all(|d| d.status_code == Some(500) && !d.success)
-    );
+    assert!(sandbox.deliveries().iter().all(|d| d.status_code == Some(500) && !d.success));
     let stats = sandbox.stats();
     assert_eq!((stats.webhook_attempts, stats.webhook_successes), (5, 0));
 }
@@ -170,17 +132,11 @@ async fn retries_stop_at_the_first_success() {
         c.time_factor = FAST;
     })
     .await;
-    Api::new(&sandbox)
-        .create(&individual("w-4", "John Doe"))
-        .await;
+    Api::new(&sandbox).create(&individual("w-4", "John Doe")).await;
     receiver.wait_for(3, Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(receiver.hits().len(), 3);
-    let outcome: Vec<(u32, Option<u16>)> = sandbox
-        .deliveries()
-        .iter()
-        .map(|d| (d.attempt, d.status_code))
-        .collect();
+    let outcome: Vec<(u32, Option<u16>)> = sandbox.deliveries().iter().map(|d| (d.attempt, d.status_code)).collect();
     assert_eq!(outcome, [(1, Some(503)), (2, Some(503)), (3, Some(204))]);
 }
 
@@ -195,16 +151,9 @@ async fn unreachable_receiver_is_retried_and_recorded() {
         c.time_factor = FAST;
     })
     .await;
-    Api::new(&sandbox)
-        .create(&individual("w-5", "John Doe"))
-        .await;
+    Api::new(&sandbox).create(&individual("w-5", "John Doe")).await;
     common::wait_until(Duration::from_secs(5), || sandbox.deliveries().len() == 5).await;
-    assert!(
-        sandbox
-            .deliveries()
-            .iter()
-            .all(|d| d.status_code.is_none() && d.error.is_some())
-    );
+    assert!(sandbox.deliveries().iter().all(|d| d.status_code.is_none() && d.error.is_some()));
 }
 
 #[tokio::test]
@@ -221,18 +170,10 @@ async fn drop_fault_loses_the_webhook() {
     assert!(receiver.hits().is_empty());
     assert!(sandbox.deliveries().is_empty());
     // The state is there for whoever asks.
-    let got = api
-        .get_case(created["caseSystemId"].as_str().unwrap())
-        .await;
+    let got = api.get_case(created["caseSystemId"].as_str().unwrap()).await;
     assert_eq!(got["suggestion"], "SUGGEST_TO_REJECT");
     let stats = sandbox.stats();
-    assert_eq!(
-        (
-            stats.webhook_notifications,
-            stats.webhook_deliveries_dropped
-        ),
-        (1, 1)
-    );
+    assert_eq!((stats.webhook_notifications, stats.webhook_deliveries_dropped), (1, 1));
 
     // Back to no drops: the next one arrives.
     sandbox.set_faults(Faults::default()).unwrap();
@@ -248,16 +189,11 @@ async fn duplicate_fault_sends_identical_copies() {
         c.faults.duplicate_webhooks = 2;
     })
     .await;
-    Api::new(&sandbox)
-        .create(&individual("w-8", "John Doe"))
-        .await;
+    Api::new(&sandbox).create(&individual("w-8", "John Doe")).await;
     let hits = receiver.wait_for(3, Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(receiver.hits().len(), 3);
-    assert!(
-        hits.iter()
-            .all(|h| h.body == hits[0].body && webhook_signature_ok(h, SECRET))
-    );
+    assert!(hits.iter().all(|h| h.body == hits[0].body && webhook_signature_ok(h, SECRET)));
     let mut copies: Vec<u32> = sandbox.deliveries().iter().map(|d| d.copy).collect();
     copies.sort_unstable();
     assert_eq!(copies, [0, 1, 2]);
@@ -275,17 +211,11 @@ async fn reorder_fault_delays_deliveries_randomly() {
     let api = Api::new(&sandbox);
     let mut ids = Vec::new();
     for n in 0..8 {
-        ids.push(
-            api.create(&individual(&format!("w-r{n}"), "John Doe"))
-                .await["externalCaseId"]
-                .clone(),
-        );
+        ids.push(api.create(&individual(&format!("w-r{n}"), "John Doe")).await["externalCaseId"].clone());
     }
     let hits = receiver.wait_for(8, Duration::from_secs(5)).await;
-    let arrived: Vec<Value> = hits
-        .iter()
-        .map(|h| serde_json::from_slice::<Value>(&h.body).unwrap()["externalCaseId"].clone())
-        .collect();
+    let arrived: Vec<Value> =
+        hits.iter().map(|h| serde_json::from_slice::<Value>(&h.body).unwrap()["externalCaseId"].clone()).collect();
     let mut sorted = arrived.clone();
     sorted.sort_by_key(|v| v.to_string());
     let mut expected = ids.clone();
@@ -317,10 +247,7 @@ async fn ongoing_screening_change_notifies_or_not() {
     let body: Value = serde_json::from_slice(&hits[1].body).unwrap();
     assert_eq!(body["caseSuggestion"], "SUGGEST_TO_REJECT");
     assert_eq!(body["comment"], "New list entry");
-    assert_eq!(
-        api.get_case(&id).await["suggestion_comment"],
-        "New list entry"
-    );
+    assert_eq!(api.get_case(&id).await["suggestion_comment"], "New list entry");
 
     // Silently: the state changes, no webhook (a lost one).
     let response = api
@@ -336,23 +263,12 @@ async fn ongoing_screening_change_notifies_or_not() {
     assert_eq!(receiver.hits().len(), 2);
     assert_eq!(api.get_case(&id).await["suggestion"], "NO_SUGGESTION");
 
-    let state: Value = api
-        .control("GET", &format!("/cases/{id}"), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let state: Value = api.control("GET", &format!("/cases/{id}"), None).await.json().await.unwrap();
     let history: Vec<(&str, &str, bool)> = state["suggestionHistory"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| {
-            (
-                r["suggestion"].as_str().unwrap(),
-                r["source"].as_str().unwrap(),
-                r["notify"].as_bool().unwrap(),
-            )
-        })
+        .map(|r| (r["suggestion"].as_str().unwrap(), r["source"].as_str().unwrap(), r["notify"].as_bool().unwrap()))
         .collect();
     assert_eq!(
         history,
@@ -366,20 +282,10 @@ async fn ongoing_screening_change_notifies_or_not() {
 
     // Unknown case and bad bodies.
     let unknown = api
-        .control(
-            "POST",
-            &format!("/cases/{}/suggestion", Uuid::nil()),
-            Some(json!({"suggestion": "NO_SUGGESTION"})),
-        )
+        .control("POST", &format!("/cases/{}/suggestion", Uuid::nil()), Some(json!({"suggestion": "NO_SUGGESTION"})))
         .await;
     assert_eq!(unknown.status(), 404);
-    let bad = api
-        .control(
-            "POST",
-            &format!("/cases/{id}/suggestion"),
-            Some(json!({"suggestion": "MAYBE"})),
-        )
-        .await;
+    let bad = api.control("POST", &format!("/cases/{id}/suggestion"), Some(json!({"suggestion": "MAYBE"}))).await;
     assert_eq!(bad.status(), 400);
 }
 
@@ -392,34 +298,18 @@ async fn no_url_no_webhook_and_url_changes_apply() {
     assert_eq!(sandbox.stats().webhook_notifications, 0);
 
     let url = hook_url(&receiver).to_string();
-    let response = api
-        .control("PUT", "/webhook-url", Some(json!({"url": url})))
-        .await;
+    let response = api.control("PUT", "/webhook-url", Some(json!({"url": url}))).await;
     assert_eq!(response.status(), 200);
-    let shown: Value = api
-        .control("GET", "/webhook-url", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let shown: Value = api.control("GET", "/webhook-url", None).await.json().await.unwrap();
     assert_eq!(shown["url"], url);
     let started = std::time::Instant::now();
     api.create(&individual("w-11", "John Doe")).await;
     let hits = receiver.wait_for(1, Duration::from_secs(5)).await;
     // The webhook delay applies.
     assert!(hits[0].at - started >= Duration::from_millis(200));
-    assert_eq!(
-        serde_json::from_slice::<Value>(&hits[0].body).unwrap()["externalCaseId"],
-        "w-11"
-    );
+    assert_eq!(serde_json::from_slice::<Value>(&hits[0].body).unwrap()["externalCaseId"], "w-11");
 
-    let bad = api
-        .control(
-            "PUT",
-            "/webhook-url",
-            Some(json!({"url": "ftp://example.com/x"})),
-        )
-        .await;
+    let bad = api.control("PUT", "/webhook-url", Some(json!({"url": "ftp://example.com/x"}))).await;
     assert_eq!(bad.status(), 400);
 }
 
@@ -436,12 +326,7 @@ async fn reset_cancels_pending_webhooks() {
     assert_eq!(api.control("POST", "/reset", None).await.status(), 204);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert!(receiver.hits().is_empty());
-    let cases: Vec<Value> = api
-        .control("GET", "/cases", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let cases: Vec<Value> = api.control("GET", "/cases", None).await.json().await.unwrap();
     assert!(cases.is_empty());
     assert_eq!(sandbox.stats().creates, 0);
 }

@@ -22,8 +22,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use aws_smithy_http_client::tls;
 use aws_smithy_runtime_api::client::http::{
-    HttpClient, HttpConnector, HttpConnectorFuture, SharedHttpClient, SharedHttpConnector,
-    http_client_fn,
+    HttpClient, HttpConnector, HttpConnectorFuture, SharedHttpClient, SharedHttpConnector, http_client_fn,
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 
@@ -49,20 +48,12 @@ pub fn moto_endpoint() -> String {
 pub async fn aws_config() -> SdkConfig {
     // The SDK's default client (hyper, rustls with aws-lc), built here so it can be wrapped.
     let inner = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::AwsLc,
-        ))
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
         .build_https();
     aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(moto_endpoint())
         .region(Region::new(REGION))
-        .credentials_provider(Credentials::new(
-            "testing",
-            "testing",
-            None,
-            None,
-            "test-support",
-        ))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test-support"))
         .http_client(one_at_a_time(inner))
         .load()
         .await
@@ -112,10 +103,7 @@ pub async fn fresh_table() -> (aws_sdk_dynamodb::Client, String) {
     let client = dynamodb().await;
     let name = format!("kyc-test-{}", uuid::Uuid::new_v4().simple());
     if let Err(e) = kyc_store::create_table(&client, &name).await {
-        panic!(
-            "could not create table {name} in moto at {}: {e}",
-            moto_endpoint()
-        );
+        panic!("could not create table {name} in moto at {}: {e}", moto_endpoint());
     }
     (client, name)
 }
@@ -124,4 +112,63 @@ pub async fn fresh_table() -> (aws_sdk_dynamodb::Client, String) {
 pub async fn fresh_store() -> kyc_store::Store {
     let (client, name) = fresh_table().await;
     kyc_store::Store::new(client, name)
+}
+
+/// The API key every harness uses, at the sandbox and in the secret.
+pub const API_KEY: &str = "harness-api-key";
+/// The API secret every harness uses.
+pub const API_SECRET: &str = "harness-api-secret-9f2c41d7";
+
+/// A gateway over a fresh table in moto and a Cabital sandbox on 127.0.0.1, its
+/// credentials read from a real Secrets Manager secret in moto.
+pub struct Harness {
+    /// The gateway, built as the functions build theirs, but pointed at the sandbox.
+    pub gateway: kyc_service::Gateway,
+    /// The sandbox (stopped when dropped).
+    pub sandbox: cabital_sandbox::SandboxHandle,
+    /// The store over the fresh table.
+    pub store: kyc_store::Store,
+    /// The secret's name in moto.
+    pub secret_id: String,
+}
+
+/// Creates a secret holding `{"apiKey", "apiSecret"}` with a unique name; returns the name.
+///
+/// # Panics
+/// When moto is missing or refuses.
+pub async fn fresh_secret(api_key: &str, api_secret: &str) -> String {
+    let name = format!("cabital-test-{}", uuid::Uuid::new_v4().simple());
+    let value = format!(r#"{{"apiKey":"{api_key}","apiSecret":"{api_secret}"}}"#);
+    if let Err(e) = secretsmanager_client().await.create_secret().name(&name).secret_string(value).send().await {
+        panic!("could not create secret {name} in moto at {}: {e:?}", moto_endpoint());
+    }
+    name
+}
+
+/// Starts a sandbox (tweaked by `tweak`) and builds a gateway over it and a fresh table.
+///
+/// # Panics
+/// When moto is missing or the sandbox cannot start.
+pub async fn harness(tweak: impl FnOnce(&mut cabital_sandbox::SandboxConfig)) -> Harness {
+    let mut config = cabital_sandbox::SandboxConfig::with_credential(API_KEY, API_SECRET);
+    config.seed = Some(42);
+    tweak(&mut config);
+    let sandbox = cabital_sandbox::spawn(config).await.expect("the Cabital sandbox starts on 127.0.0.1");
+    let store = fresh_store().await;
+    let secret_id = fresh_secret(API_KEY, API_SECRET).await;
+    let credentials = cabital_signing::CredentialStore::new(
+        cabital_signing::CredentialSource::SecretsManager {
+            client: secretsmanager_client().await,
+            secret_id: secret_id.clone(),
+        },
+        std::time::Duration::from_secs(300),
+    );
+    let mut client_config =
+        cabital_client::ClientConfig::new(sandbox.base_url().parse().expect("the sandbox's URL parses"));
+    client_config.base_backoff = std::time::Duration::from_millis(10);
+    client_config.max_backoff = std::time::Duration::from_millis(100);
+    client_config.request_timeout = std::time::Duration::from_secs(2);
+    let cabital = cabital_client::CabitalClient::new(client_config, credentials).expect("the client builds");
+    let gateway = kyc_service::Gateway { store: store.clone(), cabital };
+    Harness { gateway, sandbox, store, secret_id }
 }

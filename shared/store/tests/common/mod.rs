@@ -37,9 +37,7 @@ pub fn created(ext: &ExternalCaseId, id: CaseSystemId) -> CreatedCase {
         external_case_id: ext.clone(),
         screen_type: ScreenType::Individual,
         submitted_json: submitted(ext),
-        response_json: Pii(format!(
-            r#"{{"caseSystemId":"{id}","externalCaseId":"{ext}"}}"#
-        )),
+        response_json: Pii(format!(r#"{{"caseSystemId":"{id}","externalCaseId":"{ext}"}}"#)),
         suggestion: None,
         suggestion_comment: None,
         ogs: false,
@@ -49,11 +47,7 @@ pub fn created(ext: &ExternalCaseId, id: CaseSystemId) -> CreatedCase {
 /// Reserves `ext` and returns the token.
 pub async fn reserve(store: &Store, ext: &ExternalCaseId, now: OffsetDateTime) -> Uuid {
     let body = submitted(ext);
-    match store
-        .reserve_external_id(ext, &sha256(body.expose()), &body, now)
-        .await
-        .unwrap()
-    {
+    match store.reserve_external_id(ext, &sha256(body.expose()), &body, now).await.unwrap() {
         Reservation::Reserved { token } => token,
         other => panic!("expected a fresh reservation, got {other:?}"),
     }
@@ -64,20 +58,12 @@ pub async fn create_case(store: &Store, now: OffsetDateTime) -> (ExternalCaseId,
     let ext = new_ext();
     let id = new_case_id();
     let token = reserve(store, &ext, now).await;
-    store
-        .record_created(&ext, token, &created(&ext, id), now)
-        .await
-        .unwrap();
+    store.record_created(&ext, token, &created(&ext, id), now).await.unwrap();
     (ext, id)
 }
 
 /// A webhook delivery as Cabital would send it.
-pub fn receipt(
-    id: CaseSystemId,
-    ext: &ExternalCaseId,
-    suggestion: Suggestion,
-    comment: &str,
-) -> WebhookReceipt {
+pub fn receipt(id: CaseSystemId, ext: &ExternalCaseId, suggestion: Suggestion, comment: &str) -> WebhookReceipt {
     let body = format!(
         r#"{{"caseSystemId":"{id}","caseSuggestion":"{suggestion}","comment":"{comment}","externalCaseId":"{ext}"}}"#
     );

@@ -31,10 +31,7 @@ pub fn sign(secret: &str, timestamp: &str, method: &str, path: &str, body: &[u8]
 }
 
 pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 /// A sandbox with the test credential and the given tweaks.
@@ -81,17 +78,12 @@ pub struct Api {
 
 impl Api {
     pub fn new(sandbox: &SandboxHandle) -> Self {
-        Api {
-            base: sandbox.base_url(),
-            http: reqwest::Client::new(),
-        }
+        Api { base: sandbox.base_url(), http: reqwest::Client::new() }
     }
 
     pub async fn raw(&self, raw: Raw) -> reqwest::Response {
         let method = reqwest::Method::from_bytes(raw.method.as_bytes()).unwrap();
-        let mut request = self
-            .http
-            .request(method, format!("{}{}", self.base, raw.path));
+        let mut request = self.http.request(method, format!("{}{}", self.base, raw.path));
         if let Some(v) = raw.content_type {
             request = request.header("Content-Type", v);
         }
@@ -128,16 +120,9 @@ impl Api {
         response.json().await.unwrap()
     }
 
-    pub async fn control(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> reqwest::Response {
+    pub async fn control(&self, method: &str, path: &str, body: Option<Value>) -> reqwest::Response {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut request = self
-            .http
-            .request(method, format!("{}/_sandbox{path}", self.base));
+        let mut request = self.http.request(method, format!("{}/_sandbox{path}", self.base));
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -179,10 +164,7 @@ pub struct Receiver {
 impl Receiver {
     pub async fn start(status: impl Fn(usize) -> u16 + Send + Sync + 'static) -> Self {
         let hits = Arc::new(Mutex::new(Vec::new()));
-        let state = ReceiverState {
-            hits: Arc::clone(&hits),
-            status: Arc::new(status),
-        };
+        let state = ReceiverState { hits: Arc::clone(&hits), status: Arc::new(status) };
         let app = axum::Router::new().fallback(capture).with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -205,19 +187,10 @@ impl Receiver {
 async fn capture(State(state): State<ReceiverState>, request: Request) -> StatusCode {
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_default();
+    let path_and_query = parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
     let mut hits = state.hits.lock().unwrap();
     let n = hits.len();
-    hits.push(Hit {
-        path_and_query,
-        headers: parts.headers,
-        body,
-        at: Instant::now(),
-    });
+    hits.push(Hit { path_and_query, headers: parts.headers, body, at: Instant::now() });
     StatusCode::from_u16((state.status)(n)).unwrap()
 }
 
@@ -225,42 +198,26 @@ async fn capture(State(state): State<ReceiverState>, request: Request) -> Status
 pub async fn wait_until(within: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "condition not met within {within:?}"
-        );
+        assert!(Instant::now() < deadline, "condition not met within {within:?}");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
 /// Same, for an async condition.
-pub async fn wait_until_async<F: Future<Output = bool>>(
-    within: Duration,
-    mut condition: impl FnMut() -> F,
-) {
+pub async fn wait_until_async<F: Future<Output = bool>>(within: Duration, mut condition: impl FnMut() -> F) {
     let deadline = Instant::now() + within;
     while !condition().await {
-        assert!(
-            Instant::now() < deadline,
-            "condition not met within {within:?}"
-        );
+        assert!(Instant::now() < deadline, "condition not met within {within:?}");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
 /// Checks a webhook's signature the way a partner would, with our own HMAC.
 pub fn webhook_signature_ok(hit: &Hit, secret: &str) -> bool {
-    let header = |name: &str| {
-        hit.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let (Some(_key), Some(timestamp), Some(signature)) = (
-        header("ACCESS-KEY"),
-        header("ACCESS-TIMESTAMP"),
-        header("ACCESS-SIGN"),
-    ) else {
+    let header = |name: &str| hit.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let (Some(_key), Some(timestamp), Some(signature)) =
+        (header("ACCESS-KEY"), header("ACCESS-TIMESTAMP"), header("ACCESS-SIGN"))
+    else {
         return false;
     };
     sign(secret, &timestamp, "POST", &hit.path_and_query, &hit.body) == signature

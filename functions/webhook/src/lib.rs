@@ -1,0 +1,127 @@
+//! The webhook intake: `POST /webhooks/cabital`, public (the function authenticates).
+//!
+//! Bound the body (413), verify the signature over the raw bytes (401), parse strictly
+//! (400), store durably and idempotently (503 when it cannot, so that Cabital retries),
+//! answer 200, after a refresh bounded in time.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use cabital_signing::{HEADER_KEY, HEADER_SIGN, HEADER_TIMESTAMP, IncomingHeaders};
+use gateway_runtime::Problem;
+use gateway_runtime::metrics::{Unit, emit};
+use gateway_runtime::problem::json_response;
+use kyc_service::{Delivery, Gateway, RefreshOutcome, WebhookSettings};
+use lambda_http::{Body, Error, Request, RequestExt, Response};
+
+/// What the handler needs, built once per cold start.
+pub struct App {
+    /// The gateway's rules.
+    pub gateway: Gateway,
+    /// The webhook's settings.
+    pub settings: WebhookSettings,
+}
+
+impl App {
+    /// Reads the settings and builds the clients; a bad setting stops the cold start.
+    pub async fn from_env() -> Result<Self, Error> {
+        let settings = WebhookSettings::from_env()?;
+        Ok(App { gateway: Gateway::from_env().await?, settings })
+    }
+}
+
+fn header<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
+    request.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The Lambda handler: every outcome is a response, never an `Err`.
+pub async fn handle(app: &App, request: Request) -> Result<Response<Body>, Error> {
+    let started = Instant::now();
+    let request_id = request.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default();
+    let response = if request.method() != http::Method::POST {
+        Problem::new(405, "method_not_allowed", "Only POST").into_response()
+    } else {
+        receive(app, &request, &request_id, started).await
+    };
+    Ok(response.map(Body::from))
+}
+
+async fn receive(app: &App, request: &Request, request_id: &str, started: Instant) -> http::Response<String> {
+    let raw = request.raw_http_path();
+    let path = if raw.is_empty() { request.uri().path() } else { raw };
+    let path_and_query = match request.uri().query() {
+        Some(q) if !q.is_empty() => format!("{path}?{q}"),
+        _ => path.to_owned(),
+    };
+    let now_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let delivery = Delivery {
+        headers: IncomingHeaders {
+            access_key: header(request, HEADER_KEY),
+            access_timestamp: header(request, HEADER_TIMESTAMP),
+            access_sign: header(request, HEADER_SIGN),
+        },
+        method: request.method().as_str(),
+        path_and_query: &path_and_query,
+        body: request.body().as_ref(),
+        now_unix,
+    };
+    let latency = || started.elapsed().as_millis() as f64;
+    match app.gateway.receive_webhook(&app.settings, delivery).await {
+        Ok(accepted) => {
+            let duplicate = !accepted.recorded.first_delivery;
+            let refresh = match accepted.refresh {
+                RefreshOutcome::Changed => "changed",
+                RefreshOutcome::Unchanged => "unchanged",
+                RefreshOutcome::Deferred => "deferred",
+            };
+            tracing::info!(
+                request_id,
+                case_system_id = %accepted.case_system_id,
+                deliveries = accepted.recorded.deliveries,
+                duplicate,
+                case_was_known = accepted.recorded.case_was_known,
+                refresh,
+                latency_ms = latency() as u64,
+                "webhook stored"
+            );
+            emit(
+                &[("Function", "webhook")],
+                &[
+                    ("WebhookReceived", 1.0, Unit::Count),
+                    ("WebhookDuplicate", f64::from(u8::from(duplicate)), Unit::Count),
+                    ("WebhookUnknownCase", f64::from(u8::from(!accepted.recorded.case_was_known)), Unit::Count),
+                    (
+                        "WebhookRefreshFailed",
+                        f64::from(u8::from(accepted.refresh == RefreshOutcome::Deferred)),
+                        Unit::Count,
+                    ),
+                    ("WebhookLatency", latency(), Unit::Milliseconds),
+                ],
+            );
+            json_response(200, &serde_json_ok(accepted.recorded.deliveries))
+        }
+        Err(e) => {
+            let problem = e.problem();
+            // Never the body, never the headers' values: the reason and the status only.
+            tracing::warn!(
+                request_id,
+                reason = e.reason(),
+                status = problem.status,
+                latency_ms = latency() as u64,
+                "webhook refused"
+            );
+            let metric = if problem.status >= 500 { "WebhookNotStored" } else { "WebhookRefused" };
+            emit(&[("Function", "webhook"), ("Reason", e.reason())], &[(metric, 1.0, Unit::Count)]);
+            problem.into_response()
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Stored {
+    stored: bool,
+    deliveries: u32,
+}
+
+fn serde_json_ok(deliveries: u32) -> Stored {
+    Stored { stored: true, deliveries }
+}

@@ -1,0 +1,235 @@
+//! The cases flows: create (idempotent on `externalCaseId`), read, ongoing screening,
+//! decision, and reading Cabital's current state into the record.
+
+use cabital_client::{CabitalClient, Case, CaseSystemId, DecisionRequest, ExternalCaseId, validate_new_case};
+use gateway_runtime::CabitalSettings;
+use gateway_runtime::settings::{aws_sdk_config, required};
+use kyc_store::{CreatedCase, ExtState, RemoteCheck, RemoteState, Reservation, Store, StoreError, TimelineOrder};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::error::GatewayError;
+use crate::views::{CaseView, CaseWithTimeline, Created, EventView, ExternalLookup};
+
+/// How many times a versioned update is retried after another writer got there first.
+const VERSION_RETRIES: u32 = 5;
+
+/// How a timeline is read.
+#[derive(Debug, Clone)]
+pub struct TimelineQuery {
+    /// Also ask Cabital and record what changed.
+    pub live: bool,
+    /// Oldest or newest first.
+    pub order: TimelineOrder,
+    /// Events per page.
+    pub limit: u32,
+    /// The cursor of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl Default for TimelineQuery {
+    fn default() -> Self {
+        TimelineQuery { live: false, order: TimelineOrder::Oldest, limit: 50, cursor: None }
+    }
+}
+
+/// What reading Cabital's state did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refreshed {
+    /// Whether anything changed.
+    pub changed: bool,
+    /// The case's version afterwards.
+    pub version: u64,
+}
+
+/// The gateway's rules over the table and Cabital. Build once per cold start.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    /// The table.
+    pub store: Store,
+    /// Cabital.
+    pub cabital: CabitalClient,
+}
+
+fn now() -> OffsetDateTime {
+    gateway_runtime::now()
+}
+
+/// Hex SHA-256 of the canonical request: the exact bytes that would be sent to Cabital.
+pub fn request_hash(body: &[u8]) -> String {
+    hex::encode(Sha256::digest(body))
+}
+
+impl Gateway {
+    /// Builds the gateway from the environment (`TABLE_NAME`, `CABITAL_*`) and fetches
+    /// the secret once, so that a bad setting or secret stops the cold start.
+    pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let table = required("TABLE_NAME")?;
+        let cabital = CabitalSettings::from_env()?;
+        let sdk = aws_sdk_config().await;
+        let credentials = cabital.credential_store(&sdk);
+        credentials.get().await?;
+        let client = cabital.client(credentials)?;
+        let store = Store::new(kyc_store::dynamodb_client(&sdk).await, table);
+        Ok(Gateway { store, cabital: client })
+    }
+
+    /// `POST /v1/cases`.
+    #[tracing::instrument(skip_all, err(Display))]
+    pub async fn create_case(&self, body: &Value) -> Result<Created, GatewayError> {
+        let case = validate_new_case(body, now().date()).map_err(GatewayError::Validation)?;
+        let ext = case.external_case_id.clone();
+        // Our serialisation is canonical (fixed field order, sorted maps): the same case
+        // gives the same bytes, whatever the caller's key order or spacing.
+        let submitted = serde_json::to_string(&case).map_err(|e| GatewayError::CabitalBroken(e.to_string()))?;
+        let hash = request_hash(submitted.as_bytes());
+
+        let token =
+            match self.store.reserve_external_id(&ext, &hash, &cabital_client::Pii(submitted.clone()), now()).await? {
+                Reservation::Reserved { token } => token,
+                Reservation::Existing(existing) => {
+                    if !existing.same_request(&hash) {
+                        return Err(GatewayError::ExternalIdConflict);
+                    }
+                    return match (existing.state, existing.case_system_id) {
+                        (ExtState::Created, Some(id)) => {
+                            let case = self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
+                            Ok(Created { case_system_id: id, case: CaseView::from(&case), replayed: true })
+                        }
+                        (ExtState::Pending, _) | (ExtState::Created, None) => Err(GatewayError::CreateInFlight),
+                        (ExtState::Unknown, _) => Err(GatewayError::OutcomeUnknown),
+                        // A rejected reservation is taken over by `reserve_external_id`.
+                        (ExtState::Rejected, _) => Err(GatewayError::CreateInFlight),
+                    };
+                }
+            };
+
+        let answer = match self.cabital.create_case(&case).await {
+            Ok(answer) => answer,
+            Err(e) if e.outcome_unknown() => {
+                tracing::warn!(external_case_id = %ext, error = %e, "create outcome unknown; reservation kept");
+                self.store.mark_unknown(&ext, token, now()).await?;
+                return Err(GatewayError::OutcomeUnknown);
+            }
+            Err(e) => {
+                // Cabital surely did not create it: free the id for a corrected retry.
+                self.store.mark_rejected(&ext, token, e.status().unwrap_or(0), now()).await?;
+                return Err(e.into());
+            }
+        };
+        if answer.external_case_id != ext {
+            tracing::error!(external_case_id = %ext, "Cabital answered a create with another externalCaseId");
+            self.store.mark_unknown(&ext, token, now()).await?;
+            return Err(GatewayError::CabitalBroken("create answered for another externalCaseId".into()));
+        }
+        let id = answer.case_system_id;
+        let created = CreatedCase {
+            case_system_id: id,
+            external_case_id: ext.clone(),
+            screen_type: case.screen_type,
+            submitted_json: cabital_client::Pii(submitted),
+            response_json: cabital_client::Pii(serde_json::to_string(&answer).unwrap_or_default()),
+            suggestion: answer.suggestion,
+            suggestion_comment: answer.suggestion_comment.clone(),
+            ogs: answer.ogs,
+        };
+        if let Err(e) = self.store.record_created(&ext, token, &created, now()).await {
+            // Cabital has the case but we could not record it: leave the reservation
+            // to be resolved (the reconciler turns a stuck PENDING into UNKNOWN, and the
+            // first webhook links it). Never answer success for what is not stored.
+            tracing::error!(external_case_id = %ext, case_system_id = %id, error = %e, "created at Cabital but not recorded");
+            return Err(e.into());
+        }
+        let case = self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
+        tracing::info!(external_case_id = %ext, case_system_id = %id, "case created");
+        Ok(Created { case_system_id: id, case: CaseView::from(&case), replayed: false })
+    }
+
+    /// `GET /v1/cases/{id}`: the case and one page of its timeline.
+    pub async fn get_case(&self, id: CaseSystemId, query: TimelineQuery) -> Result<CaseWithTimeline, GatewayError> {
+        let mut live_changed = None;
+        if query.live {
+            if self.store.get_case(&id).await?.is_none() {
+                return Err(GatewayError::CaseNotFound);
+            }
+            let r = self.refresh(id, RemoteCheck::Refreshed).await?;
+            live_changed = Some(r.changed);
+        }
+        let case = self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
+        let page =
+            self.store.timeline(&id, query.order, query.limit, query.cursor.as_deref()).await.map_err(|e| match e {
+                StoreError::InvalidCursor => {
+                    GatewayError::Validation(cabital_client::ValidationErrors(vec![cabital_client::FieldError {
+                        field: "cursor".into(),
+                        code: "invalid_cursor",
+                        message: "is not a cursor this API gave".into(),
+                    }]))
+                }
+                other => other.into(),
+            })?;
+        Ok(CaseWithTimeline {
+            case: CaseView::from(&case),
+            timeline: page.events.iter().map(EventView::from).collect(),
+            next_cursor: page.next_cursor,
+            live_changed,
+        })
+    }
+
+    /// `GET /v1/cases?externalCaseId=`.
+    pub async fn find_by_external_id(&self, ext: &ExternalCaseId) -> Result<ExternalLookup, GatewayError> {
+        let Some(record) = self.store.get_external(ext).await? else {
+            return Err(GatewayError::CaseNotFound);
+        };
+        let case = match record.case_system_id {
+            Some(id) => self.store.get_case(&id).await?,
+            None => None,
+        };
+        Ok(ExternalLookup::new(&record, case.as_ref()))
+    }
+
+    /// `POST` / `DELETE /v1/cases/{id}/ogs`: forwards, then records the event and state.
+    pub async fn set_ogs(&self, id: CaseSystemId, on: bool) -> Result<CaseView, GatewayError> {
+        self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
+        if on {
+            self.cabital.ogs_on(id).await?;
+        } else {
+            self.cabital.ogs_off(id).await?;
+        }
+        self.store.record_ogs(&id, on, now()).await?;
+        let case = self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
+        Ok(CaseView::from(&case))
+    }
+
+    /// `POST /v1/cases/{id}/decision`: forwards, then records the event and state.
+    pub async fn decide(&self, id: CaseSystemId, decision: &DecisionRequest) -> Result<CaseView, GatewayError> {
+        self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
+        self.cabital.decide(id, decision).await?;
+        self.store.record_decision(&id, decision.case_result, decision.comment.clone(), now()).await?;
+        let case = self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
+        Ok(CaseView::from(&case))
+    }
+
+    /// Reads the case from Cabital and applies what it says now, with a versioned update
+    /// retried when another writer got there first. The order in which webhooks arrived
+    /// never decides the state: Cabital's answer does.
+    pub async fn refresh(&self, id: CaseSystemId, check: RemoteCheck) -> Result<Refreshed, GatewayError> {
+        let remote: Case = self.cabital.get_case(id).await?;
+        self.apply(id, &remote, check).await
+    }
+
+    /// Applies a state read from Cabital to the record.
+    pub async fn apply(&self, id: CaseSystemId, remote: &Case, check: RemoteCheck) -> Result<Refreshed, GatewayError> {
+        let state = RemoteState::from(remote);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let case = self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
+            match self.store.apply_remote_state(&id, case.version, &state, check, now()).await {
+                Ok(applied) => return Ok(Refreshed { changed: applied.changed, version: applied.version }),
+                Err(StoreError::VersionConflict { .. }) if attempt < VERSION_RETRIES => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}

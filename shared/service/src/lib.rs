@@ -1,0 +1,18 @@
+//! The gateway's rules, once, for the three functions.
+//!
+//! - [`Gateway`]: create (idempotent on `externalCaseId`), read, ongoing screening,
+//!   decision, and [`Gateway::refresh`], which applies Cabital's current state.
+//! - [`webhook`]: verify, parse, store durably, refresh.
+//! - [`reconcile`]: settle what no webhook settled.
+
+mod error;
+mod gateway;
+pub mod reconcile;
+mod views;
+pub mod webhook;
+
+pub use error::GatewayError;
+pub use gateway::{Gateway, Refreshed, TimelineQuery, request_hash};
+pub use reconcile::{ReconcileError, ReconcileSettings, Summary};
+pub use views::{CaseView, CaseWithTimeline, Created, EventView, ExternalLookup};
+pub use webhook::{Accepted, Delivery, RefreshOutcome, WebhookError, WebhookSettings};

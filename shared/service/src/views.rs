@@ -1,0 +1,189 @@
+//! What the API answers: cases and their timelines as JSON.
+
+use cabital_client::{CaseSystemId, Decision, ExternalCaseId, ScreenType, Suggestion};
+use kyc_store::{CaseRecord, Event, EventDetail, ExtRecord, StateChange, format_time};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// A case as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseView {
+    /// Cabital's id.
+    pub case_system_id: CaseSystemId,
+    /// The partner's id.
+    pub external_case_id: ExternalCaseId,
+    /// Person or entity (absent when first known from a webhook).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub screen_type: Option<ScreenType>,
+    /// `API` or `WEBHOOK`.
+    pub origin: &'static str,
+    /// `AWAITING_SUGGESTION`, `SUGGESTED` or `DECIDED`.
+    pub status: &'static str,
+    /// Cabital's current suggestion.
+    pub suggestion: Option<Suggestion>,
+    /// Its comment.
+    pub suggestion_comment: Option<String>,
+    /// When it was recorded.
+    pub suggestion_at: Option<String>,
+    /// The partner's decision.
+    pub decision: Option<Decision>,
+    /// Its comment.
+    pub decision_comment: Option<String>,
+    /// When it was recorded.
+    pub decided_at: Option<String>,
+    /// Ongoing screening on.
+    pub ogs: bool,
+    /// A webhook came and Cabital's state has not been read since.
+    pub needs_refresh: bool,
+    /// First recorded.
+    pub created_at: String,
+    /// Last written.
+    pub updated_at: String,
+    /// Last read from Cabital.
+    pub last_checked_at: Option<String>,
+    /// The record's version.
+    pub version: u64,
+}
+
+impl From<&CaseRecord> for CaseView {
+    fn from(c: &CaseRecord) -> Self {
+        CaseView {
+            case_system_id: c.case_system_id,
+            external_case_id: c.external_case_id.clone(),
+            screen_type: c.screen_type,
+            origin: c.origin.as_str(),
+            status: c.status.as_str(),
+            suggestion: c.suggestion,
+            suggestion_comment: c.suggestion_comment.as_ref().map(|p| p.expose().clone()),
+            suggestion_at: c.suggestion_at.map(format_time),
+            decision: c.decision,
+            decision_comment: c.decision_comment.as_ref().map(|p| p.expose().clone()),
+            decided_at: c.decided_at.map(format_time),
+            ogs: c.ogs,
+            needs_refresh: c.needs_refresh,
+            created_at: format_time(c.created_at),
+            updated_at: format_time(c.updated_at),
+            last_checked_at: c.last_checked_at.map(format_time),
+            version: c.version,
+        }
+    }
+}
+
+/// One timeline entry.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventView {
+    /// Unique within the case, time-ordered.
+    pub event_id: String,
+    /// When it was recorded.
+    pub at: String,
+    /// What it records.
+    pub kind: &'static str,
+    /// Who recorded it.
+    pub source: &'static str,
+    /// The kind's details.
+    pub details: Value,
+}
+
+fn change(c: &StateChange) -> Value {
+    json!({
+        "fromSuggestion": c.from_suggestion,
+        "toSuggestion": c.to_suggestion,
+        "toSuggestionComment": c.to_suggestion_comment.as_ref().map(|p| p.expose()),
+        "toDecision": c.to_decision,
+        "toDecisionComment": c.to_decision_comment.as_ref().map(|p| p.expose()),
+        "toOgs": c.to_ogs,
+        "changed": c.changed.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
+    })
+}
+
+fn raw_json(text: &str) -> Value {
+    // Stored as the exact text; shown as JSON when it parses (it always should).
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+impl From<&Event> for EventView {
+    fn from(e: &Event) -> Self {
+        let details = match &e.detail {
+            EventDetail::Created { submitted, response } => json!({
+                "submitted": submitted.as_ref().map(|s| raw_json(s.expose())),
+                "response": response.as_ref().map(|s| raw_json(s.expose())),
+            }),
+            EventDetail::Webhook { body, body_sha256, deliveries, first_received_at, last_received_at, suggestion } => {
+                json!({
+                    "body": raw_json(body.expose()),
+                    "bodySha256": body_sha256,
+                    "deliveries": deliveries,
+                    "firstReceivedAt": format_time(*first_received_at),
+                    "lastReceivedAt": format_time(*last_received_at),
+                    "suggestion": suggestion,
+                })
+            }
+            EventDetail::Refreshed(c) | EventDetail::Reconciled(c) => change(c),
+            EventDetail::Decision { decision, comment } => {
+                json!({"decision": decision, "comment": comment.as_ref().map(|p| p.expose())})
+            }
+            EventDetail::OgsOn | EventDetail::OgsOff => json!({}),
+        };
+        EventView {
+            event_id: e.event_id.clone(),
+            at: format_time(e.at),
+            kind: e.kind().as_str(),
+            source: e.source.as_str(),
+            details,
+        }
+    }
+}
+
+/// A case with one page of its timeline.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseWithTimeline {
+    /// The case.
+    pub case: CaseView,
+    /// One page of its events.
+    pub timeline: Vec<EventView>,
+    /// Pass as `?cursor=` for the next page.
+    pub next_cursor: Option<String>,
+    /// With `?live=true`: whether Cabital's state changed what we held.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_changed: Option<bool>,
+}
+
+/// The answer to a create (and to its replays).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Created {
+    /// Cabital's id (also in `case`).
+    pub case_system_id: CaseSystemId,
+    /// The case as recorded.
+    pub case: CaseView,
+    /// Whether this answer replays an earlier identical request.
+    pub replayed: bool,
+}
+
+/// The answer to a lookup by `externalCaseId`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalLookup {
+    /// The partner's id.
+    pub external_case_id: ExternalCaseId,
+    /// `PENDING`, `CREATED`, `UNKNOWN` or `REJECTED`; absent when only a webhook named it.
+    pub state: Option<&'static str>,
+    /// Cabital's id, when known.
+    pub case_system_id: Option<CaseSystemId>,
+    /// The case, when recorded.
+    pub case: Option<CaseView>,
+}
+
+impl ExternalLookup {
+    pub(crate) fn new(ext: &ExtRecord, case: Option<&CaseRecord>) -> Self {
+        ExternalLookup {
+            external_case_id: ext.external_case_id.clone(),
+            state: Some(ext.state.as_str()),
+            case_system_id: ext.case_system_id.or(case.map(|c| c.case_system_id)),
+            case: case.map(CaseView::from),
+        }
+    }
+}
