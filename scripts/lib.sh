@@ -305,7 +305,7 @@ start_moto() {
         fi
         log "starting moto on 127.0.0.1:$port (log: ${logfile#"$REPO_ROOT"/})"
         [[ " ${_RUN_LOGS[*]-} " == *" $logfile "* ]] || _RUN_LOGS+=("$logfile")
-        start_service moto "$logfile" "$VENV_DIR/bin/moto_server" -H 127.0.0.1 -p "$port"
+        start_service moto "$logfile" "$VENV_DIR/bin/python" "$REPO_ROOT/scripts/moto_serial.py" -H 127.0.0.1 -p "$port"
         MOTO_PID=$SERVICE_PID
         deadline=$((SECONDS + timeout))
         ready=0

@@ -28,12 +28,15 @@ impl Unit {
 pub fn render(timestamp_ms: i64, dimensions: &[(&str, &str)], metrics: &[(&str, f64, Unit)]) -> String {
     let mut root = Map::new();
     let dim_names: Vec<&str> = dimensions.iter().map(|(k, _)| *k).collect();
+    // Every metric is also published without dimensions, so that one alarm sees the total.
+    let dimension_sets: Vec<Vec<&str>> =
+        if dim_names.is_empty() { vec![Vec::new()] } else { vec![Vec::new(), dim_names] };
     let defs: Vec<Value> = metrics.iter().map(|(n, _, u)| json!({"Name": n, "Unit": u.as_str()})).collect();
     root.insert(
         "_aws".into(),
         json!({
             "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [dim_names], "Metrics": defs}]
+            "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": dimension_sets, "Metrics": defs}]
         }),
     );
     for (k, v) in dimensions {
@@ -66,11 +69,13 @@ mod tests {
         assert_eq!(v["_aws"]["Timestamp"], 1_700_000_000_000i64);
         let m = &v["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(m["Namespace"], NAMESPACE);
-        assert_eq!(m["Dimensions"], json!([["Function"]]));
+        assert_eq!(m["Dimensions"], json!([[], ["Function"]]));
         assert_eq!(m["Metrics"][1], json!({"Name": "Latency", "Unit": "Milliseconds"}));
         assert_eq!(v["Function"], "webhook");
         assert_eq!(v["WebhookReceived"], 1.0);
         assert_eq!(v["Latency"], 12.5);
         assert!(!line.contains('\n'));
+        let bare: Value = serde_json::from_str(&render(1, &[], &[("X", 1.0, Unit::Count)])).unwrap();
+        assert_eq!(bare["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([[]]));
     }
 }

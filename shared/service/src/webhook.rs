@@ -10,6 +10,9 @@ use kyc_store::{RemoteCheck, StoreError, WebhookReceipt, WebhookRecorded};
 
 use crate::gateway::{Gateway, request_hash};
 
+/// A signature that does not verify makes the secret be fetched again, at most this often.
+const CREDENTIALS_RECHECK: Duration = Duration::from_secs(60);
+
 /// The webhook's settings.
 #[derive(Debug, Clone)]
 pub struct WebhookSettings {
@@ -176,7 +179,21 @@ impl Gateway {
         let credentials = self.cabital.credentials().get().await.map_err(|_| WebhookError::Credentials)?;
         let policy = VerifyPolicy { tolerance_secs: settings.tolerance_secs, encoding: settings.encoding };
         let path = settings.signed_path.as_deref().unwrap_or(d.path_and_query);
-        verify(&credentials, policy, d.headers, d.now_unix, d.method, path, d.body)?;
+        match verify(&credentials, policy, d.headers, d.now_unix, d.method, path, d.body) {
+            Ok(_) => {}
+            // The secret may have rotated since it was cached: look again, at most
+            // once a minute, then verify once more.
+            Err(VerifyError::UnknownKey | VerifyError::Mismatch) => {
+                let fresh = self
+                    .cabital
+                    .credentials()
+                    .refresh_if_older_than(CREDENTIALS_RECHECK)
+                    .await
+                    .map_err(|_| WebhookError::Credentials)?;
+                verify(&fresh, policy, d.headers, d.now_unix, d.method, path, d.body)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
 
         let notification = parse(d.body)?;
         let body = std::str::from_utf8(d.body).map_err(|_| WebhookError::Malformed("not UTF-8".into()))?;

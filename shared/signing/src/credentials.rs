@@ -197,6 +197,21 @@ impl CredentialStore {
         Ok(fresh)
     }
 
+    /// Fetches again unless the cached value is younger than `min_age`: for a verifier
+    /// that sees a signature it cannot check (the secret may have rotated) without
+    /// letting a flood of forged requests hammer Secrets Manager.
+    pub async fn refresh_if_older_than(&self, min_age: Duration) -> Result<Credentials, CredentialsError> {
+        {
+            let slot = self.inner.cached.read().await;
+            if let Some((c, at)) = slot.as_ref()
+                && at.elapsed() < min_age
+            {
+                return Ok(c.clone());
+            }
+        }
+        self.refresh().await
+    }
+
     /// Drops the cached value and fetches again (after a 401, the secret may have rotated).
     pub async fn refresh(&self) -> Result<Credentials, CredentialsError> {
         let mut slot = self.inner.cached.write().await;
