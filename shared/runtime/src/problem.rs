@@ -24,14 +24,15 @@ pub struct Problem {
     pub retry_after: Option<Duration>,
 }
 
-/// Where the codes are documented; `type` is this plus `#<code>`.
-pub const TYPE_BASE: &str = "https://github.com/cabital-kyc-gateway/cabital-kyc-gateway/blob/main/docs/errors.md";
+/// `type` is this plus the code: a URN, since the codes are documented in the
+/// repository (`docs/errors.md`), not at an address of ours.
+pub const TYPE_BASE: &str = "urn:cabital-kyc-gateway:problem:";
 
 impl Serialize for Problem {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry("type", &format!("{TYPE_BASE}#{}", self.code))?;
+        m.serialize_entry("type", &format!("{TYPE_BASE}{}", self.code))?;
         m.serialize_entry("title", self.title)?;
         m.serialize_entry("status", &self.status)?;
         m.serialize_entry("code", self.code)?;
