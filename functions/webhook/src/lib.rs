@@ -97,7 +97,16 @@ async fn receive(app: &App, request: &Request, request_id: &str, started: Instan
                     ("WebhookLatency", latency(), Unit::Milliseconds),
                 ],
             );
-            json_response(200, &serde_json_ok(accepted.recorded.deliveries))
+            json_response(
+                200,
+                &Stored {
+                    stored: true,
+                    deliveries: accepted.recorded.deliveries,
+                    duplicate,
+                    case_known: accepted.recorded.case_was_known,
+                    refresh,
+                },
+            )
         }
         Err(e) => {
             let problem = e.problem();
@@ -116,12 +125,16 @@ async fn receive(app: &App, request: &Request, request_id: &str, started: Instan
     }
 }
 
+/// The answer to a stored delivery. Cabital only needs the 2xx; the rest is for people
+/// reading the delivery log: a case the table did not know yet (`caseKnown: false`) is
+/// kept and reported, and `refresh` says whether Cabital's current state was applied
+/// (`changed`, `unchanged`) or left for the reconciler (`deferred`).
 #[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Stored {
     stored: bool,
     deliveries: u32,
-}
-
-fn serde_json_ok(deliveries: u32) -> Stored {
-    Stored { stored: true, deliveries }
+    duplicate: bool,
+    case_known: bool,
+    refresh: &'static str,
 }

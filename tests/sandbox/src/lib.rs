@@ -24,11 +24,15 @@
 //! - `PUT /_sandbox/credentials`: `[{"apiKey", "apiSecret"}]` -> 204
 //! - `GET`/`PUT /_sandbox/webhook-url`: [`WebhookUrl`]
 //! - `POST /_sandbox/reset` -> 204
+//!
+//! [`sign_event`] signs an API Gateway v2 webhook event fixture as Cabital would, for
+//! `cargo lambda invoke` of the webhook function (the `cabital-sandbox-sign` binary).
 
 mod api;
 mod auth;
 mod config;
 mod control;
+mod fixture;
 mod model;
 pub mod screening;
 mod state;
@@ -55,6 +59,7 @@ use uuid::Uuid;
 pub use api::MAX_BODY_BYTES;
 pub use auth::{HEADER_KEY, HEADER_SIGN, HEADER_TIMESTAMP, TIMESTAMP_TOLERANCE_SECS};
 pub use config::{ConfigError, Credential, Faults, MAX_CLOCK_OFFSET_SECS, SandboxConfig, SignatureEncoding};
+pub use fixture::{FixtureError, FixtureSigning, sign_event};
 pub use model::{
     CaseResult, CaseState, CaseView, DecisionRecord, DeliveryAttempt, ErrorBody, FieldError, NotificationRecord,
     ScreenType, Suggestion, SuggestionChange, SuggestionRecord, SuggestionSource, WebhookUrl,

@@ -1,0 +1,233 @@
+//! Helpers for the webhook function's tests: API Gateway v2 events signed as Cabital
+//! signs them, delivered through the real handler, and what the table then holds.
+
+#![allow(dead_code)] // each test binary uses its own part
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use cabital_client::{CaseSystemId, Suggestion};
+use cabital_signing::{Credentials, SignatureEncoding, sign};
+use kyc_service::WebhookSettings;
+use kyc_store::{CaseRecord, Event, EventDetail, EventKind, StateChange, TimelineOrder};
+use lambda_http::Body;
+use serde_json::{Value, json};
+use test_support::{API_KEY, API_SECRET, Harness};
+use webhook::{App, handle};
+
+/// The route Cabital posts to.
+pub const PATH: &str = "/webhooks/cabital";
+
+/// Now, in Unix seconds.
+pub fn now_unix() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// The function's handler state over the harness's gateway, default settings.
+pub fn app(h: &Harness) -> App {
+    App { gateway: h.gateway.clone(), settings: WebhookSettings::default() }
+}
+
+/// An API Gateway HTTP API (v2) event, as API Gateway would build it: header names in
+/// lower case, a body that is not UTF-8 base64-encoded.
+pub fn event(method: &str, path: &str, query: &str, headers: &[(String, String)], body: &[u8]) -> String {
+    let mut header_map = serde_json::Map::new();
+    header_map.insert("content-type".into(), json!("application/json"));
+    header_map.insert("host".into(), json!("abc123.execute-api.us-east-1.amazonaws.com"));
+    for (name, value) in headers {
+        let name = name.to_ascii_lowercase();
+        let joined = match header_map.get(&name).and_then(Value::as_str) {
+            Some(existing) if name != "content-type" && name != "host" => format!("{existing},{value}"),
+            _ => value.clone(),
+        };
+        header_map.insert(name, json!(joined));
+    }
+    let (body, base64) = match std::str::from_utf8(body) {
+        Ok(text) => (text.to_owned(), false),
+        Err(_) => (base64::engine::general_purpose::STANDARD.encode(body), true),
+    };
+    json!({
+        "version": "2.0",
+        "routeKey": format!("{method} {PATH}"),
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": header_map,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "abc123",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test"},
+            "requestId": format!("test-{}", uuid::Uuid::new_v4()),
+            "routeKey": format!("{method} {PATH}"),
+            "stage": "$default",
+            "time": "29/Nov/2026:01:00:00 +0000",
+            "timeEpoch": now_unix() * 1000
+        },
+        "isBase64Encoded": base64,
+        "body": body
+    })
+    .to_string()
+}
+
+/// The three signature headers for `body` posted to `path`.
+pub fn signature(key: &str, secret: &str, timestamp: i64, path: &str, body: &[u8]) -> Vec<(String, String)> {
+    let credentials = Credentials::new(key, secret).unwrap();
+    let signed = sign(&credentials, SignatureEncoding::Hex, timestamp, "POST", path, body);
+    vec![
+        ("ACCESS-KEY".into(), signed.access_key),
+        ("ACCESS-TIMESTAMP".into(), signed.access_timestamp),
+        ("ACCESS-SIGN".into(), signed.access_sign),
+    ]
+}
+
+/// `body` posted to the route, signed now with the harness's key and secret.
+pub fn signed_event(body: &str) -> String {
+    event("POST", PATH, "", &signature(API_KEY, API_SECRET, now_unix(), PATH, body.as_bytes()), body.as_bytes())
+}
+
+/// What the handler answered.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Answer {
+    /// The problem's stable code.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+}
+
+/// Sends an event (JSON text) through the real handler.
+pub async fn deliver(app: &App, event: &str) -> Answer {
+    let request = lambda_http::request::from_str(event).expect("the event is an API Gateway v2 event");
+    let response = handle(app, request).await.expect("the handler answers every request");
+    let text = match response.body() {
+        Body::Text(t) => t.clone(),
+        Body::Binary(b) => String::from_utf8(b.clone()).unwrap(),
+        Body::Empty => String::new(),
+        other => panic!("unexpected body {other:?}"),
+    };
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Answer { status: response.status().as_u16(), headers: response.headers().clone(), body, text }
+}
+
+/// A webhook body, fields in the provider's order, compact.
+pub fn webhook_body(id: &CaseSystemId, external_case_id: &str, suggestion: &str, comment: &str) -> String {
+    format!(
+        r#"{{"caseSystemId":"{id}","caseSuggestion":"{suggestion}","comment":{},"externalCaseId":"{external_case_id}"}}"#,
+        json!(comment)
+    )
+}
+
+/// A new external id.
+pub fn new_external_id() -> String {
+    format!("wh-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Creates a case through the gateway (so at the sandbox and in the table); the
+/// sandbox's screening then suggests by the name (see `cabital_sandbox::screening`).
+pub async fn create_case(h: &Harness, full_name: &str) -> (CaseSystemId, String) {
+    let ext = new_external_id();
+    let body = json!({
+        "externalCaseId": ext,
+        "screenType": "INDIVIDUAL",
+        "fullName": full_name,
+        "individualInfo": {"gender": "FEMALE", "dob": "1990-04-01", "nationality": "JPN", "residentialCountry": "HKG"},
+        "organizationInfo": {}
+    });
+    let created = h.gateway.create_case(&body).await.expect("the case is created");
+    (created.case_system_id, ext)
+}
+
+/// Creates a case at the sandbox only: Cabital knows it, the table does not.
+pub async fn create_case_at_cabital_only(h: &Harness, full_name: &str) -> (CaseSystemId, String) {
+    let ext = new_external_id();
+    let body = json!({
+        "externalCaseId": ext,
+        "screenType": "INDIVIDUAL",
+        "fullName": full_name,
+        "individualInfo": {"gender": "MALE", "dob": "1985-12-24", "nationality": "HKG", "residentialCountry": "HKG"},
+        "organizationInfo": {}
+    });
+    let case = cabital_client::validate_new_case(&body, gateway_today()).unwrap();
+    let answer = h.gateway.cabital.create_case(&case).await.expect("the sandbox creates the case");
+    (answer.case_system_id, ext)
+}
+
+fn gateway_today() -> time::Date {
+    time::OffsetDateTime::now_utc().date()
+}
+
+/// The case's whole timeline, oldest first.
+pub async fn timeline(h: &Harness, id: &CaseSystemId) -> Vec<Event> {
+    h.store.timeline(id, TimelineOrder::Oldest, 100, None).await.unwrap().events
+}
+
+/// The case as stored.
+pub async fn case(h: &Harness, id: &CaseSystemId) -> Option<CaseRecord> {
+    h.store.get_case(id).await.unwrap()
+}
+
+/// The WEBHOOK events: (deliveries, suggestion reported).
+pub fn webhook_events(events: &[Event]) -> Vec<(u32, Suggestion)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.detail {
+            EventDetail::Webhook { deliveries, suggestion, .. } => Some((*deliveries, *suggestion)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The REFRESHED events' changes.
+pub fn refreshed(events: &[Event]) -> Vec<StateChange> {
+    events
+        .iter()
+        .filter_map(|e| match &e.detail {
+            EventDetail::Refreshed(change) => Some(change.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The kinds, in order.
+pub fn kinds(events: &[Event]) -> Vec<EventKind> {
+    events.iter().map(Event::kind).collect()
+}
+
+/// How many items the whole table holds (a scan: the tables are tiny and fresh).
+pub async fn table_items(h: &Harness) -> usize {
+    let out = h.store.client().scan().table_name(h.store.table_name()).consistent_read(true).send().await.unwrap();
+    assert!(out.last_evaluated_key().is_none(), "the table is small");
+    out.items().len()
+}
+
+/// A fixture's text, as committed.
+pub fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+/// The key and secret the committed fixtures are signed with (see events/README.md).
+pub const FIXTURE_KEY: &str = "fixture-api-key";
+/// Its secret.
+pub const FIXTURE_SECRET: &str = "fixture-api-secret-not-for-production";
+/// The time the committed fixtures are signed for.
+pub const FIXTURE_TIMESTAMP: i64 = 1_795_914_000;
+
+/// A fixture signed again, as `cabital-sandbox-sign` does, for `now + offset_secs`.
+pub fn resigned_fixture(name: &str, key: &str, secret: &str, offset_secs: i64) -> String {
+    let mut event: Value = serde_json::from_str(&fixture(name)).unwrap();
+    let signing = cabital_sandbox::FixtureSigning {
+        credential: cabital_sandbox::Credential::new(key, secret),
+        timestamp: now_unix() + offset_secs,
+        path: None,
+        encoding: cabital_sandbox::SignatureEncoding::Hex,
+    };
+    cabital_sandbox::sign_event(&mut event, &signing).unwrap();
+    event.to_string()
+}

@@ -1,0 +1,348 @@
+//! Deliveries that are accepted, through the real handler, against moto and the sandbox:
+//! repeats, concurrency, order, unknown cases, a failing refresh, a failing table.
+
+mod common;
+
+use cabital_client::{CaseSystemId, Suggestion};
+use cabital_sandbox::{Faults, SuggestionChange};
+use common::*;
+use kyc_service::WebhookSettings;
+use kyc_store::{AttentionPriority, CaseStatus, ChangedField, EventKind, Origin};
+use test_support::{API_KEY, API_SECRET, harness};
+use webhook::App;
+
+const REJECT_COMMENT: &str = "Matched list Sandbox OFAC SDN";
+
+#[tokio::test]
+async fn the_same_body_five_times_is_one_event_delivered_five_times_and_one_state_change() {
+    let h = harness(|_| {}).await;
+    let app = app(&h);
+    let (id, ext) = create_case(&h, "Ivan Blocklisted").await;
+    let body = webhook_body(&id, &ext, "SUGGEST_TO_REJECT", REJECT_COMMENT);
+
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        // Each retry is signed anew, as Cabital's retries are: same body, new timestamp.
+        answers.push(deliver(&app, &signed_event(&body)).await);
+    }
+    for (i, a) in answers.iter().enumerate() {
+        assert_eq!(a.status, 200, "delivery {i}: {}", a.text);
+        assert_eq!(a.body["stored"], true);
+        assert_eq!(a.body["deliveries"], i + 1, "{}", a.text);
+        assert_eq!(a.body["duplicate"], i > 0, "{}", a.text);
+        assert_eq!(a.body["caseKnown"], true, "{}", a.text);
+    }
+    assert_eq!(answers[0].body["refresh"], "changed");
+    assert!(answers[1..].iter().all(|a| a.body["refresh"] == "unchanged"), "{answers:?}");
+
+    let events = timeline(&h, &id).await;
+    assert_eq!(webhook_events(&events), [(5, Suggestion::SuggestToReject)], "{:?}", kinds(&events));
+    let changes = refreshed(&events);
+    assert_eq!(changes.len(), 1, "one state change: {:?}", kinds(&events));
+    assert_eq!((changes[0].from_suggestion, changes[0].to_suggestion), (None, Some(Suggestion::SuggestToReject)));
+    assert!(changes[0].changed.contains(&ChangedField::Suggestion));
+    assert_eq!(kinds(&events), [EventKind::Created, EventKind::Webhook, EventKind::Refreshed]);
+
+    let case = case(&h, &id).await.unwrap();
+    assert_eq!(case.suggestion, Some(Suggestion::SuggestToReject));
+    assert_eq!(case.suggestion_comment.as_ref().map(|c| c.expose().as_str()), Some(REJECT_COMMENT));
+    assert_eq!(case.status, CaseStatus::Suggested);
+    assert!(!case.needs_refresh, "the refresh settled it");
+    assert_eq!(case.origin, Origin::Api);
+}
+
+#[tokio::test]
+async fn two_deliveries_of_one_body_at_the_same_moment_are_one_event() {
+    let h = harness(|_| {}).await;
+    let app = app(&h);
+    let (id, ext) = create_case(&h, "Ivan Blocklisted").await;
+    let body = webhook_body(&id, &ext, "SUGGEST_TO_REJECT", REJECT_COMMENT);
+    let (first, second) = (signed_event(&body), signed_event(&body));
+
+    let (a, b) = tokio::join!(deliver(&app, &first), deliver(&app, &second));
+    assert_eq!((a.status, b.status), (200, 200), "{} / {}", a.text, b.text);
+    let mut counts = [a.body["deliveries"].as_u64(), b.body["deliveries"].as_u64()];
+    counts.sort();
+    assert_eq!(counts, [Some(1), Some(2)], "{} / {}", a.text, b.text);
+    assert_ne!(a.body["duplicate"], b.body["duplicate"], "exactly one is the first");
+
+    let events = timeline(&h, &id).await;
+    assert_eq!(webhook_events(&events), [(2, Suggestion::SuggestToReject)], "{:?}", kinds(&events));
+    assert_eq!(refreshed(&events).len(), 1, "{:?}", kinds(&events));
+    let case = case(&h, &id).await.unwrap();
+    assert_eq!(case.suggestion, Some(Suggestion::SuggestToReject));
+    assert!(!case.needs_refresh);
+}
+
+#[tokio::test]
+async fn an_older_suggestion_retried_after_a_newer_one_does_not_overwrite_it() {
+    let h = harness(|_| {}).await;
+    let app = app(&h);
+    let (id, ext) = create_case(&h, "John Doe").await; // screened: accept, "No hit"
+    let older = webhook_body(&id, &ext, "SUGGEST_TO_ACCEPT", "No hit");
+    let a = deliver(&app, &signed_event(&older)).await;
+    assert_eq!((a.status, a.body["refresh"].as_str()), (200, Some("changed")), "{}", a.text);
+    assert_eq!(case(&h, &id).await.unwrap().suggestion, Some(Suggestion::SuggestToAccept));
+
+    // Ongoing screening finds a hit later.
+    let change = SuggestionChange {
+        suggestion: cabital_sandbox::Suggestion::SuggestToReject,
+        comment: Some("Matched list later".into()),
+        notify: false,
+    };
+    h.sandbox.set_suggestion(id.uuid(), change).unwrap();
+    let newer = webhook_body(&id, &ext, "SUGGEST_TO_REJECT", "Matched list later");
+    let b = deliver(&app, &signed_event(&newer)).await;
+    assert_eq!((b.status, b.body["refresh"].as_str()), (200, Some("changed")), "{}", b.text);
+
+    // Cabital's retry of the older body arrives last.
+    let c = deliver(&app, &signed_event(&older)).await;
+    assert_eq!(c.status, 200, "{}", c.text);
+    assert_eq!((c.body["duplicate"].as_bool(), c.body["refresh"].as_str()), (Some(true), Some("unchanged")));
+
+    let case = case(&h, &id).await.unwrap();
+    assert_eq!(case.suggestion, Some(Suggestion::SuggestToReject), "the newer state stays");
+    assert_eq!(case.suggestion_comment.as_ref().map(|c| c.expose().as_str()), Some("Matched list later"));
+    let events = timeline(&h, &id).await;
+    assert_eq!(webhook_events(&events), [(2, Suggestion::SuggestToAccept), (1, Suggestion::SuggestToReject)]);
+    let changes: Vec<_> = refreshed(&events).iter().map(|c| (c.from_suggestion, c.to_suggestion)).collect();
+    assert_eq!(
+        changes,
+        [
+            (None, Some(Suggestion::SuggestToAccept)),
+            (Some(Suggestion::SuggestToAccept), Some(Suggestion::SuggestToReject))
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_older_body_arriving_first_still_gives_cabitals_current_state() {
+    let h = harness(|_| {}).await;
+    let app = app(&h);
+    let (id, ext) = create_case(&h, "John Doe").await; // screened: accept
+    let change = SuggestionChange {
+        suggestion: cabital_sandbox::Suggestion::SuggestToReject,
+        comment: Some("Matched list later".into()),
+        notify: false,
+    };
+    h.sandbox.set_suggestion(id.uuid(), change).unwrap();
+
+    let a = deliver(&app, &signed_event(&webhook_body(&id, &ext, "SUGGEST_TO_ACCEPT", "No hit"))).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let case = case(&h, &id).await.unwrap();
+    assert_eq!(case.suggestion, Some(Suggestion::SuggestToReject), "Cabital's GET decides, not the body");
+    assert_eq!(webhook_events(&timeline(&h, &id).await), [(1, Suggestion::SuggestToAccept)]);
+}
+
+#[tokio::test]
+async fn a_case_known_to_cabital_but_not_to_us_is_stored_and_reported() {
+    let h = harness(|_| {}).await;
+    let app = app(&h);
+    let (id, ext) = create_case_at_cabital_only(&h, "Mr Unclear").await; // screened: no suggestion
+    assert!(case(&h, &id).await.is_none());
+
+    let body = webhook_body(&id, &ext, "NO_SUGGESTION", "Possible match, needs review");
+    let a = deliver(&app, &signed_event(&body)).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["caseKnown"], false, "reported as a case we did not know: {}", a.text);
+    assert_eq!(a.body["refresh"], "unchanged", "Cabital says what the webhook said: {}", a.text);
+
+    let case = case(&h, &id).await.expect("the case is kept");
+    assert_eq!(case.origin, Origin::Webhook);
+    assert_eq!(case.external_case_id.as_str(), ext);
+    assert_eq!(case.suggestion, Some(Suggestion::NoSuggestion));
+    assert!(!case.needs_refresh, "Cabital's state was read");
+    assert_eq!(webhook_events(&timeline(&h, &id).await), [(1, Suggestion::NoSuggestion)]);
+
+    // A repeat is counted on the same case, now known.
+    let b = deliver(&app, &signed_event(&body)).await;
+    assert_eq!((b.status, b.body["caseKnown"].as_bool(), b.body["deliveries"].as_u64()), (200, Some(true), Some(2)));
+}
+
+#[tokio::test]
+async fn a_case_unknown_everywhere_is_stored_reported_and_left_for_the_reconciler() {
+    let h = harness(|_| {}).await;
+    let app = app(&h);
+    let id = CaseSystemId::new(uuid::Uuid::new_v4());
+    let ext = new_external_id();
+    let a = deliver(&app, &signed_event(&webhook_body(&id, &ext, "SUGGEST_TO_REJECT", REJECT_COMMENT))).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!((a.body["caseKnown"].as_bool(), a.body["refresh"].as_str()), (Some(false), Some("deferred")));
+
+    let case = case(&h, &id).await.expect("the case is kept");
+    assert_eq!(case.origin, Origin::Webhook);
+    assert_eq!(case.suggestion, Some(Suggestion::SuggestToReject), "from the webhook, for want of better");
+    assert!(case.needs_refresh);
+    assert_eq!(case.attention.map(|a| a.priority), Some(AttentionPriority::Urgent));
+    assert_eq!(webhook_events(&timeline(&h, &id).await), [(1, Suggestion::SuggestToReject)]);
+}
+
+#[tokio::test]
+async fn cabital_answering_503_during_the_refresh_still_stores_and_answers_200() {
+    let h = harness(|_| {}).await;
+    let app = app(&h);
+    let (id, ext) = create_case(&h, "Ivan Blocklisted").await;
+    h.sandbox.set_faults(Faults { error_rate_503: 1.0, ..Faults::default() }).unwrap();
+
+    let a = deliver(&app, &signed_event(&webhook_body(&id, &ext, "SUGGEST_TO_REJECT", REJECT_COMMENT))).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["refresh"], "deferred");
+    assert!(h.sandbox.stats().injected_503 >= 1, "the refresh did ask Cabital");
+
+    let case = case(&h, &id).await.unwrap();
+    assert!(case.needs_refresh, "marked for the reconciler");
+    assert_eq!(case.attention.map(|a| a.priority), Some(AttentionPriority::Urgent));
+    assert_eq!(case.suggestion, None, "a webhook alone never sets a known case's state");
+    let events = timeline(&h, &id).await;
+    assert_eq!(webhook_events(&events), [(1, Suggestion::SuggestToReject)]);
+    assert!(refreshed(&events).is_empty());
+}
+
+#[tokio::test]
+async fn cabital_down_during_the_refresh_still_stores_and_answers_200() {
+    let h = harness(|_| {}).await;
+    let app = app(&h);
+    let (id, ext) = create_case(&h, "Ivan Blocklisted").await;
+    h.sandbox.shutdown().await;
+
+    let a = deliver(&app, &signed_event(&webhook_body(&id, &ext, "SUGGEST_TO_REJECT", REJECT_COMMENT))).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["refresh"], "deferred");
+    let case = h.store.get_case(&id).await.unwrap().unwrap();
+    assert!(case.needs_refresh);
+    let events = h.store.timeline(&id, kyc_store::TimelineOrder::Oldest, 50, None).await.unwrap().events;
+    assert_eq!(webhook_events(&events), [(1, Suggestion::SuggestToReject)]);
+}
+
+/// A gateway like the harness's, over another store.
+fn app_over(h: &test_support::Harness, store: kyc_store::Store) -> App {
+    App {
+        gateway: kyc_service::Gateway { store, cabital: h.gateway.cabital.clone() },
+        settings: WebhookSettings::default(),
+    }
+}
+
+#[tokio::test]
+async fn a_table_that_does_not_exist_is_503_never_2xx() {
+    let h = harness(|_| {}).await;
+    let missing = kyc_store::Store::new(test_support::dynamodb().await, format!("missing-{}", uuid::Uuid::new_v4()));
+    let app = app_over(&h, missing);
+    let (id, ext) = (CaseSystemId::new(uuid::Uuid::new_v4()), new_external_id());
+
+    let a = deliver(&app, &signed_event(&webhook_body(&id, &ext, "SUGGEST_TO_REJECT", REJECT_COMMENT))).await;
+    assert_eq!(a.status, 503, "{}", a.text);
+    assert_eq!(a.code(), "store_unavailable");
+    assert!(a.headers.contains_key(http::header::RETRY_AFTER), "Cabital is told to retry");
+    assert!(!a.text.contains("missing-"), "a 5xx says nothing internal: {}", a.text);
+}
+
+#[tokio::test]
+async fn dynamodb_unreachable_is_503_never_2xx() {
+    let h = harness(|_| {}).await;
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let sdk = test_support::aws_config().await.into_builder().endpoint_url(format!("http://127.0.0.1:{port}")).build();
+    let unreachable = kyc_store::Store::new(kyc_store::dynamodb_client(&sdk).await, h.store.table_name());
+    let app = app_over(&h, unreachable);
+    let (id, ext) = (CaseSystemId::new(uuid::Uuid::new_v4()), new_external_id());
+
+    let a = deliver(&app, &signed_event(&webhook_body(&id, &ext, "SUGGEST_TO_REJECT", REJECT_COMMENT))).await;
+    assert_eq!(a.status, 503, "{}", a.text);
+    assert_eq!(a.code(), "store_unavailable");
+    assert_eq!(table_items(&h).await, 0);
+}
+
+#[tokio::test]
+async fn credentials_that_cannot_be_read_are_503_so_that_cabital_retries() {
+    let h = harness(|_| {}).await;
+    let credentials = cabital_signing::CredentialStore::new(
+        cabital_signing::CredentialSource::SecretsManager {
+            client: test_support::secretsmanager_client().await,
+            secret_id: format!("no-such-secret-{}", uuid::Uuid::new_v4()),
+        },
+        std::time::Duration::from_secs(300),
+    );
+    let client = cabital_client::CabitalClient::new(
+        cabital_client::ClientConfig::new(h.sandbox.base_url().parse().unwrap()),
+        credentials,
+    )
+    .unwrap();
+    let app = App {
+        gateway: kyc_service::Gateway { store: h.store.clone(), cabital: client },
+        settings: WebhookSettings::default(),
+    };
+    let (id, ext) = (CaseSystemId::new(uuid::Uuid::new_v4()), new_external_id());
+
+    let a = deliver(&app, &signed_event(&webhook_body(&id, &ext, "SUGGEST_TO_REJECT", REJECT_COMMENT))).await;
+    assert_eq!(a.status, 503, "{}", a.text);
+    assert_eq!(a.code(), "credentials_unavailable");
+    assert_eq!(table_items(&h).await, 0);
+}
+
+#[tokio::test]
+async fn a_base64_body_from_api_gateway_is_verified_over_its_decoded_bytes() {
+    let h = harness(|_| {}).await;
+    let app = app(&h);
+    let (id, ext) = (CaseSystemId::new(uuid::Uuid::new_v4()), new_external_id());
+    let body = webhook_body(&id, &ext, "SUGGEST_TO_REJECT", REJECT_COMMENT);
+    let mut event: serde_json::Value = serde_json::from_str(&signed_event(&body)).unwrap();
+    use base64::Engine as _;
+    event["body"] = base64::engine::general_purpose::STANDARD.encode(&body).into();
+    event["isBase64Encoded"] = true.into();
+
+    let a = deliver(&app, &event.to_string()).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    match &timeline(&h, &id).await[0].detail {
+        kyc_store::EventDetail::Webhook { body: stored, .. } => assert_eq!(stored.expose(), &body, "kept as received"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_signed_path_is_a_setting_and_a_query_string_is_signed() {
+    let h = harness(|_| {}).await;
+    let (id, ext) = (CaseSystemId::new(uuid::Uuid::new_v4()), new_external_id());
+    let body = webhook_body(&id, &ext, "SUGGEST_TO_REJECT", REJECT_COMMENT);
+
+    // Cabital signed the public URL's path; API Gateway shows the function another one.
+    let public = "/prod/webhooks/cabital";
+    let signed_public =
+        event("POST", PATH, "", &signature(API_KEY, API_SECRET, now_unix(), public, body.as_bytes()), body.as_bytes());
+    let default = deliver(&app(&h), &signed_public).await;
+    assert_eq!((default.status, default.code()), (401, "signature_mismatch"), "{}", default.text);
+    let configured =
+        App { settings: WebhookSettings { signed_path: Some(public.into()), ..WebhookSettings::default() }, ..app(&h) };
+    let a = deliver(&configured, &signed_public).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+
+    // The query string is part of what is signed.
+    let query = "partner=acme";
+    let with_query = format!("{PATH}?{query}");
+    let signed = signature(API_KEY, API_SECRET, now_unix(), &with_query, body.as_bytes());
+    let b = deliver(&app(&h), &event("POST", PATH, query, &signed, body.as_bytes())).await;
+    assert_eq!((b.status, b.body["deliveries"].as_u64()), (200, Some(2)), "{}", b.text);
+    let without = signature(API_KEY, API_SECRET, now_unix(), PATH, body.as_bytes());
+    let c = deliver(&app(&h), &event("POST", PATH, query, &without, body.as_bytes())).await;
+    assert_eq!((c.status, c.code()), (401, "signature_mismatch"), "{}", c.text);
+}
+
+#[tokio::test]
+async fn timestamps_inside_the_tolerance_either_way_are_accepted() {
+    let h = harness(|_| {}).await;
+    let app = app(&h);
+    let (id, ext) = (CaseSystemId::new(uuid::Uuid::new_v4()), new_external_id());
+    let body = webhook_body(&id, &ext, "SUGGEST_TO_REJECT", REJECT_COMMENT);
+    for skew in [-240, 240] {
+        let headers = signature(API_KEY, API_SECRET, now_unix() + skew, PATH, body.as_bytes());
+        let a = deliver(&app, &event("POST", PATH, "", &headers, body.as_bytes())).await;
+        assert_eq!(a.status, 200, "skew {skew}: {}", a.text);
+    }
+}
+
+#[tokio::test]
+async fn only_post_is_taken() {
+    let h = harness(|_| {}).await;
+    let a = deliver(&app(&h), &event("GET", PATH, "", &[], b"")).await;
+    assert_eq!((a.status, a.code()), (405, "method_not_allowed"), "{}", a.text);
+    assert_eq!(table_items(&h).await, 0);
+}
