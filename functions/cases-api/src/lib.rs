@@ -16,7 +16,7 @@ use gateway_runtime::Problem;
 use gateway_runtime::problem::json_response;
 use http::Method;
 use kyc_service::{Gateway, GatewayError, TimelineQuery};
-use kyc_store::TimelineOrder;
+use kyc_store::{MAX_TIMELINE_PAGE, TimelineOrder};
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use serde_json::Value;
 
@@ -93,20 +93,20 @@ async fn route(app: &App, request: &Request, ids: &mut Ids) -> (Route, http::Res
         ["v1", "cases"] => match *method {
             Method::POST => (Route::CreateCase, create(app, request, ids).await),
             Method::GET => (Route::FindCase, find(app, request, ids).await),
-            _ => (Route::Unknown, Err(method_not_allowed("GET, POST"))),
+            _ => (Route::Unknown, Ok(method_not_allowed("GET, POST"))),
         },
         ["v1", "cases", id] => match *method {
             Method::GET => (Route::GetCase, get(app, request, id, ids).await),
-            _ => (Route::Unknown, Err(method_not_allowed("GET"))),
+            _ => (Route::Unknown, Ok(method_not_allowed("GET"))),
         },
         ["v1", "cases", id, "ogs"] => match *method {
             Method::POST => (Route::OgsOn, ogs(app, id, true, ids).await),
             Method::DELETE => (Route::OgsOff, ogs(app, id, false, ids).await),
-            _ => (Route::Unknown, Err(method_not_allowed("POST, DELETE"))),
+            _ => (Route::Unknown, Ok(method_not_allowed("POST, DELETE"))),
         },
         ["v1", "cases", id, "decision"] => match *method {
             Method::POST => (Route::Decision, decide(app, request, id, ids).await),
-            _ => (Route::Unknown, Err(method_not_allowed("POST"))),
+            _ => (Route::Unknown, Ok(method_not_allowed("POST"))),
         },
         _ => (Route::Unknown, Err(Problem::new(404, "route_not_found", "No such route"))),
     };
@@ -121,8 +121,13 @@ async fn route(app: &App, request: &Request, ids: &mut Ids) -> (Route, http::Res
     }
 }
 
-fn method_not_allowed(allow: &'static str) -> Problem {
-    Problem::new(405, "method_not_allowed", "Method not allowed").detail(format!("Allowed: {allow}"))
+/// 405 with `Allow`, which RFC 9110 requires of it.
+fn method_not_allowed(allow: &'static str) -> http::Response<String> {
+    let mut response = Problem::new(405, "method_not_allowed", "Method not allowed")
+        .detail(format!("Allowed: {allow}"))
+        .into_response();
+    response.headers_mut().insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+    response
 }
 
 fn failed(e: GatewayError) -> Problem {
@@ -209,9 +214,10 @@ fn timeline_query(request: &Request) -> Result<TimelineQuery, Problem> {
     };
     let limit = match query_param(request, "limit") {
         None => 50,
+        // The store's page bound: a larger limit would be cut short without a word.
         Some(l) => match l.parse::<u32>() {
-            Ok(n @ 1..=200) => n,
-            _ => return Err(bad("limit must be 1 to 200")),
+            Ok(n) if (1..=MAX_TIMELINE_PAGE).contains(&n) => n,
+            _ => return Err(bad(&format!("limit must be 1 to {MAX_TIMELINE_PAGE}"))),
         },
     };
     Ok(TimelineQuery { live, order, limit, cursor: query_param(request, "cursor") })
@@ -228,6 +234,7 @@ async fn get(app: &App, request: &Request, raw_id: &str, ids: &mut Ids) -> Resul
 async fn ogs(app: &App, raw_id: &str, on: bool, ids: &mut Ids) -> Result<http::Response<String>, Problem> {
     let id = case_id(raw_id, ids)?;
     let case = app.gateway.set_ogs(id, on).await.map_err(failed)?;
+    ids.external_case_id = Some(case.external_case_id.to_string());
     Ok(json_response(200, &case))
 }
 
@@ -236,5 +243,6 @@ async fn decide(app: &App, request: &Request, raw_id: &str, ids: &mut Ids) -> Re
     let body = json_body(request)?;
     let decision = cabital_client::validate_decision(&body).map_err(|e| failed(GatewayError::Validation(e)))?;
     let case = app.gateway.decide(id, &decision).await.map_err(failed)?;
+    ids.external_case_id = Some(case.external_case_id.to_string());
     Ok(json_response(200, &case))
 }

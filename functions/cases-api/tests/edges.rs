@@ -1,0 +1,151 @@
+//! The edges of the HTTP surface: unknown routes, wrong methods, bodies that are not
+//! JSON or too large, bad and unknown case ids, stage prefixes, base64 bodies.
+
+mod common;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use common::*;
+use serde_json::json;
+
+/// Asserts Cabital was never called and the table holds nothing at all.
+async fn assert_nothing_sent_or_stored(h: &test_support::Harness) {
+    assert_eq!(sandbox_requests_total(h), 0, "{:?}", h.sandbox.stats().requests);
+    let items = table_items(&h.store).await;
+    assert!(items.is_empty(), "the table holds {items:?}");
+}
+
+#[tokio::test]
+async fn an_unknown_route_is_a_404() {
+    let h = test_support::harness(|_| {}).await;
+    let app = app(&h);
+    send(&app, &Event::fixture("unknown-route.json")).await.expect_problem(404, "route_not_found");
+    let id = FIXTURE_CASE_ID;
+    for path in ["/", "/v2/cases", "/v1/case", &format!("/v1/cases/{id}/ogs/extra"), &format!("/v1/cases/{id}/notes")] {
+        let resp = send(&app, &Event::fixture("get-case.json").with_path(path)).await;
+        resp.expect_problem(404, "route_not_found");
+    }
+    assert_nothing_sent_or_stored(&h).await;
+}
+
+#[tokio::test]
+async fn a_wrong_method_is_a_405_that_says_which_are_allowed() {
+    let h = test_support::harness(|_| {}).await;
+    let app = app(&h);
+    let id = FIXTURE_CASE_ID;
+    let cases = [
+        ("DELETE", "/v1/cases".to_owned(), "GET, POST"),
+        ("PUT", "/v1/cases".to_owned(), "GET, POST"),
+        ("PUT", format!("/v1/cases/{id}"), "GET"),
+        ("DELETE", format!("/v1/cases/{id}"), "GET"),
+        ("GET", format!("/v1/cases/{id}/ogs"), "POST, DELETE"),
+        ("PATCH", format!("/v1/cases/{id}/ogs"), "POST, DELETE"),
+        ("GET", format!("/v1/cases/{id}/decision"), "POST"),
+        ("DELETE", format!("/v1/cases/{id}/decision"), "POST"),
+    ];
+    for (method, path, allowed) in cases {
+        let resp = send(&app, &Event::fixture("get-case.json").with_path(&path).with_method(method)).await;
+        resp.expect_problem(405, "method_not_allowed");
+        assert_eq!(resp.header("allow"), Some(allowed), "{method} {path}");
+        assert_eq!(resp.json["detail"], format!("Allowed: {allowed}"));
+    }
+    assert_nothing_sent_or_stored(&h).await;
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_a_415() {
+    let h = test_support::harness(|_| {}).await;
+    let app = app(&h);
+    send(&app, &Event::fixture("create-case-not-json.json")).await.expect_problem(415, "unsupported_media_type");
+    let create = Event::fixture("create-case.json");
+    for content_type in [None, Some("text/plain"), Some("application/jsonx"), Some("application/x-www-form-urlencoded")]
+    {
+        let resp = send(&app, &create.clone().with_header("content-type", content_type)).await;
+        resp.expect_problem(415, "unsupported_media_type");
+    }
+    let decision = Event::for_case("decision.json", FIXTURE_CASE_ID).with_header("content-type", Some("text/plain"));
+    send(&app, &decision).await.expect_problem(415, "unsupported_media_type");
+    assert_nothing_sent_or_stored(&h).await;
+
+    // JSON is JSON whatever the parameters or the case of the media type.
+    for (i, content_type) in ["application/json; charset=utf-8", "Application/JSON"].iter().enumerate() {
+        let event =
+            create.clone().with_header("content-type", Some(content_type)).with_json(&case_body(&format!("ct-{i}")));
+        send(&app, &event).await.expect(201);
+    }
+}
+
+#[tokio::test]
+async fn malformed_json_is_a_400_that_does_not_quote_the_body() {
+    let h = test_support::harness(|_| {}).await;
+    let app = app(&h);
+    for body in ["", "{", "{\"fullName\": \"John Doe\",}", "{\"externalCaseId\": \"x\"} trailing", "nul"] {
+        let resp = send(&app, &Event::fixture("create-case.json").with_body(body)).await;
+        resp.expect_problem(400, "malformed_json");
+        assert!(resp.json["detail"].as_str().unwrap().starts_with("at line "), "{}", resp.text);
+        assert!(!resp.text.contains("John"), "the body is quoted: {}", resp.text);
+        assert!(resp.json.get("errors").is_none());
+    }
+    let resp =
+        send(&app, &Event::for_case("decision.json", FIXTURE_CASE_ID).with_body("{\"caseResult\": ACCEPT}")).await;
+    resp.expect_problem(400, "malformed_json");
+    assert_nothing_sent_or_stored(&h).await;
+}
+
+#[tokio::test]
+async fn a_body_over_64_kib_is_a_413() {
+    let h = test_support::harness(|_| {}).await;
+    let app = app(&h);
+    let valid = case_body(FIXTURE_EXTERNAL_ID).to_string();
+    // Whitespace is valid JSON: pad a valid case to the bound, then one byte past it.
+    let at_bound = format!("{valid}{}", " ".repeat(cases_api::MAX_BODY_BYTES - valid.len()));
+    let over = format!("{at_bound} ");
+    assert_eq!(over.len(), 64 * 1024 + 1);
+    let resp = send(&app, &Event::fixture("create-case.json").with_body(over.clone())).await;
+    resp.expect_problem(413, "body_too_large");
+    let resp = send(&app, &Event::for_case("decision.json", FIXTURE_CASE_ID).with_body(over)).await;
+    resp.expect_problem(413, "body_too_large");
+    assert_nothing_sent_or_stored(&h).await;
+
+    // At the bound exactly, it is taken.
+    send(&app, &Event::fixture("create-case.json").with_body(at_bound)).await.expect(201);
+}
+
+#[tokio::test]
+async fn a_bad_case_id_is_a_400_and_an_unknown_one_a_404() {
+    let h = test_support::harness(|_| {}).await;
+    let app = app(&h);
+    let fixtures = ["get-case.json", "get-case-live.json", "ogs-on.json", "ogs-off.json", "decision.json"];
+    for name in fixtures {
+        for bad in ["not-a-uuid", "6d92e7b4-715c-4ce3-a028", "1234"] {
+            let resp = send(&app, &Event::for_case(name, bad)).await;
+            resp.expect_problem(400, "invalid_case_system_id");
+        }
+        let unknown = uuid::Uuid::new_v4().to_string();
+        send(&app, &Event::for_case(name, &unknown)).await.expect_problem(404, "case_not_found");
+    }
+    // Unknown here means not asked at Cabital either.
+    assert_nothing_sent_or_stored(&h).await;
+}
+
+#[tokio::test]
+async fn stage_prefixes_trailing_slashes_and_base64_bodies_are_understood() {
+    let h = test_support::harness(|_| {}).await;
+    let app = app(&h);
+    // A base64 body, as API Gateway sends one it does not take for text.
+    let body = case_body(FIXTURE_EXTERNAL_ID).to_string();
+    let mut event = Event::fixture("create-case.json");
+    event.0["body"] = json!(STANDARD.encode(body.as_bytes()));
+    event.0["isBase64Encoded"] = json!(true);
+    let (id, _) = {
+        let resp = send(&app, &event).await;
+        resp.expect(201);
+        (resp.json["caseSystemId"].as_str().unwrap().to_owned(), resp)
+    };
+    // A stage prefix or a custom domain's base path before /v1/.
+    let resp = send(&app, &Event::for_case("get-case.json", &id).with_path(&format!("/prod/v1/cases/{id}"))).await;
+    resp.expect(200);
+    assert_eq!(resp.json["case"]["caseSystemId"], id.as_str());
+    let resp = send(&app, &Event::for_case("get-case.json", &id).with_path(&format!("/v1/cases/{id}/"))).await;
+    resp.expect(200);
+}
