@@ -1,0 +1,1014 @@
+//! `infra/template.yaml` held against the code.
+//!
+//! - the table equals `kyc_store::table_definition()` (keys, attributes, indexes,
+//!   billing), with point-in-time recovery, encryption, and deletion protection in prod;
+//! - IAM: no wildcard action, no wildcard resource, and each function's role grants
+//!   exactly what its code uses (declared below, with pointers into the code);
+//! - the only route without IAM auth is `POST /webhooks/cabital`;
+//! - every function is a cargo-lambda build on `provided.al2023`, with its own log
+//!   group (with retention); the alarms and outputs of issue 6 exist.
+//!
+//! Each check returns its violations, so that the `*_caught` tests can break every
+//! rule once on an in-memory copy and see it fail. `INFRA_TEMPLATE=path` checks another
+//! file (a copy you broke by hand, say).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use gateway_runtime::metrics::Unit;
+use kyc_store::{ATTENTION_INDEX, KeyElement, OGS_INDEX, table_definition};
+use serde_json::{Map, Value, json};
+
+// ------------------------------------------------------------------ what the code uses
+
+/// A DynamoDB grant: an action on the table or on one of its indexes.
+#[derive(Debug, Clone, Copy)]
+enum On {
+    Table,
+    Index(&'static str),
+}
+
+/// The table's item actions every function needs (shared/store/src):
+/// - `GetItem`: `Store::get_item` (store.rs), behind `get_case`, `get_external` and the
+///   webhook de-duplication read (webhook.rs);
+/// - `PutItem`: `reserve_external_id` (store.rs), and every `Put` inside
+///   `TransactWriteItems` (`tx_put`: new cases, events, de-duplication items);
+/// - `UpdateItem`: `update_item` (store.rs: mark_unknown / mark_rejected /
+///   expire_pending / resolve_unknown, cases.rs: apply_remote_state), and every
+///   `Update` inside `TransactWriteItems` (`tx_update`).
+///
+/// A transaction needs no action of its own: IAM authorises each of its entries as the
+/// matching item action (there is no `dynamodb:TransactWriteItems` action). The store
+/// never writes a `ConditionCheck` (no `ConditionCheckItem`), never deletes, scans or
+/// batches. `create_table` / `describe_table` (schema.rs) are for tests and the local
+/// stack only.
+const ITEM_ACTIONS: [(&str, On); 3] =
+    [("dynamodb:GetItem", On::Table), ("dynamodb:PutItem", On::Table), ("dynamodb:UpdateItem", On::Table)];
+
+/// The DynamoDB actions of each function, beyond [`ITEM_ACTIONS`].
+fn extra_dynamodb_actions(function: &str) -> Vec<(&'static str, On)> {
+    match function {
+        // functions/cases-api -> kyc_service::Gateway (shared/service/src/gateway.rs):
+        // create / get / find / ogs / decide / refresh. `get_case` reads the timeline,
+        // `Store::timeline` (cases.rs): a Query on the table itself, no index.
+        "CasesApiFunction" => vec![("dynamodb:Query", On::Table)],
+        // functions/webhook -> Gateway::receive_webhook (shared/service/src/webhook.rs):
+        // `record_webhook` (store/src/webhook.rs), `resolve_unknown`, then `refresh`.
+        // No Query at all.
+        "WebhookFunction" => vec![],
+        // functions/reconcile -> Gateway::reconcile (shared/service/src/reconcile.rs):
+        // `urgent_attention` / `awaiting_since_before` (attention index) and
+        // `ogs_checked_before` (ogs index), store/src/index.rs; never the table itself.
+        "ReconcileFunction" => {
+            vec![("dynamodb:Query", On::Index(ATTENTION_INDEX)), ("dynamodb:Query", On::Index(OGS_INDEX))]
+        }
+        _ => vec![],
+    }
+}
+
+/// The functions, each with its crate's folder under `functions/`.
+const FUNCTIONS: [(&str, &str); 3] =
+    [("CasesApiFunction", "cases-api"), ("WebhookFunction", "webhook"), ("ReconcileFunction", "reconcile")];
+
+/// The cases API's routes (functions/cases-api/src/lib.rs, `route`), all IAM-signed.
+const CASES_API_ROUTES: [(&str, &str); 6] = [
+    ("POST", "/v1/cases"),
+    ("GET", "/v1/cases"),
+    ("GET", "/v1/cases/{caseSystemId}"),
+    ("POST", "/v1/cases/{caseSystemId}/ogs"),
+    ("DELETE", "/v1/cases/{caseSystemId}/ogs"),
+    ("POST", "/v1/cases/{caseSystemId}/decision"),
+];
+
+/// The one public route: Cabital cannot sign with SigV4; the function verifies its
+/// HMAC signature (functions/webhook/src/lib.rs).
+const PUBLIC_ROUTE: (&str, &str) = ("POST", "/webhooks/cabital");
+
+/// Custom-metric alarms issue 6 asks for, with the crate whose code emits the metric
+/// (through `gateway_runtime::metrics::emit`, which also publishes every metric without
+/// dimensions: so these alarms use none).
+const CUSTOM_METRIC_ALARMS: [(&str, &str); 2] = [("WebhookRefused", "webhook"), ("ReconcileBacklog", "reconcile")];
+
+// ------------------------------------------------------------------ the template
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn repo_template() -> PathBuf {
+    repo_root().join("infra/template.yaml")
+}
+
+fn template_path() -> PathBuf {
+    std::env::var_os("INFRA_TEMPLATE").map(PathBuf::from).unwrap_or_else(repo_template)
+}
+
+/// The template as CloudFormation's JSON form: `!Ref X` becomes `{"Ref": "X"}`,
+/// `!GetAtt A.B` `{"Fn::GetAtt": ["A", "B"]}`, `!Sub s` `{"Fn::Sub": "s"}`, and so on.
+fn load() -> Value {
+    load_from(&template_path())
+}
+
+fn load_from(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let yaml: serde_norway::Value =
+        serde_norway::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()));
+    to_json(yaml)
+}
+
+fn to_json(v: serde_norway::Value) -> Value {
+    use serde_norway::Value as Y;
+    match v {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(b),
+        Y::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                json!(i)
+            } else if let Some(u) = n.as_u64() {
+                json!(u)
+            } else {
+                json!(n.as_f64())
+            }
+        }
+        Y::String(s) => Value::String(s),
+        Y::Sequence(items) => Value::Array(items.into_iter().map(to_json).collect()),
+        Y::Mapping(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| {
+                    let key = match to_json(k) {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    (key, to_json(v))
+                })
+                .collect(),
+        ),
+        Y::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let name = tag.trim_start_matches('!').to_owned();
+            let inner = to_json(tagged.value);
+            let (key, value) = match name.as_str() {
+                "Ref" | "Condition" => (name.clone(), inner),
+                "GetAtt" => match inner {
+                    Value::String(s) => {
+                        let (resource, attribute) = s.split_once('.').unwrap_or((&s, ""));
+                        ("Fn::GetAtt".to_owned(), json!([resource, attribute]))
+                    }
+                    other => ("Fn::GetAtt".to_owned(), other),
+                },
+                _ => (format!("Fn::{name}"), inner),
+            };
+            Value::Object(Map::from_iter([(key, value)]))
+        }
+    }
+}
+
+fn resources(t: &Value) -> &Map<String, Value> {
+    t["Resources"].as_object().expect("the template has Resources")
+}
+
+fn of_type<'t>(t: &'t Value, ty: &str) -> Vec<(&'t str, &'t Value)> {
+    resources(t).iter().filter(|(_, r)| r["Type"] == ty).map(|(k, r)| (k.as_str(), r)).collect()
+}
+
+fn type_of<'t>(t: &'t Value, name: &str) -> Option<&'t str> {
+    resources(t).get(name).and_then(|r| r["Type"].as_str())
+}
+
+/// A function's property, or the Globals' when it has none.
+fn fn_prop<'t>(t: &'t Value, function: &str, prop: &str) -> &'t Value {
+    let own = &t["Resources"][function]["Properties"][prop];
+    if own.is_null() { &t["Globals"]["Function"][prop] } else { own }
+}
+
+/// `{"Ref": X}` -> X.
+fn ref_of(v: &Value) -> Option<&str> {
+    v.get("Ref").and_then(Value::as_str)
+}
+
+/// `{"Fn::GetAtt": [X, attribute]}` -> X.
+fn get_att_of<'v>(v: &'v Value, attribute: &str) -> Option<&'v str> {
+    let parts = v.get("Fn::GetAtt")?.as_array()?;
+    (parts.len() == 2 && parts[1] == attribute).then(|| parts[0].as_str()).flatten()
+}
+
+/// A string, or one element or a list of them, as a list.
+fn one_or_many(v: &Value) -> Vec<&Value> {
+    match v {
+        Value::Null => vec![],
+        Value::Array(items) => items.iter().collect(),
+        other => vec![other],
+    }
+}
+
+/// The table the functions use: the one `TABLE_NAME` names.
+fn table_name(t: &Value) -> Option<String> {
+    ref_of(&t["Globals"]["Function"]["Environment"]["Variables"]["TABLE_NAME"]).map(str::to_owned)
+}
+
+// ------------------------------------------------------------------ (a) the table
+
+fn key_schema(keys: &[KeyElement]) -> Value {
+    keys.iter().map(|k| json!({"AttributeName": k.attribute_name, "KeyType": k.key_type.as_str()})).collect()
+}
+
+/// The four properties the store defines, in CloudFormation's shape; attributes and
+/// indexes sorted by name (their order means nothing to DynamoDB).
+fn expected_table() -> Value {
+    let def = table_definition();
+    let mut attributes: Vec<Value> = def
+        .attribute_definitions
+        .iter()
+        .map(|a| json!({"AttributeName": a.attribute_name, "AttributeType": a.attribute_type}))
+        .collect();
+    attributes.sort_by_key(|a| a["AttributeName"].to_string());
+    let mut indexes: Vec<Value> = def
+        .global_secondary_indexes
+        .iter()
+        .map(|i| {
+            json!({
+                "IndexName": i.index_name,
+                "KeySchema": key_schema(&i.key_schema),
+                "Projection": {"ProjectionType": i.projection_type},
+            })
+        })
+        .collect();
+    indexes.sort_by_key(|i| i["IndexName"].to_string());
+    json!({
+        "BillingMode": def.billing_mode,
+        "KeySchema": key_schema(&def.key_schema),
+        "AttributeDefinitions": attributes,
+        "GlobalSecondaryIndexes": indexes,
+    })
+}
+
+fn sorted_by(v: &Value, key: &str) -> Value {
+    let mut items = v.as_array().cloned().unwrap_or_default();
+    items.sort_by_key(|i| i[key].to_string());
+    Value::Array(items)
+}
+
+fn the_table(t: &Value) -> Result<(&str, &Value), String> {
+    match of_type(t, "AWS::DynamoDB::Table").as_slice() {
+        [one] => Ok(*one),
+        other => Err(format!("expected exactly one AWS::DynamoDB::Table, found {}", other.len())),
+    }
+}
+
+fn check_table_definition(t: &Value) -> Vec<String> {
+    let (name, table) = match the_table(t) {
+        Ok(found) => found,
+        Err(e) => return vec![e],
+    };
+    let mut violations = Vec::new();
+    if table_name(t).as_deref() != Some(name) {
+        violations.push(format!("TABLE_NAME must be !Ref {name}"));
+    }
+    let p = &table["Properties"];
+    let actual = json!({
+        "BillingMode": p["BillingMode"],
+        "KeySchema": p["KeySchema"],
+        "AttributeDefinitions": sorted_by(&p["AttributeDefinitions"], "AttributeName"),
+        "GlobalSecondaryIndexes": sorted_by(&p["GlobalSecondaryIndexes"], "IndexName"),
+    });
+    let expected = expected_table();
+    for key in ["BillingMode", "KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes"] {
+        if actual[key] != expected[key] {
+            violations.push(format!(
+                "{name}.{key} differs from kyc_store::table_definition()\n  template: {}\n  code:     {}",
+                actual[key], expected[key]
+            ));
+        }
+    }
+    for absent in ["LocalSecondaryIndexes", "ProvisionedThroughput"] {
+        if !p[absent].is_null() {
+            violations.push(format!("{name}.{absent} is not in kyc_store::table_definition()"));
+        }
+    }
+    violations
+}
+
+// ------------------------------------------------------------------ (b) its protection
+
+fn check_table_protection(t: &Value) -> Vec<String> {
+    let (name, table) = match the_table(t) {
+        Ok(found) => found,
+        Err(e) => return vec![e],
+    };
+    let p = &table["Properties"];
+    let mut violations = Vec::new();
+    if p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] != true {
+        violations.push(format!("{name}: point-in-time recovery must be on"));
+    }
+    if p["SSESpecification"]["SSEEnabled"] != true {
+        violations.push(format!("{name}: SSESpecification.SSEEnabled must be true"));
+    }
+    // DeletionProtectionEnabled: !If [IsProd, true, false], IsProd: !Equals [!Ref Stage, prod].
+    let protection = &p["DeletionProtectionEnabled"]["Fn::If"];
+    let conditional = protection.as_array().is_some_and(|a| a.len() == 3 && a[1] == true && a[2] == false);
+    let condition = protection[0].as_str().map(|c| &t["Conditions"][c]["Fn::Equals"]);
+    let on_prod = condition.is_some_and(|eq| {
+        let sides = eq.as_array().map(Vec::as_slice).unwrap_or_default();
+        sides.len() == 2 && sides.iter().any(|s| ref_of(s) == Some("Stage")) && sides.iter().any(|s| s == "prod")
+    });
+    if !(conditional && on_prod) {
+        violations.push(format!(
+            "{name}: DeletionProtectionEnabled must be !If [<condition Stage = prod>, true, false], is {}",
+            p["DeletionProtectionEnabled"]
+        ));
+    }
+    let stages = &t["Parameters"]["Stage"]["AllowedValues"];
+    if !stages.as_array().is_some_and(|a| a.iter().any(|s| s == "prod")) {
+        violations.push("the Stage parameter must allow prod".into());
+    }
+    if table["DeletionPolicy"] != "Retain" || table["UpdateReplacePolicy"] != "Retain" {
+        violations.push(format!("{name}: DeletionPolicy and UpdateReplacePolicy must be Retain"));
+    }
+    violations
+}
+
+// ------------------------------------------------------------------ (c) IAM
+
+/// Every policy document in the template, with where it is.
+fn policy_documents(t: &Value) -> Vec<(String, &Value)> {
+    let mut docs = Vec::new();
+    for (name, r) in resources(t) {
+        let p = &r["Properties"];
+        match r["Type"].as_str().unwrap_or_default() {
+            "AWS::IAM::Role" => {
+                for (i, policy) in one_or_many(&p["Policies"]).into_iter().enumerate() {
+                    docs.push((format!("{name}.Policies[{i}]"), &policy["PolicyDocument"]));
+                }
+                docs.push((format!("{name}.AssumeRolePolicyDocument"), &p["AssumeRolePolicyDocument"]));
+            }
+            "AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy" | "AWS::SQS::QueuePolicy" | "AWS::SNS::TopicPolicy" => {
+                docs.push((format!("{name}.PolicyDocument"), &p["PolicyDocument"]));
+            }
+            "AWS::Serverless::Function" => {
+                for (i, policy) in one_or_many(&p["Policies"]).into_iter().enumerate() {
+                    docs.push((format!("{name}.Policies[{i}]"), policy));
+                }
+            }
+            _ => {}
+        }
+    }
+    docs
+}
+
+fn statements(doc: &Value) -> Vec<&Value> {
+    one_or_many(&doc["Statement"])
+}
+
+/// Every string inside a value (literal or inside an intrinsic function).
+fn strings(v: &Value) -> Vec<&str> {
+    match v {
+        Value::String(s) => vec![s.as_str()],
+        Value::Array(items) => items.iter().flat_map(strings).collect(),
+        Value::Object(m) => m.values().flat_map(strings).collect(),
+        _ => vec![],
+    }
+}
+
+/// No `*` in any action, resource or principal, anywhere; no NotAction / NotResource.
+fn check_no_wildcards(t: &Value) -> Vec<String> {
+    let mut violations = Vec::new();
+    for (place, doc) in policy_documents(t) {
+        for s in statements(doc) {
+            let sid = s["Sid"].as_str().unwrap_or("?");
+            for not in ["NotAction", "NotResource", "NotPrincipal"] {
+                if !s[not].is_null() {
+                    violations.push(format!("{place} ({sid}): {not} grants everything else"));
+                }
+            }
+            for action in one_or_many(&s["Action"]) {
+                if action.as_str().is_none_or(|a| a.contains('*')) {
+                    violations.push(format!("{place} ({sid}): wildcard or unnamed action {action}"));
+                }
+            }
+            for resource in one_or_many(&s["Resource"]) {
+                if strings(resource).iter().any(|s| s.contains('*')) {
+                    violations.push(format!("{place} ({sid}): wildcard resource {resource}"));
+                }
+            }
+            if strings(&s["Principal"]).contains(&"*") {
+                violations.push(format!("{place} ({sid}): principal *"));
+            }
+        }
+    }
+    violations
+}
+
+/// A resource ARN as the logical id it names: `!GetAtt X.Arn` and `!Ref X` -> `X`,
+/// `!Sub ${X.Arn}/rest` -> `X/rest`; anything else is refused.
+fn named_resource(t: &Value, v: &Value) -> Result<String, String> {
+    if let Some(x) = get_att_of(v, "Arn").or_else(|| ref_of(v)) {
+        return match type_of(t, x) {
+            Some(_) => Ok(x.to_owned()),
+            None => Err(format!("{v} names no resource of this template")),
+        };
+    }
+    if let Some(sub) = v.get("Fn::Sub").and_then(Value::as_str)
+        && let Some(rest) = sub.strip_prefix("${")
+        && let Some((att, suffix)) = rest.split_once('}')
+        && let Some(x) = att.strip_suffix(".Arn")
+        && type_of(t, x).is_some()
+        && !suffix.contains("${")
+    {
+        return Ok(format!("{x}{suffix}"));
+    }
+    Err(format!("{v} is not an ARN of this template's resources"))
+}
+
+/// What a role allows: (lowercased action, named resource). A resource this test
+/// cannot read is a violation, so that nothing slips through unread.
+fn grants(t: &Value, role: &str) -> (BTreeSet<(String, String)>, Vec<String>) {
+    let mut out = BTreeSet::new();
+    let mut violations = Vec::new();
+    let p = &t["Resources"][role]["Properties"];
+    if !p["ManagedPolicyArns"].is_null() {
+        violations.push(format!("{role}: ManagedPolicyArns grant what this test cannot see (e.g. logs:* on *)"));
+    }
+    for policy in one_or_many(&p["Policies"]) {
+        for s in statements(&policy["PolicyDocument"]) {
+            if s["Effect"] != "Allow" {
+                continue;
+            }
+            for action in one_or_many(&s["Action"]) {
+                for resource in one_or_many(&s["Resource"]) {
+                    match named_resource(t, resource) {
+                        Ok(r) => {
+                            out.insert((action.as_str().unwrap_or_default().to_ascii_lowercase(), r));
+                        }
+                        Err(e) => violations.push(format!("{role}: {e}")),
+                    }
+                }
+            }
+        }
+    }
+    (out, violations)
+}
+
+/// What a function must be granted, from what its code uses.
+fn expected_grants(t: &Value, function: &str) -> Result<BTreeSet<(String, String)>, String> {
+    let table = table_name(t).ok_or("TABLE_NAME is not a !Ref to the table")?;
+    let secret = ref_of(&fn_prop(t, function, "Environment")["Variables"]["CABITAL_SECRET_ID"])
+        .or_else(|| ref_of(&t["Globals"]["Function"]["Environment"]["Variables"]["CABITAL_SECRET_ID"]))
+        .ok_or("CABITAL_SECRET_ID is not a !Ref to the secret")?
+        .to_owned();
+    if type_of(t, &secret) != Some("AWS::SecretsManager::Secret") {
+        return Err(format!("CABITAL_SECRET_ID names {secret}, not an AWS::SecretsManager::Secret"));
+    }
+    let log_group = ref_of(&t["Resources"][function]["Properties"]["LoggingConfig"]["LogGroup"])
+        .ok_or_else(|| format!("{function}: LoggingConfig.LogGroup must be !Ref its log group"))?
+        .to_owned();
+
+    let grant = |action: &str, resource: String| (action.to_ascii_lowercase(), resource);
+    let mut want = BTreeSet::new();
+    // Its own logs, and nothing else of CloudWatch Logs: the group exists already.
+    want.insert(grant("logs:CreateLogStream", log_group.clone()));
+    want.insert(grant("logs:PutLogEvents", log_group));
+    // All three sign (cases-api, reconcile) or verify (webhook) with the Cabital secret:
+    // cabital_signing::CredentialStore (shared/signing/src/credentials.rs).
+    want.insert(grant("secretsmanager:GetSecretValue", secret));
+    for (action, on) in ITEM_ACTIONS.into_iter().chain(extra_dynamodb_actions(function)) {
+        let resource = match on {
+            On::Table => table.clone(),
+            On::Index(index) => format!("{table}/index/{index}"),
+        };
+        want.insert(grant(action, resource));
+    }
+    // A failed asynchronous invocation goes to its on-failure destination with the
+    // function's own role.
+    let destination = &t["Resources"][function]["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"];
+    if destination["Type"] == "SQS" {
+        let queue = named_resource(t, &destination["Destination"])?;
+        want.insert(grant("sqs:SendMessage", queue));
+    }
+    Ok(want)
+}
+
+fn check_function_permissions(t: &Value) -> Vec<String> {
+    let mut violations = Vec::new();
+    let mut roles_seen = BTreeMap::new();
+    for (function, _) in of_type(t, "AWS::Serverless::Function") {
+        let p = &t["Resources"][function]["Properties"];
+        if !p["Policies"].is_null() {
+            violations.push(format!(
+                "{function}: SAM Policies attach AWSLambdaBasicExecutionRole (logs:* on *); give it its own Role"
+            ));
+        }
+        let Some(role) = get_att_of(&p["Role"], "Arn").filter(|r| type_of(t, r) == Some("AWS::IAM::Role")) else {
+            violations.push(format!("{function}: Role must be !GetAtt <its AWS::IAM::Role>.Arn"));
+            continue;
+        };
+        if let Some(other) = roles_seen.insert(role, function) {
+            violations.push(format!("{role} is shared by {other} and {function}: one role per function"));
+        }
+        let trust = &t["Resources"][role]["Properties"]["AssumeRolePolicyDocument"];
+        let trusted: Vec<_> = statements(trust).iter().flat_map(|s| strings(&s["Principal"])).collect();
+        if trusted != ["lambda.amazonaws.com"] {
+            violations.push(format!("{role}: only lambda.amazonaws.com may assume it, not {trusted:?}"));
+        }
+        if !FUNCTIONS.iter().any(|(f, _)| *f == function) {
+            violations.push(format!("{function}: unknown function; declare what its code uses in this test"));
+        }
+        let (have, unreadable) = grants(t, role);
+        violations.extend(unreadable);
+        let want = match expected_grants(t, function) {
+            Ok(want) => want,
+            Err(e) => {
+                violations.push(e);
+                continue;
+            }
+        };
+        for (action, resource) in have.difference(&want) {
+            violations.push(format!("{function} ({role}): {action} on {resource} is not used by its code"));
+        }
+        for (action, resource) in want.difference(&have) {
+            violations.push(format!("{function} ({role}): {action} on {resource} is used by its code but not granted"));
+        }
+    }
+    // Nothing grants anything outside the functions' own roles: no stray roles, no
+    // policies attached from elsewhere.
+    for (name, r) in resources(t) {
+        match r["Type"].as_str().unwrap_or_default() {
+            "AWS::IAM::Role" if !roles_seen.contains_key(name.as_str()) => {
+                violations.push(format!("{name}: a role no function uses"));
+            }
+            ty @ ("AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy" | "AWS::IAM::User" | "AWS::IAM::Group") => {
+                violations.push(format!("{name}: {ty} grants outside the functions' roles"));
+            }
+            _ => {}
+        }
+    }
+    violations
+}
+
+// ------------------------------------------------------------------ (d) routes
+
+/// Every HTTP route: (method, path, authorizer).
+fn routes(t: &Value) -> (Vec<(String, String, String)>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut violations = Vec::new();
+    for (function, r) in of_type(t, "AWS::Serverless::Function") {
+        let p = &r["Properties"];
+        if !p["FunctionUrlConfig"].is_null() {
+            violations.push(format!("{function}: a function URL is a route this check cannot vouch for"));
+        }
+        for (event, e) in p["Events"].as_object().into_iter().flatten() {
+            match e["Type"].as_str().unwrap_or_default() {
+                "HttpApi" => {
+                    let ep = &e["Properties"];
+                    let api = ref_of(&ep["ApiId"]).unwrap_or_default();
+                    if type_of(t, api) != Some("AWS::Serverless::HttpApi") {
+                        violations.push(format!("{function}.{event}: ApiId must be !Ref the template's HttpApi"));
+                    }
+                    let authorizer = ep["Auth"]["Authorizer"]
+                        .as_str()
+                        .or_else(|| t["Resources"][api]["Properties"]["Auth"]["DefaultAuthorizer"].as_str())
+                        .unwrap_or("NONE");
+                    out.push((
+                        ep["Method"].as_str().unwrap_or("ANY").to_ascii_uppercase(),
+                        ep["Path"].as_str().unwrap_or("/$default").to_owned(),
+                        authorizer.to_owned(),
+                    ));
+                }
+                "Schedule" | "ScheduleV2" | "SQS" => {}
+                other => violations.push(format!("{function}.{event}: event type {other} is not checked here")),
+            }
+        }
+    }
+    for (name, r) in resources(t) {
+        let ty = r["Type"].as_str().unwrap_or_default();
+        let raw_api = ty == "AWS::Serverless::Api"
+            || ty.starts_with("AWS::ApiGateway::")
+            || ty == "AWS::ApiGatewayV2::Route"
+            || ty == "AWS::Lambda::Url";
+        if raw_api {
+            violations.push(format!("{name}: {ty} adds routes this check cannot vouch for"));
+        }
+        if ty == "AWS::Serverless::HttpApi" {
+            let p = &r["Properties"];
+            if !p["DefinitionBody"].is_null() || !p["DefinitionUri"].is_null() {
+                violations.push(format!("{name}: an OpenAPI definition adds routes this check cannot vouch for"));
+            }
+            if p["Auth"]["EnableIamAuthorizer"] != true || p["Auth"]["DefaultAuthorizer"] != "AWS_IAM" {
+                violations.push(format!("{name}: Auth must enable the IAM authorizer and make it the default"));
+            }
+            let throttling = &p["DefaultRouteSettings"];
+            if throttling["ThrottlingRateLimit"].is_null() || throttling["ThrottlingBurstLimit"].is_null() {
+                violations.push(format!("{name}: DefaultRouteSettings must set throttling"));
+            }
+        }
+    }
+    (out, violations)
+}
+
+fn check_routes(t: &Value) -> Vec<String> {
+    let (routes, mut violations) = routes(t);
+    let public = (PUBLIC_ROUTE.0.to_owned(), PUBLIC_ROUTE.1.to_owned());
+    let mut found_public = false;
+    for (method, path, authorizer) in &routes {
+        let is_public_route = (method.clone(), path.clone()) == public;
+        if authorizer == "AWS_IAM" {
+            if is_public_route {
+                violations.push(format!("{method} {path} must be public: Cabital does not sign with SigV4"));
+            }
+        } else if is_public_route && authorizer == "NONE" {
+            found_public = true;
+        } else {
+            violations.push(format!("{method} {path} is not IAM-authorized (authorizer {authorizer})"));
+        }
+    }
+    if !found_public {
+        violations.push(format!("{} {} (Cabital's webhook) is missing or not public", PUBLIC_ROUTE.0, PUBLIC_ROUTE.1));
+    }
+    let have: BTreeSet<(String, String)> = routes
+        .iter()
+        .filter(|(m, p, _)| (m.clone(), p.clone()) != public)
+        .map(|(m, p, _)| (m.clone(), p.clone()))
+        .collect();
+    let want: BTreeSet<(String, String)> =
+        CASES_API_ROUTES.iter().map(|(m, p)| ((*m).to_owned(), (*p).to_owned())).collect();
+    if have != want {
+        violations.push(format!("the API's routes differ from the cases API's: template {have:?}, code {want:?}"));
+    }
+    violations
+}
+
+// ------------------------------------------------------------------ (e) functions, logs, alarms, outputs
+
+fn check_functions(t: &Value) -> Vec<String> {
+    let mut violations = Vec::new();
+    let present: BTreeSet<&str> = of_type(t, "AWS::Serverless::Function").into_iter().map(|(n, _)| n).collect();
+    let declared: BTreeSet<&str> = FUNCTIONS.iter().map(|(n, _)| *n).collect();
+    if present != declared {
+        violations.push(format!("functions {present:?}, expected {declared:?}"));
+    }
+    let arch = &t["Parameters"]["LambdaArchitecture"];
+    let allowed: BTreeSet<&str> = one_or_many(&arch["AllowedValues"]).into_iter().filter_map(Value::as_str).collect();
+    if arch["Default"] != "arm64" || allowed != BTreeSet::from(["arm64", "x86_64"]) {
+        violations.push("parameter LambdaArchitecture: default arm64, allowed arm64 and x86_64".into());
+    }
+    for (function, folder) in FUNCTIONS {
+        if type_of(t, function).is_none() {
+            continue;
+        }
+        let r = &t["Resources"][function];
+        if fn_prop(t, function, "Runtime") != "provided.al2023" {
+            violations.push(format!("{function}: Runtime must be provided.al2023"));
+        }
+        if fn_prop(t, function, "Handler") != "bootstrap" {
+            violations.push(format!("{function}: Handler must be bootstrap"));
+        }
+        if fn_prop(t, function, "Architectures") != &json!([{"Ref": "LambdaArchitecture"}]) {
+            violations.push(format!("{function}: Architectures must be [!Ref LambdaArchitecture]"));
+        }
+        if r["Metadata"]["BuildMethod"] != "rust-cargolambda" {
+            violations.push(format!("{function}: Metadata.BuildMethod must be rust-cargolambda"));
+        }
+        let code_uri = format!("../functions/{folder}");
+        if r["Properties"]["CodeUri"] != code_uri.as_str() {
+            violations.push(format!("{function}: CodeUri must be {code_uri} (relative to infra/)"));
+        }
+        let manifest = repo_root().join("functions").join(folder).join("Cargo.toml");
+        let package_line = format!("name = \"{folder}\"");
+        match std::fs::read_to_string(&manifest) {
+            Ok(text) if text.lines().any(|l| l.trim() == package_line) => {}
+            _ => violations.push(format!("{function}: {} is not the crate {folder}", manifest.display())),
+        }
+        match ref_of(&r["Properties"]["LoggingConfig"]["LogGroup"]) {
+            Some(group) if type_of(t, group) == Some("AWS::Logs::LogGroup") => {}
+            _ => violations.push(format!("{function}: LoggingConfig.LogGroup must be !Ref its AWS::Logs::LogGroup")),
+        }
+    }
+    for (name, group) in of_type(t, "AWS::Logs::LogGroup") {
+        if group["Properties"]["RetentionInDays"].is_null() {
+            violations.push(format!("{name}: log group without RetentionInDays"));
+        }
+    }
+    // The reconciler: on a schedule (a parameter), retried, with a dead-letter queue.
+    let schedule = t["Resources"]["ReconcileFunction"]["Properties"]["Events"]
+        .as_object()
+        .and_then(|events| events.values().find(|e| e["Type"] == "Schedule"));
+    match schedule.map(|e| &e["Properties"]) {
+        Some(s) if ref_of(&s["Schedule"]) == Some("ReconcileSchedule") && !s["RetryPolicy"].is_null() => {
+            if named_resource(t, &s["DeadLetterConfig"]["Arn"]).is_err() {
+                violations.push("ReconcileFunction: its schedule needs a dead-letter queue".into());
+            }
+        }
+        _ => violations.push("ReconcileFunction: a Schedule event on !Ref ReconcileSchedule with a RetryPolicy".into()),
+    }
+    violations
+}
+
+/// The first alarm on `namespace` / `metric`, if any.
+fn alarm<'t>(t: &'t Value, namespace: &str, metric: &str) -> Option<&'t Value> {
+    of_type(t, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .map(|(_, a)| &a["Properties"])
+        .find(|p| p["Namespace"] == namespace && p["MetricName"] == metric)
+}
+
+fn check_alarms_and_outputs(t: &Value) -> Vec<String> {
+    let mut violations = Vec::new();
+    for (function, _) in FUNCTIONS {
+        for metric in ["Errors", "Throttles"] {
+            let found = of_type(t, "AWS::CloudWatch::Alarm").into_iter().any(|(_, a)| {
+                let p = &a["Properties"];
+                p["Namespace"] == "AWS/Lambda"
+                    && p["MetricName"] == metric
+                    && p["Dimensions"] == json!([{"Name": "FunctionName", "Value": {"Ref": function}}])
+            });
+            if !found {
+                violations.push(format!("no alarm on {function}'s {metric}"));
+            }
+        }
+    }
+    let namespace = gateway_runtime::metrics::NAMESPACE;
+    // The dimension-less alarms below see the functions' metrics only because every
+    // EMF line also declares the empty dimension set.
+    let line = gateway_runtime::metrics::render(0, &[("Function", "f")], &[("M", 1.0, Unit::Count)]);
+    let emf: Value = serde_json::from_str(&line).unwrap_or_default();
+    let declared = &emf["_aws"]["CloudWatchMetrics"][0];
+    if declared["Namespace"] != namespace || !one_or_many(&declared["Dimensions"]).contains(&&json!([])) {
+        violations.push(format!("gateway_runtime::metrics no longer emits every metric without dimensions: {line}"));
+    }
+    for (metric, crate_dir) in CUSTOM_METRIC_ALARMS {
+        match alarm(t, namespace, metric) {
+            None => violations.push(format!("no alarm on {namespace}/{metric}")),
+            Some(p) if !p["Dimensions"].is_null() => {
+                violations.push(format!("the {metric} alarm must use no dimensions (the total)"))
+            }
+            Some(_) => {}
+        }
+        let source = repo_root().join("functions").join(crate_dir).join("src/lib.rs");
+        let text = std::fs::read_to_string(&source).unwrap_or_default();
+        if !text.contains(&format!("\"{metric}\"")) {
+            violations.push(format!("{} never emits {metric}", source.display()));
+        }
+    }
+    // Any other alarm on our namespace must watch a metric some function emits.
+    for (name, a) in of_type(t, "AWS::CloudWatch::Alarm") {
+        let p = &a["Properties"];
+        if p["Namespace"] == namespace {
+            let metric = p["MetricName"].as_str().unwrap_or_default();
+            let emitted = FUNCTIONS.iter().any(|(_, dir)| {
+                let source = repo_root().join("functions").join(dir).join("src/lib.rs");
+                std::fs::read_to_string(source).unwrap_or_default().contains(&format!("\"{metric}\""))
+            });
+            if !emitted {
+                violations.push(format!("{name}: no function emits {namespace}/{metric}"));
+            }
+        }
+    }
+    // The reconciler's dead-letter queue.
+    let dlq = named_resource(
+        t,
+        &t["Resources"]["ReconcileFunction"]["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"],
+    );
+    match dlq {
+        Ok(queue) => {
+            let found = of_type(t, "AWS::CloudWatch::Alarm").into_iter().any(|(_, a)| {
+                let p = &a["Properties"];
+                p["Namespace"] == "AWS/SQS"
+                    && p["MetricName"] == "ApproximateNumberOfMessagesVisible"
+                    && p["Dimensions"] == json!([{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}])
+            });
+            if !found {
+                violations.push(format!("no alarm on messages in {queue} (the reconciler's dead-letter queue)"));
+            }
+        }
+        Err(e) => violations.push(format!("ReconcileFunction's on-failure destination: {e}")),
+    }
+    for (output, suffix) in [("ApiUrl", ""), ("WebhookUrl", PUBLIC_ROUTE.1)] {
+        let value = t["Outputs"][output]["Value"]["Fn::Sub"].as_str().unwrap_or_default();
+        if !value.starts_with("https://${HttpApi}.execute-api.") || !value.ends_with(suffix) {
+            violations.push(format!("output {output} must be the HttpApi's URL{suffix}, is {value:?}"));
+        }
+    }
+    violations
+}
+
+// ------------------------------------------------------------------ the tests
+
+fn assert_none(what: &str, violations: Vec<String>) {
+    assert!(violations.is_empty(), "{} ({what}):\n- {}", template_path().display(), violations.join("\n- "));
+}
+
+#[test]
+fn table_equals_the_store_definition() {
+    assert_none("table vs kyc_store::table_definition()", check_table_definition(&load()));
+}
+
+#[test]
+fn table_is_protected() {
+    assert_none("PITR, SSE, deletion protection", check_table_protection(&load()));
+}
+
+#[test]
+fn no_wildcard_action_or_resource() {
+    assert_none("wildcards", check_no_wildcards(&load()));
+}
+
+#[test]
+fn each_function_has_exactly_the_permissions_its_code_uses() {
+    assert_none("per-function permissions", check_function_permissions(&load()));
+}
+
+#[test]
+fn only_the_webhook_route_is_public() {
+    assert_none("routes", check_routes(&load()));
+}
+
+#[test]
+fn functions_are_cargo_lambda_builds_with_logs() {
+    assert_none("functions", check_functions(&load()));
+}
+
+#[test]
+fn alarms_and_outputs_exist() {
+    assert_none("alarms and outputs", check_alarms_and_outputs(&load()));
+}
+
+// ------------------------------------------------------------------ each rule, broken once
+
+/// Breaks the repository's template with `edit` and expects `check` to report
+/// `expected`. (Always the repository's: these test the checks, not a file.)
+fn caught(check: fn(&Value) -> Vec<String>, expected: &str, edit: impl FnOnce(&mut Value)) {
+    let mut t = load_from(&repo_template());
+    assert_eq!(check(&t), Vec::<String>::new(), "the unbroken template must pass first");
+    edit(&mut t);
+    let violations = check(&t);
+    assert!(
+        violations.iter().any(|v| v.contains(expected)),
+        "expected a violation containing {expected:?}, got {violations:#?}"
+    );
+}
+
+fn table(t: &mut Value) -> &mut Value {
+    let name = the_table(t).map(|(n, _)| n.to_owned()).expect("one table");
+    &mut t["Resources"][name]["Properties"]
+}
+
+fn role_statements<'t>(t: &'t mut Value, role: &str) -> &'t mut Vec<Value> {
+    t["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        .as_array_mut()
+        .expect("a list of statements")
+}
+
+fn event_auth<'t>(t: &'t mut Value, function: &str, event: &str) -> &'t mut Value {
+    &mut t["Resources"][function]["Properties"]["Events"][event]["Properties"]["Auth"]["Authorizer"]
+}
+
+#[test]
+fn table_drift_is_caught() {
+    caught(check_table_definition, "GlobalSecondaryIndexes differs", |t| {
+        table(t)["GlobalSecondaryIndexes"].as_array_mut().unwrap().pop();
+    });
+    caught(check_table_definition, "GlobalSecondaryIndexes differs", |t| {
+        table(t)["GlobalSecondaryIndexes"][0]["Projection"]["ProjectionType"] = json!("KEYS_ONLY");
+    });
+    caught(check_table_definition, "KeySchema differs", |t| {
+        table(t)["KeySchema"][1]["KeyType"] = json!("HASH");
+    });
+    caught(check_table_definition, "AttributeDefinitions differs", |t| {
+        table(t)["AttributeDefinitions"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"AttributeName": "x", "AttributeType": "S"}));
+    });
+    caught(check_table_definition, "BillingMode differs", |t| table(t)["BillingMode"] = json!("PROVISIONED"));
+}
+
+#[test]
+fn unprotected_table_is_caught() {
+    caught(check_table_protection, "point-in-time recovery", |t| {
+        table(t)["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] = json!(false);
+    });
+    caught(check_table_protection, "SSEEnabled", |t| {
+        table(t).as_object_mut().unwrap().remove("SSESpecification");
+    });
+    caught(check_table_protection, "DeletionProtectionEnabled", |t| {
+        table(t)["DeletionProtectionEnabled"] = json!(true);
+    });
+    caught(check_table_protection, "DeletionProtectionEnabled", |t| {
+        t["Conditions"]["IsProd"] = json!({"Fn::Equals": [{"Ref": "Stage"}, "dev"]});
+    });
+}
+
+#[test]
+fn wildcards_are_caught() {
+    caught(check_no_wildcards, "wildcard or unnamed action", |t| {
+        role_statements(t, "WebhookRole")[1]["Action"] = json!("dynamodb:*");
+    });
+    caught(check_no_wildcards, "wildcard resource", |t| {
+        role_statements(t, "CasesApiRole")[1]["Resource"] = json!("*");
+    });
+    caught(check_no_wildcards, "wildcard resource", |t| {
+        let s = role_statements(t, "ReconcileRole");
+        s[2]["Resource"] = json!({"Fn::Sub": "${CasesTable.Arn}/index/*"});
+    });
+    caught(check_no_wildcards, "NotAction", |t| {
+        role_statements(t, "WebhookRole")
+            .push(json!({"Effect": "Allow", "NotAction": "iam:*", "Resource": {"Ref": "CabitalApiSecret"}}));
+    });
+}
+
+#[test]
+fn unused_or_missing_permissions_are_caught() {
+    // A permission the code never uses.
+    caught(check_function_permissions, "dynamodb:deleteitem on CasesTable is not used", |t| {
+        role_statements(t, "WebhookRole")[1]["Action"].as_array_mut().unwrap().push(json!("dynamodb:DeleteItem"));
+    });
+    caught(check_function_permissions, "dynamodb:query on CasesTable is not used", |t| {
+        role_statements(t, "WebhookRole")[1]["Action"].as_array_mut().unwrap().push(json!("dynamodb:Query"));
+    });
+    // The index where only the table is used, and the other way round.
+    caught(check_function_permissions, "CasesTable/index/attention is not used", |t| {
+        role_statements(t, "CasesApiRole")[1]["Resource"] =
+            json!([{"Fn::GetAtt": ["CasesTable", "Arn"]}, {"Fn::Sub": "${CasesTable.Arn}/index/attention"}]);
+    });
+    caught(
+        check_function_permissions,
+        "dynamodb:query on CasesTable/index/ogs is used by its code but not granted",
+        |t| {
+            role_statements(t, "ReconcileRole")[2]["Resource"] =
+                json!({"Fn::Sub": "${CasesTable.Arn}/index/attention"});
+        },
+    );
+    // The secret on something else; logs on another function's group.
+    caught(check_function_permissions, "secretsmanager:getsecretvalue on CabitalApiSecret is used", |t| {
+        role_statements(t, "CasesApiRole")[2]["Resource"] = json!({"Fn::GetAtt": ["ReconcileDlq", "Arn"]});
+    });
+    caught(check_function_permissions, "logs:putlogevents on ReconcileLogGroup is not used", |t| {
+        role_statements(t, "WebhookRole")[0]["Resource"] = json!({"Fn::GetAtt": ["ReconcileLogGroup", "Arn"]});
+    });
+    // SAM policies (and their AWSLambdaBasicExecutionRole), managed policies, a shared role.
+    caught(check_function_permissions, "SAM Policies", |t| {
+        t["Resources"]["WebhookFunction"]["Properties"]["Policies"] = json!(["AWSLambdaBasicExecutionRole"]);
+    });
+    caught(check_function_permissions, "ManagedPolicyArns", |t| {
+        t["Resources"]["WebhookRole"]["Properties"]["ManagedPolicyArns"] =
+            json!(["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"]);
+    });
+    caught(check_function_permissions, "one role per function", |t| {
+        t["Resources"]["WebhookFunction"]["Properties"]["Role"] = json!({"Fn::GetAtt": ["ReconcileRole", "Arn"]});
+    });
+}
+
+#[test]
+fn a_second_public_route_is_caught() {
+    caught(check_routes, "GET /v1/cases is not IAM-authorized", |t| {
+        *event_auth(t, "CasesApiFunction", "ListCases") = json!("NONE");
+    });
+    caught(check_routes, "is missing or not public", |t| {
+        *event_auth(t, "WebhookFunction", "CabitalWebhook") = json!("AWS_IAM");
+    });
+    caught(check_routes, "function URL", |t| {
+        t["Resources"]["ReconcileFunction"]["Properties"]["FunctionUrlConfig"] = json!({"AuthType": "NONE"});
+    });
+    caught(check_routes, "make it the default", |t| {
+        t["Resources"]["HttpApi"]["Properties"]["Auth"]["DefaultAuthorizer"] = json!("NONE");
+    });
+}
+
+#[test]
+fn broken_functions_are_caught() {
+    caught(check_functions, "provided.al2023", |t| t["Globals"]["Function"]["Runtime"] = json!("provided.al2"));
+    caught(check_functions, "Handler must be bootstrap", |t| {
+        t["Resources"]["WebhookFunction"]["Properties"]["Handler"] = json!("main");
+    });
+    caught(check_functions, "rust-cargolambda", |t| {
+        t["Resources"]["ReconcileFunction"]["Metadata"] = json!({});
+    });
+    caught(check_functions, "CodeUri", |t| {
+        t["Resources"]["CasesApiFunction"]["Properties"]["CodeUri"] = json!("../functions/webhook");
+    });
+    caught(check_functions, "RetentionInDays", |t| {
+        t["Resources"]["WebhookLogGroup"]["Properties"].as_object_mut().unwrap().remove("RetentionInDays");
+    });
+    caught(check_functions, "LambdaArchitecture", |t| {
+        t["Parameters"]["LambdaArchitecture"]["Default"] = json!("x86_64")
+    });
+}
+
+#[test]
+fn missing_alarms_and_outputs_are_caught() {
+    caught(check_alarms_and_outputs, "ReconcileBacklog", |t| {
+        resources_mut(t).retain(|_, r| r["Properties"]["MetricName"] != "ReconcileBacklog");
+    });
+    caught(check_alarms_and_outputs, "WebhookFunction's Throttles", |t| {
+        resources_mut(t).remove("WebhookThrottlesAlarm");
+    });
+    caught(check_alarms_and_outputs, "dead-letter queue", |t| {
+        resources_mut(t).retain(|_, r| r["Properties"]["Namespace"] != "AWS/SQS");
+    });
+    caught(check_alarms_and_outputs, "output WebhookUrl", |t| {
+        t["Outputs"].as_object_mut().unwrap().remove("WebhookUrl");
+    });
+}
+
+fn resources_mut(t: &mut Value) -> &mut Map<String, Value> {
+    t["Resources"].as_object_mut().expect("Resources")
+}
