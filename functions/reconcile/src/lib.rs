@@ -25,8 +25,20 @@ impl App {
     }
 }
 
-/// The invocation's deadline as an `Instant` (the context gives wall-clock milliseconds).
+/// Below this a deadline cannot be wall-clock milliseconds (it would be before 2001).
+/// `cargo lambda watch` sends a fixed `600000` (ten minutes, as if relative), which read
+/// as a wall-clock time lies in 1970 and would leave no time at all.
+const WALL_CLOCK_MS_FLOOR: u64 = 1_000_000_000_000;
+
+/// Lambda's longest timeout: the most a deadline read as relative may give.
+const LONGEST_INVOCATION: Duration = Duration::from_secs(15 * 60);
+
+/// The invocation's deadline as an `Instant`. Lambda gives wall-clock milliseconds; a
+/// value too small to be one (a local emulator's) is taken as milliseconds from now.
 pub fn deadline_of(deadline_epoch_ms: u64) -> Instant {
+    if deadline_epoch_ms < WALL_CLOCK_MS_FLOOR {
+        return Instant::now() + Duration::from_millis(deadline_epoch_ms).min(LONGEST_INVOCATION);
+    }
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
     Instant::now() + Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms))
 }
@@ -75,4 +87,23 @@ fn report(s: &Summary) {
             ("ReconcileDuration", s.duration_ms as f64, Unit::Milliseconds),
         ],
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_from_wall_clock_or_from_a_local_emulator() {
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        let left = |d: Instant| d.saturating_duration_since(Instant::now());
+        // Lambda: wall-clock milliseconds.
+        let lambda = left(deadline_of(now_ms + 60_000));
+        assert!(lambda > Duration::from_secs(55) && lambda <= Duration::from_secs(60), "{lambda:?}");
+        assert_eq!(left(deadline_of(now_ms - 1_000)), Duration::ZERO);
+        // `cargo lambda watch`: a fixed 600000, meaning ten minutes.
+        let local = left(deadline_of(600_000));
+        assert!(local > Duration::from_secs(595) && local <= Duration::from_secs(600), "{local:?}");
+        assert!(left(deadline_of(WALL_CLOCK_MS_FLOOR - 1)) <= LONGEST_INVOCATION);
+    }
 }

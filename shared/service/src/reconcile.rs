@@ -1,13 +1,13 @@
 //! Scheduled reconciliation: ask Cabital about every case a webhook did not settle.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use gateway_runtime::settings::{SettingError, parsed_or};
 use governor::{Quota, RateLimiter};
-use kyc_store::{AttentionRef, AttentionTarget, ExtState, RemoteCheck};
+use kyc_store::{AttentionRef, AttentionTarget, ExtState, MAX_INDEX_PAGE, RemoteCheck, StoreError};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -24,13 +24,15 @@ pub struct ReconcileSettings {
     pub ogs_check_after: Duration,
     /// `RECONCILE_OGS_BATCH`: at most this many ongoing-screening cases per run (default 200).
     pub ogs_batch: usize,
-    /// `RECONCILE_BATCH`: at most this many cases needing a look per run (default 20000).
+    /// `RECONCILE_BATCH`: at most this many urgent items, and this many awaiting cases,
+    /// per run (default 20000); read from the indexes page by page.
     pub batch: usize,
     /// `RECONCILE_CONCURRENCY`: calls to Cabital in flight at once (default 8).
     pub concurrency: usize,
     /// `RECONCILE_RATE_PER_SEC`: calls to Cabital per second at most (default 20).
     pub rate_per_sec: u32,
-    /// `RECONCILE_DEADLINE_MARGIN_MS`: stop starting work this long before the deadline (default 5000).
+    /// `RECONCILE_DEADLINE_MARGIN_MS`: stop starting work this long before the deadline, and
+    /// abandon work still in flight at half of it (default 5000).
     pub deadline_margin: Duration,
     /// `RECONCILE_PENDING_STUCK_SECS`: a create still pending after this is taken as unknown (default 120).
     pub pending_stuck_after: Duration,
@@ -86,7 +88,8 @@ impl ReconcileSettings {
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
-    /// Items found needing a look.
+    /// Items found needing a look (the indexes are read page by page while there is
+    /// time, so more may be waiting when the run ran out of it).
     pub found: usize,
     /// Cases asked about.
     pub checked: usize,
@@ -96,7 +99,8 @@ pub struct Summary {
     pub unchanged: usize,
     /// Failed (left for the next run).
     pub failed: usize,
-    /// Not started for lack of time (left for the next run).
+    /// Found but not started, or abandoned in flight, for lack of time (left for the
+    /// next run).
     pub skipped_for_time: usize,
     /// Creations found stuck pending and marked unknown.
     pub marked_unknown: usize,
@@ -115,6 +119,7 @@ enum Outcome {
     MarkedUnknown,
     ResolvedUnknown,
     UnknownNeedsPerson,
+    ListingFailed,
     Nothing,
 }
 
@@ -124,7 +129,7 @@ pub enum ReconcileError {
     /// The indexes could not be read.
     #[error("could not list the cases needing a look: {0}")]
     Listing(#[from] kyc_store::StoreError),
-    /// Every check failed with a retryable error.
+    /// Every item tried failed with a retryable error, and none succeeded.
     #[error("all {0} checks failed with retryable errors")]
     AllFailed(usize),
 }
@@ -133,28 +138,140 @@ fn ago(now: OffsetDateTime, d: Duration) -> OffsetDateTime {
     now - time::Duration::try_from(d).unwrap_or(time::Duration::ZERO)
 }
 
+/// One of the sparse indexes the run reads its work from.
+#[derive(Debug, Clone, Copy)]
+enum Index {
+    /// Flagged for refresh, unknown or pending creations.
+    Urgent,
+    /// Awaiting a suggestion since the last check.
+    Awaiting,
+    /// Under ongoing screening, by last check.
+    Ogs,
+}
+
+/// Reading one index page by page: each page is the oldest entries still due, so the
+/// entries settled meanwhile have left it and the rest come next.
+struct IndexPages {
+    index: Index,
+    cutoff: OffsetDateTime,
+    /// At most this many entries from this index per run.
+    limit: usize,
+    /// New entries taken so far.
+    taken: usize,
+    /// The first page, read before any work starts.
+    first: Option<Vec<AttentionRef>>,
+    done: bool,
+}
+
+/// What the work stream carries.
+enum Work {
+    Target(AttentionRef),
+    /// A later page could not be read: counted as a retryable failure.
+    ListingFailed,
+}
+
+/// The run's listing: the indexes in order of urgency, each read page by page while
+/// there is time, every target handed out once.
+struct Listing<'a> {
+    gateway: &'a Gateway,
+    indexes: VecDeque<IndexPages>,
+    seen: HashSet<AttentionTarget>,
+    stop_at: Instant,
+}
+
+impl Listing<'_> {
+    fn page_size(pages: &IndexPages) -> usize {
+        pages.limit.saturating_sub(pages.taken).min(MAX_INDEX_PAGE)
+    }
+
+    async fn query(gateway: &Gateway, index: Index, cutoff: OffsetDateTime, size: usize) -> QueryResult {
+        match index {
+            Index::Urgent => gateway.store.urgent_attention(cutoff, size).await,
+            Index::Awaiting => gateway.store.awaiting_since_before(cutoff, size).await,
+            Index::Ogs => gateway.store.ogs_checked_before(cutoff, size).await,
+        }
+    }
+
+    /// The next page's new targets; `None` when every index is done or time is up.
+    async fn next_page(&mut self) -> Option<Vec<Work>> {
+        loop {
+            let pages = self.indexes.front_mut()?;
+            let size = Self::page_size(pages);
+            let page = match pages.first.take() {
+                Some(page) => page,
+                None if pages.done || size == 0 => {
+                    self.indexes.pop_front();
+                    continue;
+                }
+                None if Instant::now() >= self.stop_at => return None,
+                None => match Self::query(self.gateway, pages.index, pages.cutoff, size).await {
+                    Ok(page) => page,
+                    Err(e) => {
+                        tracing::warn!(index = ?pages.index, error = %e, "reading the next page of an index failed");
+                        pages.done = true;
+                        return Some(vec![Work::ListingFailed]);
+                    }
+                },
+            };
+            let full = page.len() >= size;
+            let fresh: Vec<Work> =
+                page.into_iter().filter(|r| self.seen.insert(r.target.clone())).map(Work::Target).collect();
+            pages.taken += fresh.len();
+            // A short page is the end of the index; a page of nothing new means the rest
+            // is what this run already holds (in flight, failed, or left as it was).
+            if !full || fresh.is_empty() || pages.taken >= pages.limit {
+                pages.done = true;
+            }
+            if !fresh.is_empty() {
+                return Some(fresh);
+            }
+        }
+    }
+}
+
+type QueryResult = Result<Vec<AttentionRef>, StoreError>;
+
 impl Gateway {
-    /// Finds what needs a look through the sparse indexes (never a scan) and settles it,
-    /// stopping `deadline_margin` before `deadline`. What is left is found next run.
+    /// Finds what needs a look through the sparse indexes (never a scan), page by page,
+    /// and settles it: no new work starts `deadline_margin` before `deadline`, and work
+    /// still in flight at half the margin is abandoned (each write is one atomic,
+    /// conditional request, so abandoning one leaves nothing half done). What is left is
+    /// found next run.
     pub async fn reconcile(&self, s: &ReconcileSettings, deadline: Instant) -> Result<Summary, ReconcileError> {
         let started = Instant::now();
         let now = gateway_runtime::now();
-        let mut targets: Vec<AttentionRef> = Vec::new();
-        targets.extend(self.store.urgent_attention(ago(now, s.refresh_grace), s.batch).await?);
-        targets.extend(self.store.awaiting_since_before(ago(now, s.stale_after), s.batch).await?);
-        targets.extend(self.store.ogs_checked_before(ago(now, s.ogs_check_after), s.ogs_batch).await?);
-        let mut seen = HashSet::new();
-        targets.retain(|t| seen.insert(t.target.clone()));
+        let stop_at = deadline.checked_sub(s.deadline_margin).unwrap_or(deadline);
+        let abandon_at = deadline.checked_sub(s.deadline_margin / 2).unwrap_or(deadline);
 
-        let mut summary = Summary { found: targets.len(), ..Summary::default() };
+        // The first page of every index before any work: a table that cannot be read
+        // fails the run, for the schedule's retry.
+        let mut indexes = VecDeque::new();
+        for (index, cutoff, limit) in [
+            (Index::Urgent, ago(now, s.refresh_grace), s.batch),
+            (Index::Awaiting, ago(now, s.stale_after), s.batch),
+            (Index::Ogs, ago(now, s.ogs_check_after), s.ogs_batch),
+        ] {
+            let first = Listing::query(self, index, cutoff, limit.min(MAX_INDEX_PAGE)).await?;
+            indexes.push_back(IndexPages { index, cutoff, limit, taken: 0, first: Some(first), done: false });
+        }
+        let listing = Listing { gateway: self, indexes, seen: HashSet::new(), stop_at };
+
         let rate = NonZeroU32::new(s.rate_per_sec).unwrap_or(NonZeroU32::MIN);
         let limiter = RateLimiter::direct(Quota::per_second(rate).allow_burst(NonZeroU32::MIN));
-        let stop_at = deadline.checked_sub(s.deadline_margin).unwrap_or(deadline);
+        let work = futures::stream::unfold(listing, |mut listing| async move {
+            let page = listing.next_page().await?;
+            Some((futures::stream::iter(page), listing))
+        })
+        .flatten();
 
-        let outcomes: Vec<Option<Outcome>> = futures::stream::iter(targets)
-            .map(|t| {
+        let outcomes: Vec<Option<Outcome>> = work
+            .map(|work| {
                 let limiter = &limiter;
                 async move {
+                    let target = match work {
+                        Work::Target(t) => t.target,
+                        Work::ListingFailed => return Some(Outcome::ListingFailed),
+                    };
                     if Instant::now() >= stop_at {
                         return None;
                     }
@@ -163,15 +280,31 @@ impl Gateway {
                     if tokio::time::timeout(wait, limiter.until_ready()).await.is_err() {
                         return None;
                     }
-                    Some(self.settle(s, &t.target, now).await)
+                    let abandon = tokio::time::Instant::from_std(abandon_at);
+                    match tokio::time::timeout_at(abandon, self.settle(s, &target, now)).await {
+                        Ok(outcome) => Some(outcome),
+                        Err(_) => {
+                            match &target {
+                                AttentionTarget::Case(id) => {
+                                    tracing::warn!(case_system_id = %id, "abandoned at the deadline; left for next run")
+                                }
+                                AttentionTarget::External(ext) => {
+                                    tracing::warn!(external_case_id = %ext, "abandoned at the deadline; left for next run")
+                                }
+                            }
+                            None
+                        }
+                    }
                 }
             })
             .buffer_unordered(s.concurrency.max(1))
             .collect()
             .await;
 
+        let mut summary = Summary::default();
         let mut retryable_failures = 0;
         for outcome in outcomes {
+            summary.found += usize::from(!matches!(outcome, Some(Outcome::ListingFailed)));
             match outcome {
                 None => summary.skipped_for_time += 1,
                 Some(Outcome::Changed) => {
@@ -186,6 +319,10 @@ impl Gateway {
                     summary.failed += 1;
                     retryable_failures += usize::from(retryable);
                 }
+                Some(Outcome::ListingFailed) => {
+                    summary.failed += 1;
+                    retryable_failures += 1;
+                }
                 Some(Outcome::MarkedUnknown) => summary.marked_unknown += 1,
                 Some(Outcome::ResolvedUnknown) => summary.resolved_unknown += 1,
                 Some(Outcome::UnknownNeedsPerson) => summary.unknown_needing_attention += 1,
@@ -193,7 +330,8 @@ impl Gateway {
             }
         }
         summary.duration_ms = started.elapsed().as_millis() as u64;
-        if summary.failed > 0 && retryable_failures == summary.failed && summary.checked == 0 {
+        let succeeded = summary.checked + summary.marked_unknown + summary.resolved_unknown;
+        if summary.failed > 0 && retryable_failures == summary.failed && succeeded == 0 {
             return Err(ReconcileError::AllFailed(summary.failed));
         }
         Ok(summary)
@@ -222,16 +360,23 @@ impl Gateway {
                 let age = now - record.created_at;
                 let older = |d: Duration| age >= time::Duration::try_from(d).unwrap_or(time::Duration::MAX);
                 let result = match (record.state, record.case_system_id) {
-                    (ExtState::Unknown | ExtState::Pending, Some(id)) => self
+                    (ExtState::Unknown, Some(id)) => self
                         .store
                         .resolve_unknown(ext, &id, kyc_store::EventSource::Reconciler, now)
                         .await
                         .map(|_| Outcome::ResolvedUnknown),
-                    (ExtState::Pending, None) if older(s.pending_stuck_after) => self
-                        .store
-                        .expire_pending(ext, ago(now, s.pending_stuck_after), now)
-                        .await
-                        .map(|_| Outcome::MarkedUnknown),
+                    // The creating invocation died. If a webhook already named the case
+                    // (noted on the reservation), marking it unknown links it at once.
+                    (ExtState::Pending, _) if older(s.pending_stuck_after) => {
+                        match self.store.expire_pending(ext, ago(now, s.pending_stuck_after), now).await {
+                            Ok(r) if r.state == ExtState::Created => Ok(Outcome::ResolvedUnknown),
+                            Ok(_) => Ok(Outcome::MarkedUnknown),
+                            // Another writer (the creating call, a webhook, another run)
+                            // moved it on since it was read: nothing left to do here.
+                            Err(StoreError::ConditionFailed(_)) => Ok(Outcome::Nothing),
+                            Err(e) => Err(e),
+                        }
+                    }
                     (ExtState::Unknown, None) if older(s.unknown_report_after) => {
                         // Cabital has no lookup by externalCaseId: only its webhook can
                         // name the case. After this long, a person must ask Cabital.
