@@ -210,21 +210,28 @@ impl Gateway {
         Ok(CaseView::from(&case))
     }
 
-    /// Reads the case from Cabital and applies what it says now, with a versioned update
-    /// retried when another writer got there first. The order in which webhooks arrived
-    /// never decides the state: Cabital's answer does.
+    /// Reads the case from Cabital and applies what it says now, with a versioned update.
+    ///
+    /// The order in which webhooks arrived never decides the state: Cabital's answer
+    /// does. And an answer is applied only if nothing was written to the case since it
+    /// was asked for: another refresh, a decision or an OGS change written meanwhile
+    /// may hold something fresher, so Cabital is asked again rather than overwritten
+    /// with an older answer.
     pub async fn refresh(&self, id: CaseSystemId, check: RemoteCheck) -> Result<Refreshed, GatewayError> {
-        let remote: Case = self.cabital.get_case(id).await?;
-        self.apply(id, &remote, check).await
-    }
-
-    /// Applies a state read from Cabital to the record.
-    pub async fn apply(&self, id: CaseSystemId, remote: &Case, check: RemoteCheck) -> Result<Refreshed, GatewayError> {
-        let state = RemoteState::from(remote);
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let asked_at = now();
+            let remote: Case = self.cabital.get_case(id).await?;
             let case = self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
+            let conflict = || StoreError::VersionConflict { case_system_id: id, expected: case.version };
+            if case.updated_at > asked_at {
+                if attempt < VERSION_RETRIES {
+                    continue;
+                }
+                return Err(conflict().into());
+            }
+            let state = RemoteState::from(&remote);
             match self.store.apply_remote_state(&id, case.version, &state, check, now()).await {
                 Ok(applied) => return Ok(Refreshed { changed: applied.changed, version: applied.version }),
                 Err(StoreError::VersionConflict { .. }) if attempt < VERSION_RETRIES => continue,
