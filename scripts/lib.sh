@@ -155,14 +155,17 @@ print(s.getsockname()[1])
 s.close()'
 }
 
-# Can a server listen on 127.0.0.1:$1 now?
+# Can a server listen on 127.0.0.1:$1 now? SO_REUSEADDR, as servers set it: a port
+# left in TIME_WAIT by the last run is free, one with a listener is not.
 port_free() {
     local py
     py="$(command -v python3 || command -v python)" || die "python3 is needed"
     "$py" -c 'import socket, sys
 s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
     s.bind(("127.0.0.1", int(sys.argv[1])))
+    s.listen(1)
 except OSError:
     sys.exit(1)
 finally:
@@ -213,9 +216,39 @@ pid_running() {
 # Is any process of the group led by PID still there?
 _group_alive() { kill -0 -- "-$1" 2>/dev/null; }
 
-# stop_service PID: TERM its process group (and PID itself), KILL after 5 s, reap it.
+# Every descendant of PID (children, grandchildren, ...), from /proc, including those
+# that left its process group: `cargo lambda watch` runs each function in a session of
+# its own, which stopping the group alone would leave behind.
+_descendants() {
+    local stat line pid ppid p frontier=("$1") next
+    local -A parent=()
+    for stat in /proc/[0-9]*/stat; do
+        read -r line 2>/dev/null <"$stat" || continue
+        pid=${line%% *}
+        line=${line##*) }
+        read -r _ ppid _ <<<"$line"
+        parent[$pid]=$ppid
+    done
+    while ((${#frontier[@]})); do
+        next=()
+        for pid in "${!parent[@]}"; do
+            for p in "${frontier[@]}"; do
+                if [[ "${parent[$pid]}" == "$p" ]]; then
+                    next+=("$pid")
+                    printf '%s\n' "$pid"
+                fi
+            done
+        done
+        frontier=(${next[@]+"${next[@]}"})
+    done
+}
+
+# stop_service PID: TERM its process group (and PID itself), KILL after 5 s, reap it;
+# then the same for any of its descendants still running outside the group.
 stop_service() {
-    local pid=$1 i
+    local pid=$1 i kids=() kid
+    # Taken before stopping: once PID is gone, its orphans are no longer linked to it.
+    mapfile -t kids < <(_descendants "$pid")
     kill -TERM -- "-$pid" 2>/dev/null || true
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < 50; i++)); do
@@ -231,6 +264,32 @@ stop_service() {
     fi
     # Reaps it; it is dead (or dying from SIGKILL) by now, so this cannot hang.
     wait "$pid" 2>/dev/null || true
+    # Descendants that outlived it (their own session or group): TERM, then KILL.
+    ((${#kids[@]})) || return 0
+    for kid in "${kids[@]}"; do
+        if pid_running "$kid"; then
+            kill -TERM "$kid" 2>/dev/null || true
+        fi
+    done
+    for ((i = 0; i < 30; i++)); do
+        _any_running "${kids[@]}" || return 0
+        sleep 0.1
+    done
+    for kid in "${kids[@]}"; do
+        if pid_running "$kid"; then
+            warn "pid $kid (started by pid $pid) did not stop on TERM: killing it"
+            kill -KILL "$kid" 2>/dev/null || true
+        fi
+    done
+}
+
+# Is any of the PIDs running?
+_any_running() {
+    local p
+    for p in "$@"; do
+        pid_running "$p" && return 0
+    done
+    return 1
 }
 
 # Stop every service started with start_service, newest first.

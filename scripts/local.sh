@@ -1,0 +1,318 @@
+#!/usr/bin/env bash
+# The whole system on this machine, in one command: no AWS account, no network.
+#
+#   ./scripts/local.sh          build, start, walk one case's whole life, stop everything
+#   ./scripts/local.sh --keep   the same, then leave the stack running (Ctrl-C stops it)
+#   ./scripts/local.sh --ci     the same as the default, for scripts/test.sh: the
+#                               functions on a free port (unless LOCAL_LAMBDA_PORT is
+#                               set), and the services' logs printed on failure
+#
+# It installs the pinned tools of scripts/requirements.txt into .venv (moto,
+# cargo-lambda), builds the functions, the Cabital sandbox and tests/local, then starts
+# on 127.0.0.1:
+#   1. moto (DynamoDB + Secrets Manager), with the table and the secret;
+#   2. the Cabital sandbox, its webhooks pointed at the webhook function, a time factor
+#      that turns Cabital's retry schedule into seconds;
+#   3. the three functions under `cargo lambda watch`, their settings in .local/local.env;
+# and walks a case through the functions' HTTP endpoints (tests/local: `local-stack
+# walk`), checking each step: create -> webhook -> ongoing screening -> decision, then a
+# case whose webhook the sandbox drops, settled by `cargo lambda invoke reconcile`.
+#
+# Environment:
+#   LOCAL_LAMBDA_PORT=N     cargo lambda watch's port (default 9000; --ci: a free one)
+#   LOCAL_SANDBOX_PORT=N    the sandbox's port (default: a free one)
+#   MOTO_PORT=N             moto's port (default: a free one)
+#   LOCAL_RELOAD=1          let cargo lambda watch rebuild and restart a function when
+#                           its code changes (default off: a walk must not be restarted
+#                           under its feet)
+#   LOCAL_WARMUP_TIMEOUT=S  how long the first request to a function may take, which
+#                           compiles it (default 900)
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO_ROOT"
+
+KEEP=0
+CI_MODE=0
+for arg in "$@"; do
+    case "$arg" in
+    --keep) KEEP=1 ;;
+    --ci) CI_MODE=1 ;;
+    -h | --help)
+        sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p;}' "$0"
+        exit 0
+        ;;
+    *) die "unknown argument '$arg' (see --help)" ;;
+    esac
+done
+((KEEP && CI_MODE)) && die "--keep and --ci do not go together"
+
+START=$SECONDS
+TABLE=cabital-kyc-local
+SECRET_ID=cabital-kyc/local/cabital-api
+API_KEY=local-api-key
+WEBHOOK_PATH=/webhooks/cabital
+# cargo's target directory (CARGO_TARGET_DIR, as cargo and cargo lambda watch read it).
+TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
+SANDBOX_BIN="$TARGET_DIR/debug/cabital-sandbox"
+LOCAL_STACK_BIN="$TARGET_DIR/debug/local-stack"
+WARMUP_TIMEOUT=${LOCAL_WARMUP_TIMEOUT:-900}
+LOG_DIR="$LOCAL_DIR/logs"
+FUNCTIONS=(cases-api webhook reconcile)
+WALK_PASSED=0
+
+on_exit() {
+    local rc=$1 took
+    took="$(fmt_duration $((SECONDS - START)))"
+    # The env file of a --ci run is its own; .local/local.env stays for the user.
+    if ((CI_MODE)) && [[ -n "${ENV_FILE:-}" ]]; then
+        rm -f "$ENV_FILE"
+    fi
+    if ((rc == 0)); then
+        ok "local stack: done in $took; everything it started is stopped"
+    elif ((WALK_PASSED && KEEP)); then
+        log "local stack stopped after $took"
+    elif ((rc == 130)); then
+        log "local stack interrupted after $took; everything it started is stopped"
+    else
+        printf '%s==> local stack FAILED after %s (exit %s)%s\n' "$_C_RED" "$took" "$rc" "$_C_OFF" >&2
+    fi
+}
+install_cleanup_trap
+
+# On failure, the end of each service's log (the whole story is in the log files).
+show_logs() {
+    local lines=$1 name file
+    for name in sandbox watch; do
+        file="$LOG_DIR/$name-$$.log"
+        [[ -s "$file" ]] || continue
+        printf -- '--- last %s lines of %s ---\n' "$lines" "${file#"$REPO_ROOT"/}" >&2
+        tail -n "$lines" "$file" >&2 || true
+    done
+}
+fail() {
+    show_logs "$( ((CI_MODE)) && echo 80 || echo 25)"
+    die "$*"
+}
+
+# ---------------------------------------------------------------- checks first
+
+require_cmd cargo setsid sha256sum
+command -v python3 >/dev/null 2>&1 || die "'python3' is not installed (needed for the tools in .venv)"
+
+# cargo lambda watch's port: chosen, or 9000, or (--ci) a free one picked just before
+# the services start.
+if [[ -n "${LOCAL_LAMBDA_PORT:-}" ]]; then
+    LAMBDA_PORT=$LOCAL_LAMBDA_PORT
+    [[ "$LAMBDA_PORT" =~ ^[0-9]+$ ]] || die "LOCAL_LAMBDA_PORT must be a port number, not '$LAMBDA_PORT'"
+elif ((CI_MODE)); then
+    LAMBDA_PORT=""
+else
+    LAMBDA_PORT=9000
+fi
+check_lambda_port() {
+    port_free "$LAMBDA_PORT" ||
+        die "port $LAMBDA_PORT on 127.0.0.1 is already in use (another 'cargo lambda watch' or local stack?): stop it, or choose another port with LOCAL_LAMBDA_PORT=9001 ./scripts/local.sh"
+}
+[[ -z "$LAMBDA_PORT" ]] || check_lambda_port
+if [[ -n "${LOCAL_SANDBOX_PORT:-}" ]]; then
+    port_free "$LOCAL_SANDBOX_PORT" || die "port $LOCAL_SANDBOX_PORT (LOCAL_SANDBOX_PORT) is already in use on 127.0.0.1"
+fi
+
+# ---------------------------------------------------------------- tools and build
+
+log "installing tools (pinned in scripts/requirements.txt: moto, cargo-lambda)"
+ensure_venv
+[[ -x "$VENV_DIR/bin/cargo-lambda" ]] || die "cargo-lambda is missing from $VENV_DIR/bin (scripts/requirements.txt pins it)"
+cargo lambda --version >/dev/null 2>&1 || die "'cargo lambda' does not run (cargo-lambda in $VENV_DIR/bin)"
+
+build() {
+    local start=$SECONDS fn
+    log "building the functions, the Cabital sandbox and local-stack (first time: a few minutes)"
+    # Each binary alone: `cargo lambda watch` builds each function alone (`cargo run
+    # --bin NAME`), so its build then finds everything fresh; local-stack shares the
+    # functions' features (see tests/local/Cargo.toml), the sandbox has its own.
+    for fn in "${FUNCTIONS[@]}" local-stack cabital-sandbox; do
+        cargo build --bin "$fn" || die "building $fn failed (see above)"
+    done
+    log "built in $(fmt_duration $((SECONDS - start)))"
+}
+build
+
+# ---------------------------------------------------------------- moto
+
+mkdir -p "$LOG_DIR"
+start_moto
+log "creating the table and the secret"
+SECRET_VALUE="local-secret-$(head -c 16 /dev/urandom | sha256sum | cut -c1-24)"
+"$LOCAL_STACK_BIN" setup --table "$TABLE" --secret-id "$SECRET_ID" --api-key "$API_KEY" --api-secret "$SECRET_VALUE" |
+    sed 's/^/    /' >&2 || die "could not create the table and the secret in moto"
+
+# ---------------------------------------------------------------- the sandbox
+
+[[ -n "$LAMBDA_PORT" ]] || LAMBDA_PORT=$(free_port)
+LAMBDA_URL="http://127.0.0.1:$LAMBDA_PORT/lambda-url"
+WEBHOOK_URL="$LAMBDA_URL/webhook$WEBHOOK_PATH"
+
+SANDBOX_LOG="$LOG_DIR/sandbox-$$.log"
+((KEEP)) || _RUN_LOGS+=("$SANDBOX_LOG")
+log "starting the Cabital sandbox (webhooks to $WEBHOOK_URL; log: ${SANDBOX_LOG#"$REPO_ROOT"/})"
+# The secret goes by environment, never on a command line (ps shows those).
+start_service sandbox "$SANDBOX_LOG" env CABITAL_SANDBOX_API_SECRET="$SECRET_VALUE" "$SANDBOX_BIN" \
+    --port "${LOCAL_SANDBOX_PORT:-0}" \
+    --api-key "$API_KEY" \
+    --webhook-url "$WEBHOOK_URL" \
+    --screening-delay-ms 500 \
+    --webhook-delay-ms 1000 \
+    --time-factor 0.01
+SANDBOX_PID=$SERVICE_PID
+SANDBOX_URL=""
+for ((i = 0; i < 100; i++)); do
+    SANDBOX_URL="$(sed -n 's/^listening on \(http[^ ]*\).*/\1/p' "$SANDBOX_LOG" 2>/dev/null | head -n 1)"
+    [[ -n "$SANDBOX_URL" ]] && break
+    pid_running "$SANDBOX_PID" || fail "the Cabital sandbox exited at start"
+    sleep 0.1
+done
+[[ -n "$SANDBOX_URL" ]] || fail "the Cabital sandbox did not say it was listening within 10 s"
+log "sandbox ready at $SANDBOX_URL (retries every 3 s, 36 s, 3 min, ... : time factor 0.01)"
+
+# ---------------------------------------------------------------- the functions
+
+if ((CI_MODE)); then
+    ENV_FILE="$LOCAL_DIR/ci-$$.env"
+else
+    ENV_FILE="$LOCAL_DIR/local.env"
+fi
+# Every function reads what it needs; the others ignore the rest. No secret here: the
+# functions read it from Secrets Manager (moto), as on AWS.
+cat >"$ENV_FILE" <<EOF
+TABLE_NAME=$TABLE
+CABITAL_SECRET_ID=$SECRET_ID
+CABITAL_BASE_URL=$SANDBOX_URL
+CABITAL_SIGNATURE_ENCODING=hex
+CABITAL_SECRET_TTL_SECS=300
+AWS_ENDPOINT_URL=$MOTO_ENDPOINT
+AWS_REGION=$AWS_REGION
+AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID
+AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
+AWS_EC2_METADATA_DISABLED=true
+RUST_LOG=info
+WEBHOOK_TOLERANCE_SECS=300
+WEBHOOK_SIGNED_PATH=/lambda-url/webhook$WEBHOOK_PATH
+WEBHOOK_REFRESH_TIMEOUT_MS=3000
+RECONCILE_STALE_AFTER_SECS=5
+RECONCILE_REFRESH_GRACE_SECS=2
+RECONCILE_RATE_PER_SEC=20
+EOF
+
+check_lambda_port
+WATCH_LOG="$LOG_DIR/watch-$$.log"
+((KEEP)) || _RUN_LOGS+=("$WATCH_LOG")
+watch_args=(-A 127.0.0.1 -P "$LAMBDA_PORT" --env-file "$ENV_FILE")
+[[ "${LOCAL_RELOAD:-0}" == 1 ]] || watch_args+=(--ignore-changes)
+log "starting cargo lambda watch on 127.0.0.1:$LAMBDA_PORT (settings: ${ENV_FILE#"$REPO_ROOT"/}; log: ${WATCH_LOG#"$REPO_ROOT"/})"
+start_service "cargo lambda watch" "$WATCH_LOG" cargo lambda watch "${watch_args[@]}"
+WATCH_PID=$SERVICE_PID
+for ((i = 0; i < 300; i++)); do
+    grep -q 'starting Runtime server' "$WATCH_LOG" 2>/dev/null && break
+    pid_running "$WATCH_PID" || fail "cargo lambda watch exited at start"
+    sleep 0.1
+done
+if ! pid_running "$WATCH_PID" || ! grep -q 'starting Runtime server' "$WATCH_LOG"; then
+    fail "cargo lambda watch did not start within 30 s"
+fi
+
+# warm_up NAME EXPECTED CMD...: runs CMD (the function's first request, which builds
+# and starts it) in the background, with progress, until it answers EXPECTED; fails
+# at once when the function exits at start (a bad setting, say).
+warm_up() {
+    local name=$1 expected=$2 out pid started from answer next_note=10 compiling
+    shift 2
+    out="$LOCAL_DIR/warm-$name-$$.out"
+    from=$(($(wc -c <"$WATCH_LOG") + 1))
+    started=$SECONDS
+    log "warming up $name (its first request starts it; compiles it if needed)"
+    "$@" >"$out" 2>&1 &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+        if tail -c +"$from" "$WATCH_LOG" | grep -q 'command exited'; then
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+            rm -f "$out"
+            fail "$name exited as it started: a build error, or a missing or bad setting (see the log above)"
+        fi
+        if ((SECONDS - started >= WARMUP_TIMEOUT)); then
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+            rm -f "$out"
+            fail "$name did not answer within ${WARMUP_TIMEOUT}s (LOCAL_WARMUP_TIMEOUT)"
+        fi
+        if ((SECONDS - started >= next_note)); then
+            compiling="$(tail -c +"$from" "$WATCH_LOG" | grep -E '^\s*(Compiling|Blocking|Finished|Running)' | tail -n 1 | sed 's/^ *//')"
+            log "  ... $name: $(fmt_duration $((SECONDS - started)))${compiling:+ ($compiling)}"
+            next_note=$((next_note + 15))
+        fi
+        sleep 0.5
+    done
+    if ! wait "$pid"; then
+        answer="$(cat "$out")"
+        rm -f "$out"
+        fail "warming up $name failed: $answer"
+    fi
+    answer="$(tail -n 1 "$out")"
+    rm -f "$out"
+    # shellcheck disable=SC2053 # EXPECTED is a pattern
+    [[ "$answer" == $expected ]] || fail "$name answered '$answer' to its warm-up request, expected $expected"
+    log "  $name is up ($(fmt_duration $((SECONDS - started))))"
+}
+# A bad case id (400), an unsigned webhook (401), a reconcile run over the empty table.
+warm_up cases-api 400 "$LOCAL_STACK_BIN" ping "$LAMBDA_URL/cases-api/v1/cases/warm-up" --timeout-secs "$WARMUP_TIMEOUT"
+warm_up webhook 401 "$LOCAL_STACK_BIN" ping "$LAMBDA_URL/webhook$WEBHOOK_PATH" --method POST --timeout-secs "$WARMUP_TIMEOUT"
+warm_up reconcile '*"found"*' cargo lambda invoke reconcile --data-file functions/reconcile/events/schedule.json \
+    -A 127.0.0.1 -P "$LAMBDA_PORT"
+
+# ---------------------------------------------------------------- the walk
+
+log "walking a case's whole life through the functions"
+MOTO_ENDPOINT=$MOTO_ENDPOINT "$LOCAL_STACK_BIN" walk \
+    --api "$LAMBDA_URL/cases-api" \
+    --sandbox "$SANDBOX_URL" \
+    --table "$TABLE" \
+    --stale-after-secs 5 \
+    --reconcile-event functions/reconcile/events/schedule.json ||
+    fail "the walk failed (see above)"
+WALK_PASSED=1
+
+if ((!KEEP)); then
+    exit 0
+fi
+
+# ---------------------------------------------------------------- --keep
+
+trap 'echo >&2; log "stopping the local stack"; exit 0' INT
+cat >&2 <<EOF
+
+${_C_GRN}==> the local stack is running${_C_OFF} (started in $(fmt_duration $((SECONDS - START))))
+    cases API        $LAMBDA_URL/cases-api/v1/cases
+    webhook          $WEBHOOK_URL
+    Cabital sandbox  $SANDBOX_URL  (control API: $SANDBOX_URL/_sandbox/cases, /_sandbox/faults, ...)
+    moto             $MOTO_ENDPOINT  (table $TABLE, secret $SECRET_ID)
+    settings         ${ENV_FILE#"$REPO_ROOT"/}
+    logs             ${SANDBOX_LOG#"$REPO_ROOT"/}, ${WATCH_LOG#"$REPO_ROOT"/}
+
+    Try:
+      curl -s $LAMBDA_URL/cases-api/v1/cases/<caseSystemId>
+      cargo lambda invoke reconcile --data-file functions/reconcile/events/schedule.json -A 127.0.0.1 -P $LAMBDA_PORT
+      (cargo-lambda is in .venv/bin: 'source .venv/bin/activate' or use .venv/bin/cargo-lambda lambda ...)
+
+    Stop it with Ctrl-C (or: kill $$): every process it started is stopped.
+EOF
+while true; do
+    for i in "${!_SERVICE_PIDS[@]}"; do
+        if ! pid_running "${_SERVICE_PIDS[$i]}"; then
+            fail "${_SERVICE_NAMES[$i]} stopped on its own"
+        fi
+    done
+    sleep 1
+done

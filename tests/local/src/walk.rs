@@ -1,0 +1,585 @@
+//! `walk`: one case's whole life through the functions' real HTTP endpoints, checked
+//! step by step, then a case whose webhook is dropped, fixed by the reconciler.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cabital_client::CaseSystemId;
+use reqwest::Method;
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::args::Args;
+use crate::show::{self, error_chain, field, header, note, ok, s};
+use crate::{Failure, Result, aws, ensure};
+
+/// The flags `walk` takes.
+pub const FLAGS: &[&str] = &[
+    "api",
+    "sandbox",
+    "table",
+    "stale-after-secs",
+    "timeout-secs",
+    "request-timeout-secs",
+    "reconcile-event",
+    "reconcile-timeout-secs",
+    "name-suffix",
+];
+
+const STEPS: usize = 7;
+const POLL: Duration = Duration::from_millis(250);
+
+/// What the walk needs.
+struct Walk {
+    http: reqwest::Client,
+    /// The cases API, e.g. `http://127.0.0.1:9000/lambda-url/cases-api` (no trailing `/`).
+    api: String,
+    /// The sandbox, e.g. `http://127.0.0.1:PORT`.
+    sandbox: String,
+    /// `cargo lambda watch`'s address and port, from `api`.
+    lambda_host: String,
+    lambda_port: u16,
+    /// The reconciler's `RECONCILE_STALE_AFTER_SECS`.
+    stale_after: Duration,
+    /// The longest wait for a webhook or a state.
+    timeout: Duration,
+    reconcile_event: PathBuf,
+    reconcile_timeout: Duration,
+    /// The table, to read the timelines straight from it as well.
+    store: Option<kyc_store::Store>,
+    /// Makes this run's external ids unique.
+    run: String,
+}
+
+/// A response: status and JSON body (`Null` when not JSON).
+struct Answer {
+    status: u16,
+    body: Value,
+}
+
+impl Answer {
+    /// The body, when the status is `want`; else a failure naming the problem.
+    fn expect(self, want: u16, what: &str) -> Result<Value> {
+        if self.status == want {
+            return Ok(self.body);
+        }
+        // problem+json (`code`, `title`, `detail`) or the sandbox's `{code, message}`.
+        let title = self.body.get("title").or(self.body.get("message")).and_then(Value::as_str);
+        let problem = match (self.body.get("code"), title) {
+            (Some(_), Some(title)) => {
+                let detail =
+                    self.body.get("detail").and_then(Value::as_str).map(|d| format!(": {d}")).unwrap_or_default();
+                format!(" ({}: {title}{detail})", show::text(&self.body, "code"))
+            }
+            _ if self.body.is_null() => String::new(),
+            _ => format!(" ({})", self.body),
+        };
+        Err(Failure(format!("{what}: expected HTTP {want}, got {}{problem}", self.status)))
+    }
+}
+
+/// Runs the walk.
+pub async fn run(args: &Args) -> Result<()> {
+    let api = args.required("api")?.trim_end_matches('/').to_owned();
+    let api_url = Url::parse(&api).map_err(|e| Failure(format!("--api: {e}")))?;
+    let lambda_host = api_url.host_str().unwrap_or("127.0.0.1").to_owned();
+    let lambda_port = api_url.port_or_known_default().unwrap_or(9000);
+    let sandbox = args.required("sandbox")?.trim_end_matches('/').to_owned();
+    Url::parse(&sandbox).map_err(|e| Failure(format!("--sandbox: {e}")))?;
+    let store = match args.get("table") {
+        Some(table) => {
+            let sdk = aws::config().await?;
+            Some(kyc_store::Store::new(kyc_store::dynamodb_client(&sdk).await, table))
+        }
+        None => None,
+    };
+    let request_timeout = Duration::from_secs(args.number("request-timeout-secs", 120)?);
+    let run = match args.get("name-suffix") {
+        Some(suffix) => suffix.to_owned(),
+        None => uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
+    };
+    let walk = Walk {
+        http: reqwest::Client::builder().timeout(request_timeout).build()?,
+        api,
+        sandbox,
+        lambda_host,
+        lambda_port,
+        stale_after: Duration::from_secs(args.number("stale-after-secs", 5)?),
+        timeout: Duration::from_secs(args.number("timeout-secs", 60)?),
+        reconcile_event: PathBuf::from(
+            args.get("reconcile-event").unwrap_or("functions/reconcile/events/schedule.json"),
+        ),
+        reconcile_timeout: Duration::from_secs(args.number("reconcile-timeout-secs", 600)?),
+        store,
+        run,
+    };
+    ensure(walk.reconcile_event.is_file(), || {
+        format!("--reconcile-event {}: no such file (run from the repository's root)", walk.reconcile_event.display())
+    })?;
+    walk.all().await
+}
+
+impl Walk {
+    async fn all(&self) -> Result<()> {
+        let started = Instant::now();
+        println!("A case's whole life through the functions under `cargo lambda watch`");
+        field("cases API", &self.api);
+        field("Cabital sandbox", &self.sandbox);
+        let hook = self.sandbox_get("/_sandbox/webhook-url").await?;
+        field("webhooks go to", show::text(&hook, "url"));
+        ensure(hook.get("url").is_some_and(Value::is_string), || {
+            "the sandbox has no webhook URL: start it with --webhook-url pointing at the webhook function".to_owned()
+        })?;
+
+        let first = self.accepted_case().await?;
+        let second = self.dropped_webhook_case().await?;
+
+        header(7, STEPS, "Each case's timeline, from the table (GET /v1/cases/{id})");
+        self.timeline(&first, "the first case", &["CREATED", "WEBHOOK", "OGS_ON", "DECISION"], &[]).await?;
+        self.timeline(&second, "the case whose webhook was dropped", &["CREATED", "RECONCILED"], &["WEBHOOK"]).await?;
+
+        println!(
+            "\nWALK PASSED in {:.1} s: create -> webhook -> ongoing screening -> decision; dropped webhook -> reconciled.",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ the first case
+
+    async fn accepted_case(&self) -> Result<String> {
+        header(1, STEPS, "Create a case: POST /v1/cases");
+        let ext = format!("local-walk-{}-accept", self.run);
+        let body = new_case(&ext, "John Doe");
+        field("externalCaseId", &ext);
+        field("screening", "INDIVIDUAL \"John Doe\" (the sandbox finds no hit for this name)");
+        let created = self.api_call(Method::POST, "/v1/cases", Some(&body)).await?.expect(201, "POST /v1/cases")?;
+        let created_at = Instant::now();
+        let id = s(&created, "caseSystemId").to_owned();
+        let case = created.get("case").cloned().unwrap_or(Value::Null);
+        field("-> 201", format!("caseSystemId {id}"));
+        field("status", s(&case, "status"));
+        ensure(id.parse::<CaseSystemId>().is_ok(), || format!("the answer's caseSystemId `{id}` is not a UUID"))?;
+        ensure(created.get("replayed") == Some(&json!(false)), || "a first create answered as a replay".to_owned())?;
+
+        let again = self.api_call(Method::POST, "/v1/cases", Some(&body)).await?.expect(201, "POST /v1/cases again")?;
+        ensure(s(&again, "caseSystemId") == id && again.get("replayed") == Some(&json!(true)), || {
+            format!("the same request again did not replay the first answer: {again}")
+        })?;
+        let at_cabital = self.sandbox_get(&format!("/_sandbox/cases?externalCaseId={ext}")).await?;
+        let count = at_cabital.as_array().map_or(0, Vec::len);
+        ensure(count == 1, || format!("the sandbox holds {count} cases for {ext}, expected exactly 1"))?;
+        ok("the same request again replays the first answer; Cabital has exactly one case");
+
+        header(2, STEPS, "Cabital screens it; its signed webhook reaches the webhook function");
+        let (remote, delivery, case) = self.wait_for_webhook(&id).await?;
+        field("sandbox says", show::suggestion(&remote));
+        field(
+            "webhook",
+            format!(
+                "POST {} -> {} (attempt {})",
+                s(&delivery, "url"),
+                show::text(&delivery, "statusCode"),
+                show::text(&delivery, "attempt")
+            ),
+        );
+        field("gateway shows", format!("{}, suggestion {}", s(&case, "status"), show::suggestion(&case)));
+        ok(format!(
+            "webhook verified and stored, suggestion shown {:.1} s after the create",
+            created_at.elapsed().as_secs_f64()
+        ));
+
+        header(3, STEPS, "Ongoing screening on: POST /v1/cases/{id}/ogs");
+        let case =
+            self.api_call(Method::POST, &format!("/v1/cases/{id}/ogs"), None).await?.expect(200, "POST .../ogs")?;
+        field("-> 200", format!("ogs {}", show::text(&case, "ogs")));
+        ensure(case.get("ogs") == Some(&json!(true)), || format!("ogs is not on after POST .../ogs: {case}"))?;
+        let remote = self.sandbox_case(&id).await?;
+        ensure(remote.get("ogs") == Some(&json!(true)), || "the sandbox's case does not have ogs on".to_owned())?;
+        ok("on in the gateway and at Cabital");
+
+        header(4, STEPS, "Decision: POST /v1/cases/{id}/decision");
+        let decision = json!({"caseResult": "ACCEPT", "comment": "Reviewed locally: no hit."});
+        field("caseResult", "ACCEPT (\"Reviewed locally: no hit.\")");
+        let case = self
+            .api_call(Method::POST, &format!("/v1/cases/{id}/decision"), Some(&decision))
+            .await?
+            .expect(200, "POST .../decision")?;
+        field("-> 200", format!("status {}, decision {}", s(&case, "status"), s(&case, "decision")));
+        ensure(s(&case, "status") == "DECIDED" && s(&case, "decision") == "ACCEPT", || {
+            format!("expected DECIDED / ACCEPT, got {} / {}", s(&case, "status"), s(&case, "decision"))
+        })?;
+        let remote = self.sandbox_case(&id).await?;
+        ensure(s(&remote, "decision") == "ACCEPT", || {
+            format!("the sandbox's case has decision {}, expected ACCEPT", s(&remote, "decision"))
+        })?;
+        ok("recorded by the gateway and sent to Cabital");
+        Ok(id)
+    }
+
+    /// Polls until the sandbox delivered the case's webhook and the gateway shows its
+    /// suggestion; fails at once when a delivery was refused.
+    async fn wait_for_webhook(&self, id: &str) -> Result<(Value, Value, Value)> {
+        let deadline = Instant::now() + self.timeout;
+        let mut said_waiting = false;
+        let mut reported: Vec<(String, String)> = Vec::new();
+        loop {
+            let remote = self.sandbox_case(id).await?;
+            let deliveries = self.sandbox_get(&format!("/_sandbox/deliveries?caseSystemId={id}")).await?;
+            let deliveries = deliveries.as_array().cloned().unwrap_or_default();
+            // A refusal (4xx) will be refused again: fail now. A 5xx or a transport
+            // error is retried by the sandbox (in seconds here): say so and wait.
+            for bad in deliveries.iter().filter(|d| d.get("success") != Some(&json!(true))) {
+                let attempt = (s(bad, "at").to_owned(), show::text(bad, "attempt"));
+                match bad.get("statusCode").and_then(Value::as_u64) {
+                    Some(code @ 400..=499) => {
+                        let hint = if code == 401 {
+                            " (signature refused: is WEBHOOK_SIGNED_PATH the path of the URL the sandbox posts to?)"
+                        } else {
+                            ""
+                        };
+                        return Err(Failure(format!(
+                            "the webhook function refused the sandbox's webhook: POST {} -> HTTP {code}{hint}",
+                            s(bad, "url")
+                        )));
+                    }
+                    code if !reported.contains(&attempt) => {
+                        let what = code.map_or_else(|| show::text(bad, "error"), |c| format!("HTTP {c}"));
+                        note(format!("delivery attempt {} failed ({what}); the sandbox retries", attempt.1));
+                        reported.push(attempt);
+                    }
+                    _ => {}
+                }
+            }
+            let delivered = deliveries.iter().find(|d| d.get("success") == Some(&json!(true))).cloned();
+            let view = self.get_case(id).await?;
+            let case = view.get("case").cloned().unwrap_or(Value::Null);
+            let has_webhook_event = events(&view).iter().any(|e| s(e, "kind") == "WEBHOOK");
+            let remote_suggestion = remote.get("suggestion").filter(|v| !v.is_null());
+            if let Some(delivery) = delivered
+                && has_webhook_event
+                && remote_suggestion.is_some()
+                && case.get("suggestion") == remote_suggestion
+            {
+                return Ok((remote, delivery, case));
+            }
+            if Instant::now() >= deadline {
+                let state = match (remote_suggestion, deliveries.is_empty(), has_webhook_event) {
+                    (None, _, _) => "the sandbox has not screened the case yet",
+                    (Some(_), true, _) => "the sandbox has made no delivery attempt yet",
+                    (Some(_), false, false) => {
+                        "the webhook was delivered but no WEBHOOK event is in the case's timeline"
+                    }
+                    (Some(_), false, true) => {
+                        "the webhook is stored but the case's suggestion differs from the sandbox's"
+                    }
+                };
+                return Err(Failure(format!(
+                    "no webhook settled the case within {} s: {state}",
+                    self.timeout.as_secs()
+                )));
+            }
+            if !said_waiting {
+                note(format!("waiting for the sandbox's webhook (up to {} s)...", self.timeout.as_secs()));
+                said_waiting = true;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    // ------------------------------------------------------------ the dropped webhook
+
+    async fn dropped_webhook_case(&self) -> Result<String> {
+        header(5, STEPS, "A second case, whose webhook the sandbox drops");
+        let saved = self.sandbox_get("/_sandbox/faults").await?;
+        let mut dropping = saved.clone();
+        dropping["dropWebhookRate"] = json!(1.0);
+        self.sandbox_put("/_sandbox/faults", &dropping).await?;
+        note("PUT /_sandbox/faults {\"dropWebhookRate\": 1.0}");
+        let outcome = self.create_dropped().await;
+        // Always put the faults back, whatever happened.
+        let restored = self.sandbox_put("/_sandbox/faults", &saved).await;
+        let (id, created_at) = outcome?;
+        restored?;
+        note("PUT /_sandbox/faults (restored as before)");
+
+        let remote = self.sandbox_case(&id).await?;
+        let view = self.get_case(&id).await?;
+        let case = view.get("case").cloned().unwrap_or(Value::Null);
+        field("sandbox says", show::suggestion(&remote));
+        field("gateway shows", format!("{}, suggestion {}", s(&case, "status"), show::suggestion(&case)));
+        ensure(s(&case, "status") == "AWAITING_SUGGESTION" && case.get("suggestion") == Some(&Value::Null), || {
+            format!(
+                "expected AWAITING_SUGGESTION with no suggestion, got {} / {}",
+                s(&case, "status"),
+                show::suggestion(&case)
+            )
+        })?;
+        ensure(!events(&view).iter().any(|e| s(e, "kind") == "WEBHOOK"), || {
+            "a WEBHOOK event is in the timeline of a case whose webhook was dropped".to_owned()
+        })?;
+        ok("Cabital has a suggestion the gateway never heard of: the case waits");
+
+        header(6, STEPS, "The reconciler settles it: cargo lambda invoke reconcile");
+        let stale_at = created_at + self.stale_after + Duration::from_millis(500);
+        let wait = stale_at.saturating_duration_since(Instant::now());
+        if !wait.is_zero() {
+            note(format!(
+                "waiting {:.1} s until the case counts as stale (RECONCILE_STALE_AFTER_SECS={})",
+                wait.as_secs_f64(),
+                self.stale_after.as_secs()
+            ));
+            tokio::time::sleep(wait).await;
+        }
+        let mut attempt = 0;
+        let case = loop {
+            attempt += 1;
+            let summary = self.invoke_reconcile()?;
+            field(
+                "summary",
+                format!(
+                    "found {}, checked {}, changed {}, failed {}",
+                    show::text(&summary, "found"),
+                    show::text(&summary, "checked"),
+                    show::text(&summary, "changed"),
+                    show::text(&summary, "failed")
+                ),
+            );
+            let case = self.get_case(&id).await?.get("case").cloned().unwrap_or(Value::Null);
+            if case.get("suggestion").is_some_and(|v| !v.is_null()) || attempt == 3 {
+                break case;
+            }
+            note("the case is not settled yet: invoking again in 2 s");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        };
+        field("gateway shows", format!("{}, suggestion {}", s(&case, "status"), show::suggestion(&case)));
+        ensure(case.get("suggestion") == remote.get("suggestion") && s(&case, "status") == "SUGGESTED", || {
+            format!(
+                "after the reconciler the gateway shows {} / {}, the sandbox {}",
+                s(&case, "status"),
+                show::suggestion(&case),
+                show::suggestion(&remote)
+            )
+        })?;
+        let view = self.get_case(&id).await?;
+        let reconciled = events(&view).into_iter().find(|e| s(e, "kind") == "RECONCILED").ok_or_else(|| {
+            Failure("the case's suggestion changed but its timeline has no RECONCILED event".to_owned())
+        })?;
+        ensure(s(&reconciled, "source") == "RECONCILER", || {
+            format!("the RECONCILED event's source is {}, expected RECONCILER", s(&reconciled, "source"))
+        })?;
+        ok(format!("the suggestion equals the sandbox's, recorded as RECONCILED at {}", s(&reconciled, "at")));
+        Ok(id)
+    }
+
+    /// Creates the second case while webhooks are dropped and waits until the sandbox
+    /// has screened it (and so dropped its webhook). Returns its id and when it was created.
+    async fn create_dropped(&self) -> Result<(String, Instant)> {
+        let ext = format!("local-walk-{}-dropped", self.run);
+        field("externalCaseId", &ext);
+        field("screening", "INDIVIDUAL \"Ivan Blocklisted\" (on the sandbox's made-up sanctions list)");
+        let created = self
+            .api_call(Method::POST, "/v1/cases", Some(&new_case(&ext, "Ivan Blocklisted")))
+            .await?
+            .expect(201, "POST /v1/cases")?;
+        let created_at = Instant::now();
+        let id = s(&created, "caseSystemId").to_owned();
+        field("-> 201", format!("caseSystemId {id}"));
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let state = self.sandbox_get(&format!("/_sandbox/cases/{id}")).await?;
+            let notifications = state.get("notifications").and_then(Value::as_array).cloned().unwrap_or_default();
+            if let Some(n) = notifications.first() {
+                let (made, dropped) = (n.get("deliveries"), n.get("dropped"));
+                ensure(made.is_some() && made == dropped, || {
+                    format!("the sandbox was to drop the webhook but sent it: {n}")
+                })?;
+                field(
+                    "sandbox",
+                    format!(
+                        "screened it, and dropped its webhook ({} of {})",
+                        show::text(n, "dropped"),
+                        show::text(n, "deliveries")
+                    ),
+                );
+                return Ok((id, created_at));
+            }
+            ensure(Instant::now() < deadline, || {
+                format!("the sandbox did not screen {id} within {} s", self.timeout.as_secs())
+            })?;
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// `cargo lambda invoke reconcile --data-file ... -A HOST -P PORT`: the summary.
+    fn invoke_reconcile(&self) -> Result<Value> {
+        let port = self.lambda_port.to_string();
+        let event = self.reconcile_event.display().to_string();
+        let args = ["lambda", "invoke", "reconcile", "--data-file", &event, "-A", &self.lambda_host, "-P", &port];
+        note(format!("$ cargo {}", args.join(" ")));
+        let started = Instant::now();
+        let child = Command::new("cargo")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Failure(format!("cannot run `cargo lambda`: {e}")))?;
+        let output = wait_with_deadline(child, self.reconcile_timeout)?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if !output.status.success() {
+            let hint = if stderr.contains("no such command") {
+                " (cargo-lambda is not on PATH: pip install cargo-lambda, or run ./scripts/local.sh)"
+            } else {
+                ""
+            };
+            return Err(Failure(format!(
+                "`cargo lambda invoke reconcile` failed ({}){hint}:\n{}{}",
+                output.status,
+                stdout.trim(),
+                stderr.trim()
+            )));
+        }
+        let summary: Value = serde_json::from_str(stdout.trim()).map_err(|_| {
+            Failure(format!("`cargo lambda invoke reconcile` did not answer a JSON summary:\n{}", stdout.trim()))
+        })?;
+        note(format!("-> answered in {:.1} s", started.elapsed().as_secs_f64()));
+        Ok(summary)
+    }
+
+    // ------------------------------------------------------------ timelines
+
+    async fn timeline(&self, id: &str, what: &str, must: &[&str], must_not: &[&str]) -> Result<()> {
+        let view = self.get_case(id).await?;
+        let case = view.get("case").cloned().unwrap_or(Value::Null);
+        let events = events(&view);
+        println!("\n   {what}: {} (caseSystemId {id})", s(&case, "externalCaseId"));
+        println!(
+            "   now {}, suggestion {}, decision {}, ongoing screening {}",
+            s(&case, "status"),
+            show::text(&case, "suggestion"),
+            show::text(&case, "decision"),
+            if case.get("ogs") == Some(&json!(true)) { "on" } else { "off" },
+        );
+        show::timeline(&events);
+        let kinds: Vec<&str> = events.iter().map(|e| s(e, "kind")).collect();
+        for kind in must {
+            ensure(kinds.contains(kind), || format!("{what}: no {kind} event in its timeline ({})", kinds.join(", ")))?;
+        }
+        for kind in must_not {
+            ensure(!kinds.contains(kind), || format!("{what}: unexpected {kind} event in its timeline"))?;
+        }
+        let ats: Vec<&str> = events.iter().map(|e| s(e, "at")).collect();
+        ensure(ats.windows(2).all(|w| w[0] <= w[1]), || format!("{what}: the timeline is not in time order"))?;
+        if let Some(store) = &self.store {
+            let case_id: CaseSystemId = id.parse().map_err(|_| Failure(format!("`{id}` is not a case id")))?;
+            let page = store
+                .timeline(&case_id, kyc_store::TimelineOrder::Oldest, kyc_store::MAX_TIMELINE_PAGE, None)
+                .await
+                .map_err(|e| Failure(format!("reading {id}'s events from the table: {e}")))?;
+            let in_table: Vec<&str> = page.events.iter().map(|e| e.event_id.as_str()).collect();
+            let shown: Vec<&str> = events.iter().map(|e| s(e, "eventId")).collect();
+            ensure(in_table == shown, || {
+                format!("{what}: the API shows events {shown:?}, the table holds {in_table:?}")
+            })?;
+            note(format!("(the table holds exactly these {} events)", in_table.len()));
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ HTTP
+
+    async fn get_case(&self, id: &str) -> Result<Value> {
+        self.api_call(Method::GET, &format!("/v1/cases/{id}?limit=100"), None).await?.expect(200, "GET /v1/cases/{id}")
+    }
+
+    async fn sandbox_case(&self, id: &str) -> Result<Value> {
+        let state = self.sandbox_get(&format!("/_sandbox/cases/{id}")).await?;
+        state.get("case").cloned().ok_or_else(|| Failure(format!("the sandbox does not know case {id}")))
+    }
+
+    async fn api_call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Answer> {
+        let url = format!("{}{path}", self.api);
+        self.send(method, &url, body).await.map_err(|e| {
+            Failure(format!(
+                "{}\n(is `cargo lambda watch` running on {}:{}, with the functions' settings?)",
+                e.0, self.lambda_host, self.lambda_port
+            ))
+        })
+    }
+
+    async fn sandbox_get(&self, path: &str) -> Result<Value> {
+        let url = format!("{}{path}", self.sandbox);
+        self.send(Method::GET, &url, None).await?.expect(200, &format!("GET {url}"))
+    }
+
+    async fn sandbox_put(&self, path: &str, body: &Value) -> Result<Value> {
+        let url = format!("{}{path}", self.sandbox);
+        self.send(Method::PUT, &url, Some(body)).await?.expect(200, &format!("PUT {url}"))
+    }
+
+    async fn send(&self, method: Method, url: &str, body: Option<&Value>) -> Result<Answer> {
+        let mut request = self.http.request(method.clone(), url);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| Failure(format!("{method} {url}: {}", error_chain(&e))))?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(|e| Failure(format!("{method} {url}: reading the body: {e}")))?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Ok(Answer { status, body })
+    }
+}
+
+/// The timeline of a `GET /v1/cases/{id}` answer.
+fn events(view: &Value) -> Vec<Value> {
+    view.get("timeline").and_then(Value::as_array).cloned().unwrap_or_default()
+}
+
+/// A new individual case as the API takes it.
+fn new_case(external_case_id: &str, full_name: &str) -> Value {
+    json!({
+        "externalCaseId": external_case_id,
+        "screenType": "INDIVIDUAL",
+        "fullName": full_name,
+        "individualInfo": {"gender": "MALE", "dob": "1990-04-01", "nationality": "GBR", "residentialCountry": "GBR"},
+        "organizationInfo": {}
+    })
+}
+
+/// Waits for `child`, killing it after `limit`; its output is read meanwhile (a full
+/// pipe would block it).
+fn wait_with_deadline(mut child: std::process::Child, limit: Duration) -> Result<std::process::Output> {
+    fn drain(pipe: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    }
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Failure(format!(
+                    "`cargo lambda invoke reconcile` took over {} s: killed",
+                    limit.as_secs()
+                )));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => return Err(Failure(format!("waiting for `cargo lambda invoke`: {e}"))),
+        }
+    };
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    Ok(std::process::Output { status, stdout, stderr })
+}
