@@ -6,6 +6,10 @@
 #   ./scripts/local.sh --ci     the same as the default, for scripts/test.sh: the
 #                               functions on a free port (unless LOCAL_LAMBDA_PORT is
 #                               set), and the services' logs printed on failure
+#   ./scripts/local.sh --chaos N   the chaos run with N cases instead of the CI size
+#                               (e.g. --chaos 1000: most of an hour on 2 cores,
+#                               moto serving one request at a time being the limit);
+#                               --chaos 0 skips it (also CHAOS_CASES=N)
 #
 # It installs the pinned tools of scripts/requirements.txt into .venv (moto,
 # cargo-lambda), builds the functions, the Cabital sandbox and tests/local, then starts
@@ -17,8 +21,19 @@
 # and walks a case through the functions' HTTP endpoints (tests/local: `local-stack
 # walk`), checking each step: create -> webhook -> ongoing screening -> decision, then a
 # case whose webhook the sandbox drops, settled by `cargo lambda invoke reconcile`.
+# Then schemathesis drives the cases API from docs/openapi.yaml (no 5xx, every response
+# as the document says).
+# Then the chaos run (`local-stack chaos`): N cases through the same functions while
+# the sandbox delivers every webhook up to five times, reordered, drops a share, answers
+# 500/503/429 slowly with its clock off, forged and malformed deliveries are mixed in,
+# moto is frozen (SIGSTOP) for a few seconds and the API secret is rotated mid-run, and
+# the reconciler runs every few seconds; it ends with every case in DynamoDB compared
+# with the sandbox's, every webhook body with its delivery count, and the functions' log
+# searched for the secret, the key and every name, date of birth and comment sent.
 #
 # Environment:
+#   CHAOS_CASES=N           the chaos run's size (default 120, the CI size: a few
+#                           minutes; 0 skips it); --chaos N wins
 #   LOCAL_LAMBDA_PORT=N     cargo lambda watch's port (default 9000; --ci: a free one)
 #   LOCAL_SANDBOX_PORT=N    the sandbox's port (default: a free one)
 #   MOTO_PORT=N             moto's port (default: a free one)
@@ -27,6 +42,9 @@
 #                           under its feet)
 #   LOCAL_WARMUP_TIMEOUT=S  how long the first request to a function may take, which
 #                           compiles it (default 900)
+#   LOCAL_SCHEMATHESIS_SECS=S  schemathesis's time on the cases API, after the walk
+#                           (default 150; e.g. 1800 for a long run; 0 skips it)
+#   LOCAL_SCHEMATHESIS_EXAMPLES=N  its examples per operation and phase (default 100)
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -35,10 +53,19 @@ cd "$REPO_ROOT"
 
 KEEP=0
 CI_MODE=0
+CHAOS_CASES=${CHAOS_CASES:-120}
+chaos_next=0
 for arg in "$@"; do
+    if ((chaos_next)); then
+        CHAOS_CASES=$arg
+        chaos_next=0
+        continue
+    fi
     case "$arg" in
     --keep) KEEP=1 ;;
     --ci) CI_MODE=1 ;;
+    --chaos) chaos_next=1 ;;
+    --chaos=*) CHAOS_CASES=${arg#--chaos=} ;;
     -h | --help)
         sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p;}' "$0"
         exit 0
@@ -47,6 +74,9 @@ for arg in "$@"; do
     esac
 done
 ((KEEP && CI_MODE)) && die "--keep and --ci do not go together"
+((chaos_next == 0)) || die "--chaos needs a number of cases (see --help)"
+[[ "$CHAOS_CASES" =~ ^[0-9]+$ ]] || die "--chaos / CHAOS_CASES must be a number of cases, not '$CHAOS_CASES'"
+((CHAOS_CASES == 0 || CHAOS_CASES >= 10)) || die "the chaos run needs at least 10 cases (or 0 to skip it)"
 
 START=$SECONDS
 TABLE=cabital-kyc-local
@@ -185,13 +215,24 @@ else
     ENV_FILE="$LOCAL_DIR/local.env"
 fi
 # Every function reads what it needs; the others ignore the rest. No secret here: the
-# functions read it from Secrets Manager (moto), as on AWS.
+# functions read it from Secrets Manager (moto), as on AWS. For the chaos run: the
+# secret is cached 30 s (a rotation is seen within that, or at the first 401); a table
+# that hangs (moto frozen) fails a call within 4.5 s, so the webhook answers 503 before
+# the sandbox's 10 s attempt timeout, in one attempt: moto ignores DynamoDB's
+# ClientRequestToken, so the SDK's retry of a write moto applied late would apply it
+# twice (DynamoDB itself would not); cases under ongoing screening are re-checked by
+# the reconciler after 20 s (Cabital's silent changes), 120 s for a large chaos run (each
+# check is a call to Cabital and a write: every 20 s for 600 cases is more than moto,
+# one request at a time, can serve).
+OGS_CHECK_AFTER=$((CHAOS_CASES > 200 ? 120 : 20))
 cat >"$ENV_FILE" <<EOF
 TABLE_NAME=$TABLE
 CABITAL_SECRET_ID=$SECRET_ID
 CABITAL_BASE_URL=$SANDBOX_URL
 CABITAL_SIGNATURE_ENCODING=hex
-CABITAL_SECRET_TTL_SECS=300
+CABITAL_SECRET_TTL_SECS=30
+DYNAMODB_ATTEMPT_TIMEOUT_MS=4500
+DYNAMODB_OPERATION_TIMEOUT_MS=4500
 AWS_ENDPOINT_URL=$MOTO_ENDPOINT
 AWS_REGION=$AWS_REGION
 AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID
@@ -204,6 +245,7 @@ WEBHOOK_REFRESH_TIMEOUT_MS=3000
 RECONCILE_STALE_AFTER_SECS=5
 RECONCILE_REFRESH_GRACE_SECS=2
 RECONCILE_RATE_PER_SEC=20
+RECONCILE_OGS_CHECK_AFTER_SECS=$OGS_CHECK_AFTER
 EOF
 
 check_lambda_port
@@ -283,6 +325,47 @@ MOTO_ENDPOINT=$MOTO_ENDPOINT "$LOCAL_STACK_BIN" walk \
     --reconcile-event functions/reconcile/events/schedule.json ||
     fail "the walk failed (see above)"
 WALK_PASSED=1
+
+# ---------------------------------------------------------------- the API against its document
+
+# schemathesis (pinned in scripts/requirements.txt) drives the cases API from
+# docs/openapi.yaml: the document's examples, edge values, random valid and invalid
+# input, then chains of calls through the document's links (create -> get, find, ogs
+# on/off, decision). No answer may be a 5xx, and each must be one the document lists
+# for the operation, with its content type, headers and schema.
+ST_SECS=${LOCAL_SCHEMATHESIS_SECS:-150}
+[[ "$ST_SECS" =~ ^[0-9]+$ ]] || die "LOCAL_SCHEMATHESIS_SECS must be a number of seconds, not '$ST_SECS'"
+if ((ST_SECS > 0)); then
+    log "schemathesis: the cases API against docs/openapi.yaml for ${ST_SECS}s (LOCAL_SCHEMATHESIS_SECS)"
+    st_start=$SECONDS
+    # The hooks drop one answer that is the emulator's, not the function's (see the file).
+    SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$REPO_ROOT/scripts${PYTHONPATH:+:$PYTHONPATH}" \
+        st run docs/openapi.yaml --url "$LAMBDA_URL/cases-api" \
+        --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+        --max-time "$ST_SECS" --max-examples "${LOCAL_SCHEMATHESIS_EXAMPLES:-100}" --workers 1 \
+        --request-timeout 30 --warnings off ||
+        fail "schemathesis: the cases API broke docs/openapi.yaml (see above)"
+    log "schemathesis passed in $(fmt_duration $((SECONDS - st_start)))"
+fi
+
+# ---------------------------------------------------------------- the chaos run
+
+if ((CHAOS_CASES > 0)); then
+    log "the chaos run: $CHAOS_CASES cases under faults and bad deliveries, moto frozen once, the secret rotated"
+    chaos_start=$SECONDS
+    MOTO_ENDPOINT=$MOTO_ENDPOINT "$LOCAL_STACK_BIN" chaos \
+        --api "$LAMBDA_URL/cases-api" \
+        --webhook "$WEBHOOK_URL" \
+        --sandbox "$SANDBOX_URL" \
+        --table "$TABLE" \
+        --secret-id "$SECRET_ID" \
+        --moto-pid "$MOTO_PID" \
+        --log-file "$WATCH_LOG" \
+        --cases "$CHAOS_CASES" \
+        --reconcile-event functions/reconcile/events/schedule.json ||
+        fail "the chaos run failed (see above)"
+    log "the chaos run passed in $(fmt_duration $((SECONDS - chaos_start)))"
+fi
 
 if ((!KEEP)); then
     exit 0

@@ -36,7 +36,7 @@ use aws_sdk_dynamodb::config::StalledStreamProtectionConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use cabital_client::{Case, validate_new_case};
 use cabital_sandbox::Faults;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kyc_service::{Gateway, ReconcileSettings};
 use kyc_store::Store;
 use time::OffsetDateTime;
@@ -83,7 +83,7 @@ fn body(run: &str, n: usize) -> serde_json::Value {
 }
 
 #[tokio::main]
-async fn main() {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cases = param(0, "BENCH_CASES", 10_000).max(1);
     let rate = param(1, "BENCH_RATE", 200);
     let concurrency = param(2, "BENCH_CONCURRENCY", 16);
@@ -105,35 +105,37 @@ async fn main() {
     let seeding = Instant::now();
     let at_cabital: Vec<Case> = futures::stream::iter(0..cases)
         .map(|n| {
-            let case = validate_new_case(&body(&run, n), today).expect("a valid case");
-            async move { gateway.cabital.create_case(&case).await.expect("the sandbox creates the case") }
+            let case = validate_new_case(&body(&run, n), today);
+            async move {
+                let case = case.map_err(|e| format!("an invalid case: {e}"))?;
+                gateway.cabital.create_case(&case).await.map_err(|e| format!("the sandbox did not create a case: {e}"))
+            }
         })
         .buffered(16)
-        .collect()
-        .await;
+        .try_collect()
+        .await?;
 
-    let first = validate_new_case(&body(&run, 0), today).expect("a valid case");
+    let first = validate_new_case(&body(&run, 0), today).map_err(|e| format!("an invalid case: {e}"))?;
     seed::seed_awaiting(store, &first, &at_cabital).await;
     println!("seeded {cases} awaiting cases in {:.1} s", seeding.elapsed().as_secs_f64());
 
     let listing = Instant::now();
-    let page = store.awaiting_since_before(OffsetDateTime::now_utc(), 1000).await.expect("index");
+    let page = store.awaiting_since_before(OffsetDateTime::now_utc(), 1000).await?;
     println!("one index page ({} entries, 8 shard queries): {:.1} s", page.len(), listing.elapsed().as_secs_f64());
 
-    h.sandbox.set_faults(Faults { latency_ms: LATENCY_MS, ..Faults::default() }).expect("valid faults");
+    h.sandbox.set_faults(Faults { latency_ms: LATENCY_MS, ..Faults::default() })?;
     let settings = ReconcileSettings {
         stale_after: Duration::ZERO,
         refresh_grace: Duration::ZERO,
-        rate_per_sec: u32::try_from(rate).expect("a rate that fits u32"),
+        rate_per_sec: u32::try_from(rate)?,
         concurrency,
         ..ReconcileSettings::default()
     };
     let started = Instant::now();
-    let summary = gateway.reconcile(&settings, started + LAMBDA_MAX).await.expect("the run succeeds");
+    let summary = gateway.reconcile(&settings, started + LAMBDA_MAX).await?;
     let took = started.elapsed().as_secs_f64();
     let gets = h.sandbox.stats().requests.get("GET /api/v1/cases/{caseSystemId}").copied().unwrap_or(0);
-    let left =
-        store.awaiting_since_before(OffsetDateTime::now_utc() - time::Duration::hours(1), 1).await.expect("index");
+    let left = store.awaiting_since_before(OffsetDateTime::now_utc() - time::Duration::hours(1), 1).await?;
 
     let per_sec = summary.checked as f64 / took;
     println!(
@@ -162,4 +164,5 @@ async fn main() {
     if let Err(e) = h.store.client().delete_table().table_name(h.store.table_name()).send().await {
         eprintln!("could not delete table {}: {e:?}", h.store.table_name());
     }
+    Ok(())
 }

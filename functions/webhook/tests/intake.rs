@@ -253,6 +253,39 @@ async fn dynamodb_unreachable_is_503_never_2xx() {
 }
 
 #[tokio::test]
+async fn a_table_that_hangs_is_503_within_the_store_timeouts() {
+    let h = harness(|_| {}).await;
+    // A frozen table (as moto under SIGSTOP): connections are accepted, nothing answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            open.push(socket);
+        }
+    });
+    let sdk = test_support::aws_config().await.into_builder().endpoint_url(format!("http://127.0.0.1:{port}")).build();
+    let timeouts = kyc_store::StoreTimeouts {
+        attempt: std::time::Duration::from_millis(300),
+        operation: std::time::Duration::from_millis(900),
+        ..kyc_store::StoreTimeouts::default()
+    };
+    let hung = kyc_store::Store::new(kyc_store::dynamodb_client_with(&sdk, timeouts).await, h.store.table_name());
+    let app = app_over(&h, hung);
+    let (id, ext) = (CaseSystemId::new(uuid::Uuid::new_v4()), new_external_id());
+
+    let started = std::time::Instant::now();
+    let a = deliver(&app, &signed_event(&webhook_body(&id, &ext, "SUGGEST_TO_REJECT", REJECT_COMMENT))).await;
+    let took = started.elapsed();
+    held.abort();
+    assert_eq!(a.status, 503, "{}", a.text);
+    assert_eq!(a.code(), "store_unavailable");
+    // Well before a sender's own timeout (Cabital's sandbox waits 10 s), not the default 12 s.
+    assert!(took < std::time::Duration::from_secs(3), "answered after {took:?}");
+    assert_eq!(table_items(&h).await, 0);
+}
+
+#[tokio::test]
 async fn credentials_that_cannot_be_read_are_503_so_that_cabital_retries() {
     let h = harness(|_| {}).await;
     let credentials = cabital_signing::CredentialStore::new(

@@ -125,6 +125,21 @@ impl CabitalError {
     }
 }
 
+/// The longest a cold start waits for [`CabitalClient::warm_up`].
+pub const WARM_UP_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// rustls with the aws-lc provider (the one TLS stack of the workspace) and Mozilla's
+/// roots, for reqwest.
+fn tls_config() -> Result<rustls::ClientConfig, CabitalError> {
+    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|_| CabitalError::Decode("the TLS configuration could not be built".into()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(config)
+}
+
 /// Whether a call may be sent again when its outcome is unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Repeat {
@@ -149,9 +164,11 @@ struct ErrorBody {
 }
 
 impl CabitalClient {
-    /// Builds the client (and its connection pool).
+    /// Builds the client (and its connection pool). TLS trusts Mozilla's roots, compiled
+    /// in (`webpki-roots`): nothing is read from disk at a cold start.
     pub fn new(config: ClientConfig, credentials: CredentialStore) -> Result<Self, CabitalError> {
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls_config()?)
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .pool_idle_timeout(Duration::from_secs(50))
@@ -164,6 +181,17 @@ impl CabitalClient {
             credentials,
             clock_offset_secs: Arc::new(AtomicI64::new(0)),
         })
+    }
+
+    /// Opens the connection to Cabital ahead of the first call (TCP and TLS, kept in the
+    /// pool): an unsigned `HEAD` of the base URL, whatever it answers. Bounded by
+    /// [`WARM_UP_TIMEOUT`]; a failure is only logged, the first call will connect again.
+    pub async fn warm_up(&self) {
+        let request = self.http.head(self.config.base_url.clone()).timeout(WARM_UP_TIMEOUT);
+        match request.send().await {
+            Ok(response) => tracing::debug!(status = response.status().as_u16(), "Cabital connection warmed up"),
+            Err(e) => tracing::info!(error = %e.without_url(), "Cabital warm-up failed; the first call will connect"),
+        }
     }
 
     /// The offset, in seconds, added to the local clock when signing (learnt from `Date`).

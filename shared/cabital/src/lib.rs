@@ -5,16 +5,19 @@
 //! - [`validate_new_case`] / [`validate_decision`]: what a partner submits, every bad
 //!   field reported at once.
 //! - [`CabitalClient`]: the five signed calls, with timeouts, jittered retries that
-//!   honour `Retry-After`, and clock correction and secret refresh on 401.
+//!   honour `Retry-After`, and clock correction and secret refresh on 401 (the
+//!   `client` feature, on by default).
 
+#[cfg(feature = "client")]
 mod client;
 pub mod models;
 mod validation;
 
-pub use client::{CabitalClient, CabitalError, ClientConfig};
+#[cfg(feature = "client")]
+pub use client::{CabitalClient, CabitalError, ClientConfig, WARM_UP_TIMEOUT};
 pub use models::{
     BirthDate, Case, CaseSystemId, CountryCode, Decision, DecisionRequest, ExternalCaseId, Gender, IdError,
-    IndividualInfo, NewCase, Pii, ScreenType, Suggestion, UnknownValue, WebhookNotification,
+    IndividualInfo, MalformedWebhook, NewCase, Pii, ScreenType, Suggestion, UnknownValue, WebhookNotification,
 };
 pub use validation::{
     FieldError, MAX_COMMENT_CHARS, MAX_FULL_NAME_CHARS, MAX_ORGANIZATION_INFO_BYTES, ValidationErrors,

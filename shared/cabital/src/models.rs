@@ -371,3 +371,59 @@ pub struct WebhookNotification {
     /// The partner's id of the case.
     pub external_case_id: ExternalCaseId,
 }
+
+/// Why a webhook body is not a case screening result. The detail names the problem,
+/// never a value from the body (comments and names are personal data).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}")]
+pub struct MalformedWebhook {
+    detail: String,
+}
+
+impl MalformedWebhook {
+    fn new(detail: impl Into<String>) -> Self {
+        MalformedWebhook { detail: detail.into() }
+    }
+
+    /// What is wrong, for the problem's `detail`: one of a few fixed sentences.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+}
+
+impl WebhookNotification {
+    /// The fields of the body, in wire spelling: the only names a [`MalformedWebhook`]
+    /// detail quotes.
+    pub const FIELDS: &'static [&'static str] = &["caseSystemId", "caseSuggestion", "comment", "externalCaseId"];
+
+    /// Parses the raw body of a delivery (already verified) strictly, and returns it
+    /// with the body as text, which is what gets stored.
+    pub fn from_body(body: &[u8]) -> Result<(WebhookNotification, &str), MalformedWebhook> {
+        let text = std::str::from_utf8(body).map_err(|_| MalformedWebhook::new("not UTF-8"))?;
+        let notification = serde_json::from_str::<WebhookNotification>(text).map_err(|e| {
+            use serde_json::error::Category;
+            // serde's message can quote the input (an unknown variant, a bad id): build
+            // the detail from what it is about, never from the text.
+            match e.classify() {
+                Category::Syntax | Category::Eof | Category::Io => MalformedWebhook::new("not valid JSON"),
+                Category::Data => {
+                    let msg = e.to_string();
+                    if let Some(field) = missing_field(&msg) {
+                        MalformedWebhook::new(format!("missing field `{field}`"))
+                    } else if msg.starts_with("unknown variant") {
+                        MalformedWebhook::new(format!("caseSuggestion is not one of {}", Suggestion::ALL.join(", ")))
+                    } else {
+                        MalformedWebhook::new(format!("unexpected shape at line {} column {}", e.line(), e.column()))
+                    }
+                }
+            }
+        })?;
+        Ok((notification, text))
+    }
+}
+
+/// The field named by serde's "missing field `x`" message, if it is one of ours.
+fn missing_field(msg: &str) -> Option<&'static str> {
+    let name = msg.strip_prefix("missing field `")?.split('`').next()?;
+    WebhookNotification::FIELDS.iter().copied().find(|f| *f == name)
+}

@@ -189,3 +189,62 @@ async fn debug_output_carries_no_secret() {
     let shown = format!("{c:?}");
     assert!(!shown.contains(SECRET) && !shown.contains(KEY), "{shown}");
 }
+
+/// A bare HTTP/1.1 server that answers every request `404 {}` (no body to a `HEAD`) on a
+/// kept-alive connection
+/// and counts the connections it accepts.
+async fn counting_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut seen = Vec::new();
+                loop {
+                    let Ok(n) = socket.read(&mut buf).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    // Requests without bodies (HEAD, GET): one answer per blank line.
+                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = seen.starts_with(b"HEAD ");
+                        seen.drain(..end + 4);
+                        let answer =
+                            "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n";
+                        let body = if head { "" } else { "{}" };
+                        if socket.write_all(format!("{answer}{body}").as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (url, accepted)
+}
+
+#[tokio::test]
+async fn the_warm_up_opens_the_connection_the_first_call_uses() {
+    let (url, accepted) = counting_server().await;
+    let c = client_with_url(&url);
+    c.warm_up().await;
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1, "the warm-up connects");
+    let err = c.get_case(cabital_client::CaseSystemId::new(uuid::Uuid::new_v4())).await.unwrap_err();
+    assert_eq!(err.status(), Some(404));
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1, "the first call reuses the warm-up's connection");
+}
+
+fn client_with_url(url: &str) -> CabitalClient {
+    let creds = CredentialStore::new(
+        CredentialSource::Static(Credentials::new(KEY, SECRET).unwrap()),
+        Duration::from_secs(300),
+    );
+    CabitalClient::new(ClientConfig::new(url.parse().unwrap()), creds).unwrap()
+}

@@ -3,6 +3,9 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
+use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use cabital_client::{CabitalClient, ClientConfig};
 use cabital_signing::{CredentialSource, CredentialStore, SignatureEncoding};
 use url::Url;
@@ -49,6 +52,10 @@ pub fn seconds_or(name: &'static str, default: u64) -> Result<Duration, SettingE
     parsed_or(name, default).map(Duration::from_secs)
 }
 
+/// Secrets Manager's time limits: to connect, per attempt, per call with its retries.
+pub const SECRETS_TIMEOUTS: (Duration, Duration, Duration) =
+    (Duration::from_secs(2), Duration::from_secs(2), Duration::from_secs(4));
+
 /// How to reach Cabital: shared by the three functions.
 #[derive(Debug, Clone)]
 pub struct CabitalSettings {
@@ -92,8 +99,23 @@ impl CabitalSettings {
     }
 
     /// The credential store over Secrets Manager.
+    ///
+    /// The client has time limits ([`SECRETS_TIMEOUTS`]): the SDK sets none by default,
+    /// and a fetch that hangs (the secret's cache expired while Secrets Manager does not
+    /// answer) would otherwise hold the request until the Lambda's own timeout, where a
+    /// webhook must answer 503 in seconds so that Cabital retries.
     pub fn credential_store(&self, sdk: &aws_config::SdkConfig) -> CredentialStore {
-        let client = aws_sdk_secretsmanager::Client::new(sdk);
+        let (connect, attempt, operation) = SECRETS_TIMEOUTS;
+        let config = aws_sdk_secretsmanager::config::Builder::from(sdk)
+            .timeout_config(
+                aws_sdk_secretsmanager::config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(connect)
+                    .operation_attempt_timeout(attempt)
+                    .operation_timeout(operation)
+                    .build(),
+            )
+            .build();
+        let client = aws_sdk_secretsmanager::Client::from_conf(config);
         CredentialStore::new(
             CredentialSource::SecretsManager { client, secret_id: self.secret_id.clone() },
             self.secret_ttl,
@@ -110,7 +132,99 @@ impl CabitalSettings {
     }
 }
 
-/// The AWS SDK's shared configuration (region, credentials, `AWS_ENDPOINT_URL` for the emulator).
+/// The AWS SDK's shared configuration (region, credentials, `AWS_ENDPOINT_URL` for the
+/// emulator), with [`aws_http_client`].
 pub async fn aws_sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(aws_http_client()).load().await
+}
+
+/// The SDK's own HTTPS client (hyper, rustls with aws-lc) trusting Mozilla's roots,
+/// compiled in: the same roots as the Cabital client, and no certificate file or folder
+/// read at a cold start (the SDK's default reads the OS's, which on Debian is hundreds
+/// of files; `./bench/run.sh` measures the difference).
+pub fn aws_http_client() -> SharedHttpClient {
+    let trust = TrustStore::empty().with_native_roots(false).with_pem_certificate(mozilla_roots_pem());
+    let tls = TlsContext::builder().with_trust_store(trust);
+    let builder = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::AwsLc));
+    match tls.build() {
+        Ok(tls) => builder.tls_context(tls).build_https(),
+        // Cannot happen (building a context only moves its parts); the SDK's default
+        // context, the OS's roots, is then the right fallback.
+        Err(_) => builder.build_https(),
+    }
+}
+
+/// Mozilla's root certificates (`webpki-root-certs`) as one PEM document.
+fn mozilla_roots_pem() -> String {
+    use base64::Engine;
+    let mut pem = String::with_capacity(webpki_root_certs::TLS_SERVER_ROOT_CERTS.len() * 2200);
+    for cert in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+        for line in b64.as_bytes().chunks(64) {
+            // Base64 is ASCII.
+            pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    pem
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_aws_roots_are_mozillas_every_one_parseable() {
+        let pem = mozilla_roots_pem();
+        use rustls_pki_types::pem::PemObject;
+        let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .expect("valid PEM");
+        assert_eq!(certs.len(), webpki_root_certs::TLS_SERVER_ROOT_CERTS.len());
+        assert!(certs.len() > 100, "Mozilla's store has well over 100 roots, got {}", certs.len());
+        for (ours, theirs) in certs.iter().zip(webpki_root_certs::TLS_SERVER_ROOT_CERTS) {
+            assert_eq!(ours.as_ref(), theirs.as_ref());
+            // What the SDK does with each (and panics on, were one unparseable).
+            webpki::anchor_from_trusted_cert(ours).expect("a usable trust anchor");
+        }
+    }
+
+    /// A Secrets Manager that accepts connections and never answers (an emulator frozen
+    /// with SIGSTOP, a hung endpoint): fetching the secret fails within the time limits.
+    #[tokio::test]
+    async fn a_secrets_manager_that_hangs_fails_within_the_time_limits() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                open.push(socket);
+            }
+        });
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .load()
+            .await;
+        let settings = CabitalSettings {
+            base_url: Url::parse("http://127.0.0.1:9").unwrap(),
+            secret_id: "hung".into(),
+            encoding: SignatureEncoding::Hex,
+            secret_ttl: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(1),
+            max_attempts: 1,
+        };
+        let store = settings.credential_store(&sdk);
+        let started = std::time::Instant::now();
+        let fetched = store.get().await;
+        held.abort();
+        assert!(fetched.is_err());
+        let bound = SECRETS_TIMEOUTS.2 + Duration::from_secs(2);
+        assert!(started.elapsed() < bound, "took {:?}", started.elapsed());
+    }
 }

@@ -1,12 +1,17 @@
 //! The cases flows: create (idempotent on `externalCaseId`), read, ongoing screening,
 //! decision, and reading Cabital's current state into the record.
 
-use cabital_client::{CabitalClient, Case, CaseSystemId, DecisionRequest, ExternalCaseId, validate_new_case};
+use cabital_client::{
+    CabitalClient, Case, CaseSystemId, DecisionRequest, ExternalCaseId, WARM_UP_TIMEOUT, validate_new_case,
+};
 use gateway_runtime::CabitalSettings;
-use gateway_runtime::settings::{aws_sdk_config, required};
-use kyc_store::{CreatedCase, ExtState, RemoteCheck, RemoteState, Reservation, Store, StoreError, TimelineOrder};
+use gateway_runtime::settings::{SettingError, aws_sdk_config, parsed_or, required};
+use kyc_store::{
+    CreatedCase, ExtState, RemoteCheck, RemoteState, Reservation, Store, StoreError, StoreTimeouts, TimelineOrder,
+};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::error::GatewayError;
@@ -56,6 +61,29 @@ fn now() -> OffsetDateTime {
     gateway_runtime::now()
 }
 
+/// The table client's time limits: `DYNAMODB_ATTEMPT_TIMEOUT_MS` (one attempt, default
+/// 5000) and `DYNAMODB_OPERATION_TIMEOUT_MS` (one call with its retries, default 12000).
+/// The webhook must answer 503 before its sender gives up waiting when the table hangs.
+pub fn store_timeouts() -> Result<StoreTimeouts, SettingError> {
+    let defaults = StoreTimeouts::default();
+    let millis = |name: &'static str, default: Duration| -> Result<Duration, SettingError> {
+        let ms: u64 = parsed_or(name, default.as_millis() as u64)?;
+        if ms == 0 {
+            return Err(SettingError::Invalid { name, reason: "must be at least 1".into() });
+        }
+        Ok(Duration::from_millis(ms))
+    };
+    let attempt = millis("DYNAMODB_ATTEMPT_TIMEOUT_MS", defaults.attempt)?;
+    let operation = millis("DYNAMODB_OPERATION_TIMEOUT_MS", defaults.operation)?;
+    if attempt > operation {
+        return Err(SettingError::Invalid {
+            name: "DYNAMODB_ATTEMPT_TIMEOUT_MS",
+            reason: "must not exceed DYNAMODB_OPERATION_TIMEOUT_MS".into(),
+        });
+    }
+    Ok(StoreTimeouts { attempt, operation, ..defaults })
+}
+
 /// Hex SHA-256 of the canonical request: the exact bytes that would be sent to Cabital.
 pub fn request_hash(body: &[u8]) -> String {
     hex::encode(Sha256::digest(body))
@@ -68,10 +96,20 @@ impl Gateway {
         let table = required("TABLE_NAME")?;
         let cabital = CabitalSettings::from_env()?;
         let sdk = aws_sdk_config().await;
-        let credentials = cabital.credential_store(&sdk);
-        credentials.get().await?;
-        let client = cabital.client(credentials)?;
-        let store = Store::new(kyc_store::dynamodb_client(&sdk).await, table);
+        let client = cabital.client(cabital.credential_store(&sdk))?;
+        let store = Store::new(kyc_store::dynamodb_client_with(&sdk, store_timeouts()?).await, table);
+        // Together, in one round trip's time: the secret, and the first connections to
+        // DynamoDB and to Cabital, so that the first request finds them open. Only the
+        // secret can fail the cold start.
+        let warm_store = async {
+            match tokio::time::timeout(WARM_UP_TIMEOUT, store.warm_up()).await {
+                Ok(Ok(())) => tracing::debug!("DynamoDB connection warmed up"),
+                Ok(Err(e)) => tracing::info!(error = %e, "DynamoDB warm-up failed; the first request will connect"),
+                Err(_) => tracing::info!("DynamoDB warm-up timed out; the first request will connect"),
+            }
+        };
+        let (secret, (), ()) = tokio::join!(client.credentials().get(), warm_store, client.warm_up());
+        secret?;
         Ok(Gateway { store, cabital: client })
     }
 

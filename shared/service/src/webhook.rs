@@ -145,27 +145,6 @@ pub struct Accepted {
     pub case_system_id: cabital_client::CaseSystemId,
 }
 
-fn parse(body: &[u8]) -> Result<WebhookNotification, WebhookError> {
-    serde_json::from_slice::<WebhookNotification>(body).map_err(|e| {
-        // serde names the field and what it expected; it quotes unknown enum variants,
-        // which are not personal data, but never string values of known fields' content.
-        let what = match e.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "not valid JSON".to_owned(),
-            _ => {
-                let msg = e.to_string();
-                if msg.contains("unknown variant") {
-                    "caseSuggestion is not one of SUGGEST_TO_ACCEPT, SUGGEST_TO_REJECT, NO_SUGGESTION".to_owned()
-                } else if msg.contains("missing field") {
-                    msg.split(" at line").next().unwrap_or("missing field").to_owned()
-                } else {
-                    format!("unexpected shape at line {} column {}", e.line(), e.column())
-                }
-            }
-        };
-        WebhookError::Malformed(what)
-    })
-}
-
 impl Gateway {
     /// Takes one delivery: bound, verify, parse, store durably, then refresh.
     ///
@@ -195,8 +174,8 @@ impl Gateway {
             Err(e) => return Err(e.into()),
         }
 
-        let notification = parse(d.body)?;
-        let body = std::str::from_utf8(d.body).map_err(|_| WebhookError::Malformed("not UTF-8".into()))?;
+        let (notification, body) =
+            WebhookNotification::from_body(d.body).map_err(|e| WebhookError::Malformed(e.detail().to_owned()))?;
         let receipt = WebhookReceipt {
             case_system_id: notification.case_system_id,
             external_case_id: notification.external_case_id.clone(),

@@ -109,6 +109,7 @@ impl CredentialsError {
 #[derive(Clone)]
 pub enum CredentialSource {
     /// One Secrets Manager secret holding `{"apiKey", "apiSecret"}`.
+    #[cfg(feature = "secrets-manager")]
     SecretsManager {
         /// The client, built once per cold start.
         client: aws_sdk_secretsmanager::Client,
@@ -122,6 +123,7 @@ pub enum CredentialSource {
 impl fmt::Debug for CredentialSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            #[cfg(feature = "secrets-manager")]
             CredentialSource::SecretsManager { secret_id, .. } => {
                 f.debug_struct("SecretsManager").field("secret_id", secret_id).finish()
             }
@@ -134,6 +136,7 @@ impl CredentialSource {
     async fn fetch(&self) -> Result<Credentials, CredentialsError> {
         match self {
             CredentialSource::Static(c) => Ok(c.clone()),
+            #[cfg(feature = "secrets-manager")]
             CredentialSource::SecretsManager { client, secret_id } => {
                 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
                 let out = client.get_secret_value().secret_id(secret_id).send().await.map_err(|e| {

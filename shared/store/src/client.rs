@@ -21,7 +21,33 @@ use crate::error::is_transient_reason;
 /// [`crate::StoreError::Throttled`] instead of eating the invocation's time.
 pub const MAX_ATTEMPTS: u32 = 4;
 
-/// The DynamoDB client every function uses.
+/// The client's time limits.
+///
+/// The defaults suit DynamoDB behind a Lambda: a healthy call takes milliseconds, and a
+/// hung connection must fail within the invocation, not at the Lambda's own timeout.
+/// A function that must answer sooner (the webhook, whose sender gives up after some
+/// seconds of its own) or an emulator that can freeze chooses shorter ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreTimeouts {
+    /// To open a connection (default 2 s).
+    pub connect: Duration,
+    /// One attempt (default 5 s).
+    pub attempt: Duration,
+    /// One call with all its retries (default 12 s).
+    pub operation: Duration,
+}
+
+impl Default for StoreTimeouts {
+    fn default() -> Self {
+        StoreTimeouts {
+            connect: Duration::from_secs(2),
+            attempt: Duration::from_secs(5),
+            operation: Duration::from_secs(12),
+        }
+    }
+}
+
+/// The DynamoDB client every function uses, with the default [`StoreTimeouts`].
 ///
 /// - Retries: standard mode (a retry quota guards against retry storms), four
 ///   attempts, backoff from 20 ms up to 1 s: DynamoDB answers in milliseconds, so the
@@ -36,6 +62,11 @@ pub const MAX_ATTEMPTS: u32 = 4;
 /// - Endpoint and region come from `sdk` (so `AWS_ENDPOINT_URL` /
 ///   `AWS_ENDPOINT_URL_DYNAMODB` work, as read by `aws_config`).
 pub async fn dynamodb_client(sdk: &SdkConfig) -> Client {
+    dynamodb_client_with(sdk, StoreTimeouts::default()).await
+}
+
+/// [`dynamodb_client`] with other time limits.
+pub async fn dynamodb_client_with(sdk: &SdkConfig, timeouts: StoreTimeouts) -> Client {
     let config = aws_sdk_dynamodb::config::Builder::from(sdk)
         .retry_config(
             RetryConfig::standard()
@@ -45,9 +76,9 @@ pub async fn dynamodb_client(sdk: &SdkConfig) -> Client {
         )
         .timeout_config(
             TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .operation_attempt_timeout(Duration::from_secs(5))
-                .operation_timeout(Duration::from_secs(12))
+                .connect_timeout(timeouts.connect)
+                .operation_attempt_timeout(timeouts.attempt)
+                .operation_timeout(timeouts.operation)
                 .build(),
         )
         .retry_classifier(TransactionConflictClassifier)

@@ -34,7 +34,7 @@ mod store;
 mod webhook;
 
 pub use cases::MAX_TIMELINE_PAGE;
-pub use client::{MAX_ATTEMPTS, dynamodb_client};
+pub use client::{MAX_ATTEMPTS, StoreTimeouts, dynamodb_client, dynamodb_client_with};
 pub use error::StoreError;
 pub use index::MAX_INDEX_PAGE;
 pub use model::{

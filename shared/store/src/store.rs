@@ -64,6 +64,22 @@ impl Store {
         Ok(out.item)
     }
 
+    /// Opens the connection to DynamoDB ahead of the first request (endpoint, TCP,
+    /// TLS, the signing identity): one eventually consistent read of a key no record
+    /// uses. Reads nothing of anyone's.
+    pub async fn warm_up(&self) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key("WARM-UP".into(), "WARM-UP")))
+            .send()
+            .await
+            .map_err(from_sdk)?;
+        drop(out);
+        Ok(())
+    }
+
     pub(crate) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TxError> {
         // The SDK fills in a ClientRequestToken, so its own retries of one call are
         // idempotent on DynamoDB's side.

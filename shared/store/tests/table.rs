@@ -79,3 +79,19 @@ async fn an_item_that_cannot_be_read_back_is_corrupt_not_a_panic() {
     assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
     assert!(!err.retryable());
 }
+
+#[tokio::test]
+async fn warming_up_reads_a_key_no_record_uses_and_writes_nothing() {
+    let (client, name) = fresh_table().await;
+    let store = Store::new(client.clone(), name.clone());
+    store.warm_up().await.expect("a warm-up against an existing table succeeds");
+    let items = client.scan().table_name(&name).send().await.unwrap();
+    assert_eq!(items.count(), 0, "a warm-up must not write");
+}
+
+#[tokio::test]
+async fn a_warm_up_against_a_missing_table_reports_the_error() {
+    let store = Store::new(dynamodb().await, format!("no-such-table-{}", uuid::Uuid::new_v4().simple()));
+    let err = store.warm_up().await.unwrap_err();
+    assert!(matches!(&err, StoreError::Service { code, .. } if code == "ResourceNotFoundException"), "{err:?}");
+}

@@ -9,6 +9,13 @@
 //!     Walks one case's whole life through the functions' real HTTP endpoints under
 //!     `cargo lambda watch`, checking every step; exits 1 at the first wrong outcome.
 //!
+//! local-stack chaos --api URL --webhook URL --sandbox URL --table NAME --secret-id NAME
+//!                   --moto-pid PID --log-file PATH [--cases N] [--concurrency N] ...
+//!     Drives N cases through the functions while the sandbox injects faults, bad
+//!     deliveries are mixed in, moto is frozen once and the secret rotated; then checks
+//!     that DynamoDB equals the sandbox, no delivery was lost or double-counted, no bad
+//!     delivery was stored, and the functions' log holds no secret or personal data.
+//!
 //! local-stack ping URL [--method GET|POST] [--timeout-secs N]
 //!     One HTTP request; prints the status code. Used to warm the functions up.
 //! ```
@@ -18,6 +25,7 @@
 
 mod args;
 mod aws;
+mod chaos;
 mod setup;
 mod show;
 mod walk;
@@ -48,10 +56,14 @@ const USAGE: &str = "usage:
   local-stack setup --table NAME --secret-id NAME --api-key KEY --api-secret SECRET
   local-stack walk --api URL --sandbox URL [--table NAME] [--stale-after-secs N]
                    [--timeout-secs N] [--reconcile-event PATH] [--name-suffix TEXT]
+  local-stack chaos --api URL --webhook URL --sandbox URL --table NAME --secret-id NAME
+                    --moto-pid PID --log-file PATH [--cases N] [--concurrency N]
+                    [--reconcile-event PATH] [--reconcile-every-secs N] [--moto-stop-secs N]
+                    [--settle-timeout-secs N] [--max-backlog N] [--seed N]
   local-stack ping URL [--method GET|POST] [--timeout-secs N]
 
-moto's endpoint: MOTO_ENDPOINT, else AWS_ENDPOINT_URL (required by setup, and by walk
-with --table).";
+moto's endpoint: MOTO_ENDPOINT, else AWS_ENDPOINT_URL (required by setup and chaos, and by
+walk with --table).";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -65,6 +77,10 @@ async fn main() -> ExitCode {
         },
         "walk" => match Args::parse(&rest, walk::FLAGS, 0) {
             Ok(args) => walk::run(&args).await,
+            Err(e) => Err(e),
+        },
+        "chaos" => match Args::parse(&rest, chaos::FLAGS, 0) {
+            Ok(args) => chaos::run(&args).await,
             Err(e) => Err(e),
         },
         "ping" => match Args::parse(&rest, &["method", "timeout-secs"], 1) {

@@ -1,0 +1,16 @@
+//! `bench-hello`: the hello-world Rust Lambda, as the runtime's own examples write it
+//! (default tracing subscriber, then `run`). Its init is the floor the functions'
+//! init is compared with; it answers every event with the event itself.
+
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use serde_json::Value;
+
+async fn echo(event: LambdaEvent<Value>) -> Result<Value, Error> {
+    Ok(event.payload)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    run(service_fn(echo)).await
+}

@@ -1,0 +1,208 @@
+//! What one run measured, kept as JSON between `measure` and `report`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds, as a float.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The median (mean of the two middle values for an even count); 0 when empty.
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// The `p`-th percentile by nearest rank (`p` in 0..=100); 0 when empty.
+pub fn percentile(values: &[f64], p: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
+    v[rank.min(v.len()) - 1]
+}
+
+/// Init times of one program: spawn to its first `next` request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Init {
+    /// The program (`cases-api`, `hello`, `python`...).
+    pub subject: String,
+    /// The build profile (`release` for the workspace's own).
+    pub profile: String,
+    /// Each timed run, in milliseconds, in order.
+    pub runs_ms: Vec<f64>,
+    /// Their median.
+    pub median_ms: f64,
+}
+
+/// The first two invocations of one kind, and the median of the rest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FirstSecond {
+    /// Which function.
+    pub subject: String,
+    /// Which request (`create`, `get`, `delivery`).
+    pub what: String,
+    /// The first of its kind in the process, milliseconds.
+    pub first_ms: f64,
+    /// The second, milliseconds.
+    pub second_ms: f64,
+    /// The median of all but the first, milliseconds.
+    pub warm_median_ms: f64,
+}
+
+/// Peak RSS of a process after a run of requests.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Rss {
+    /// Which function.
+    pub subject: String,
+    /// Requests served before the reading.
+    pub requests: usize,
+    /// `VmHWM`, KiB.
+    pub peak_kib: u64,
+}
+
+/// Requests served one after another by one process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Throughput {
+    /// Which function and request.
+    pub subject: String,
+    /// How many.
+    pub requests: usize,
+    /// How many were not answered 2xx.
+    pub errors: usize,
+    /// From the first handed out to the last answered, milliseconds.
+    pub wall_ms: f64,
+    /// `requests / wall`.
+    pub per_sec: f64,
+    /// Latency percentiles, milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+}
+
+impl Throughput {
+    /// From latencies (ms), the error count and the wall time.
+    pub fn from_latencies(subject: &str, latencies: &[f64], errors: usize, wall: Duration) -> Self {
+        let wall_ms = ms(wall);
+        Throughput {
+            subject: subject.to_owned(),
+            requests: latencies.len(),
+            errors,
+            wall_ms,
+            per_sec: if wall_ms > 0.0 { latencies.len() as f64 * 1000.0 / wall_ms } else { 0.0 },
+            p50_ms: percentile(latencies, 50.0),
+            p99_ms: percentile(latencies, 99.0),
+        }
+    }
+}
+
+/// One reconcile invocation against the rate-limited, slow sandbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reconcile {
+    /// Cases awaiting a suggestion, created for it.
+    pub seeded: usize,
+    /// The run's summary: cases asked about.
+    pub checked: usize,
+    /// Failed checks.
+    pub failed: usize,
+    /// Not started for lack of time.
+    pub skipped_for_time: usize,
+    /// The run's own duration, milliseconds.
+    pub duration_ms: f64,
+    /// Cases checked per second of the run.
+    pub per_sec: f64,
+    /// The sandbox's rate limit (and the reconciler's setting), per second.
+    pub rate_limit: u32,
+    /// The sandbox's added latency, milliseconds.
+    pub latency_ms: u64,
+    /// Requests the sandbox refused with 429 during the run.
+    pub throttled: Option<u64>,
+    /// Cases read at Cabital per second while checking (sampled from the sandbox's
+    /// counters): the pace without the run's start and tail.
+    pub checking_per_sec: Option<f64>,
+    /// From the invocation to the first read seen at Cabital, milliseconds (within 20).
+    pub first_read_ms: Option<f64>,
+}
+
+/// The machine and the build.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Machine {
+    /// `nproc`.
+    pub nproc: usize,
+    /// From `/proc/cpuinfo`.
+    pub cpu: String,
+    /// Total memory, MiB.
+    pub mem_mib: u64,
+    /// Kernel release.
+    pub kernel: String,
+    /// `/proc/loadavg` (1 min) at the start and the end of the measurements.
+    pub load_start: String,
+    /// The same at the end.
+    pub load_end: String,
+    /// `python --version` of the peer.
+    pub python: String,
+}
+
+/// Everything `measure` found.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Results {
+    /// Where and when.
+    pub machine: Machine,
+    /// UTC, RFC 3339.
+    pub finished_at: String,
+    /// Init of each program, each profile.
+    pub init: Vec<Init>,
+    /// First against second request.
+    pub first_second: Vec<FirstSecond>,
+    /// Peak RSS.
+    pub rss: Vec<Rss>,
+    /// Served one after another.
+    pub throughput: Vec<Throughput>,
+    /// aws-lc's first randomness in a fresh process, per probe build.
+    pub rng_first: Vec<Init>,
+    /// A bare DynamoDB GetItem against moto from this process: the emulator's floor.
+    pub moto_get_item: Option<Throughput>,
+    /// A one-item TransactWriteItems against moto on the table after the webhook run.
+    pub moto_transact: Option<Throughput>,
+    /// A GetSecretValue against moto from this process: the init's own round trip.
+    pub moto_get_secret: Option<Throughput>,
+    /// The reconcile run.
+    pub reconcile: Option<Reconcile>,
+    /// Anything that went wrong, in words.
+    pub problems: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_percentiles() {
+        assert_eq!(median(&[]), 0.0);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        let hundred: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&hundred, 50.0), 50.0);
+        assert_eq!(percentile(&hundred, 99.0), 99.0);
+        assert_eq!(percentile(&[7.0], 99.0), 7.0);
+        assert_eq!(percentile(&[], 50.0), 0.0);
+    }
+
+    #[test]
+    fn throughput_from_latencies() {
+        let t = Throughput::from_latencies("x", &[1.0, 2.0, 3.0, 4.0], 1, Duration::from_secs(2));
+        assert_eq!(t.requests, 4);
+        assert_eq!(t.errors, 1);
+        assert_eq!(t.per_sec, 2.0);
+        assert_eq!(t.p50_ms, 2.0);
+    }
+}
