@@ -3,13 +3,13 @@
 #
 #   ./scripts/local.sh          build, start, walk one case's whole life, stop everything
 #   ./scripts/local.sh --keep   the same, then leave the stack running (Ctrl-C stops it)
-#   ./scripts/local.sh --ci     the same as the default, for scripts/test.sh: the
+#   ./scripts/local.sh --ci     for scripts/test.sh: the same, then schemathesis and
+#                               the chaos run at its CI size (120 cases, ~6 min); the
 #                               functions on a free port (unless LOCAL_LAMBDA_PORT is
 #                               set), and the services' logs printed on failure
-#   ./scripts/local.sh --chaos N   the chaos run with N cases instead of the CI size
-#                               (e.g. --chaos 1000: most of an hour on 2 cores,
-#                               moto serving one request at a time being the limit);
-#                               --chaos 0 skips it (also CHAOS_CASES=N)
+#   ./scripts/local.sh --chaos N   also the chaos run with N cases (e.g. --chaos 1000:
+#                               most of an hour on 2 cores, moto serving one request
+#                               at a time being the limit); --chaos 0 skips it
 #
 # It installs the pinned tools of scripts/requirements.txt into .venv (moto,
 # cargo-lambda), builds the functions, the Cabital sandbox and tests/local, then starts
@@ -32,8 +32,8 @@
 # searched for the secret, the key and every name, date of birth and comment sent.
 #
 # Environment:
-#   CHAOS_CASES=N           the chaos run's size (default 120, the CI size: a few
-#                           minutes; 0 skips it); --chaos N wins
+#   CHAOS_CASES=N           the chaos run's size (default: 120 with --ci, the CI size,
+#                           a few minutes; otherwise 0, no chaos run); --chaos N wins
 #   LOCAL_LAMBDA_PORT=N     cargo lambda watch's port (default 9000; --ci: a free one)
 #   LOCAL_SANDBOX_PORT=N    the sandbox's port (default: a free one)
 #   MOTO_PORT=N             moto's port (default: a free one)
@@ -43,7 +43,8 @@
 #   LOCAL_WARMUP_TIMEOUT=S  how long the first request to a function may take, which
 #                           compiles it (default 900)
 #   LOCAL_SCHEMATHESIS_SECS=S  schemathesis's time on the cases API, after the walk
-#                           (default 150; e.g. 1800 for a long run; 0 skips it)
+#                           (default: 150 with --ci, otherwise 0, skipped; e.g. 1800
+#                           for a long run)
 #   LOCAL_SCHEMATHESIS_EXAMPLES=N  its examples per operation and phase (default 100)
 set -euo pipefail
 
@@ -53,7 +54,7 @@ cd "$REPO_ROOT"
 
 KEEP=0
 CI_MODE=0
-CHAOS_CASES=${CHAOS_CASES:-120}
+CHAOS_CASES=${CHAOS_CASES:-}
 chaos_next=0
 for arg in "$@"; do
     if ((chaos_next)); then
@@ -74,6 +75,11 @@ for arg in "$@"; do
     esac
 done
 ((KEEP && CI_MODE)) && die "--keep and --ci do not go together"
+# The README's first command walks a case in seconds; the test command (--ci) also runs
+# schemathesis and the chaos run at its CI size.
+if [[ -z "$CHAOS_CASES" ]]; then
+    CHAOS_CASES=$( ((CI_MODE)) && echo 120 || echo 0)
+fi
 ((chaos_next == 0)) || die "--chaos needs a number of cases (see --help)"
 [[ "$CHAOS_CASES" =~ ^[0-9]+$ ]] || die "--chaos / CHAOS_CASES must be a number of cases, not '$CHAOS_CASES'"
 ((CHAOS_CASES == 0 || CHAOS_CASES >= 10)) || die "the chaos run needs at least 10 cases (or 0 to skip it)"
@@ -333,7 +339,7 @@ WALK_PASSED=1
 # input, then chains of calls through the document's links (create -> get, find, ogs
 # on/off, decision). No answer may be a 5xx, and each must be one the document lists
 # for the operation, with its content type, headers and schema.
-ST_SECS=${LOCAL_SCHEMATHESIS_SECS:-150}
+ST_SECS=${LOCAL_SCHEMATHESIS_SECS:-$( ((CI_MODE)) && echo 150 || echo 0)}
 [[ "$ST_SECS" =~ ^[0-9]+$ ]] || die "LOCAL_SCHEMATHESIS_SECS must be a number of seconds, not '$ST_SECS'"
 if ((ST_SECS > 0)); then
     log "schemathesis: the cases API against docs/openapi.yaml for ${ST_SECS}s (LOCAL_SCHEMATHESIS_SECS)"

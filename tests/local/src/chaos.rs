@@ -1083,8 +1083,9 @@ impl Chaos {
         }
         let mut per_body: HashMap<String, BodyStats> = HashMap::new();
         let stop_window = lock(&self.stop).wall;
-        // Per delivery (notification, copy): answered 5xx once, delivered, failed once.
-        let mut per_delivery: HashMap<(u64, u64), (bool, bool, bool)> = HashMap::new();
+        // Per delivery (notification, copy): answered 5xx once, delivered, failed once,
+        // the last attempt made.
+        let mut per_delivery: HashMap<(u64, u64), (bool, bool, bool, u64)> = HashMap::new();
         for d in deliveries.as_array().into_iter().flatten() {
             let body = d.get("body").and_then(Value::as_str).unwrap_or_default();
             if !body.contains(&prefix) {
@@ -1134,10 +1135,15 @@ impl Chaos {
             entry.0 |= five_xx;
             entry.1 |= success;
             entry.2 |= !success;
+            entry.3 = entry.3.max(num(d, "attempt"));
         }
-        v.retried_after_5xx = per_delivery.values().filter(|(five, success, _)| *five && *success).count() as u64;
-        v.gave_up_after_5xx = per_delivery.values().filter(|(five, success, _)| *five && !*success).count() as u64;
-        v.gave_up = per_delivery.values().filter(|(_, success, failed)| *failed && !*success).count() as u64;
+        v.retried_after_5xx = per_delivery.values().filter(|(five, success, ..)| *five && *success).count() as u64;
+        // Given up: all five attempts failed. Failed so far with attempts left: still
+        // being retried (the 4th and 5th retries come minutes later).
+        let exhausted = |d: &(bool, bool, bool, u64)| d.2 && !d.1 && d.3 >= 5;
+        v.gave_up_after_5xx = per_delivery.values().filter(|d| d.0 && exhausted(d)).count() as u64;
+        v.gave_up = per_delivery.values().filter(|d| exhausted(d)).count() as u64;
+        v.still_retried = per_delivery.values().filter(|d| d.2 && !d.1 && d.3 < 5).count() as u64;
         if v.gave_up > 0 {
             v.violations.push(format!(
                 "{} webhook deliveries were refused or unanswered on every attempt: Cabital gave up on them",
@@ -1409,6 +1415,13 @@ impl Chaos {
             ("bad input answers", format!("{:?} (status: count)", bad.statuses)),
             ("bad stored", v.bad_stored.to_string()),
             (
+                "deliveries still retried",
+                format!(
+                    "{} (refused or unanswered so far, their next retry due after the settle timeout; {} given up after five attempts)",
+                    v.still_retried, v.gave_up
+                ),
+            ),
+            (
                 "moto stop",
                 format!(
                     "{stop_secs:.1} s; probe: {}",
@@ -1555,6 +1568,7 @@ struct Verdict {
     retried_after_5xx: u64,
     gave_up_after_5xx: u64,
     gave_up: u64,
+    still_retried: u64,
     sandbox_no_answer: u64,
     stop_attempts: u64,
     stop_5xx: u64,
