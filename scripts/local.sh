@@ -131,6 +131,19 @@ fail() {
     show_logs "$( ((CI_MODE)) && echo 80 || echo 25)"
     die "$*"
 }
+# The chaos run failed: the services' logs, then its figures and verdict again.
+fail_chaos() {
+    show_logs "$( ((CI_MODE)) && echo 80 || echo 25)"
+    if [[ -s "${CHAOS_OUT:-}" ]]; then
+        printf -- '--- the chaos run'"'"'s figures and verdict again (whole report: %s) ---\n' "${CHAOS_OUT#"$REPO_ROOT"/}" >&2
+        if grep -q '\[5/6\] Figures' "$CHAOS_OUT"; then
+            sed -n '/\[5\/6\] Figures/,$p' "$CHAOS_OUT" >&2
+        else
+            tail -n 40 "$CHAOS_OUT" >&2
+        fi
+    fi
+    die "the chaos run failed (its verdict just above)"
+}
 
 # ---------------------------------------------------------------- checks first
 
@@ -359,6 +372,10 @@ fi
 if ((CHAOS_CASES > 0)); then
     log "the chaos run: $CHAOS_CASES cases under faults and bad deliveries, moto frozen once, the secret rotated"
     chaos_start=$SECONDS
+    # Its report is kept, so that on failure its verdict is printed again after the
+    # services' logs: the last lines on screen (and in a CI log's tail) say what failed.
+    CHAOS_OUT="$LOG_DIR/chaos-$$.log"
+    ((KEEP)) || _RUN_LOGS+=("$CHAOS_OUT")
     MOTO_ENDPOINT=$MOTO_ENDPOINT "$LOCAL_STACK_BIN" chaos \
         --api "$LAMBDA_URL/cases-api" \
         --webhook "$WEBHOOK_URL" \
@@ -368,8 +385,8 @@ if ((CHAOS_CASES > 0)); then
         --moto-pid "$MOTO_PID" \
         --log-file "$WATCH_LOG" \
         --cases "$CHAOS_CASES" \
-        --reconcile-event functions/reconcile/events/schedule.json ||
-        fail "the chaos run failed (see above)"
+        --reconcile-event functions/reconcile/events/schedule.json 2>&1 | tee "$CHAOS_OUT" ||
+        fail_chaos
     log "the chaos run passed in $(fmt_duration $((SECONDS - chaos_start)))"
 fi
 
