@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
 use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore};
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use cabital_client::{CabitalClient, ClientConfig};
 use cabital_signing::{CredentialSource, CredentialStore, SignatureEncoding};
 use url::Url;
@@ -141,16 +144,49 @@ pub async fn aws_sdk_config() -> aws_config::SdkConfig {
 /// The SDK's own HTTPS client (hyper, rustls with aws-lc) trusting Mozilla's roots,
 /// compiled in: the same roots as the Cabital client, and no certificate file or folder
 /// read at a cold start (the SDK's default reads the OS's, which on Debian is hundreds
-/// of files; `./bench/run.sh` measures the difference).
+/// of files; `./bench/run.sh` measures the difference). Its connectors are built on
+/// first use only ([`ConnectOnFirstUse`]).
 pub fn aws_http_client() -> SharedHttpClient {
     let trust = TrustStore::empty().with_native_roots(false).with_pem_certificate(mozilla_roots_pem());
     let tls = TlsContext::builder().with_trust_store(trust);
     let builder = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::AwsLc));
-    match tls.build() {
+    let https = match tls.build() {
         Ok(tls) => builder.tls_context(tls).build_https(),
         // Cannot happen (building a context only moves its parts); the SDK's default
         // context, the OS's roots, is then the right fallback.
         Err(_) => builder.build_https(),
+    };
+    SharedHttpClient::new(ConnectOnFirstUse(https))
+}
+
+/// An SDK HTTP client whose connectors are built when a request first needs one, not
+/// also when each SDK client is constructed.
+///
+/// The SDK's hyper client builds a whole HTTPS connector (a rustls configuration, which
+/// parses every root certificate) in `validate_base_client_config`, when each service
+/// client is constructed, so that OS certificates load early; and throws it away: it
+/// builds the connector it uses, once per time-limit settings, at the first request.
+/// With the roots compiled in there is nothing to load early, and two clients (Secrets
+/// Manager, DynamoDB) with the same connect timeout share one connector: one build in
+/// the init instead of three (`./bench/run.sh` measures the init).
+#[derive(Debug)]
+pub struct ConnectOnFirstUse(pub SharedHttpClient);
+
+impl HttpClient for ConnectOnFirstUse {
+    fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn validate_final_config(
+        &self,
+        components: &RuntimeComponents,
+        config: &aws_sdk_secretsmanager::config::ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.validate_final_config(components, config)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.connector_metadata()
     }
 }
 
@@ -189,6 +225,104 @@ mod tests {
             // What the SDK does with each (and panics on, were one unparseable).
             webpki::anchor_from_trusted_cert(ours).expect("a usable trust anchor");
         }
+    }
+
+    /// An inner client that counts the SDK's calls.
+    #[derive(Debug)]
+    struct Counting {
+        validated: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        connectors: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        real: SharedHttpClient,
+    }
+
+    impl HttpClient for Counting {
+        fn http_connector(
+            &self,
+            settings: &HttpConnectorSettings,
+            components: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            self.connectors.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.real.http_connector(settings, components)
+        }
+
+        fn validate_base_client_config(
+            &self,
+            components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder,
+            config: &aws_sdk_secretsmanager::config::ConfigBag,
+        ) -> Result<(), BoxError> {
+            self.validated.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.real.validate_base_client_config(components, config)
+        }
+    }
+
+    /// Secrets Manager clients over `http`, against a server that answers every request
+    /// with a service error; returns the calls the inner client saw: (validations,
+    /// connector requests), after constructing two clients and after one call each.
+    async fn count_calls(wrap: bool) -> ((usize, usize), (usize, usize)) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65536];
+                    let body = r#"{"__type":"ResourceNotFoundException","message":"none here"}"#;
+                    while let Ok(n) = socket.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        let answer = format!(
+                            "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if socket.write_all(answer.as_bytes()).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        let validated = std::sync::Arc::new(AtomicUsize::new(0));
+        let connectors = std::sync::Arc::new(AtomicUsize::new(0));
+        let counting = SharedHttpClient::new(Counting {
+            validated: validated.clone(),
+            connectors: connectors.clone(),
+            real: aws_http_client(),
+        });
+        let http = if wrap { SharedHttpClient::new(ConnectOnFirstUse(counting)) } else { counting };
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(http)
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .load()
+            .await;
+        let clients = [aws_sdk_secretsmanager::Client::new(&sdk), aws_sdk_secretsmanager::Client::new(&sdk)];
+        let constructed = (validated.load(Ordering::SeqCst), connectors.load(Ordering::SeqCst));
+        for client in &clients {
+            let err = client.get_secret_value().secret_id("x").send().await.expect_err("the server refuses");
+            assert!(
+                err.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()),
+                "the request reached the server and its answer came back: {err:?}"
+            );
+        }
+        server.abort();
+        (constructed, (validated.load(Ordering::SeqCst), connectors.load(Ordering::SeqCst)))
+    }
+
+    #[tokio::test]
+    async fn sdk_clients_build_no_connector_until_a_request_needs_one() {
+        // The SDK's own client validates (builds a throw-away connector) per client.
+        let (constructed, _) = count_calls(false).await;
+        assert!(constructed.0 >= 2, "the SDK validates each client it constructs: {constructed:?}");
+        // Wrapped: nothing at construction; the requests still get their connector.
+        let (constructed, after) = count_calls(true).await;
+        assert_eq!(constructed, (0, 0), "constructing two clients asked for nothing");
+        assert_eq!(after.0, 0, "no validation build at all");
+        assert!(after.1 >= 2, "each request asked for its connector: {after:?}");
     }
 
     /// A Secrets Manager that accepts connections and never answers (an emulator frozen
