@@ -17,6 +17,12 @@ emulator benchmark. Here moto's copy of the table is skipped and the transaction
 items are saved instead (their state before it, or their absence) and put back if it
 fails: the same outcome, since a transaction only writes the items it names.
 
+Queries, too: moto answers each one by sorting every item of the table (then, for the
+table itself, keeping one partition; for an index, sorting the matches again by the
+index's keys). Here a query is handed only the items it can match, unsorted: the
+partition for a table query, every item for an index query (whose matches moto sorts by
+the index's keys and the table's, a total order, so the answer is the same).
+
 Usage: python moto_serial.py -H 127.0.0.1 -p PORT   (same flags as moto_server)
 """
 
@@ -124,3 +130,37 @@ DynamoDBBackend.transact_write_items = _transact_write_items
 
 if __name__ == "__main__":
     server.main()
+
+
+_moto_query = Table.query
+
+
+def _query(self, hash_key, *args, **kwargs):
+    index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+    if index_name:
+        if self.range_key_attr:
+            candidates = [item for partition in self.items.values() for item in partition.values()]
+        else:
+            candidates = list(self.items.values())
+        # Only items with the index's hash key attributes are in the index.
+        index = next((i for i in self.all_indexes() if i.name == index_name), None)
+        if index is not None:
+            hash_attrs = [k["AttributeName"] for k in index.schema if k["KeyType"] == "HASH"]
+            candidates = [item for item in candidates if all(a in item.attrs for a in hash_attrs)]
+    else:
+        partition = self.items.get(hash_key)
+        if partition is None:
+            candidates = []
+        elif self.range_key_attr:
+            candidates = list(partition.values())
+        else:
+            candidates = [partition]
+    # Seen by this call only: requests run one at a time (_OneAtATime).
+    self.all_items = lambda: candidates
+    try:
+        return _moto_query(self, hash_key, *args, **kwargs)
+    finally:
+        del self.all_items
+
+
+Table.query = _query

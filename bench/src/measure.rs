@@ -41,8 +41,8 @@ pub struct Plan {
     /// The sandbox's base URL.
     pub sandbox_url: String,
     /// The sandbox of the reconcile run: its cases are not screened yet, so that each
-    /// check is the plain conditional update (moto copies the whole table for every
-    /// transaction, which a change is, and would measure itself instead).
+    /// check is the plain conditional update (a change is a transaction, and moto's
+    /// transactions, served one at a time, would be measured instead).
     pub reconcile_sandbox_url: String,
     /// The key and secret the sandbox accepts (stored as the secret in moto).
     pub api_key: String,

@@ -471,9 +471,8 @@ fn findings(results: &Results, sizes: &[Size]) -> String {
     if let Some(w) = results.throughput.iter().find(|t| t.subject.starts_with("webhook")) {
         notes.push(format!(
             "Webhook deliveries are bound by moto: each is about half a dozen DynamoDB requests (a transaction, \
-             reads, a versioned update) plus one GET to the sandbox; moto serves one request at a time and copies \
-             the whole table for every transaction ({} each on this table after the run, against milliseconds on \
-             DynamoDB). The handler's own CPU is the criterion figure, a few microseconds, against {} per \
+             reads, a versioned update) plus one GET to the sandbox; moto serves one request at a time (a \
+             one-item transaction {} on this table after the run, against milliseconds on DynamoDB). The handler's own CPU is the criterion figure, a few microseconds, against {} per \
              delivery here.",
             results.moto_transact.as_ref().map(|t| ms(t.p50_ms)).unwrap_or_else(|| "?".into()),
             ms(w.p50_ms)
