@@ -115,19 +115,23 @@ struct Running {
 }
 
 impl Running {
-    /// Starts `program` and waits until it asks for work; returns it and its init time.
+    /// Starts `program` and waits until it asks for work; returns it, its init time and
+    /// its time on CPU by then.
     async fn launch(
         program: &Program,
         env: &Env,
         extra: &[(&str, &str)],
         logs: &Path,
-    ) -> Result<(Running, Duration), BoxError> {
+    ) -> Result<(Running, Duration, Option<Duration>), BoxError> {
         let mut api = RuntimeApi::start().await?;
         let env = env.for_function(&program.name, &api.address(), extra);
         let log = logs.join(format!("{}.log", program.name));
         let (mut child, started) = Process::start(program, &env, &log)?;
         match api.first_next(&mut child, INIT_TIMEOUT).await {
-            Ok(at) => Ok((Running { name: program.name.clone(), api, child }, at.saturating_duration_since(started))),
+            Ok(at) => {
+                let cpu = child.cpu_time();
+                Ok((Running { name: program.name.clone(), api, child }, at.saturating_duration_since(started), cpu))
+            }
             Err(e) => {
                 drop(child);
                 Err(format!("{}: {e} (log: {})", program.name, log.display()).into())
@@ -224,25 +228,37 @@ pub async fn measure(plan: &Plan) -> Result<Results, BoxError> {
     }
     progress(&format!("init: {} programs x {} runs (+1 warm-up each)", programs.len(), plan.init_runs));
     let mut runs: Vec<Vec<f64>> = vec![Vec::new(); programs.len()];
+    let mut cpu_runs: Vec<Vec<f64>> = vec![Vec::new(); programs.len()];
     for round in 0..=plan.init_runs {
         for (i, (program, _)) in programs.iter().enumerate() {
             match Running::launch(program, &env, &[], &plan.logs).await {
-                Ok((running, init)) => {
+                Ok((running, init, cpu)) => {
                     running.stop();
                     if round > 0 {
                         runs[i].push(ms(init));
+                        if let Some(cpu) = cpu {
+                            cpu_runs[i].push(ms(cpu));
+                        }
                     }
                 }
                 Err(e) => results.problems.push(format!("init: {e}")),
             }
         }
     }
-    for ((program, profile), runs_ms) in programs.iter().zip(runs) {
+    for (((program, profile), runs_ms), cpu_runs_ms) in programs.iter().zip(runs).zip(cpu_runs) {
         if runs_ms.is_empty() {
             continue;
         }
         let median_ms = median(&runs_ms);
-        results.init.push(Init { subject: program.name.clone(), profile: profile.clone(), runs_ms, median_ms });
+        let cpu_median_ms = if cpu_runs_ms.is_empty() { 0.0 } else { median(&cpu_runs_ms) };
+        results.init.push(Init {
+            subject: program.name.clone(),
+            profile: profile.clone(),
+            runs_ms,
+            median_ms,
+            cpu_runs_ms,
+            cpu_median_ms,
+        });
     }
 
     // What the first TLS handshake of a process pays on Lambda and not here (the local
@@ -261,7 +277,13 @@ pub async fn measure(plan: &Plan) -> Result<Results, BoxError> {
         }
         if !runs.is_empty() {
             let median_ms = median(&runs);
-            results.rng_first.push(Init { subject: name.clone(), profile: "-".into(), runs_ms: runs, median_ms });
+            results.rng_first.push(Init {
+                subject: name.clone(),
+                profile: "-".into(),
+                runs_ms: runs,
+                median_ms,
+                ..Init::default()
+            });
         }
     }
 
@@ -304,7 +326,7 @@ pub async fn measure(plan: &Plan) -> Result<Results, BoxError> {
     // The floor's RSS over the same number of requests.
     progress(&format!("hello: {} invocations", plan.requests));
     match Running::launch(&hello, &env, &[], &plan.logs).await {
-        Ok((mut running, _)) => {
+        Ok((mut running, _, _)) => {
             for _ in 0..plan.requests {
                 if let Err(e) = running.invoke(fixtures.schedule()?, INVOKE_TIMEOUT).await {
                     results.problems.push(format!("hello: {e}"));
@@ -446,7 +468,7 @@ async fn cases_api_phase(
     results: &mut Results,
 ) -> Result<Vec<CreatedCase>, BoxError> {
     let run = uuid::Uuid::new_v4().simple().to_string();
-    let (mut api, _) = Running::launch(program, env, &[], &plan.logs).await?;
+    let (mut api, _, _) = Running::launch(program, env, &[], &plan.logs).await?;
     let mut create_ms = Vec::new();
     let mut get_ms = Vec::new();
     let mut errors = 0;
@@ -520,7 +542,7 @@ async fn seed_reconcile(plan: &Plan, env: &Env, fixtures: &Fixtures) -> Result<u
     let extra = [("CABITAL_BASE_URL", plan.reconcile_sandbox_url.as_str())];
     let program = Program::binary("cases-api", plan.bin_dir.join("cases-api"));
     progress(&format!("cases-api: {} cases for the reconcile run (not screened yet)", plan.reconcile_cases));
-    let (mut api, _) = Running::launch(&program, env, &extra, &plan.logs).await?;
+    let (mut api, _, _) = Running::launch(&program, env, &extra, &plan.logs).await?;
     let run = uuid::Uuid::new_v4().simple().to_string();
     let mut created = 0;
     for n in 0..plan.reconcile_cases {
@@ -568,7 +590,7 @@ async fn webhook_phase(
 
     progress(&format!("webhook: {} signed deliveries", deliveries.len()));
     let program = Program::binary("webhook", plan.bin_dir.join("webhook"));
-    let (mut hook, _) = Running::launch(&program, env, &[], &plan.logs).await?;
+    let (mut hook, _, _) = Running::launch(&program, env, &[], &plan.logs).await?;
     let mut latencies = Vec::with_capacity(deliveries.len());
     let mut errors = 0;
     let started = Instant::now();
@@ -611,7 +633,7 @@ async fn reconcile_phase(
         ("CABITAL_BASE_URL", plan.reconcile_sandbox_url.as_str()),
     ];
     let program = Program::binary("reconcile", plan.bin_dir.join("reconcile"));
-    let (mut reconcile, _) = Running::launch(&program, env, &extra, &plan.logs).await?;
+    let (mut reconcile, _, _) = Running::launch(&program, env, &extra, &plan.logs).await?;
 
     let faults = json!({"latencyMs": plan.latency_ms, "rateLimitPerSec": plan.rate_limit});
     let sandbox = plan.reconcile_sandbox_url.as_str();

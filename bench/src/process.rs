@@ -65,6 +65,18 @@ impl Process {
     }
 
     /// Peak resident set size in KiB (`VmHWM` of `/proc/PID/status`).
+    /// Time on CPU so far, all its threads together (`/proc/PID/task/*/schedstat`,
+    /// nanoseconds; a thread that has exited is no longer counted).
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).ok()?;
+        let mut total = 0u64;
+        for task in tasks.flatten() {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+            total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+        Some(Duration::from_nanos(total))
+    }
+
     pub fn peak_rss_kib(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
         status

@@ -181,6 +181,32 @@ pub fn render(results: &Results, sizes: &[Size], criterion: &Path, meta: &Meta) 
         ]);
     }
 
+    // The same runs' time on CPU: what a small Lambda's init is bound by (Lambda gives
+    // CPU in proportion to memory: one vCPU at 1,769 MB, the template's 128 MB a
+    // fraction of one), and what no local emulator's answer time is part of.
+    let cpu_fig = format!("Init CPU: time on CPU at the first `next`, all threads (median of {runs})");
+    let hello_cpu = init_of(&results.init, "hello", "release").map(|i| i.cpu_median_ms).filter(|c| *c > 0.0);
+    let python_cpu = init_of(&results.init, "python", "-").map(|i| i.cpu_median_ms).filter(|c| *c > 0.0);
+    if let Some(h) = hello_cpu {
+        t.row(["1", &cpu_fig, "hello-world Rust: the floor", &ms(h), "-", "-", ""]);
+    }
+    if let Some(p) = python_cpu {
+        t.row(["1", &cpu_fig, "Python peer (boto3)", &ms(p), "-", "-", ""]);
+    }
+    for f in ["cases-api", "webhook", "reconcile"] {
+        let Some(i) = init_of(&results.init, f, "release").filter(|i| i.cpu_median_ms > 0.0) else { continue };
+        let (Some(h), Some(p)) = (hello_cpu, python_cpu) else { continue };
+        t.row([
+            "1",
+            &cpu_fig,
+            f,
+            &ms(i.cpu_median_ms),
+            &format!("{:.1}x hello; {:.1}x less than Python", i.cpu_median_ms / h, p / i.cpu_median_ms),
+            "-",
+            "",
+        ]);
+    }
+
     let default_rng = results.rng_first.iter().find(|r| r.subject == "default");
     for r in &results.rng_first {
         let compared = match default_rng {
@@ -420,13 +446,14 @@ fn findings(results: &Results, sizes: &[Size]) -> String {
              request at a time, so its two answers come one after the other: GetSecretValue alone {secret}, \
              GetItem alone {}, {} of the init is moto's{}. Secrets Manager and DynamoDB answer in milliseconds \
              too, but concurrently; on Lambda the floor itself is ~14 ms (the issue's anchor), which makes these \
-             milliseconds a smaller share.",
+             milliseconds a smaller share.{}",
             worst / h,
             ms(worst),
             ms(h),
             item.map(ms).unwrap_or_else(|| "?".into()),
             moto.map(ms).unwrap_or_else(|| "?".into()),
             moto.map(|m| format!(" (without it: {:.1}x the floor)", (worst - m) / h)).unwrap_or_default(),
+            cpu_note(results),
         ));
     }
     let rng = |name: &str| results.rng_first.iter().find(|r| r.subject == name).map(|r| r.median_ms);
@@ -519,4 +546,23 @@ fn findings(results: &Results, sizes: &[Size]) -> String {
         let _ = writeln!(out, "- {n}");
     }
     out
+}
+
+/// The init's time on CPU beside the floor's, for the init finding.
+fn cpu_note(results: &Results) -> String {
+    let cpu =
+        |name: &str, profile: &str| init_of(&results.init, name, profile).map(|i| i.cpu_median_ms).filter(|c| *c > 0.0);
+    let Some(h) = cpu("hello", "release") else { return String::new() };
+    let worst = ["cases-api", "webhook", "reconcile"].iter().filter_map(|f| cpu(f, "release")).fold(0.0_f64, f64::max);
+    if worst <= 0.0 {
+        return String::new();
+    }
+    format!(
+        " On CPU the init takes {} at most against the floor's {} ({:.1}x): what a 128 MB Lambda, with a \
+         fraction of a vCPU, pays for it; the functions run tokio's current-thread runtime (no worker threads \
+         to start) and build the SDK's HTTPS connector once, at the first request.",
+        ms(worst),
+        ms(h),
+        worst / h
+    )
 }

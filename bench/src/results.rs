@@ -32,7 +32,7 @@ pub fn percentile(values: &[f64], p: f64) -> f64 {
 }
 
 /// Init times of one program: spawn to its first `next` request.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Init {
     /// The program (`cases-api`, `hello`, `python`...).
     pub subject: String,
@@ -42,6 +42,12 @@ pub struct Init {
     pub runs_ms: Vec<f64>,
     /// Their median.
     pub median_ms: f64,
+    /// Each timed run's time on CPU until the first `next` (all threads), milliseconds.
+    #[serde(default)]
+    pub cpu_runs_ms: Vec<f64>,
+    /// Their median.
+    #[serde(default)]
+    pub cpu_median_ms: f64,
 }
 
 /// The first two invocations of one kind, and the median of the rest.
