@@ -114,7 +114,9 @@ impl Gateway {
     }
 
     /// `POST /v1/cases`.
-    #[tracing::instrument(skip_all, err(Display))]
+    // The error at debug only: the function logs each refusal once, at warn, with its
+    // stable reason; bad input is not an error of the gateway's.
+    #[tracing::instrument(skip_all, err(level = "debug", Display))]
     pub async fn create_case(&self, body: &Value) -> Result<Created, GatewayError> {
         let case = validate_new_case(body, now().date()).map_err(GatewayError::Validation)?;
         let ext = case.external_case_id.clone();

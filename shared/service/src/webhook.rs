@@ -150,7 +150,9 @@ impl Gateway {
     ///
     /// `Ok` means the delivery is stored (answer 2xx); the refresh's failure does not
     /// change that.
-    #[tracing::instrument(skip_all, err(Display))]
+    // The error at debug only: the function logs each refusal once, at warn, with its
+    // stable reason; bad input is not an error of the gateway's.
+    #[tracing::instrument(skip_all, err(level = "debug", Display))]
     pub async fn receive_webhook(&self, settings: &WebhookSettings, d: Delivery<'_>) -> Result<Accepted, WebhookError> {
         if d.body.len() > settings.max_body_bytes {
             return Err(WebhookError::TooLarge(d.body.len()));
