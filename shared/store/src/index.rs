@@ -1,6 +1,7 @@
 //! The reconciler's queries over the sparse, sharded indexes. Never a Scan: each shard
 //! is one Query, oldest entries first.
 
+use futures::{StreamExt, TryStreamExt};
 use time::OffsetDateTime;
 
 use crate::codec::{Expr, Item, Reader, parse_attention, parse_case_id, parse_ext_id, s};
@@ -13,6 +14,13 @@ use crate::store::Store;
 
 /// The most entries one query call returns.
 pub const MAX_INDEX_PAGE: usize = 1000;
+
+/// Shard queries of one index in flight at once. Each query's time limit runs from its
+/// start: when the table answers slowly (throttled, or an emulator serving one request
+/// at a time), all of an index's shards sent at once would each wait for the others
+/// within that limit; a few at a time keep each wait short, for one extra round trip
+/// when the table is healthy.
+pub const SHARD_QUERY_CONCURRENCY: usize = 4;
 
 /// One index query: its partition attribute and shard key, and its sort-key range.
 struct IndexQuery {
@@ -96,7 +104,7 @@ impl Store {
         .await
     }
 
-    /// Queries every shard (concurrently), each for up to `limit` of its oldest entries,
+    /// Queries every shard ([`SHARD_QUERY_CONCURRENCY`] at a time), each for up to `limit` of its oldest entries,
     /// and keeps the `limit` oldest overall.
     async fn query_shards(&self, query: IndexQuery, limit: usize) -> Result<Vec<AttentionRef>, StoreError> {
         let limit = limit.min(MAX_INDEX_PAGE);
@@ -104,7 +112,13 @@ impl Store {
             return Ok(Vec::new());
         }
         let shards = (0..SHARDS).map(|shard| self.query_shard(&query, shard, limit));
-        let mut found: Vec<AttentionRef> = futures::future::try_join_all(shards).await?.into_iter().flatten().collect();
+        let mut found: Vec<AttentionRef> = futures::stream::iter(shards)
+            .buffer_unordered(SHARD_QUERY_CONCURRENCY)
+            .try_collect::<Vec<_>>()
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
         found.sort_by_key(|r| r.since);
         found.truncate(limit);
         tracing::Span::current().record("limit", limit).record("found", found.len());
