@@ -514,8 +514,9 @@ fn findings(results: &Results, sizes: &[Size]) -> String {
                 "Reconcile reached {:.0} % of the limit over the whole run{}. The reconciler's own limiter \
                  starts one check every {:.0} ms (with a tenth of a second's burst to make up for late starts), so \
                  {} cases take at least {:.1} s; the run took {:.1} s{}: before its first check it reads the first \
-                 page of each of three indexes, eight shard queries each, all at once, which moto answers one at a \
-                 time, each by scanning the whole table (one concurrent round trip of milliseconds on DynamoDB), \
+                 page of each of three indexes, eight shard queries each (four at a time per index), which moto \
+                 answers one at a time, each by looking at every item of the table (a few concurrent round trips \
+                 of milliseconds on DynamoDB), \
                  and it ends with the last checks' {} ms GET. A longer backlog amortises that (`BENCH_RECONCILE_CASES`; \
                  `functions/reconcile/benches/backlog.rs` runs thousands through the library).",
                 fraction * 100.0,
