@@ -4,12 +4,12 @@
 #   ./scripts/local.sh          build, start, walk one case's whole life, stop everything
 #   ./scripts/local.sh --keep   the same, then leave the stack running (Ctrl-C stops it)
 #   ./scripts/local.sh --ci     for scripts/test.sh: the same, then schemathesis and
-#                               the chaos run at its CI size (120 cases, ~6 min); the
+#                               the chaos run at its CI size (120 cases, ~5 min); the
 #                               functions on a free port (unless LOCAL_LAMBDA_PORT is
 #                               set), and the services' logs printed on failure
 #   ./scripts/local.sh --chaos N   also the chaos run with N cases (e.g. --chaos 1000:
-#                               most of an hour on 2 cores, moto serving one request
-#                               at a time being the limit); --chaos 0 skips it
+#                               about 14 min on 2 cores, moto serving one request at
+#                               a time being the limit); --chaos 0 skips it
 #
 # It installs the pinned tools of scripts/requirements.txt into .venv (moto,
 # cargo-lambda), builds the functions, the Cabital sandbox and tests/local, then starts

@@ -11,7 +11,8 @@
 # cargo fmt --check, cargo clippy -D warnings, cargo test, the local stack end to end
 # (`./scripts/local.sh --ci`: the functions under `cargo lambda watch`, a case walked
 # through their HTTP endpoints, a dropped webhook settled by `cargo lambda invoke
-# reconcile`, then the chaos run at its CI size, 120 cases, about 6 min), cfn-lint and `sam validate --lint` of infra/template.yaml, then
+# reconcile`, schemathesis, then the chaos run at its CI size, 120 cases, about
+# 5 min), cfn-lint and `sam validate --lint` of infra/template.yaml, then
 # `sam build` of the three functions (release, x86_64, into .aws-sam/build).
 #
 # Environment:
