@@ -227,6 +227,16 @@ mod tests {
         }
     }
 
+    /// The SDK's configuration for a test server on 127.0.0.1 (a region, test credentials).
+    fn test_sdk(port: u16) -> aws_config::ConfigLoader {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+    }
+
     /// An inner client that counts the SDK's calls.
     #[derive(Debug)]
     struct Counting {
@@ -291,15 +301,7 @@ mod tests {
             real: aws_http_client(),
         });
         let http = if wrap { SharedHttpClient::new(ConnectOnFirstUse(counting)) } else { counting };
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(http)
-            .endpoint_url(format!("http://127.0.0.1:{port}"))
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-                "testing", "testing", None, None, "test",
-            ))
-            .load()
-            .await;
+        let sdk = test_sdk(port).http_client(http).load().await;
         let clients = [aws_sdk_secretsmanager::Client::new(&sdk), aws_sdk_secretsmanager::Client::new(&sdk)];
         let constructed = (validated.load(Ordering::SeqCst), connectors.load(Ordering::SeqCst));
         for client in &clients {
@@ -337,14 +339,7 @@ mod tests {
                 open.push(socket);
             }
         });
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(format!("http://127.0.0.1:{port}"))
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-                "testing", "testing", None, None, "test",
-            ))
-            .load()
-            .await;
+        let sdk = test_sdk(port).load().await;
         let settings = CabitalSettings {
             base_url: Url::parse("http://127.0.0.1:9").unwrap(),
             secret_id: "hung".into(),
