@@ -12,7 +12,7 @@
 # (`./scripts/local.sh --ci`: the functions under `cargo lambda watch`, a case walked
 # through their HTTP endpoints, a dropped webhook settled by `cargo lambda invoke
 # reconcile`, schemathesis, then the chaos run at its CI size, 120 cases, about
-# 5 min), cfn-lint and `sam validate --lint` of infra/template.yaml, then
+# 1.5 min), cfn-lint and `sam validate --lint` of infra/template.yaml, then
 # `sam build` of the three functions (release, x86_64, into .aws-sam/build).
 #
 # Environment:
