@@ -4,7 +4,7 @@
 #   ./scripts/local.sh          build, start, walk one case's whole life, stop everything
 #   ./scripts/local.sh --keep   the same, then leave the stack running (Ctrl-C stops it)
 #   ./scripts/local.sh --ci     for scripts/test.sh: the same, then schemathesis and
-#                               the chaos run at its CI size (120 cases, ~5 min); the
+#                               the chaos run at its CI size (120 cases, ~1.5 min); the
 #                               functions on a free port (unless LOCAL_LAMBDA_PORT is
 #                               set), and the services' logs printed on failure
 #   ./scripts/local.sh --chaos N   also the chaos run with N cases (e.g. --chaos 1000:
