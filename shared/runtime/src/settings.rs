@@ -137,8 +137,27 @@ impl CabitalSettings {
 
 /// The AWS SDK's shared configuration (region, credentials, `AWS_ENDPOINT_URL` for the
 /// emulator), with [`aws_http_client`].
+///
+/// Lambda hands a function its role's credentials in `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`: when they are set, they are read
+/// from there, as the SDK's default chain would read them first, without building the
+/// rest of that chain at each cold start (its web-identity link builds a whole STS
+/// client, with the parse of STS's endpoint partitions: `./bench/run.sh` measures the
+/// init). Without them, the default chain (profiles, SSO, containers, IMDS).
 pub async fn aws_sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(aws_http_client()).load().await
+    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(aws_http_client());
+    let loader = if credentials_in_env() {
+        loader.credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new())
+    } else {
+        loader
+    };
+    loader.load().await
+}
+
+/// Whether the environment holds an access key (what Lambda sets for the function's role).
+fn credentials_in_env() -> bool {
+    let set = |name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
+    set("AWS_ACCESS_KEY_ID") && (set("AWS_SECRET_ACCESS_KEY") || set("SECRET_ACCESS_KEY"))
 }
 
 /// The SDK's own HTTPS client (hyper, rustls with aws-lc) trusting Mozilla's roots,
@@ -147,7 +166,7 @@ pub async fn aws_sdk_config() -> aws_config::SdkConfig {
 /// of files; `./bench/run.sh` measures the difference). Its connectors are built on
 /// first use only ([`ConnectOnFirstUse`]).
 pub fn aws_http_client() -> SharedHttpClient {
-    let trust = TrustStore::empty().with_native_roots(false).with_pem_certificate(mozilla_roots_pem());
+    let trust = TrustStore::empty().with_native_roots(false).with_pem_certificate(MOZILLA_ROOTS_PEM);
     let tls = TlsContext::builder().with_trust_store(trust);
     let builder = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::AwsLc));
     let https = match tls.build() {
@@ -190,22 +209,9 @@ impl HttpClient for ConnectOnFirstUse {
     }
 }
 
-/// Mozilla's root certificates (`webpki-root-certs`) as one PEM document.
-fn mozilla_roots_pem() -> String {
-    use base64::Engine;
-    let mut pem = String::with_capacity(webpki_root_certs::TLS_SERVER_ROOT_CERTS.len() * 2200);
-    for cert in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
-        pem.push_str("-----BEGIN CERTIFICATE-----\n");
-        let b64 = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
-        for line in b64.as_bytes().chunks(64) {
-            // Base64 is ASCII.
-            pem.push_str(std::str::from_utf8(line).unwrap_or_default());
-            pem.push('\n');
-        }
-        pem.push_str("-----END CERTIFICATE-----\n");
-    }
-    pem
-}
+/// Mozilla's root certificates (`webpki-root-certs`) as one PEM document, written by
+/// `build.rs`.
+const MOZILLA_ROOTS_PEM: &str = include_str!(concat!(env!("OUT_DIR"), "/mozilla_roots.pem"));
 
 #[cfg(test)]
 mod tests {
@@ -213,9 +219,8 @@ mod tests {
 
     #[test]
     fn the_aws_roots_are_mozillas_every_one_parseable() {
-        let pem = mozilla_roots_pem();
         use rustls_pki_types::pem::PemObject;
-        let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+        let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(MOZILLA_ROOTS_PEM.as_bytes())
             .collect::<Result<_, _>>()
             .expect("valid PEM");
         assert_eq!(certs.len(), webpki_root_certs::TLS_SERVER_ROOT_CERTS.len());
