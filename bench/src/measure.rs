@@ -10,6 +10,7 @@ use cabital_sandbox::{CaseState, Credential};
 use serde_json::{Value, json};
 
 use crate::fixtures::{Fixtures, http_response};
+use crate::instant_aws::InstantAws;
 use crate::process::{Process, Program};
 use crate::results::{FirstSecond, Init, Machine, Reconcile, Results, Rss, Throughput, median, ms};
 use crate::runtime_api::{Outcome, RuntimeApi};
@@ -227,39 +228,28 @@ pub async fn measure(plan: &Plan) -> Result<Results, BoxError> {
         }
     }
     progress(&format!("init: {} programs x {} runs (+1 warm-up each)", programs.len(), plan.init_runs));
-    let mut runs: Vec<Vec<f64>> = vec![Vec::new(); programs.len()];
-    let mut cpu_runs: Vec<Vec<f64>> = vec![Vec::new(); programs.len()];
-    for round in 0..=plan.init_runs {
-        for (i, (program, _)) in programs.iter().enumerate() {
-            match Running::launch(program, &env, &[], &plan.logs).await {
-                Ok((running, init, cpu)) => {
-                    running.stop();
-                    if round > 0 {
-                        runs[i].push(ms(init));
-                        if let Some(cpu) = cpu {
-                            cpu_runs[i].push(ms(cpu));
-                        }
-                    }
-                }
-                Err(e) => results.problems.push(format!("init: {e}")),
-            }
-        }
+    results.init = init_runs(plan, &programs, &env, &mut results.problems).await;
+
+    // The same against AWS answering at once: the functions' own init, without moto's
+    // time to answer (see `instant_aws`).
+    let secret_string = json!({"apiKey": plan.api_key, "apiSecret": plan.api_secret}).to_string();
+    let instant = InstantAws::start(&secret_id, &secret_string).await?;
+    let instant_env = base_env(plan, &instant.url(), &table, &secret_id, &home);
+    // hello, Python and the three functions as they ship (not the other profiles).
+    let instant_programs = programs[..2 + functions.len()].to_vec();
+    progress(&format!(
+        "init against instant AWS endpoints ({}): {} programs x {} runs",
+        instant.url(),
+        instant_programs.len(),
+        plan.init_runs
+    ));
+    results.init_instant = init_runs(plan, &instant_programs, &instant_env, &mut results.problems).await;
+    let (answered, refused) = instant.counts();
+    results.instant_aws_answered = answered;
+    if refused > 0 {
+        results.problems.push(format!("instant AWS endpoint: {refused} requests refused (see its module)"));
     }
-    for (((program, profile), runs_ms), cpu_runs_ms) in programs.iter().zip(runs).zip(cpu_runs) {
-        if runs_ms.is_empty() {
-            continue;
-        }
-        let median_ms = median(&runs_ms);
-        let cpu_median_ms = if cpu_runs_ms.is_empty() { 0.0 } else { median(&cpu_runs_ms) };
-        results.init.push(Init {
-            subject: program.name.clone(),
-            profile: profile.clone(),
-            runs_ms,
-            median_ms,
-            cpu_runs_ms,
-            cpu_median_ms,
-        });
-    }
+    drop(instant);
 
     // What the first TLS handshake of a process pays on Lambda and not here (the local
     // endpoints are plain HTTP): aws-lc seeding its generator.
@@ -343,6 +333,46 @@ pub async fn measure(plan: &Plan) -> Result<Results, BoxError> {
     results.finished_at =
         time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     Ok(results)
+}
+
+/// Init runs, interleaved (one of each program per round) so that a busy moment of the
+/// machine hits every program alike, after one untimed warm-up round.
+async fn init_runs(plan: &Plan, programs: &[(Program, String)], env: &Env, problems: &mut Vec<String>) -> Vec<Init> {
+    let mut runs: Vec<Vec<f64>> = vec![Vec::new(); programs.len()];
+    let mut cpu_runs: Vec<Vec<f64>> = vec![Vec::new(); programs.len()];
+    for round in 0..=plan.init_runs {
+        for (i, (program, _)) in programs.iter().enumerate() {
+            match Running::launch(program, env, &[], &plan.logs).await {
+                Ok((running, init, cpu)) => {
+                    running.stop();
+                    if round > 0 {
+                        runs[i].push(ms(init));
+                        if let Some(cpu) = cpu {
+                            cpu_runs[i].push(ms(cpu));
+                        }
+                    }
+                }
+                Err(e) => problems.push(format!("init: {e}")),
+            }
+        }
+    }
+    let mut inits = Vec::new();
+    for (((program, profile), runs_ms), cpu_runs_ms) in programs.iter().zip(runs).zip(cpu_runs) {
+        if runs_ms.is_empty() {
+            continue;
+        }
+        let median_ms = median(&runs_ms);
+        let cpu_median_ms = if cpu_runs_ms.is_empty() { 0.0 } else { median(&cpu_runs_ms) };
+        inits.push(Init {
+            subject: program.name.clone(),
+            profile: profile.clone(),
+            runs_ms,
+            median_ms,
+            cpu_runs_ms,
+            cpu_median_ms,
+        });
+    }
+    inits
 }
 
 /// A fresh table and a secret holding the sandbox's credential, with unique names. A

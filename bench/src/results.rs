@@ -167,6 +167,13 @@ pub struct Results {
     pub finished_at: String,
     /// Init of each program, each profile.
     pub init: Vec<Init>,
+    /// Init of hello, Python and the functions against AWS answering at once
+    /// (`instant_aws`): the functions' own init.
+    #[serde(default)]
+    pub init_instant: Vec<Init>,
+    /// Requests the instant endpoint answered during those runs.
+    #[serde(default)]
+    pub instant_aws_answered: u64,
     /// First against second request.
     pub first_second: Vec<FirstSecond>,
     /// Peak RSS.

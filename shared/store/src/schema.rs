@@ -120,12 +120,12 @@ pub fn table_definition() -> TableDefinition {
             IndexDefinition {
                 index_name: ATTENTION_INDEX,
                 key_schema: vec![hash(ATTN_SHARD), range(ATTN_AT)],
-                projection_type: "ALL",
+                projection_type: "KEYS_ONLY",
             },
             IndexDefinition {
                 index_name: OGS_INDEX,
                 key_schema: vec![hash(OGS_SHARD), range(OGS_CHECKED_AT)],
-                projection_type: "ALL",
+                projection_type: "KEYS_ONLY",
             },
         ],
         billing_mode: "PAY_PER_REQUEST",

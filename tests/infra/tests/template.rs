@@ -867,7 +867,7 @@ fn table_drift_is_caught() {
         table(t)["GlobalSecondaryIndexes"].as_array_mut().unwrap().pop();
     });
     caught(check_table_definition, "GlobalSecondaryIndexes differs", |t| {
-        table(t)["GlobalSecondaryIndexes"][0]["Projection"]["ProjectionType"] = json!("KEYS_ONLY");
+        table(t)["GlobalSecondaryIndexes"][0]["Projection"]["ProjectionType"] = json!("ALL");
     });
     caught(check_table_definition, "KeySchema differs", |t| {
         table(t)["KeySchema"][1]["KeyType"] = json!("HASH");
