@@ -135,6 +135,54 @@ impl CabitalSettings {
     }
 }
 
+/// Which roots the AWS SDK's connections trust (`AWS_TLS_ROOTS`, the gateway's setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsTlsRoots {
+    /// `amazon`: Amazon Trust Services' five roots, which issue the certificates of AWS's
+    /// service endpoints (Secrets Manager and DynamoDB here, FIPS and VPC endpoints
+    /// included): a certificate from any other authority is refused on the connections
+    /// that carry the API secret and the cases. The default, except in the China regions.
+    Amazon,
+    /// `mozilla`: Mozilla's roots, all of them (the Cabital client's store). The default in
+    /// the China regions (`cn-*`), whose endpoints AWS does not serve itself; and the
+    /// setting for an endpoint override (`AWS_ENDPOINT_URL`) served over HTTPS by
+    /// something else.
+    Mozilla,
+}
+
+impl FromStr for AwsTlsRoots {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "amazon" => Ok(AwsTlsRoots::Amazon),
+            "mozilla" => Ok(AwsTlsRoots::Mozilla),
+            _ => Err("must be `amazon` or `mozilla`".into()),
+        }
+    }
+}
+
+impl AwsTlsRoots {
+    /// `AWS_TLS_ROOTS`, or the default for `AWS_REGION`.
+    pub fn from_env() -> Result<Self, SettingError> {
+        let region = std::env::var("AWS_REGION").or_else(|_| std::env::var("AWS_DEFAULT_REGION")).unwrap_or_default();
+        parsed_or("AWS_TLS_ROOTS", Self::default_for(&region))
+    }
+
+    /// `mozilla` in the China regions, `amazon` elsewhere.
+    pub fn default_for(region: &str) -> Self {
+        if region.trim().starts_with("cn-") { AwsTlsRoots::Mozilla } else { AwsTlsRoots::Amazon }
+    }
+
+    /// The roots as one PEM document (written by `build.rs`).
+    pub fn pem(self) -> &'static str {
+        match self {
+            AwsTlsRoots::Amazon => AMAZON_ROOTS_PEM,
+            AwsTlsRoots::Mozilla => MOZILLA_ROOTS_PEM,
+        }
+    }
+}
+
 /// The AWS SDK's shared configuration (region, credentials, `AWS_ENDPOINT_URL` for the
 /// emulator), with [`aws_http_client`].
 ///
@@ -144,8 +192,8 @@ impl CabitalSettings {
 /// rest of that chain at each cold start (its web-identity link builds a whole STS
 /// client, with the parse of STS's endpoint partitions: `./bench/run.sh` measures the
 /// init). Without them, the default chain (profiles, SSO, containers, IMDS).
-pub async fn aws_sdk_config() -> aws_config::SdkConfig {
-    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(aws_http_client());
+pub async fn aws_sdk_config(roots: AwsTlsRoots) -> aws_config::SdkConfig {
+    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(aws_http_client(roots));
     let loader = if credentials_in_env() {
         loader.credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new())
     } else {
@@ -160,13 +208,14 @@ fn credentials_in_env() -> bool {
     set("AWS_ACCESS_KEY_ID") && (set("AWS_SECRET_ACCESS_KEY") || set("SECRET_ACCESS_KEY"))
 }
 
-/// The SDK's own HTTPS client (hyper, rustls with aws-lc) trusting Mozilla's roots,
-/// compiled in: the same roots as the Cabital client, and no certificate file or folder
-/// read at a cold start (the SDK's default reads the OS's, which on Debian is hundreds
-/// of files; `./bench/run.sh` measures the difference). Its connectors are built on
-/// first use only ([`ConnectOnFirstUse`]).
-pub fn aws_http_client() -> SharedHttpClient {
-    let trust = TrustStore::empty().with_native_roots(false).with_pem_certificate(MOZILLA_ROOTS_PEM);
+/// The SDK's own HTTPS client (hyper, rustls with aws-lc) trusting `roots`, compiled in:
+/// no certificate file or folder read at a cold start (the SDK's default reads the
+/// OS's, which on Debian is hundreds of files), and by default only the five roots
+/// AWS's endpoints chain to, where Mozilla's hundred and more cost the cold start their
+/// parse (`./bench/run.sh` measures the init). Its connectors are built on first use
+/// only ([`ConnectOnFirstUse`]).
+pub fn aws_http_client(roots: AwsTlsRoots) -> SharedHttpClient {
+    let trust = TrustStore::empty().with_native_roots(false).with_pem_certificate(roots.pem());
     let tls = TlsContext::builder().with_trust_store(trust);
     let builder = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::AwsLc));
     let https = match tls.build() {
@@ -213,6 +262,9 @@ impl HttpClient for ConnectOnFirstUse {
 /// `build.rs`.
 const MOZILLA_ROOTS_PEM: &str = include_str!(concat!(env!("OUT_DIR"), "/mozilla_roots.pem"));
 
+/// Amazon Trust Services' roots, of those, as one PEM document, written by `build.rs`.
+const AMAZON_ROOTS_PEM: &str = include_str!(concat!(env!("OUT_DIR"), "/amazon_roots.pem"));
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +282,51 @@ mod tests {
             // What the SDK does with each (and panics on, were one unparseable).
             webpki::anchor_from_trusted_cert(ours).expect("a usable trust anchor");
         }
+    }
+
+    fn anchors(pem: &str) -> Vec<Vec<u8>> {
+        use rustls_pki_types::pem::PemObject;
+        rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+            .map(|c| {
+                let c = c.expect("valid PEM");
+                webpki::anchor_from_trusted_cert(&c).expect("a usable trust anchor").subject.as_ref().to_vec()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_amazon_roots_are_amazon_trust_services_five_and_mozillas() {
+        let amazon = anchors(AMAZON_ROOTS_PEM);
+        let mozilla = anchors(MOZILLA_ROOTS_PEM);
+        let named = |subject: &[u8], name: &str| subject.windows(name.len()).any(|w| w == name.as_bytes());
+        let expected = [
+            "Amazon Root CA 1",
+            "Amazon Root CA 2",
+            "Amazon Root CA 3",
+            "Amazon Root CA 4",
+            "Starfield Services Root Certificate Authority - G2",
+        ];
+        assert_eq!(amazon.len(), expected.len());
+        for (subject, name) in amazon.iter().zip(expected) {
+            assert!(named(subject, name), "expected {name:?}");
+            assert!(mozilla.contains(subject), "{name} is one of Mozilla's roots");
+        }
+        // Not GoDaddy's Starfield root, whose name is close.
+        assert!(!amazon.iter().any(|s| named(s, "Starfield Root Certificate Authority - G2")));
+    }
+
+    #[test]
+    fn the_roots_setting_defaults_by_partition_and_names_itself_when_bad() {
+        assert_eq!(AwsTlsRoots::default_for("eu-west-1"), AwsTlsRoots::Amazon);
+        assert_eq!(AwsTlsRoots::default_for("us-gov-west-1"), AwsTlsRoots::Amazon);
+        assert_eq!(AwsTlsRoots::default_for("cn-north-1"), AwsTlsRoots::Mozilla);
+        assert_eq!(AwsTlsRoots::default_for(""), AwsTlsRoots::Amazon);
+        assert_eq!("amazon".parse(), Ok(AwsTlsRoots::Amazon));
+        assert_eq!("mozilla".parse(), Ok(AwsTlsRoots::Mozilla));
+        assert!("Mozilla".parse::<AwsTlsRoots>().is_err());
+        assert!("os".parse::<AwsTlsRoots>().is_err());
+        assert_eq!(AwsTlsRoots::Amazon.pem(), AMAZON_ROOTS_PEM);
+        assert_eq!(AwsTlsRoots::Mozilla.pem(), MOZILLA_ROOTS_PEM);
     }
 
     /// The SDK's configuration for a test server on 127.0.0.1 (a region, test credentials).
@@ -303,7 +400,7 @@ mod tests {
         let counting = SharedHttpClient::new(Counting {
             validated: validated.clone(),
             connectors: connectors.clone(),
-            real: aws_http_client(),
+            real: aws_http_client(AwsTlsRoots::Amazon),
         });
         let http = if wrap { SharedHttpClient::new(ConnectOnFirstUse(counting)) } else { counting };
         let sdk = test_sdk(port).http_client(http).load().await;

@@ -5,7 +5,7 @@ use cabital_client::{
     CabitalClient, Case, CaseSystemId, DecisionRequest, ExternalCaseId, WARM_UP_TIMEOUT, validate_new_case,
 };
 use gateway_runtime::CabitalSettings;
-use gateway_runtime::settings::{SettingError, aws_sdk_config, parsed_or, required};
+use gateway_runtime::settings::{AwsTlsRoots, SettingError, aws_sdk_config, parsed_or, required};
 use kyc_store::{
     CreatedCase, ExtState, RemoteCheck, RemoteState, Reservation, Store, StoreError, StoreTimeouts, TimelineOrder,
 };
@@ -95,7 +95,7 @@ impl Gateway {
     pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let table = required("TABLE_NAME")?;
         let cabital = CabitalSettings::from_env()?;
-        let sdk = aws_sdk_config().await;
+        let sdk = aws_sdk_config(AwsTlsRoots::from_env()?).await;
         let client = cabital.client(cabital.credential_store(&sdk))?;
         let store = Store::new(kyc_store::dynamodb_client_with(&sdk, store_timeouts()?).await, table);
         // Together, in one round trip's time: the secret, and the first connections to
