@@ -8,7 +8,7 @@
 #                               functions on a free port (unless LOCAL_LAMBDA_PORT is
 #                               set), and the services' logs printed on failure
 #   ./scripts/local.sh --chaos N   also the chaos run with N cases (e.g. --chaos 1000:
-#                               about 14 min on 2 cores, moto serving one request at
+#                               about 10 min on 2 cores, moto serving one request at
 #                               a time being the limit); --chaos 0 skips it
 #
 # It installs the pinned tools of scripts/requirements.txt into .venv (moto,
