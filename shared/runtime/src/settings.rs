@@ -199,7 +199,20 @@ pub async fn aws_sdk_config(roots: AwsTlsRoots) -> aws_config::SdkConfig {
     } else {
         loader
     };
+    // The region likewise: Lambda sets `AWS_REGION`, the default chain's first link.
+    let loader = match region_in_env() {
+        Some(region) => loader.region(aws_config::Region::new(region)),
+        None => loader,
+    };
     loader.load().await
+}
+
+/// `AWS_REGION`, else `AWS_DEFAULT_REGION`, as the SDK's environment provider reads them.
+fn region_in_env() -> Option<String> {
+    ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .into_iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .find(|v| !v.trim().is_empty())
 }
 
 /// Whether the environment holds an access key (what Lambda sets for the function's role).
