@@ -152,67 +152,29 @@ pub fn render(results: &Results, sizes: &[Size], criterion: &Path, meta: &Meta) 
 
     let mut t = Table::new();
     let hello = init_of(&results.init, "hello", "release").map(|i| i.median_ms);
-    let python = init_of(&results.init, "python", "-").map(|i| i.median_ms);
     let runs = results.init.first().map(|i| i.runs_ms.len()).unwrap_or(0);
-    let init_fig = format!("Init: spawn to first `next` (median of {runs})");
-    if let Some(h) = hello {
-        t.row(["1", &init_fig, "hello-world Rust (`bench/hello`): the floor", &ms(h), "-", "-", ""]);
-    }
-    if let Some(p) = python {
-        t.row(["1", &init_fig, "Python peer (`bench/peers/python_init.py`, boto3)", &ms(p), "-", "-", ""]);
-    }
     let secret = results.moto_get_secret.as_ref().map(|s| s.p50_ms);
-    for f in ["cases-api", "webhook", "reconcile"] {
-        let Some(i) = init_of(&results.init, f, "release") else { continue };
-        let (Some(h), Some(p)) = (hello, python) else { continue };
-        let vs_hello = i.median_ms / h;
-        let vs_python = p / i.median_ms;
-        t.row([
-            "1",
-            &init_fig,
-            f,
-            &ms(i.median_ms),
-            &format!(
-                "{vs_hello:.1}x hello; {vs_python:.1}x faster than Python{}",
-                secret.map(|s| format!("; of it, moto's GetSecretValue alone: {}", ms(s))).unwrap_or_default()
-            ),
-            "≤ 2x hello; ≥ 5x faster than Python",
-            &format!("{} / {}", met(vs_hello <= 2.0), met(vs_python >= 5.0)),
-        ]);
-    }
+    init_rows(
+        &mut t,
+        &results.init,
+        &format!("Init: spawn to first `next` (median of {runs})"),
+        ("hello-world Rust (`bench/hello`): the floor", "Python peer (`bench/peers/python_init.py`, boto3)"),
+        |_| secret.map(|s| format!("; of it, moto's GetSecretValue alone: {}", ms(s))).unwrap_or_default(),
+    );
 
     // The same programs against AWS answering at once: the functions' own init.
-    let ihello = init_of(&results.init_instant, "hello", "release").map(|i| i.median_ms);
-    let ipython = init_of(&results.init_instant, "python", "-").map(|i| i.median_ms);
     let iruns = results.init_instant.first().map(|i| i.runs_ms.len()).unwrap_or(0);
-    let instant_fig = format!(
-        "Init, the functions' own: spawn to first `next`, AWS answering at once (`bench/src/instant_aws.rs`; median of {iruns})"
+    let hello_instant_cpu = init_of(&results.init_instant, "hello", "release").map(|h| h.cpu_median_ms);
+    init_rows(
+        &mut t,
+        &results.init_instant,
+        &format!(
+            "Init, the functions' own: spawn to first `next`, AWS answering at once (`bench/src/instant_aws.rs`; \
+             median of {iruns})"
+        ),
+        ("hello-world Rust: the floor (no AWS call)", "Python peer (boto3)"),
+        |i| format!("; on CPU {} (hello {})", ms(i.cpu_median_ms), hello_instant_cpu.map(ms).unwrap_or_default()),
     );
-    if let Some(h) = ihello {
-        t.row(["1", &instant_fig, "hello-world Rust: the floor (no AWS call)", &ms(h), "-", "-", ""]);
-    }
-    if let Some(p) = ipython {
-        t.row(["1", &instant_fig, "Python peer (boto3)", &ms(p), "-", "-", ""]);
-    }
-    for f in ["cases-api", "webhook", "reconcile"] {
-        let Some(i) = init_of(&results.init_instant, f, "release") else { continue };
-        let (Some(h), Some(p)) = (ihello, ipython) else { continue };
-        let vs_hello = i.median_ms / h;
-        let vs_python = p / i.median_ms;
-        t.row([
-            "1",
-            &instant_fig,
-            f,
-            &ms(i.median_ms),
-            &format!(
-                "{vs_hello:.1}x hello; {vs_python:.1}x faster than Python; on CPU {} (hello {})",
-                ms(i.cpu_median_ms),
-                init_of(&results.init_instant, "hello", "release").map(|h| ms(h.cpu_median_ms)).unwrap_or_default()
-            ),
-            "≤ 2x hello; ≥ 5x faster than Python",
-            &format!("{} / {}", met(vs_hello <= 2.0), met(vs_python >= 5.0)),
-        ]);
-    }
 
     // The same runs' time on CPU: what a small Lambda's init is bound by (Lambda gives
     // CPU in proportion to memory: one vCPU at 1,769 MB, the template's 128 MB a
@@ -454,6 +416,40 @@ pub fn render(results: &Results, sizes: &[Size], criterion: &Path, meta: &Meta) 
          event handed out by the local Runtime API to the result posted back.\n",
     );
     out
+}
+
+/// The init rows of one set of runs: the floor and the Python peer as measured, then
+/// each function against both and the targets, `extra` appended to its comparison.
+fn init_rows(
+    t: &mut Table,
+    inits: &[Init],
+    figure: &str,
+    (floor, peer): (&str, &str),
+    extra: impl Fn(&Init) -> String,
+) {
+    let hello = init_of(inits, "hello", "release").map(|i| i.median_ms);
+    let python = init_of(inits, "python", "-").map(|i| i.median_ms);
+    if let Some(h) = hello {
+        t.row(["1", figure, floor, &ms(h), "-", "-", ""]);
+    }
+    if let Some(p) = python {
+        t.row(["1", figure, peer, &ms(p), "-", "-", ""]);
+    }
+    for f in ["cases-api", "webhook", "reconcile"] {
+        let Some(i) = init_of(inits, f, "release") else { continue };
+        let (Some(h), Some(p)) = (hello, python) else { continue };
+        let vs_hello = i.median_ms / h;
+        let vs_python = p / i.median_ms;
+        t.row([
+            "1",
+            figure,
+            f,
+            &ms(i.median_ms),
+            &format!("{vs_hello:.1}x hello; {vs_python:.1}x faster than Python{}", extra(i)),
+            "≤ 2x hello; ≥ 5x faster than Python",
+            &format!("{} / {}", met(vs_hello <= 2.0), met(vs_python >= 5.0)),
+        ]);
+    }
 }
 
 /// What the figures say, in words, from this run's numbers.
