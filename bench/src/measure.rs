@@ -232,8 +232,7 @@ pub async fn measure(plan: &Plan) -> Result<Results, BoxError> {
 
     // The same against AWS answering at once: the functions' own init, without moto's
     // time to answer (see `instant_aws`).
-    let secret_string = json!({"apiKey": plan.api_key, "apiSecret": plan.api_secret}).to_string();
-    let instant = InstantAws::start(&secret_id, &secret_string).await?;
+    let instant = InstantAws::start(&secret_id, &secret_json(plan)).await?;
     let instant_env = base_env(plan, &instant.url(), &table, &secret_id, &home);
     // hello, Python and the three functions as they ship (not the other profiles).
     let instant_programs = programs[..2 + functions.len()].to_vec();
@@ -375,6 +374,11 @@ async fn init_runs(plan: &Plan, programs: &[(Program, String)], env: &Env, probl
     inits
 }
 
+/// The secret's value: the credential the sandbox accepts.
+fn secret_json(plan: &Plan) -> String {
+    json!({"apiKey": plan.api_key, "apiSecret": plan.api_secret}).to_string()
+}
+
 /// A fresh table and a secret holding the sandbox's credential, with unique names. A
 /// retried create (moto can be slow on a busy machine) that finds its own first attempt
 /// done is a success.
@@ -388,7 +392,7 @@ async fn table_and_secret(plan: &Plan) -> Result<(aws_sdk_dynamodb::Client, Stri
         return Err(format!("creating table {table} in moto: {e}").into());
     }
     let secret_id = format!("cabital-bench-{run}");
-    let value = json!({"apiKey": plan.api_key, "apiSecret": plan.api_secret}).to_string();
+    let value = secret_json(plan);
     let created =
         test_support::secretsmanager_client().await.create_secret().name(&secret_id).secret_string(value).send().await;
     if let Err(e) = created {

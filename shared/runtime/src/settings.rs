@@ -144,9 +144,9 @@ pub enum AwsTlsRoots {
     /// that carry the API secret and the cases. The default, except in the China regions.
     Amazon,
     /// `mozilla`: Mozilla's roots, all of them (the Cabital client's store). The default in
-    /// the China regions (`cn-*`), whose endpoints AWS does not serve itself; and the
-    /// setting for an endpoint override (`AWS_ENDPOINT_URL`) served over HTTPS by
-    /// something else.
+    /// the China regions (`cn-*`), a partition apart whose endpoint certificates are not
+    /// assumed to be Amazon Trust Services'; and the setting for an endpoint override
+    /// (`AWS_ENDPOINT_URL`) served over HTTPS by something else.
     Mozilla,
 }
 
@@ -165,8 +165,7 @@ impl FromStr for AwsTlsRoots {
 impl AwsTlsRoots {
     /// `AWS_TLS_ROOTS`, or the default for `AWS_REGION`.
     pub fn from_env() -> Result<Self, SettingError> {
-        let region = std::env::var("AWS_REGION").or_else(|_| std::env::var("AWS_DEFAULT_REGION")).unwrap_or_default();
-        parsed_or("AWS_TLS_ROOTS", Self::default_for(&region))
+        parsed_or("AWS_TLS_ROOTS", Self::default_for(&region_in_env().unwrap_or_default()))
     }
 
     /// `mozilla` in the China regions, `amazon` elsewhere.
@@ -329,7 +328,7 @@ mod tests {
     }
 
     #[test]
-    fn the_roots_setting_defaults_by_partition_and_names_itself_when_bad() {
+    fn the_roots_setting_parses_and_defaults_by_partition() {
         assert_eq!(AwsTlsRoots::default_for("eu-west-1"), AwsTlsRoots::Amazon);
         assert_eq!(AwsTlsRoots::default_for("us-gov-west-1"), AwsTlsRoots::Amazon);
         assert_eq!(AwsTlsRoots::default_for("cn-north-1"), AwsTlsRoots::Mozilla);
