@@ -455,12 +455,7 @@ fn init_rows(
 /// What the figures say, in words, from this run's numbers.
 fn findings(results: &Results, sizes: &[Size]) -> String {
     let mut notes = Vec::new();
-    let hello = init_of(&results.init, "hello", "release").map(|i| i.median_ms);
-    let worst = ["cases-api", "webhook", "reconcile"]
-        .iter()
-        .filter_map(|f| init_of(&results.init, f, "release"))
-        .map(|i| i.median_ms)
-        .fold(0.0_f64, f64::max);
+    let (hello, worst) = floor_and_worst(&results.init);
     if let Some(h) = hello
         && worst > 2.0 * h
     {
@@ -579,14 +574,20 @@ fn findings(results: &Results, sizes: &[Size]) -> String {
     out
 }
 
-/// The functions' own init (AWS answering at once) beside the floor's, for the init finding.
-fn instant_note(results: &Results) -> String {
-    let hello = init_of(&results.init_instant, "hello", "release").map(|i| i.median_ms);
+/// The hello floor's median init in a set of runs, and the slowest function's (0 if none).
+fn floor_and_worst(inits: &[Init]) -> (Option<f64>, f64) {
+    let hello = init_of(inits, "hello", "release").map(|i| i.median_ms);
     let worst = ["cases-api", "webhook", "reconcile"]
         .iter()
-        .filter_map(|f| init_of(&results.init_instant, f, "release"))
+        .filter_map(|f| init_of(inits, f, "release"))
         .map(|i| i.median_ms)
         .fold(0.0_f64, f64::max);
+    (hello, worst)
+}
+
+/// The functions' own init (AWS answering at once) beside the floor's, for the init finding.
+fn instant_note(results: &Results) -> String {
+    let (hello, worst) = floor_and_worst(&results.init_instant);
     match hello {
         Some(h) if worst > 0.0 => format!(
             " Measured again in the same run with AWS answering at once (`bench/src/instant_aws.rs`: the same two \
