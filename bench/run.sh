@@ -19,7 +19,7 @@
 # rate-limited sandbox (a second one, whose cases are not screened yet). Everything it starts is stopped on exit, error or Ctrl-C.
 #
 # Environment (defaults in brackets):
-#   BENCH_INIT_RUNS [10]  BENCH_REQUESTS [200]  BENCH_RECONCILE_CASES [250]
+#   BENCH_INIT_RUNS [30]  BENCH_REQUESTS [200]  BENCH_RECONCILE_CASES [250]
 #   BENCH_RATE_LIMIT [50] (per second)  BENCH_LATENCY_MS [50]
 #   BENCH_MEASUREMENT_SECS [3] (criterion, per micro-benchmark)
 set -euo pipefail
@@ -46,7 +46,7 @@ done
 if ((QUICK)); then
     : "${BENCH_INIT_RUNS:=3}" "${BENCH_REQUESTS:=40}" "${BENCH_RECONCILE_CASES:=50}" "${BENCH_MEASUREMENT_SECS:=1}"
 fi
-INIT_RUNS=${BENCH_INIT_RUNS:-10}
+INIT_RUNS=${BENCH_INIT_RUNS:-30}
 REQUESTS=${BENCH_REQUESTS:-200}
 RECONCILE_CASES=${BENCH_RECONCILE_CASES:-250}
 RATE_LIMIT=${BENCH_RATE_LIMIT:-50}

@@ -89,7 +89,7 @@ async fn run_measure(flags: &Flags) -> Result<(), BoxError> {
         api_key: flags.required("api-key")?.to_owned(),
         api_secret: flags.required("api-secret")?.to_owned(),
         logs: PathBuf::from(flags.required("logs")?),
-        init_runs: flags.number("init-runs", 10)?,
+        init_runs: flags.number("init-runs", 30)?,
         requests: flags.number("requests", 200)?,
         reconcile_cases: flags.number("reconcile-cases", 250)?,
         rate_limit: flags.number("rate-limit", 50)?,

@@ -339,6 +339,7 @@ pub async fn measure(plan: &Plan) -> Result<Results, BoxError> {
 async fn init_runs(plan: &Plan, programs: &[(Program, String)], env: &Env, problems: &mut Vec<String>) -> Vec<Init> {
     let mut runs: Vec<Vec<f64>> = vec![Vec::new(); programs.len()];
     let mut cpu_runs: Vec<Vec<f64>> = vec![Vec::new(); programs.len()];
+    let mut rounds: Vec<Vec<usize>> = vec![Vec::new(); programs.len()];
     for round in 0..=plan.init_runs {
         for (i, (program, _)) in programs.iter().enumerate() {
             match Running::launch(program, env, &[], &plan.logs).await {
@@ -346,6 +347,7 @@ async fn init_runs(plan: &Plan, programs: &[(Program, String)], env: &Env, probl
                     running.stop();
                     if round > 0 {
                         runs[i].push(ms(init));
+                        rounds[i].push(round);
                         if let Some(cpu) = cpu {
                             cpu_runs[i].push(ms(cpu));
                         }
@@ -356,7 +358,7 @@ async fn init_runs(plan: &Plan, programs: &[(Program, String)], env: &Env, probl
         }
     }
     let mut inits = Vec::new();
-    for (((program, profile), runs_ms), cpu_runs_ms) in programs.iter().zip(runs).zip(cpu_runs) {
+    for ((((program, profile), runs_ms), cpu_runs_ms), rounds) in programs.iter().zip(runs).zip(cpu_runs).zip(rounds) {
         if runs_ms.is_empty() {
             continue;
         }
@@ -369,6 +371,7 @@ async fn init_runs(plan: &Plan, programs: &[(Program, String)], env: &Env, probl
             median_ms,
             cpu_runs_ms,
             cpu_median_ms,
+            rounds,
         });
     }
     inits

@@ -48,6 +48,49 @@ pub struct Init {
     /// Their median.
     #[serde(default)]
     pub cpu_median_ms: f64,
+    /// The round each of `runs_ms` was timed in (rounds interleave the programs), to
+    /// pair a run with the floor's of the same round.
+    #[serde(default)]
+    pub rounds: Vec<usize>,
+}
+
+/// `subject`'s init over `floor`'s, paired by round: each round's ratio is taken
+/// between runs a few milliseconds apart, so a busy moment of the machine (it is
+/// shared) weighs on both sides of it. The median ratio and the middle half's bounds
+/// (25th and 75th percentiles); `None` without a common round.
+pub fn paired_ratio(subject: &Init, floor: &Init) -> Option<Ratio> {
+    let ratios: Vec<f64> = subject
+        .rounds
+        .iter()
+        .zip(&subject.runs_ms)
+        .filter_map(|(round, ms)| {
+            let at = floor.rounds.iter().position(|r| r == round)?;
+            let f = *floor.runs_ms.get(at)?;
+            (f > 0.0).then(|| ms / f)
+        })
+        .collect();
+    if ratios.is_empty() {
+        return None;
+    }
+    Some(Ratio {
+        median: median(&ratios),
+        low: percentile(&ratios, 25.0),
+        high: percentile(&ratios, 75.0),
+        pairs: ratios.len(),
+    })
+}
+
+/// A ratio over paired runs: its median and middle half.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ratio {
+    /// The median of the rounds' ratios.
+    pub median: f64,
+    /// Their 25th percentile.
+    pub low: f64,
+    /// Their 75th percentile.
+    pub high: f64,
+    /// How many rounds had both runs.
+    pub pairs: usize,
 }
 
 /// The first two invocations of one kind, and the median of the rest.
@@ -208,6 +251,30 @@ mod tests {
         assert_eq!(percentile(&hundred, 99.0), 99.0);
         assert_eq!(percentile(&[7.0], 99.0), 7.0);
         assert_eq!(percentile(&[], 50.0), 0.0);
+    }
+
+    fn init(runs_ms: &[f64], rounds: &[usize]) -> Init {
+        Init { runs_ms: runs_ms.to_vec(), rounds: rounds.to_vec(), ..Init::default() }
+    }
+
+    #[test]
+    fn paired_ratio_pairs_runs_of_the_same_round() {
+        // Round 2 was slow for both: paired, it does not move the ratio.
+        let floor = init(&[1.0, 1.0, 4.0, 1.0], &[1, 2, 3, 4]);
+        let subject = init(&[2.0, 2.0, 8.0, 2.0], &[1, 2, 3, 4]);
+        let r = paired_ratio(&subject, &floor).expect("four pairs");
+        assert_eq!((r.median, r.low, r.high, r.pairs), (2.0, 2.0, 2.0, 4));
+        // A round the floor missed is left out, not paired with another round's run.
+        let floor = init(&[1.0, 2.0], &[1, 3]);
+        let subject = init(&[1.5, 9.0, 3.0], &[1, 2, 3]);
+        let r = paired_ratio(&subject, &floor).expect("two pairs");
+        assert_eq!((r.median, r.low, r.high, r.pairs), (1.5, 1.5, 1.5, 2));
+        assert_eq!(paired_ratio(&subject, &init(&[1.0], &[7])), None);
+        // Spread: the middle half's bounds by nearest rank.
+        let floor = init(&[1.0; 4], &[1, 2, 3, 4]);
+        let subject = init(&[1.0, 2.0, 3.0, 4.0], &[1, 2, 3, 4]);
+        let r = paired_ratio(&subject, &floor).expect("four pairs");
+        assert_eq!((r.low, r.median, r.high), (1.0, 2.5, 3.0));
     }
 
     #[test]
