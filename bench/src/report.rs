@@ -446,7 +446,10 @@ fn init_rows(
         let vs_hello = vs_floor(i, h);
         let vs_python = p / i.median_ms;
         let (target, verdict) = if own {
-            ("≤ 2x hello; ≥ 5x faster than Python", format!("{} / {}", met(vs_hello.median <= 2.0), met(vs_python >= 5.0)))
+            (
+                "≤ 2x hello; ≥ 5x faster than Python",
+                format!("{} / {}", met(vs_hello.median <= 2.0), met(vs_python >= 5.0)),
+            )
         } else {
             ("≥ 5x faster than Python (≤ 2x hello: on the functions' own init)", met(vs_python >= 5.0).to_owned())
         };
