@@ -413,9 +413,10 @@ pub fn render(results: &Results, sizes: &[Size], criterion: &Path, meta: &Meta) 
     }
     out.push_str(&findings(results, sizes));
     out.push_str(
-        "\nMB = 10^6 bytes. Init runs are interleaved (one of each program per round) after one untimed warm-up \
-         each; each function fetches its secret from moto during init, the Python peer too. Latencies are from the \
-         event handed out by the local Runtime API to the result posted back.\n",
+        "\nMB = 10^6 bytes. Init runs are interleaved (one of each program per round, in an order shuffled per \
+         round) after one untimed warm-up round; a function's ratio to the floor is the median of the rounds' \
+         ratios. Each function fetches its secret during init, the Python peer too. Latencies are from the event \
+         handed out by the local Runtime API to the result posted back.\n",
     );
     out
 }
@@ -474,7 +475,8 @@ fn vs_floor(subject: &Init, floor: &Init) -> Ratio {
     })
 }
 
-/// "1.9x hello (per round: middle half 1.8-2.0x)".
+/// "1.91x hello (median of 30 rounds' ratios; middle half 1.66-2.06x)", or "1.9x hello"
+/// for an older run's results, which do not say their rounds.
 fn ratio_text(r: &Ratio) -> String {
     if r.pairs == 0 {
         return format!("{:.1}x hello", r.median);
