@@ -286,13 +286,13 @@ mod tests {
         use rustls_pki_types::pem::PemObject;
         let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(MOZILLA_ROOTS_PEM.as_bytes())
             .collect::<Result<_, _>>()
-            .expect("valid PEM");
+            .expect("valid PEM"); // ok: test code over the compiled-in roots
         assert_eq!(certs.len(), webpki_root_certs::TLS_SERVER_ROOT_CERTS.len());
         assert!(certs.len() > 100, "Mozilla's store has well over 100 roots, got {}", certs.len());
         for (ours, theirs) in certs.iter().zip(webpki_root_certs::TLS_SERVER_ROOT_CERTS) {
             assert_eq!(ours.as_ref(), theirs.as_ref());
             // What the SDK does with each (and panics on, were one unparseable).
-            webpki::anchor_from_trusted_cert(ours).expect("a usable trust anchor");
+            webpki::anchor_from_trusted_cert(ours).expect("a usable trust anchor"); // ok: test code over the compiled-in roots
         }
     }
 
@@ -300,8 +300,8 @@ mod tests {
         use rustls_pki_types::pem::PemObject;
         rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
             .map(|c| {
-                let c = c.expect("valid PEM");
-                webpki::anchor_from_trusted_cert(&c).expect("a usable trust anchor").subject.as_ref().to_vec()
+                let c = c.expect("valid PEM"); // ok: test code over the compiled-in roots
+                webpki::anchor_from_trusted_cert(&c).expect("a usable trust anchor").subject.as_ref().to_vec() // ok: test code over the compiled-in roots
             })
             .collect()
     }

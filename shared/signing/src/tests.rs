@@ -6,7 +6,7 @@ const SECRET: &str = "test-secret-0123456789";
 const KEY: &str = "test-key";
 
 fn creds() -> Credentials {
-    Credentials::new(KEY, SECRET).unwrap()
+    Credentials::new(KEY, SECRET).unwrap() // ok: test code, fixed input
 }
 
 struct Vector {
@@ -153,7 +153,7 @@ fn verify_names_each_failure() {
     let mut h = headers(v);
     h.access_timestamp = Some("1623828309");
     assert_eq!(check(h, v.ts, "POST", v.path, body), VerifyError::Mismatch);
-    let wrong = Credentials::new(KEY, "another-secret").unwrap();
+    let wrong = Credentials::new(KEY, "another-secret").unwrap(); // ok: test code, fixed input
     assert_eq!(verify(&wrong, policy(), headers(v), v.ts, "POST", v.path, body).unwrap_err(), VerifyError::Mismatch);
 }
 
@@ -172,7 +172,7 @@ fn secrets_never_show_in_debug_or_errors() {
 
 #[test]
 fn secret_json_is_parsed_and_checked() {
-    let c = Credentials::from_secret_json(r#"{"apiKey": "k1", "apiSecret": "s1"}"#).unwrap();
+    let c = Credentials::from_secret_json(r#"{"apiKey": "k1", "apiSecret": "s1"}"#).unwrap(); // ok: test code, fixed input
     assert_eq!(c.api_key().as_str(), "k1");
     assert!(Credentials::from_secret_json(r#"{"apiKey": "", "apiSecret": "s1"}"#).is_err());
     assert!(Credentials::from_secret_json(r#"{"apiKey": "k", "apiSecret": ""}"#).is_err());
