@@ -385,8 +385,8 @@ mod tests {
     async fn count_calls(wrap: bool) -> ((usize, usize), (usize, usize)) {
         use std::sync::atomic::{AtomicUsize, Ordering};
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(); // ok: test code
+        let port = listener.local_addr().unwrap().port(); // ok: test code
         let server = tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
                 tokio::spawn(async move {
@@ -445,8 +445,8 @@ mod tests {
     /// with SIGSTOP, a hung endpoint): fetching the secret fails within the time limits.
     #[tokio::test]
     async fn a_secrets_manager_that_hangs_fails_within_the_time_limits() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(); // ok: test code
+        let port = listener.local_addr().unwrap().port(); // ok: test code
         let held = tokio::spawn(async move {
             let mut open = Vec::new();
             while let Ok((socket, _)) = listener.accept().await {
@@ -455,7 +455,7 @@ mod tests {
         });
         let sdk = test_sdk(port).load().await;
         let settings = CabitalSettings {
-            base_url: Url::parse("http://127.0.0.1:9").unwrap(),
+            base_url: Url::parse("http://127.0.0.1:9").unwrap(), // ok: test code
             secret_id: "hung".into(),
             encoding: SignatureEncoding::Hex,
             secret_ttl: Duration::from_secs(30),
