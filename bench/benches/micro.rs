@@ -34,7 +34,7 @@ fn intake(
     headers: IncomingHeaders<'_>,
     body: &[u8],
 ) -> Option<(WebhookNotification, String, String)> {
-    let policy = VerifyPolicy { tolerance_secs: 300, encoding: SignatureEncoding::Hex };
+    let policy = VerifyPolicy { tolerance_secs: 300 };
     verify(creds, policy, headers, TIMESTAMP, "POST", WEBHOOK_PATH, body).ok()?;
     let notification: WebhookNotification = serde_json::from_slice(body).ok()?;
     let text = std::str::from_utf8(body).ok()?.to_owned();
@@ -51,7 +51,7 @@ fn benches(c: &mut Criterion) {
         access_timestamp: Some(&signed.access_timestamp),
         access_sign: Some(&signed.access_sign),
     };
-    let policy = VerifyPolicy { tolerance_secs: 300, encoding: SignatureEncoding::Hex };
+    let policy = VerifyPolicy { tolerance_secs: 300 };
     if intake(&creds, headers, body).is_none() {
         panic!("the sample webhook does not pass intake");
     }

@@ -1,6 +1,7 @@
 //! The webhook intake: `POST /webhooks/cabital`, public (the function authenticates).
 //!
-//! Bound the body (413), verify the signature over the raw bytes (401), parse strictly
+//! Bound the body (413), verify the signature over the raw bytes (401; with
+//! `WEBHOOK_AUTH=refetch` an unverified delivery is a notice instead), parse strictly
 //! (400), store durably and idempotently (503 when it cannot, so that Cabital retries),
 //! answer 200, after a refresh bounded in time.
 
@@ -10,7 +11,7 @@ use cabital_signing::{HEADER_KEY, HEADER_SIGN, HEADER_TIMESTAMP, IncomingHeaders
 use gateway_runtime::Problem;
 use gateway_runtime::metrics::{Unit, emit};
 use gateway_runtime::problem::json_response;
-use kyc_service::{Delivery, Gateway, RefreshOutcome, WebhookSettings};
+use kyc_service::{Delivery, Gateway, RefreshOutcome, Verification, WebhookSettings};
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 
 /// What the handler needs, built once per cold start.
@@ -68,14 +69,12 @@ async fn receive(app: &App, request: &Request, request_id: &str, started: Instan
     match app.gateway.receive_webhook(&app.settings, delivery).await {
         Ok(accepted) => {
             let duplicate = !accepted.recorded.first_delivery;
-            let refresh = match accepted.refresh {
-                RefreshOutcome::Changed => "changed",
-                RefreshOutcome::Unchanged => "unchanged",
-                RefreshOutcome::Deferred => "deferred",
-            };
+            let refresh = accepted.refresh.as_str();
+            let verification = accepted.verification.as_str();
             tracing::info!(
                 request_id,
                 case_system_id = %accepted.case_system_id,
+                verification,
                 deliveries = accepted.recorded.deliveries,
                 duplicate,
                 case_was_known = accepted.recorded.case_was_known,
@@ -83,11 +82,13 @@ async fn receive(app: &App, request: &Request, request_id: &str, started: Instan
                 latency_ms = latency() as u64,
                 "webhook stored"
             );
+            let notice = accepted.verification != Verification::Signed;
             emit(
                 &[("Function", "webhook")],
                 &[
                     ("WebhookReceived", 1.0, Unit::Count),
                     ("WebhookDuplicate", f64::from(u8::from(duplicate)), Unit::Count),
+                    ("WebhookUnverified", f64::from(u8::from(notice)), Unit::Count),
                     ("WebhookUnknownCase", f64::from(u8::from(!accepted.recorded.case_was_known)), Unit::Count),
                     (
                         "WebhookRefreshFailed",
@@ -101,6 +102,7 @@ async fn receive(app: &App, request: &Request, request_id: &str, started: Instan
                 200,
                 &Stored {
                     stored: true,
+                    verification,
                     deliveries: accepted.recorded.deliveries,
                     duplicate,
                     case_known: accepted.recorded.case_was_known,
@@ -126,13 +128,17 @@ async fn receive(app: &App, request: &Request, request_id: &str, started: Instan
 }
 
 /// The answer to a stored delivery. Cabital only needs the 2xx; the rest is for people
-/// reading the delivery log: a case the table did not know yet (`caseKnown: false`) is
-/// kept and reported, and `refresh` says whether Cabital's current state was applied
-/// (`changed`, `unchanged`) or left for the reconciler (`deferred`).
+/// reading the delivery log: `verification` says what the delivery was taken as
+/// (`signed`; `late_repeat`, an old signature over a body already received; or
+/// `notice_*`, an unverified notice), a case the table did not know yet
+/// (`caseKnown: false`) is kept and reported, and `refresh` says whether Cabital's
+/// current state was applied (`changed`, `unchanged`), left for the reconciler
+/// (`deferred`), or not asked again within a minute for a known notice (`skipped`).
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Stored {
     stored: bool,
+    verification: &'static str,
     deliveries: u32,
     duplicate: bool,
     case_known: bool,

@@ -379,3 +379,171 @@ async fn only_post_is_taken() {
     assert_eq!((a.status, a.code()), (405, "method_not_allowed"), "{}", a.text);
     assert_eq!(table_items(&h).await, 0);
 }
+
+// ---------------------------------------------------------------- Cabital's unknowns
+// Where Cabital's page is silent (the encoding, which secret, whether webhooks are
+// signed, how old a resend's headers are), a real delivery must not be lost to our
+// guess, and an unverified one may cost at most a rate-limited GET, never a claim.
+
+#[tokio::test]
+async fn either_encoding_and_a_separate_webhook_secret_verify() {
+    use cabital_signing::SignatureEncoding::{Base64, Hex};
+    let h = harness(|_| {}).await;
+    let app = app(&h);
+    let (id, ext) = create_case(&h, "Ivan Blocklisted").await;
+    let body = webhook_body(&id, &ext, "SUGGEST_TO_REJECT", REJECT_COMMENT);
+    let bytes = body.as_bytes();
+    for (i, encoding) in [Hex, Base64].into_iter().enumerate() {
+        let headers = signature_in(encoding, API_KEY, API_SECRET, now_unix(), PATH, bytes);
+        let a = deliver(&app, &event("POST", PATH, "", &headers, bytes)).await;
+        assert_eq!((a.status, a.body["verification"].as_str()), (200, Some("signed")), "{encoding}: {}", a.text);
+        assert_eq!(a.body["deliveries"], i + 1);
+    }
+
+    // The secret gains a webhook secret of its own (no webhook key: any ACCESS-KEY).
+    const HOOK_SECRET: &str = "partner-provided-webhook-secret-1";
+    let value = format!(r#"{{"apiKey":"{API_KEY}","apiSecret":"{API_SECRET}","webhookSecret":"{HOOK_SECRET}"}}"#);
+    test_support::secretsmanager_client()
+        .await
+        .put_secret_value()
+        .secret_id(&h.secret_id)
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap();
+    h.gateway.cabital.credentials().refresh().await.unwrap();
+    let by_hook = signature_in(Base64, "cabital-webhooks", HOOK_SECRET, now_unix(), PATH, bytes);
+    let a = deliver(&app, &event("POST", PATH, "", &by_hook, bytes)).await;
+    assert_eq!((a.status, a.body["deliveries"].as_u64()), (200, Some(3)), "{}", a.text);
+    // The API secret stays accepted beside it; a third secret does not.
+    let a = deliver(&app, &signed_event(&body)).await;
+    assert_eq!((a.status, a.body["deliveries"].as_u64()), (200, Some(4)), "{}", a.text);
+    let forged = signature_in(Base64, "cabital-webhooks", "third-secret", now_unix(), PATH, bytes);
+    let a = deliver(&app, &event("POST", PATH, "", &forged, bytes)).await;
+    assert_eq!((a.status, a.code()), (401, "signature_mismatch"), "{}", a.text);
+    assert_eq!(webhook_events(&timeline(&h, &id).await), [(4, Suggestion::SuggestToReject)]);
+}
+
+#[tokio::test]
+async fn a_late_signed_delivery_is_a_hint_never_a_state_change() {
+    let h = harness(|_| {}).await;
+    let app = app(&h);
+    let (id, ext) = create_case(&h, "Ivan Blocklisted").await;
+    let body = webhook_body(&id, &ext, "SUGGEST_TO_REJECT", REJECT_COMMENT);
+    let a = deliver(&app, &signed_event(&body)).await;
+    assert_eq!((a.status, a.body["refresh"].as_str()), (200, Some("changed")), "{}", a.text);
+
+    // Cabital resends it with its first attempt's headers, hours old: one more delivery
+    // of the same body, and a refresh at most once a minute per case.
+    let gets = sandbox_gets(&h);
+    let late = deliver(&app, &signed_event_aged(&body, 5 * 3_600)).await;
+    assert_eq!(late.status, 200, "{}", late.text);
+    assert_eq!(late.body["verification"], "late_repeat", "{}", late.text);
+    assert_eq!((late.body["deliveries"].as_u64(), late.body["refresh"].as_str()), (Some(2), Some("unchanged")));
+    let again = deliver(&app, &signed_event_aged(&body, 18 * 3_600)).await;
+    assert_eq!((again.body["deliveries"].as_u64(), again.body["refresh"].as_str()), (Some(3), Some("skipped")));
+    assert_eq!(sandbox_gets(&h), gets + 1, "one GET for two late repeats within a minute");
+
+    // A late body never seen, claiming another suggestion: kept as an unverified notice;
+    // the case keeps what Cabital's GET says.
+    let claim = webhook_body(&id, &ext, "SUGGEST_TO_ACCEPT", "all clear");
+    let notice = deliver(&app, &signed_event_aged(&claim, 3_600)).await;
+    assert_eq!((notice.status, notice.body["verification"].as_str()), (200, Some("notice_late_signature")));
+    let events = timeline(&h, &id).await;
+    assert_eq!(webhook_events(&events), [(3, Suggestion::SuggestToReject)]);
+    assert_eq!(notice_events(&events), [(1, kyc_store::NoticeReason::LateSignature)]);
+    let case = case(&h, &id).await.unwrap();
+    assert_eq!(case.suggestion, Some(Suggestion::SuggestToReject), "never the notice's claim");
+    assert!(!case.needs_refresh, "the GET settled it");
+
+    // A late delivery for a case neither the gateway nor Cabital knows: refused, nothing kept.
+    let stranger = CaseSystemId::new(uuid::Uuid::new_v4());
+    let items = table_items(&h).await;
+    let body = webhook_body(&stranger, &new_external_id(), "SUGGEST_TO_REJECT", REJECT_COMMENT);
+    let refused = deliver(&app, &signed_event_aged(&body, 3_600)).await;
+    assert_eq!((refused.status, refused.code()), (404, "case_unknown_to_cabital"), "{}", refused.text);
+    assert_eq!(table_items(&h).await, items, "nothing stored");
+}
+
+#[tokio::test]
+async fn refetch_mode_takes_unsigned_notices_and_the_state_only_from_cabital() {
+    let h = harness(|_| {}).await;
+    let app = refetch_app(&h);
+    let (id, ext) = create_case(&h, "Ivan Blocklisted").await;
+    // An unsigned delivery claiming the opposite of what Cabital says.
+    let claim = webhook_body(&id, &ext, "SUGGEST_TO_ACCEPT", "all clear");
+    let gets = sandbox_gets(&h);
+    let first = deliver(&app, &unsigned_event(&claim)).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(first.body["verification"], "notice_unsigned");
+    assert_eq!(first.body["refresh"], "changed", "read from Cabital at once");
+    let case_now = case(&h, &id).await.unwrap();
+    assert_eq!(case_now.suggestion, Some(Suggestion::SuggestToReject), "Cabital's GET, not the notice");
+    // Repeats of the known body within a minute: counted, no GET.
+    for n in 2..=4u64 {
+        let a = deliver(&app, &unsigned_event(&claim)).await;
+        assert_eq!(
+            (a.status, a.body["deliveries"].as_u64(), a.body["refresh"].as_str()),
+            (200, Some(n), Some("skipped"))
+        );
+    }
+    assert_eq!(sandbox_gets(&h), gets + 1, "one GET for four deliveries of one body");
+    // A new body always reads the case; a signature that does not verify is a notice too.
+    let other = webhook_body(&id, &ext, "NO_SUGGESTION", "another claim");
+    let forged = signature(API_KEY, "guessed-secret", now_unix(), PATH, other.as_bytes());
+    let a = deliver(&app, &event("POST", PATH, "", &forged, other.as_bytes())).await;
+    assert_eq!((a.status, a.body["verification"].as_str()), (200, Some("notice_signature_not_verified")), "{}", a.text);
+    assert_eq!(sandbox_gets(&h), gets + 2);
+
+    let events = timeline(&h, &id).await;
+    assert!(webhook_events(&events).is_empty(), "no notice is shown as Cabital's words");
+    use kyc_store::NoticeReason::{SignatureNotVerified, Unsigned};
+    assert_eq!(notice_events(&events), [(4, Unsigned), (1, SignatureNotVerified)]);
+    assert_eq!(case(&h, &id).await.unwrap().suggestion, Some(Suggestion::SuggestToReject));
+
+    // Refused, nothing stored: a malformed notice, and one naming a case Cabital does not know.
+    let items = table_items(&h).await;
+    let bad = deliver(&app, &unsigned_event("{\"caseSystemId\": 1}")).await;
+    assert_eq!((bad.status, bad.code()), (400, "malformed_body"), "{}", bad.text);
+    let stranger = CaseSystemId::new(uuid::Uuid::new_v4());
+    let body = webhook_body(&stranger, &new_external_id(), "SUGGEST_TO_REJECT", REJECT_COMMENT);
+    let unknown = deliver(&app, &unsigned_event(&body)).await;
+    assert_eq!((unknown.status, unknown.code()), (404, "case_unknown_to_cabital"), "{}", unknown.text);
+    assert_eq!(table_items(&h).await, items, "nothing stored");
+
+    // A signed delivery is still Cabital's word in refetch mode.
+    let body = webhook_body(&id, &ext, "SUGGEST_TO_REJECT", REJECT_COMMENT);
+    let signed = deliver(&app, &signed_event(&body)).await;
+    assert_eq!((signed.status, signed.body["verification"].as_str()), (200, Some("signed")));
+}
+
+#[tokio::test]
+async fn a_notice_links_an_unknown_creation_with_cabitals_ids_never_the_bodys() {
+    let h = harness(|_| {}).await;
+    let app = refetch_app(&h);
+    // Cabital has the case; the gateway's reservation of its external id is UNKNOWN.
+    let (id, ext) = create_case_at_cabital_only(&h, "Ivan Blocklisted").await;
+    let ext_id = cabital_client::ExternalCaseId::parse(&ext).unwrap();
+    let now = gateway_runtime::now();
+    let hash = kyc_service::request_hash(b"submitted");
+    let token = match h.store.reserve_external_id(&ext_id, &hash, &cabital_client::Pii("{}".into()), now).await {
+        Ok(kyc_store::Reservation::Reserved { token }) => token,
+        other => panic!("{other:?}"),
+    };
+    h.store.mark_unknown(&ext_id, token, now).await.unwrap();
+
+    // An unsigned notice names the case, and another (made-up) external id.
+    let body = webhook_body(&id, "not-the-real-external-id", "SUGGEST_TO_ACCEPT", "all clear");
+    let a = deliver(&app, &unsigned_event(&body)).await;
+    assert_eq!((a.status, a.body["caseKnown"].as_bool()), (200, Some(false)), "{}", a.text);
+    let case = case(&h, &id).await.expect("the case is recorded from Cabital's GET");
+    assert_eq!(case.external_case_id.as_str(), ext, "the external id is Cabital's, not the body's");
+    assert_eq!(case.suggestion, Some(Suggestion::SuggestToReject));
+    assert!(!case.needs_refresh);
+    let reservation = h.store.get_external(&ext_id).await.unwrap().unwrap();
+    assert_eq!((reservation.state, reservation.case_system_id), (kyc_store::ExtState::Created, Some(id)));
+    let fake = cabital_client::ExternalCaseId::parse("not-the-real-external-id").unwrap();
+    assert!(h.store.get_external(&fake).await.unwrap().is_none());
+    let kinds = kinds(&timeline(&h, &id).await);
+    assert!(kinds.contains(&EventKind::UnverifiedNotice) && !kinds.contains(&EventKind::Webhook), "{kinds:?}");
+}

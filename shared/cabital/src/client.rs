@@ -46,7 +46,7 @@ impl ClientConfig {
     pub fn new(base_url: Url) -> Self {
         ClientConfig {
             base_url,
-            encoding: SignatureEncoding::Hex,
+            encoding: SignatureEncoding::default(),
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(8),
             max_attempts: 3,

@@ -66,7 +66,7 @@ pub struct CabitalSettings {
     pub base_url: Url,
     /// `CABITAL_SECRET_ID`: the Secrets Manager secret holding `{"apiKey", "apiSecret"}`.
     pub secret_id: String,
-    /// `CABITAL_SIGNATURE_ENCODING`: `hex` (default) or `base64`.
+    /// `CABITAL_SIGNATURE_ENCODING`: `base64` (default) or `hex`, for the calls we send.
     pub encoding: SignatureEncoding,
     /// `CABITAL_SECRET_TTL_SECS`: how long the secret is cached (default 300).
     pub secret_ttl: Duration,
@@ -94,7 +94,7 @@ impl CabitalSettings {
         Ok(CabitalSettings {
             base_url,
             secret_id: required("CABITAL_SECRET_ID")?,
-            encoding: parsed_or("CABITAL_SIGNATURE_ENCODING", SignatureEncoding::Hex)?,
+            encoding: parsed_or("CABITAL_SIGNATURE_ENCODING", SignatureEncoding::default())?,
             secret_ttl: seconds_or("CABITAL_SECRET_TTL_SECS", 300)?,
             request_timeout: Duration::from_millis(parsed_or("CABITAL_REQUEST_TIMEOUT_MS", 8000)?),
             max_attempts,

@@ -15,4 +15,4 @@ pub use error::GatewayError;
 pub use gateway::{Gateway, Refreshed, TimelineQuery, request_hash};
 pub use reconcile::{ReconcileError, ReconcileSettings, Summary};
 pub use views::{CaseView, CaseWithTimeline, Created, EventView, ExternalLookup};
-pub use webhook::{Accepted, Delivery, RefreshOutcome, WebhookError, WebhookSettings};
+pub use webhook::{Accepted, Delivery, RefreshOutcome, Verification, WebhookAuth, WebhookError, WebhookSettings};

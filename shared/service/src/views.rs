@@ -120,6 +120,23 @@ impl From<&Event> for EventView {
                     "suggestion": suggestion,
                 })
             }
+            // Never shown as Cabital's words: the body as received, and why it was not verified.
+            EventDetail::UnverifiedNotice {
+                body,
+                body_sha256,
+                deliveries,
+                first_received_at,
+                last_received_at,
+                reason,
+            } => json!({
+                "body": raw_json(body.expose()),
+                "bodySha256": body_sha256,
+                "deliveries": deliveries,
+                "firstReceivedAt": format_time(*first_received_at),
+                "lastReceivedAt": format_time(*last_received_at),
+                "verified": false,
+                "reason": reason.as_str(),
+            }),
             EventDetail::Refreshed(c) | EventDetail::Reconciled(c) => change(c),
             EventDetail::Decision { decision, comment } => {
                 json!({"decision": decision, "comment": comment.as_ref().map(|p| p.expose())})

@@ -1,30 +1,66 @@
 //! Webhook intake: verify the raw bytes, parse strictly, make it durable, then refresh.
+//!
+//! A webhook is a hint; the truth is a signed `GET` of the case. A delivery whose
+//! signature verifies within the window is Cabital's word and is stored as a webhook.
+//! One whose signature verifies but is old (Cabital resends failed deliveries with
+//! their first attempt's headers) and, with `WEBHOOK_AUTH=refetch`, one that is not
+//! signed or does not verify, are hints: answered 2xx, kept as an unverified notice
+//! (or one more delivery of a body already known), and the case's state taken only
+//! from Cabital's `GET`. A notice costs at most one `GET` per case per minute once its
+//! body is known, and is refused when Cabital does not know its case.
 
+use std::str::FromStr;
 use std::time::Duration;
 
-use cabital_client::{Pii, WebhookNotification};
-use cabital_signing::{IncomingHeaders, SignatureEncoding, VerifyError, VerifyPolicy, verify};
+use cabital_client::{CabitalError, CaseSystemId, Pii, WebhookNotification};
+use cabital_signing::{IncomingHeaders, Verified, VerifyError, verify_signature};
 use gateway_runtime::Problem;
 use gateway_runtime::settings::{SettingError, parsed_or};
-use kyc_store::{RemoteCheck, StoreError, WebhookReceipt, WebhookRecorded};
+use kyc_store::{CaseRecord, NoticeReason, RemoteCheck, RemoteState, StoreError, WebhookReceipt, WebhookRecorded};
 
 use crate::gateway::{Gateway, request_hash};
 
 /// A signature that does not verify makes the secret be fetched again, at most this often.
 const CREDENTIALS_RECHECK: Duration = Duration::from_secs(60);
 
+/// A notice whose body is already known reads its case from Cabital at most this often.
+pub const NOTICE_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// `WEBHOOK_AUTH`: what an unsigned or unverifiable delivery is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WebhookAuth {
+    /// `signature`: refused with 401 (a late but genuine signature is still taken).
+    #[default]
+    Signature,
+    /// `refetch`: taken as an unverified notice, and the case read from Cabital.
+    Refetch,
+}
+
+impl FromStr for WebhookAuth {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "signature" => Ok(WebhookAuth::Signature),
+            "refetch" => Ok(WebhookAuth::Refetch),
+            _ => Err("must be `signature` or `refetch`".into()),
+        }
+    }
+}
+
 /// The webhook's settings.
 #[derive(Debug, Clone)]
 pub struct WebhookSettings {
-    /// `WEBHOOK_TOLERANCE_SECS`: how far `ACCESS-TIMESTAMP` may be from now (default 300).
+    /// `WEBHOOK_TOLERANCE_SECS`: how far `ACCESS-TIMESTAMP` may be from now for a
+    /// delivery to count as fresh (default 300). Older signed deliveries are taken as
+    /// late: a hint, never a state change by themselves.
     pub tolerance_secs: u64,
     /// `WEBHOOK_SIGNED_PATH`: the path Cabital signs, when API Gateway shows another
     /// (stage prefix, custom domain). Default: the path received.
     pub signed_path: Option<String>,
     /// `WEBHOOK_MAX_BODY_BYTES`: the largest body accepted (default 64 KiB).
     pub max_body_bytes: usize,
-    /// `CABITAL_SIGNATURE_ENCODING`: `hex` (default) or `base64`.
-    pub encoding: SignatureEncoding,
+    /// `WEBHOOK_AUTH`: `signature` (default) or `refetch`.
+    pub auth: WebhookAuth,
     /// `WEBHOOK_REFRESH_TIMEOUT_MS`: the most the refresh may take before answering (default 3000).
     pub refresh_timeout: Duration,
 }
@@ -42,7 +78,7 @@ impl WebhookSettings {
             tolerance_secs: parsed_or("WEBHOOK_TOLERANCE_SECS", 300)?,
             signed_path,
             max_body_bytes: parsed_or("WEBHOOK_MAX_BODY_BYTES", 64 * 1024)?,
-            encoding: parsed_or("CABITAL_SIGNATURE_ENCODING", SignatureEncoding::Hex)?,
+            auth: parsed_or("WEBHOOK_AUTH", WebhookAuth::default())?,
             refresh_timeout: Duration::from_millis(parsed_or("WEBHOOK_REFRESH_TIMEOUT_MS", 3000)?),
         })
     }
@@ -54,7 +90,7 @@ impl Default for WebhookSettings {
             tolerance_secs: 300,
             signed_path: None,
             max_body_bytes: 64 * 1024,
-            encoding: SignatureEncoding::Hex,
+            auth: WebhookAuth::default(),
             refresh_timeout: Duration::from_secs(3),
         }
     }
@@ -90,6 +126,13 @@ pub enum WebhookError {
     /// The credentials to verify with could not be had: Cabital should retry.
     #[error("credentials unavailable")]
     Credentials,
+    /// An unverified notice names a case Cabital does not know: nothing is stored.
+    #[error("Cabital does not know the case the notice names")]
+    UnknownToCabital,
+    /// An unverified notice names a case the gateway does not know, and Cabital could not
+    /// be asked about it: nothing is stored, the sender should retry.
+    #[error("Cabital could not be asked about the notice's case")]
+    CabitalUnavailable,
     /// The event could not be stored: Cabital must retry.
     #[error("not stored: {0}")]
     Store(#[from] StoreError),
@@ -103,6 +146,8 @@ impl WebhookError {
             WebhookError::Unauthorized(e) => e.code(),
             WebhookError::Malformed(_) => "malformed_body",
             WebhookError::Credentials => "credentials_unavailable",
+            WebhookError::UnknownToCabital => "case_unknown_to_cabital",
+            WebhookError::CabitalUnavailable => "cabital_unavailable",
             WebhookError::Store(_) => "store_unavailable",
         }
     }
@@ -116,7 +161,10 @@ impl WebhookError {
             WebhookError::Malformed(detail) => {
                 Problem::new(400, "malformed_body", "The body is not a case screening result").detail(detail.clone())
             }
-            WebhookError::Credentials | WebhookError::Store(_) => {
+            WebhookError::UnknownToCabital => {
+                Problem::new(404, self.reason(), "Cabital does not know the case this notice names")
+            }
+            WebhookError::Credentials | WebhookError::CabitalUnavailable | WebhookError::Store(_) => {
                 Problem::new(503, self.reason(), "Not stored; retry later").retry_after(Duration::from_secs(5))
             }
         }
@@ -132,6 +180,45 @@ pub enum RefreshOutcome {
     Unchanged,
     /// The refresh failed or timed out: the case stays marked for the reconciler.
     Deferred,
+    /// A notice whose body is known, within a minute of the case's last read: not read
+    /// again now; the case stays marked for the reconciler.
+    Skipped,
+}
+
+impl RefreshOutcome {
+    /// For logs and the answer: `changed`, `unchanged`, `deferred`, `skipped`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefreshOutcome::Changed => "changed",
+            RefreshOutcome::Unchanged => "unchanged",
+            RefreshOutcome::Deferred => "deferred",
+            RefreshOutcome::Skipped => "skipped",
+        }
+    }
+}
+
+/// What a delivery was taken as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// Signed, within the window: Cabital's word.
+    Signed,
+    /// Signed, outside the window, body already received: one more delivery of it.
+    LateRepeat,
+    /// An unverified notice.
+    Notice(NoticeReason),
+}
+
+impl Verification {
+    /// For logs, metrics and the answer.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verification::Signed => "signed",
+            Verification::LateRepeat => "late_repeat",
+            Verification::Notice(NoticeReason::Unsigned) => "notice_unsigned",
+            Verification::Notice(NoticeReason::SignatureNotVerified) => "notice_signature_not_verified",
+            Verification::Notice(NoticeReason::LateSignature) => "notice_late_signature",
+        }
+    }
 }
 
 /// The result of an accepted delivery.
@@ -143,6 +230,15 @@ pub struct Accepted {
     pub refresh: RefreshOutcome,
     /// The case.
     pub case_system_id: cabital_client::CaseSystemId,
+    /// What the delivery was taken as.
+    pub verification: Verification,
+}
+
+/// What verifying a delivery's signature found.
+enum Authenticity {
+    Fresh,
+    Late(Verified),
+    Unverified(NoticeReason),
 }
 
 impl Gateway {
@@ -157,13 +253,47 @@ impl Gateway {
         if d.body.len() > settings.max_body_bytes {
             return Err(WebhookError::TooLarge(d.body.len()));
         }
-        let credentials = self.cabital.credentials().get().await.map_err(|_| WebhookError::Credentials)?;
-        let policy = VerifyPolicy { tolerance_secs: settings.tolerance_secs, encoding: settings.encoding };
+        let authenticity = self.authenticate(settings, &d).await?;
+        let (notification, body) =
+            WebhookNotification::from_body(d.body).map_err(|e| WebhookError::Malformed(e.detail().to_owned()))?;
+        let body_sha256 = request_hash(d.body);
+        let id = notification.case_system_id;
+        match authenticity {
+            Authenticity::Fresh => {
+                let receipt = signed_receipt(&notification, body, body_sha256);
+                let recorded = self.store.record_webhook(&receipt, gateway_runtime::now()).await?;
+                let refresh = self.bounded_refresh(settings, id).await;
+                Ok(Accepted { recorded, refresh, case_system_id: id, verification: Verification::Signed })
+            }
+            Authenticity::Late(verified) => {
+                tracing::info!(
+                    case_system_id = %id,
+                    skew_secs = verified.skew_secs,
+                    signed_with = verified.signed_with.as_str(),
+                    "signed delivery outside the window: taken as a hint"
+                );
+                if self.store.body_seen(&id, &body_sha256, false).await? {
+                    let receipt = signed_receipt(&notification, body, body_sha256);
+                    self.take_hint(settings, receipt, true, Verification::LateRepeat).await
+                } else {
+                    self.take_notice(settings, &notification, body, body_sha256, NoticeReason::LateSignature).await
+                }
+            }
+            Authenticity::Unverified(reason) => {
+                self.take_notice(settings, &notification, body, body_sha256, reason).await
+            }
+        }
+    }
+
+    /// Checks the signature (either encoding, the webhook secret or the API secret) and
+    /// its age. A signature that does not verify makes the secret be fetched again (it
+    /// may have rotated), at most once a minute.
+    async fn authenticate(&self, settings: &WebhookSettings, d: &Delivery<'_>) -> Result<Authenticity, WebhookError> {
         let path = settings.signed_path.as_deref().unwrap_or(d.path_and_query);
-        match verify(&credentials, policy, d.headers, d.now_unix, d.method, path, d.body) {
-            Ok(_) => {}
-            // The secret may have rotated since it was cached: look again, at most
-            // once a minute, then verify once more.
+        let check =
+            |c: &cabital_signing::Credentials| verify_signature(c, d.headers, d.now_unix, d.method, path, d.body);
+        let credentials = self.cabital.credentials().get().await.map_err(|_| WebhookError::Credentials)?;
+        let outcome = match check(&credentials) {
             Err(VerifyError::UnknownKey | VerifyError::Mismatch) => {
                 let fresh = self
                     .cabital
@@ -171,37 +301,141 @@ impl Gateway {
                     .refresh_if_older_than(CREDENTIALS_RECHECK)
                     .await
                     .map_err(|_| WebhookError::Credentials)?;
-                verify(&fresh, policy, d.headers, d.now_unix, d.method, path, d.body)?;
+                check(&fresh)
             }
-            Err(e) => return Err(e.into()),
-        }
-
-        let (notification, body) =
-            WebhookNotification::from_body(d.body).map_err(|e| WebhookError::Malformed(e.detail().to_owned()))?;
-        let receipt = WebhookReceipt {
-            case_system_id: notification.case_system_id,
-            external_case_id: notification.external_case_id.clone(),
-            suggestion: notification.case_suggestion,
-            suggestion_comment: notification.comment.clone(),
-            body: Pii(body.to_owned()),
-            body_sha256: request_hash(d.body),
+            other => other,
         };
-        let recorded = self.store.record_webhook(&receipt, gateway_runtime::now()).await?;
-        let id = notification.case_system_id;
+        match outcome {
+            Ok(v) if v.skew_secs.unsigned_abs() <= settings.tolerance_secs => Ok(Authenticity::Fresh),
+            Ok(v) => Ok(Authenticity::Late(v)),
+            Err(e) => match settings.auth {
+                WebhookAuth::Signature => Err(WebhookError::Unauthorized(e)),
+                WebhookAuth::Refetch => Ok(Authenticity::Unverified(if d.headers.unsigned() {
+                    NoticeReason::Unsigned
+                } else {
+                    NoticeReason::SignatureNotVerified
+                })),
+            },
+        }
+    }
 
+    /// An unverified notice: the ids and state it records come from the stored case or
+    /// from Cabital's `GET`, never from the body.
+    async fn take_notice(
+        &self,
+        settings: &WebhookSettings,
+        notification: &WebhookNotification,
+        body: &str,
+        body_sha256: String,
+        reason: NoticeReason,
+    ) -> Result<Accepted, WebhookError> {
+        let id = notification.case_system_id;
+        let verification = Verification::Notice(reason);
+        if let Some(case) = self.store.get_case(&id).await? {
+            let body_known = self.store.body_seen(&id, &body_sha256, true).await?;
+            let receipt = notice_receipt_from_case(&case, body, body_sha256, reason);
+            return self.take_hint(settings, receipt, body_known, verification).await;
+        }
+        // A case the gateway does not know: only Cabital's answer says whether it exists.
+        let remote = match tokio::time::timeout(settings.refresh_timeout, self.cabital.get_case(id)).await {
+            Ok(Ok(remote)) => remote,
+            Ok(Err(CabitalError::Status { status: 404, .. })) => return Err(WebhookError::UnknownToCabital),
+            Ok(Err(e)) => {
+                tracing::warn!(case_system_id = %id, error = %e, "notice for an unknown case: Cabital not reachable");
+                return Err(WebhookError::CabitalUnavailable);
+            }
+            Err(_) => {
+                tracing::warn!(case_system_id = %id, "notice for an unknown case: Cabital did not answer in time");
+                return Err(WebhookError::CabitalUnavailable);
+            }
+        };
+        let asked_at = gateway_runtime::now();
+        let _ = self.store.claim_refetch(&id, asked_at, NOTICE_REFETCH_INTERVAL).await;
+        let receipt = WebhookReceipt {
+            notice: Some(reason),
+            case_system_id: id,
+            external_case_id: remote.external_case_id.clone(),
+            suggestion: remote.suggestion,
+            suggestion_comment: remote.suggestion_comment.clone(),
+            body: Pii(body.to_owned()),
+            body_sha256,
+        };
+        let recorded = self.store.record_webhook(&receipt, asked_at).await?;
+        // The case was made from this very answer: apply it to clear the refresh mark,
+        // without a second GET unless another writer got there meanwhile.
+        let state = RemoteState::from(&remote);
+        let refresh = match self.store.apply_remote_state(&id, 1, &state, RemoteCheck::Refreshed, asked_at).await {
+            Ok(applied) if applied.changed => RefreshOutcome::Changed,
+            Ok(_) => RefreshOutcome::Unchanged,
+            Err(_) => self.bounded_refresh(settings, id).await,
+        };
+        Ok(Accepted { recorded, refresh, case_system_id: id, verification })
+    }
+
+    /// A hint about a known case: count the delivery durably, then read the case from
+    /// Cabital, unless its body is known and the case was read in the last minute.
+    async fn take_hint(
+        &self,
+        settings: &WebhookSettings,
+        receipt: WebhookReceipt,
+        body_known: bool,
+        verification: Verification,
+    ) -> Result<Accepted, WebhookError> {
+        let id = receipt.case_system_id;
+        let now = gateway_runtime::now();
+        let claimed = self.store.claim_refetch(&id, now, NOTICE_REFETCH_INTERVAL).await?;
+        let recorded = self.store.record_webhook(&receipt, now).await?;
         let refresh =
-            match tokio::time::timeout(settings.refresh_timeout, self.refresh(id, RemoteCheck::Refreshed)).await {
-                Ok(Ok(r)) if r.changed => RefreshOutcome::Changed,
-                Ok(Ok(_)) => RefreshOutcome::Unchanged,
-                Ok(Err(e)) => {
-                    tracing::warn!(case_system_id = %id, error = %e, "refresh failed; left for the reconciler");
-                    RefreshOutcome::Deferred
-                }
-                Err(_) => {
-                    tracing::warn!(case_system_id = %id, "refresh timed out; left for the reconciler");
-                    RefreshOutcome::Deferred
-                }
-            };
-        Ok(Accepted { recorded, refresh, case_system_id: id })
+            if body_known && !claimed { RefreshOutcome::Skipped } else { self.bounded_refresh(settings, id).await };
+        Ok(Accepted { recorded, refresh, case_system_id: id, verification })
+    }
+
+    /// Reads the case from Cabital and applies it, within the refresh's time limit; a
+    /// failure leaves the case marked for the reconciler.
+    async fn bounded_refresh(&self, settings: &WebhookSettings, id: CaseSystemId) -> RefreshOutcome {
+        match tokio::time::timeout(settings.refresh_timeout, self.refresh(id, RemoteCheck::Refreshed)).await {
+            Ok(Ok(r)) if r.changed => RefreshOutcome::Changed,
+            Ok(Ok(_)) => RefreshOutcome::Unchanged,
+            Ok(Err(e)) => {
+                tracing::warn!(case_system_id = %id, error = %e, "refresh failed; left for the reconciler");
+                RefreshOutcome::Deferred
+            }
+            Err(_) => {
+                tracing::warn!(case_system_id = %id, "refresh timed out; left for the reconciler");
+                RefreshOutcome::Deferred
+            }
+        }
+    }
+}
+
+/// A verified delivery: its values are Cabital's words.
+fn signed_receipt(notification: &WebhookNotification, body: &str, body_sha256: String) -> WebhookReceipt {
+    WebhookReceipt {
+        notice: None,
+        case_system_id: notification.case_system_id,
+        external_case_id: notification.external_case_id.clone(),
+        suggestion: Some(notification.case_suggestion),
+        suggestion_comment: notification.comment.clone(),
+        body: Pii(body.to_owned()),
+        body_sha256,
+    }
+}
+
+/// A notice about a known case: the external id (which links reservations) is the
+/// stored case's, not the body's.
+fn notice_receipt_from_case(
+    case: &CaseRecord,
+    body: &str,
+    body_sha256: String,
+    reason: NoticeReason,
+) -> WebhookReceipt {
+    WebhookReceipt {
+        notice: Some(reason),
+        case_system_id: case.case_system_id,
+        external_case_id: case.external_case_id.clone(),
+        suggestion: case.suggestion,
+        suggestion_comment: case.suggestion_comment.clone(),
+        body: Pii(body.to_owned()),
+        body_sha256,
     }
 }

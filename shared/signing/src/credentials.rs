@@ -35,11 +35,30 @@ impl fmt::Debug for ApiKey {
     }
 }
 
-/// An API key and its secret.
+/// An API key and its secret, and the secret Cabital signs webhooks with when it is not
+/// the API secret.
 #[derive(Clone)]
 pub struct Credentials {
     api_key: ApiKey,
     api_secret: SecretString,
+    webhook: Option<WebhookSecret>,
+}
+
+/// A secret that signs webhooks only (`webhookSecret`), with its key when one is given
+/// (`webhookKey`). Cabital's sister API signs webhooks with a secret "provided by the
+/// partner", which need not be the API secret.
+#[derive(Clone)]
+struct WebhookSecret {
+    key: Option<ApiKey>,
+    secret: SecretString,
+}
+
+/// One secret that may have signed a webhook, for [`crate::verify_signature`].
+pub(crate) struct Signer<'a> {
+    /// The `ACCESS-KEY` that goes with it; `None`: any (or none).
+    pub(crate) key: Option<&'a str>,
+    pub(crate) secret: &'a [u8],
+    pub(crate) signed_with: crate::SignedWith,
 }
 
 impl Credentials {
@@ -49,21 +68,50 @@ impl Credentials {
         if api_secret.is_empty() {
             return Err(CredentialsError::Malformed("apiSecret is empty"));
         }
-        Ok(Credentials { api_key: ApiKey::new(api_key)?, api_secret: SecretString::from(api_secret) })
+        Ok(Credentials { api_key: ApiKey::new(api_key)?, api_secret: SecretString::from(api_secret), webhook: None })
     }
 
-    /// Parses the secret's JSON value: `{"apiKey": "...", "apiSecret": "..."}`.
+    /// The same credentials, with a separate secret for webhooks (and its key, if any).
+    pub fn with_webhook_secret(
+        mut self,
+        webhook_key: Option<String>,
+        webhook_secret: impl Into<String>,
+    ) -> Result<Self, CredentialsError> {
+        let secret: String = webhook_secret.into();
+        if secret.is_empty() {
+            return Err(CredentialsError::Malformed("webhookSecret is empty"));
+        }
+        let key = match webhook_key {
+            Some(k) => Some(ApiKey::new(k).map_err(|_| CredentialsError::Malformed("webhookKey is empty"))?),
+            None => None,
+        };
+        self.webhook = Some(WebhookSecret { key, secret: SecretString::from(secret) });
+        Ok(self)
+    }
+
+    /// Parses the secret's JSON value: `{"apiKey": "...", "apiSecret": "..."}`, with an
+    /// optional `"webhookSecret"` (and `"webhookKey"`) when Cabital signs webhooks with a
+    /// secret of their own.
     pub fn from_secret_json(text: &str) -> Result<Self, CredentialsError> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Raw {
             api_key: String,
             api_secret: SecretString,
+            #[serde(default)]
+            webhook_key: Option<String>,
+            #[serde(default)]
+            webhook_secret: Option<SecretString>,
         }
         // serde_json's error text can quote the input: never pass it on.
         let raw: Raw = serde_json::from_str(text)
             .map_err(|_| CredentialsError::Malformed("secret is not {\"apiKey\", \"apiSecret\"} JSON"))?;
-        Credentials::new(raw.api_key, raw.api_secret.expose_secret())
+        let credentials = Credentials::new(raw.api_key, raw.api_secret.expose_secret())?;
+        match (raw.webhook_secret, raw.webhook_key) {
+            (Some(secret), key) => credentials.with_webhook_secret(key, secret.expose_secret()),
+            (None, Some(_)) => Err(CredentialsError::Malformed("webhookKey is given without webhookSecret")),
+            (None, None) => Ok(credentials),
+        }
     }
 
     /// The API key.
@@ -71,14 +119,45 @@ impl Credentials {
         &self.api_key
     }
 
+    /// Whether a separate webhook secret is held.
+    pub fn has_webhook_secret(&self) -> bool {
+        self.webhook.is_some()
+    }
+
     pub(crate) fn secret_bytes(&self) -> &[u8] {
         self.api_secret.expose_secret().as_bytes()
+    }
+
+    /// The secrets a webhook may be signed with: the webhook secret first, when held,
+    /// then the API secret. The API secret stays accepted beside a webhook secret: its
+    /// holder can already call Cabital's API, so it proves as much, and deliveries signed
+    /// before the webhook secret was set (Cabital resends them with their first headers,
+    /// up to a day later) are not lost to the switch.
+    pub(crate) fn webhook_signers(&self) -> Vec<Signer<'_>> {
+        let mut signers = Vec::with_capacity(2);
+        if let Some(w) = &self.webhook {
+            signers.push(Signer {
+                key: w.key.as_ref().map(ApiKey::as_str),
+                secret: w.secret.expose_secret().as_bytes(),
+                signed_with: crate::SignedWith::WebhookSecret,
+            });
+        }
+        signers.push(Signer {
+            key: Some(self.api_key.as_str()),
+            secret: self.secret_bytes(),
+            signed_with: crate::SignedWith::ApiSecret,
+        });
+        signers
     }
 }
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials").field("api_key", &self.api_key).field("api_secret", &"[redacted]").finish()
+        f.debug_struct("Credentials")
+            .field("api_key", &self.api_key)
+            .field("api_secret", &"[redacted]")
+            .field("webhook_secret", &self.webhook.as_ref().map(|_| "[redacted]"))
+            .finish()
     }
 }
 

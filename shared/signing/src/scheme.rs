@@ -19,16 +19,19 @@ pub const HEADER_TIMESTAMP: &str = "ACCESS-TIMESTAMP";
 /// Header carrying the signature.
 pub const HEADER_SIGN: &str = "ACCESS-SIGN";
 
-/// How the 32-byte digest is written in `ACCESS-SIGN`.
+/// How the 32-byte digest is written in `ACCESS-SIGN` on the calls we send.
 ///
-/// Cabital's page does not say; lowercase hex is our reading. A partner whose account
-/// differs changes this one setting (`CABITAL_SIGNATURE_ENCODING`), not code.
+/// Cabital's page does not say. Its signing paragraph is the text of an exchange API
+/// that base64-encodes the digest, and Cabital's sister API (Connect) writes Base64:
+/// base64 is the default, hex one setting away (`CABITAL_SIGNATURE_ENCODING`; the
+/// `doctor` command tells which one Cabital accepts). Incoming webhooks are verified in
+/// either encoding: see [`verify_signature`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SignatureEncoding {
     /// Lowercase hexadecimal, 64 characters.
-    #[default]
     Hex,
     /// Standard base64 with padding, 44 characters.
+    #[default]
     Base64,
 }
 
@@ -40,15 +43,23 @@ impl SignatureEncoding {
         }
     }
 
-    fn decode(self, text: &str) -> Option<Vec<u8>> {
-        match self {
-            // Accept either case of hex on the way in: a peer printing upper case still
-            // signed the same digest.
-            SignatureEncoding::Hex => hex::decode(text).ok(),
-            SignatureEncoding::Base64 => base64::engine::general_purpose::STANDARD.decode(text).ok(),
+    /// Reads a signature written in either encoding: 64 hex digits (either case: a peer
+    /// printing upper case signed the same digest) or 44 characters of padded base64.
+    /// The two lengths differ, so a text is never read both ways.
+    fn decode_any(text: &str) -> Option<(SignatureEncoding, [u8; DIGEST_LEN])> {
+        let mut digest = [0u8; DIGEST_LEN];
+        if text.len() == 2 * DIGEST_LEN {
+            hex::decode_to_slice(text, &mut digest).ok()?;
+            return Some((SignatureEncoding::Hex, digest));
         }
+        let bytes = base64::engine::general_purpose::STANDARD.decode(text).ok()?;
+        let digest: [u8; DIGEST_LEN] = bytes.try_into().ok()?;
+        Some((SignatureEncoding::Base64, digest))
     }
 }
+
+/// The length of an HMAC-SHA256 digest.
+const DIGEST_LEN: usize = 32;
 
 impl FromStr for SignatureEncoding {
     type Err = UnknownEncoding;
@@ -144,7 +155,8 @@ pub enum VerifyError {
     /// without a leading zero.
     #[error("ACCESS-TIMESTAMP is not a whole number of seconds")]
     BadTimestamp,
-    /// The timestamp is further from now than the tolerance, in either direction.
+    /// The signature matches, but the timestamp is further from now than the tolerance,
+    /// in either direction: a genuine but late (or early) request.
     #[error("ACCESS-TIMESTAMP is {skew_secs} s away from now, more than the {tolerance_secs} s allowed")]
     Expired {
         /// `timestamp - now`, in seconds.
@@ -152,12 +164,12 @@ pub enum VerifyError {
         /// The tolerance in force.
         tolerance_secs: u64,
     },
-    /// `ACCESS-KEY` is not the key we hold.
+    /// `ACCESS-KEY` is not a key we hold.
     #[error("ACCESS-KEY is not a known key")]
     UnknownKey,
-    /// `ACCESS-SIGN` is not in the configured encoding.
-    #[error("ACCESS-SIGN is not valid {0}")]
-    BadEncoding(SignatureEncoding),
+    /// `ACCESS-SIGN` is neither 64 hex digits nor 44 characters of base64.
+    #[error("ACCESS-SIGN is neither hex nor base64 of a SHA-256 HMAC")]
+    BadEncoding,
     /// The signature does not match the request.
     #[error("ACCESS-SIGN does not match the request")]
     Mismatch,
@@ -171,7 +183,7 @@ impl VerifyError {
             VerifyError::BadTimestamp => "bad_timestamp",
             VerifyError::Expired { .. } => "timestamp_out_of_tolerance",
             VerifyError::UnknownKey => "unknown_key",
-            VerifyError::BadEncoding(_) => "bad_signature_encoding",
+            VerifyError::BadEncoding => "bad_signature_encoding",
             VerifyError::Mismatch => "signature_mismatch",
         }
     }
@@ -188,33 +200,83 @@ pub struct IncomingHeaders<'a> {
     pub access_sign: Option<&'a str>,
 }
 
+impl IncomingHeaders<'_> {
+    /// Whether the request carries no signature at all (neither timestamp nor signature).
+    pub fn unsigned(&self) -> bool {
+        let blank = |v: Option<&str>| v.is_none_or(|s| s.trim().is_empty());
+        blank(self.access_timestamp) && blank(self.access_sign)
+    }
+}
+
 /// Verification settings.
 #[derive(Debug, Clone, Copy)]
 pub struct VerifyPolicy {
     /// How far the timestamp may be from now, either way.
     pub tolerance_secs: u64,
-    /// The encoding of `ACCESS-SIGN`.
-    pub encoding: SignatureEncoding,
 }
 
-/// Verifies a signed request against the credentials we hold.
+/// Which of the held secrets made a verified signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignedWith {
+    /// The secret's optional `webhookSecret`.
+    WebhookSecret,
+    /// The API secret.
+    ApiSecret,
+}
+
+impl SignedWith {
+    /// For logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignedWith::WebhookSecret => "webhook_secret",
+            SignedWith::ApiSecret => "api_secret",
+        }
+    }
+}
+
+/// A signature that matched, whatever its age.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    /// `ACCESS-TIMESTAMP`.
+    pub timestamp: i64,
+    /// `timestamp - now`, in seconds.
+    pub skew_secs: i64,
+    /// How `ACCESS-SIGN` was written.
+    pub encoding: SignatureEncoding,
+    /// Which secret made it.
+    pub signed_with: SignedWith,
+}
+
+/// Checks a signed request's signature against the credentials we hold, not its age.
 ///
-/// Checks, in order: headers present, key known, timestamp well-formed and within the
-/// tolerance of `now`, then the signature over the raw body bytes in constant time.
-pub fn verify(
+/// Checks, in order: timestamp and signature headers present, timestamp well-formed,
+/// the signature read in either encoding, then the HMAC over the raw body bytes, in
+/// constant time, with each secret that may sign webhooks ([`Credentials::webhook_signers`]):
+/// the `webhookSecret` first when there is one, then the API secret. A secret that comes
+/// with a key is tried only when `ACCESS-KEY` is that key.
+pub fn verify_signature(
     credentials: &Credentials,
-    policy: VerifyPolicy,
     headers: IncomingHeaders<'_>,
     now: i64,
     method: &str,
     request_path: &str,
     body: &[u8],
-) -> Result<i64, VerifyError> {
-    let key = present(headers.access_key, HEADER_KEY)?;
+) -> Result<Verified, VerifyError> {
+    let signers = credentials.webhook_signers();
+    let key = headers.access_key.map(str::trim).filter(|k| !k.is_empty());
+    if key.is_none() && signers.iter().all(|s| s.key.is_some()) {
+        return Err(VerifyError::MissingHeader(HEADER_KEY));
+    }
     let ts_text = present(headers.access_timestamp, HEADER_TIMESTAMP)?;
     let sign_text = present(headers.access_sign, HEADER_SIGN)?;
-
-    if !bool::from(key.trim().as_bytes().ct_eq(credentials.api_key().as_str().as_bytes())) {
+    // Constant time against each key held; keys are not secret, but cost nothing to hide.
+    let key_matches = |held: Option<&str>| match (held, key) {
+        (None, _) => true,
+        (Some(held), Some(given)) => bool::from(given.as_bytes().ct_eq(held.as_bytes())),
+        (Some(_), None) => false,
+    };
+    let candidates: Vec<_> = signers.iter().filter(|s| key_matches(s.key)).collect();
+    if candidates.is_empty() {
         return Err(VerifyError::UnknownKey);
     }
     let ts_text = ts_text.trim();
@@ -229,16 +291,38 @@ pub fn verify(
         return Err(VerifyError::BadTimestamp);
     }
     let timestamp: i64 = ts_text.parse().map_err(|_| VerifyError::BadTimestamp)?;
-    let skew = timestamp.saturating_sub(now);
-    if skew.unsigned_abs() > policy.tolerance_secs {
-        return Err(VerifyError::Expired { skew_secs: skew, tolerance_secs: policy.tolerance_secs });
+    let (encoding, given) = SignatureEncoding::decode_any(sign_text.trim()).ok_or(VerifyError::BadEncoding)?;
+    for signer in candidates {
+        // The MAC's own verify compares in constant time.
+        if mac(signer.secret, timestamp, method, request_path, body).verify_slice(&given).is_ok() {
+            return Ok(Verified {
+                timestamp,
+                skew_secs: timestamp.saturating_sub(now),
+                encoding,
+                signed_with: signer.signed_with,
+            });
+        }
     }
-    let given = policy.encoding.decode(sign_text.trim()).ok_or(VerifyError::BadEncoding(policy.encoding))?;
-    // The MAC's own verify compares in constant time.
-    mac(credentials.secret_bytes(), timestamp, method, request_path, body)
-        .verify_slice(&given)
-        .map_err(|_| VerifyError::Mismatch)?;
-    Ok(timestamp)
+    Err(VerifyError::Mismatch)
+}
+
+/// Verifies a signed request: [`verify_signature`], then the timestamp within the
+/// tolerance of `now`. [`VerifyError::Expired`] is answered only for a signature that
+/// matched.
+pub fn verify(
+    credentials: &Credentials,
+    policy: VerifyPolicy,
+    headers: IncomingHeaders<'_>,
+    now: i64,
+    method: &str,
+    request_path: &str,
+    body: &[u8],
+) -> Result<i64, VerifyError> {
+    let verified = verify_signature(credentials, headers, now, method, request_path, body)?;
+    if verified.skew_secs.unsigned_abs() > policy.tolerance_secs {
+        return Err(VerifyError::Expired { skew_secs: verified.skew_secs, tolerance_secs: policy.tolerance_secs });
+    }
+    Ok(verified.timestamp)
 }
 
 fn present<'h>(value: Option<&'h str>, name: &'static str) -> Result<&'h str, VerifyError> {

@@ -77,7 +77,7 @@ fn method_is_upper_cased_in_the_prehash() {
 }
 
 fn policy() -> VerifyPolicy {
-    VerifyPolicy { tolerance_secs: 30, encoding: SignatureEncoding::Hex }
+    VerifyPolicy { tolerance_secs: 30 }
 }
 
 fn headers(v: &'static Vector) -> IncomingHeaders<'static> {
@@ -97,15 +97,94 @@ fn verify_accepts_every_vector() {
 }
 
 #[test]
-fn verify_accepts_base64_and_upper_case_hex() {
+fn verify_accepts_either_encoding_of_the_same_digest() {
+    for v in VECTORS {
+        let body = v.body.as_bytes();
+        let upper = leak(v.hex.to_ascii_uppercase());
+        for (text, encoding) in
+            [(v.hex, SignatureEncoding::Hex), (upper, SignatureEncoding::Hex), (v.b64, SignatureEncoding::Base64)]
+        {
+            let mut h = headers(v);
+            h.access_sign = Some(text);
+            let got = verify_signature(&creds(), h, v.ts, v.method, v.path, body).unwrap(); // ok: test code
+            assert_eq!((got.timestamp, got.encoding, got.signed_with), (v.ts, encoding, SignedWith::ApiSecret));
+        }
+    }
+    // Base64 of another digest, and base64 without its padding, are refused.
     let v = &VECTORS[0];
     let mut h = headers(v);
-    let upper = leak(v.hex.to_ascii_uppercase());
-    h.access_sign = Some(upper);
-    assert!(verify(&creds(), policy(), h, v.ts, v.method, v.path, v.body.as_bytes()).is_ok());
-    h.access_sign = Some(v.b64);
-    let p = VerifyPolicy { encoding: SignatureEncoding::Base64, ..policy() };
-    assert!(verify(&creds(), p, h, v.ts, v.method, v.path, v.body.as_bytes()).is_ok());
+    h.access_sign = Some(VECTORS[1].b64);
+    assert_eq!(verify(&creds(), policy(), h, v.ts, v.method, v.path, v.body.as_bytes()), Err(VerifyError::Mismatch));
+    h.access_sign = Some(leak(v.b64.trim_end_matches('=').to_owned()));
+    assert_eq!(verify(&creds(), policy(), h, v.ts, v.method, v.path, v.body.as_bytes()), Err(VerifyError::BadEncoding));
+}
+
+#[test]
+fn base64_is_the_default_encoding() {
+    assert_eq!(SignatureEncoding::default(), SignatureEncoding::Base64);
+}
+
+const WEBHOOK_SECRET: &str = "webhook-secret-9876";
+
+fn signed_by(secret: &str, key: Option<&'static str>, v: &'static Vector) -> IncomingHeaders<'static> {
+    let c = Credentials::new("any", secret).unwrap(); // ok: test code, fixed input
+    let h = sign(&c, SignatureEncoding::Base64, v.ts, v.method, v.path, v.body.as_bytes());
+    IncomingHeaders {
+        access_key: key,
+        access_timestamp: Some(leak(h.access_timestamp)),
+        access_sign: Some(leak(h.access_sign)),
+    }
+}
+
+#[test]
+fn a_separate_webhook_secret_verifies_beside_the_api_secret() {
+    let v = &VECTORS[0];
+    let body = v.body.as_bytes();
+    // Without a webhook key, the webhook secret's signature verifies whatever the key says, or none.
+    let c = creds().with_webhook_secret(None, WEBHOOK_SECRET).unwrap(); // ok: test code
+    for key in [None, Some("whatever"), Some(KEY)] {
+        let got = verify_signature(&c, signed_by(WEBHOOK_SECRET, key, v), v.ts, v.method, v.path, body);
+        assert_eq!(got.map(|g| g.signed_with), Ok(SignedWith::WebhookSecret), "{key:?}");
+    }
+    // The API secret, with the API key, is still taken.
+    let got = verify_signature(&c, signed_by(SECRET, Some(KEY), v), v.ts, v.method, v.path, body);
+    assert_eq!(got.map(|g| g.signed_with), Ok(SignedWith::ApiSecret));
+    // A third secret is not.
+    let got = verify_signature(&c, signed_by("third", Some(KEY), v), v.ts, v.method, v.path, body);
+    assert_eq!(got, Err(VerifyError::Mismatch));
+
+    // With a webhook key, the webhook secret is tried only under that key.
+    let c = creds().with_webhook_secret(Some("hook-key".into()), WEBHOOK_SECRET).unwrap(); // ok: test code
+    let got = verify_signature(&c, signed_by(WEBHOOK_SECRET, Some("hook-key"), v), v.ts, v.method, v.path, body);
+    assert_eq!(got.map(|g| g.signed_with), Ok(SignedWith::WebhookSecret));
+    let got = verify_signature(&c, signed_by(WEBHOOK_SECRET, Some(KEY), v), v.ts, v.method, v.path, body);
+    assert_eq!(got, Err(VerifyError::Mismatch));
+    let got = verify_signature(&c, signed_by(WEBHOOK_SECRET, Some("other"), v), v.ts, v.method, v.path, body);
+    assert_eq!(got, Err(VerifyError::UnknownKey));
+    let got = verify_signature(&c, signed_by(WEBHOOK_SECRET, None, v), v.ts, v.method, v.path, body);
+    assert_eq!(got, Err(VerifyError::MissingHeader(HEADER_KEY)));
+}
+
+#[test]
+fn expired_is_said_only_of_a_signature_that_matched() {
+    let v = &VECTORS[0];
+    let body = v.body.as_bytes();
+    let late = v.ts + 3_600;
+    let got = verify_signature(&creds(), headers(v), late, v.method, v.path, body).unwrap(); // ok: test code
+    assert_eq!(got.skew_secs, -3_600);
+    assert_eq!(
+        verify(&creds(), policy(), headers(v), late, v.method, v.path, body),
+        Err(VerifyError::Expired { skew_secs: -3_600, tolerance_secs: 30 })
+    );
+    let wrong = Credentials::new(KEY, "another-secret").unwrap(); // ok: test code, fixed input
+    assert_eq!(verify(&wrong, policy(), headers(v), late, v.method, v.path, body), Err(VerifyError::Mismatch));
+}
+
+#[test]
+fn unsigned_means_no_timestamp_and_no_signature() {
+    assert!(IncomingHeaders::default().unsigned());
+    assert!(IncomingHeaders { access_key: Some("k"), access_timestamp: Some(" "), access_sign: None }.unsigned());
+    assert!(!IncomingHeaders { access_sign: Some("x"), ..IncomingHeaders::default() }.unsigned());
 }
 
 #[test]
@@ -145,7 +224,7 @@ fn verify_names_each_failure() {
     );
     let mut h = headers(v);
     h.access_sign = Some("zz-not-hex");
-    assert_eq!(check(h, v.ts, "POST", v.path, body), VerifyError::BadEncoding(SignatureEncoding::Hex));
+    assert_eq!(check(h, v.ts, "POST", v.path, body), VerifyError::BadEncoding);
     // Tampering with each signed part.
     assert_eq!(check(headers(v), v.ts, "PUT", v.path, body), VerifyError::Mismatch);
     assert_eq!(check(headers(v), v.ts, "POST", "/api/v1/cases?x=1", body), VerifyError::Mismatch);
@@ -168,6 +247,9 @@ fn secrets_never_show_in_debug_or_errors() {
     assert!(!format!("{err:?}").contains("hunter2"));
     let src = CredentialSource::Static(c);
     assert!(!format!("{src:?}").contains(SECRET));
+    let with_hook = creds().with_webhook_secret(Some("hook-key-1".into()), WEBHOOK_SECRET).unwrap(); // ok: test code
+    let shown = format!("{with_hook:?}");
+    assert!(!shown.contains(WEBHOOK_SECRET) && !shown.contains("hook-key-1") && !shown.contains(SECRET), "{shown}");
 }
 
 #[test]
@@ -177,6 +259,21 @@ fn secret_json_is_parsed_and_checked() {
     assert!(Credentials::from_secret_json(r#"{"apiKey": "", "apiSecret": "s1"}"#).is_err());
     assert!(Credentials::from_secret_json(r#"{"apiKey": "k", "apiSecret": ""}"#).is_err());
     assert!(Credentials::from_secret_json("not json").is_err());
+    assert!(!c.has_webhook_secret());
+    let c = Credentials::from_secret_json(r#"{"apiKey": "k1", "apiSecret": "s1", "webhookSecret": "w1"}"#).unwrap(); // ok: test code
+    assert!(c.has_webhook_secret());
+    let c = Credentials::from_secret_json(
+        r#"{"apiKey": "k1", "apiSecret": "s1", "webhookKey": "wk", "webhookSecret": "w1"}"#,
+    )
+    .unwrap(); // ok: test code, fixed input
+    assert!(c.has_webhook_secret());
+    for bad in [
+        r#"{"apiKey": "k1", "apiSecret": "s1", "webhookSecret": ""}"#,
+        r#"{"apiKey": "k1", "apiSecret": "s1", "webhookKey": "wk"}"#,
+        r#"{"apiKey": "k1", "apiSecret": "s1", "webhookKey": " ", "webhookSecret": "w1"}"#,
+    ] {
+        assert!(Credentials::from_secret_json(bad).is_err(), "{bad}");
+    }
 }
 
 #[test]

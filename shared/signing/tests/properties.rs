@@ -7,7 +7,7 @@ fn creds() -> Credentials {
     Credentials::new("prop-key", "prop-secret").unwrap()
 }
 
-const POLICY: VerifyPolicy = VerifyPolicy { tolerance_secs: 300, encoding: SignatureEncoding::Hex };
+const POLICY: VerifyPolicy = VerifyPolicy { tolerance_secs: 300 };
 
 proptest! {
     #[test]
@@ -31,8 +31,9 @@ proptest! {
         path in "/[a-z0-9/?=&-]{0,60}",
         body in proptest::collection::vec(any::<u8>(), 0..256),
         flip in any::<prop::sample::Index>(),
+        encoding in prop::sample::select(vec![SignatureEncoding::Hex, SignatureEncoding::Base64]),
     ) {
-        let h = sign(&creds(), SignatureEncoding::Hex, ts, method, &path, &body);
+        let h = sign(&creds(), encoding, ts, method, &path, &body);
         let headers = IncomingHeaders {
             access_key: Some(&h.access_key),
             access_timestamp: Some(&h.access_timestamp),

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use crate::error::StoreError;
 use crate::model::{
     Attention, AttentionPriority, CaseRecord, CaseStatus, ChangedField, Event, EventDetail, EventKind, EventSource,
-    ExtRecord, ExtState, Origin, StateChange,
+    ExtRecord, ExtState, NoticeReason, Origin, StateChange,
 };
 use crate::schema::{self, ATTN_AT, ATTN_SHARD, OGS_CHECKED_AT, OGS_SHARD, PK, SK, format_time, parse_time};
 
@@ -302,6 +302,21 @@ pub(crate) fn event_item(
             item.insert("lastReceivedAt".into(), t(*last_received_at));
             item.insert("suggestion".into(), s(suggestion.as_str()));
         }
+        EventDetail::UnverifiedNotice {
+            body,
+            body_sha256,
+            deliveries,
+            first_received_at,
+            last_received_at,
+            reason,
+        } => {
+            item.insert("body".into(), s(body.expose().as_str()));
+            item.insert("bodySha256".into(), s(body_sha256.as_str()));
+            item.insert("deliveries".into(), n(u64::from(*deliveries)));
+            item.insert("firstReceivedAt".into(), t(*first_received_at));
+            item.insert("lastReceivedAt".into(), t(*last_received_at));
+            item.insert("reason".into(), s(reason.as_str()));
+        }
         EventDetail::Refreshed(change) | EventDetail::Reconciled(change) => {
             put_opt(&mut item, "fromSuggestion", change.from_suggestion.map(|v| s(v.as_str())));
             put_opt(&mut item, "toSuggestion", change.to_suggestion.map(|v| s(v.as_str())));
@@ -354,6 +369,14 @@ pub(crate) fn event_from_item(item: &Item) -> Result<Event, StoreError> {
             first_received_at: r.time("firstReceivedAt")?,
             last_received_at: r.time("lastReceivedAt")?,
             suggestion: r.parsed("suggestion", |s| s.parse().ok())?,
+        },
+        EventKind::UnverifiedNotice => EventDetail::UnverifiedNotice {
+            body: Pii(r.str("body")?.to_owned()),
+            body_sha256: r.str("bodySha256")?.to_owned(),
+            deliveries: r.u32("deliveries")?,
+            first_received_at: r.time("firstReceivedAt")?,
+            last_received_at: r.time("lastReceivedAt")?,
+            reason: r.parsed("reason", NoticeReason::parse)?,
         },
         EventKind::Refreshed => EventDetail::Refreshed(change(&r)?),
         EventKind::Reconciled => EventDetail::Reconciled(change(&r)?),

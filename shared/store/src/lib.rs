@@ -39,8 +39,9 @@ pub use error::StoreError;
 pub use index::MAX_INDEX_PAGE;
 pub use model::{
     Applied, Attention, AttentionPriority, AttentionRef, AttentionTarget, CaseRecord, CaseStatus, ChangedField,
-    CreatedCase, CreatedOutcome, Event, EventDetail, EventKind, EventSource, ExtRecord, ExtState, Origin, RemoteCheck,
-    RemoteState, Reservation, Resolution, StateChange, TimelineOrder, TimelinePage, WebhookReceipt, WebhookRecorded,
+    CreatedCase, CreatedOutcome, Event, EventDetail, EventKind, EventSource, ExtRecord, ExtState, NoticeReason, Origin,
+    RemoteCheck, RemoteState, Reservation, Resolution, StateChange, TimelineOrder, TimelinePage, WebhookReceipt,
+    WebhookRecorded,
 };
 pub use schema::{
     ATTENTION_INDEX, ATTN_AT, ATTN_SHARD, AttributeDef, IndexDefinition, KeyElement, KeyRole, OGS_CHECKED_AT,

@@ -75,6 +75,9 @@ stored_enum!(
         Created = "CREATED",
         /// A distinct webhook body was received.
         Webhook = "WEBHOOK",
+        /// A delivery whose signature could not be verified (unsigned, or signed long
+        /// ago): a hint to read the case from Cabital, never Cabital's words.
+        UnverifiedNotice = "UNVERIFIED_NOTICE",
         /// The case's state was read from Cabital after a webhook or on request.
         Refreshed = "REFRESHED",
         /// The case's state was read from Cabital by the scheduled reconciler.
@@ -85,6 +88,19 @@ stored_enum!(
         OgsOn = "OGS_ON",
         /// Ongoing screening was turned off.
         OgsOff = "OGS_OFF",
+    }
+);
+
+stored_enum!(
+    /// Why a delivery was kept as an unverified notice rather than a webhook.
+    NoticeReason {
+        /// It carried no signature (`WEBHOOK_AUTH=refetch`).
+        Unsigned = "UNSIGNED",
+        /// Its signature did not verify with any secret held (`WEBHOOK_AUTH=refetch`).
+        SignatureNotVerified = "SIGNATURE_NOT_VERIFIED",
+        /// Its signature verified, but its timestamp is outside the window: a resend
+        /// with its first attempt's headers, or a replay.
+        LateSignature = "LATE_SIGNATURE",
     }
 );
 
@@ -337,15 +353,21 @@ pub struct Applied {
     pub version: u64,
 }
 
-/// A webhook delivery, verified and parsed, for [`crate::Store::record_webhook`].
+/// A webhook delivery, parsed, for [`crate::Store::record_webhook`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebhookReceipt {
+    /// `None`: a verified delivery, whose values are Cabital's words. `Some`: an
+    /// unverified notice, kept as its own event kind under its own de-duplication key;
+    /// the other fields then come from Cabital's signed `GET` of the case, never from
+    /// the body.
+    pub notice: Option<NoticeReason>,
     /// The case it names.
     pub case_system_id: CaseSystemId,
     /// The partner's id it names.
     pub external_case_id: ExternalCaseId,
-    /// The suggestion it reports (not necessarily the latest).
-    pub suggestion: Suggestion,
+    /// The suggestion it reports (not necessarily the latest); always present in a
+    /// verified webhook, absent in a notice whose case Cabital has not screened yet.
+    pub suggestion: Option<Suggestion>,
     /// Its comment.
     pub suggestion_comment: Option<Pii<String>>,
     /// The body exactly as received.
@@ -410,6 +432,22 @@ pub enum EventDetail {
         /// The suggestion it reported.
         suggestion: Suggestion,
     },
+    /// A distinct body of an unverified notice: kept as evidence of what arrived, never
+    /// read as Cabital's words (no suggestion is taken from it).
+    UnverifiedNotice {
+        /// The body exactly as received.
+        body: Pii<String>,
+        /// Its hex SHA-256.
+        body_sha256: String,
+        /// How many times this body was delivered unverified.
+        deliveries: u32,
+        /// First delivery.
+        first_received_at: OffsetDateTime,
+        /// Latest delivery.
+        last_received_at: OffsetDateTime,
+        /// Why it is not a verified webhook.
+        reason: NoticeReason,
+    },
     /// The state read from Cabital after a webhook or on request.
     Refreshed(StateChange),
     /// The state read from Cabital by the reconciler.
@@ -433,6 +471,7 @@ impl EventDetail {
         match self {
             EventDetail::Created { .. } => EventKind::Created,
             EventDetail::Webhook { .. } => EventKind::Webhook,
+            EventDetail::UnverifiedNotice { .. } => EventKind::UnverifiedNotice,
             EventDetail::Refreshed(_) => EventKind::Refreshed,
             EventDetail::Reconciled(_) => EventKind::Reconciled,
             EventDetail::Decision { .. } => EventKind::Decision,

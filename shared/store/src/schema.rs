@@ -221,6 +221,12 @@ pub(crate) const EVENT_PREFIX: &str = "EVENT#";
 pub(crate) fn webhook_sk(body_sha256: &str) -> String {
     format!("WEBHOOK#{body_sha256}")
 }
+/// `NOTICE#<sha256 of body>`: the de-duplication item of an unverified notice's body.
+pub(crate) fn notice_sk(body_sha256: &str) -> String {
+    format!("NOTICE#{body_sha256}")
+}
+/// The item that spaces out the reads of a case from Cabital that notices cause.
+pub(crate) const REFETCH_SK: &str = "REFETCH";
 /// `ATTN#<n>`
 pub(crate) fn attn_shard(n: u8) -> String {
     format!("ATTN#{n}")

@@ -1,6 +1,7 @@
 //! Webhook deliveries: durable first, one event per distinct body, counted deliveries.
 
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use cabital_client::CaseSystemId;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -50,7 +51,7 @@ impl Store {
         }
         let id = receipt.case_system_id;
         let case_pk = schema::case_pk(&id);
-        let dedupe_sk = schema::webhook_sk(&receipt.body_sha256);
+        let dedupe_sk = dedupe_sk(receipt);
 
         for _ in 0..WEBHOOK_ATTEMPTS {
             let (dedupe, case) = futures::try_join!(
@@ -111,13 +112,25 @@ impl Store {
         case_write: TransactWriteItem,
         now: OffsetDateTime,
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
-        let detail = EventDetail::Webhook {
-            body: receipt.body.clone(),
-            body_sha256: receipt.body_sha256.clone(),
-            deliveries: 1,
-            first_received_at: now,
-            last_received_at: now,
-            suggestion: receipt.suggestion,
+        let detail = match receipt.notice {
+            None => EventDetail::Webhook {
+                body: receipt.body.clone(),
+                body_sha256: receipt.body_sha256.clone(),
+                deliveries: 1,
+                first_received_at: now,
+                last_received_at: now,
+                suggestion: receipt
+                    .suggestion
+                    .ok_or_else(|| StoreError::Invalid("a verified webhook reports a suggestion".into()))?,
+            },
+            Some(reason) => EventDetail::UnverifiedNotice {
+                body: receipt.body.clone(),
+                body_sha256: receipt.body_sha256.clone(),
+                deliveries: 1,
+                first_received_at: now,
+                last_received_at: now,
+                reason,
+            },
         };
         let (event_sk, event) = self.tx_event(&receipt.case_system_id, now, EventSource::Webhook, &detail)?;
         let dedupe = Item::from([
@@ -174,10 +187,14 @@ impl Store {
                 external_case_id: receipt.external_case_id.clone(),
                 screen_type: None,
                 origin: Origin::Webhook,
-                status: CaseStatus::Suggested,
-                suggestion: Some(receipt.suggestion),
+                status: if receipt.suggestion.is_some() {
+                    CaseStatus::Suggested
+                } else {
+                    CaseStatus::AwaitingSuggestion
+                },
+                suggestion: receipt.suggestion,
                 suggestion_comment: receipt.suggestion_comment.clone(),
-                suggestion_at: Some(now),
+                suggestion_at: receipt.suggestion.map(|_| now),
                 decision: None,
                 decision_comment: None,
                 decided_at: None,
@@ -213,6 +230,57 @@ impl Store {
         if pending && let Err(e) = self.resolve_unknown(ext, &receipt.case_system_id, EventSource::Webhook, now).await {
             tracing::warn!(error = %e, "could not link the reservation");
         }
+    }
+}
+
+impl Store {
+    /// Whether a body was already received: as a verified webhook (`notice` false) or as
+    /// an unverified notice (`notice` true).
+    pub async fn body_seen(
+        &self,
+        case_system_id: &CaseSystemId,
+        body_sha256: &str,
+        notice: bool,
+    ) -> Result<bool, StoreError> {
+        check_sha256(body_sha256, "body_sha256")?;
+        let sk = if notice { schema::notice_sk(body_sha256) } else { schema::webhook_sk(body_sha256) };
+        Ok(self.get_item(schema::case_pk(case_system_id), &sk).await?.is_some())
+    }
+
+    /// Claims the right to read a case from Cabital because of a notice: granted at most
+    /// once per `interval` per case, whatever the number of writers (a conditional put),
+    /// so that repeated notices cost at most one `GET` per case per interval.
+    pub async fn claim_refetch(
+        &self,
+        case_system_id: &CaseSystemId,
+        now: OffsetDateTime,
+        interval: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+        let cutoff = now_ms.saturating_sub(i64::try_from(interval.as_millis()).unwrap_or(i64::MAX));
+        let mut expr = Expr::new();
+        expr.set("refetchAtMs", AttributeValue::N(now_ms.to_string()));
+        let condition = format!(
+            "attribute_not_exists({}) OR {} < {}",
+            expr.name(PK),
+            expr.name("refetchAtMs"),
+            expr.value(AttributeValue::N(cutoff.to_string()))
+        );
+        let key = Self::key(schema::case_pk(case_system_id), schema::REFETCH_SK);
+        match self.update_item(key, &expr, &condition).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A verified webhook's body and an unverified notice's are de-duplicated apart: the
+/// same bytes unsigned and signed are two different claims.
+fn dedupe_sk(receipt: &WebhookReceipt) -> String {
+    match receipt.notice {
+        None => schema::webhook_sk(&receipt.body_sha256),
+        Some(_) => schema::notice_sk(&receipt.body_sha256),
     }
 }
 

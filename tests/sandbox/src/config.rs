@@ -37,11 +37,39 @@ impl fmt::Debug for Credential {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SignatureEncoding {
-    /// Lowercase hex, 64 characters (our reading of the API; upper case is refused).
-    #[default]
+    /// Lowercase hex, 64 characters (upper case is refused).
     Hex,
-    /// Standard base64 with padding.
+    /// Standard base64 with padding: the default, as the exchange API whose signing text
+    /// Cabital's page copies, and Cabital's sister API, write it.
+    #[default]
     Base64,
+}
+
+/// How webhooks are signed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum WebhookSigning {
+    /// With the first accepted API credential (read at each attempt, so a rotation through
+    /// the control API applies).
+    #[default]
+    ApiSecret,
+    /// With a credential of their own, as Cabital's sister API does with a secret
+    /// "provided by the partner".
+    Separate(Credential),
+    /// Not at all: no `ACCESS-*` headers.
+    Unsigned,
+}
+
+/// What a webhook retry carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RetryHeaders {
+    /// Each attempt signed anew, with its own timestamp.
+    #[default]
+    Fresh,
+    /// Every retry carries the first attempt's headers ("Cabital records every attempt
+    /// and can resend failed webhooks"): its timestamp as old as the retry schedule
+    /// makes it, in the sandbox's scaled time (5 min, 1 h 5 min, ... before).
+    Original,
 }
 
 /// Faults to inject. All default to "no fault". Settable at start and through
@@ -72,6 +100,10 @@ pub struct Faults {
     /// The sandbox's clock minus real time, in seconds: what `Date` says and what
     /// `ACCESS-TIMESTAMP` is checked against.
     pub clock_offset_secs: i64,
+    /// Probability (0..=1) that a webhook attempt answered 2xx is taken as failed, as
+    /// when Cabital's own timeout cuts the answer off: the delivery is retried on its
+    /// schedule (with [`RetryHeaders::Original`], under its first attempt's headers).
+    pub webhook_lost_ack_rate: f64,
 }
 
 impl Default for Faults {
@@ -86,6 +118,7 @@ impl Default for Faults {
             reorder_webhooks: false,
             reorder_window_ms: 250,
             clock_offset_secs: 0,
+            webhook_lost_ack_rate: 0.0,
         }
     }
 }
@@ -97,6 +130,7 @@ impl Faults {
             ("errorRate500", self.error_rate_500),
             ("errorRate503", self.error_rate_503),
             ("dropWebhookRate", self.drop_webhook_rate),
+            ("webhookLostAckRate", self.webhook_lost_ack_rate),
         ];
         for (name, rate) in rates {
             if !(0.0..=1.0).contains(&rate) {
@@ -124,8 +158,9 @@ impl Faults {
 pub struct SandboxConfig {
     /// Port on 127.0.0.1; 0 lets the system choose (see [`crate::SandboxHandle::addr`]).
     pub port: u16,
-    /// Accepted key/secret pairs. The first one also signs webhooks. Empty: every API
-    /// request is refused with 401 and no webhook can be signed.
+    /// Accepted key/secret pairs. The first one also signs webhooks, unless
+    /// [`SandboxConfig::webhook_signing`] says otherwise. Empty: every API request is
+    /// refused with 401 and no webhook can be signed with the API secret.
     pub credentials: Vec<Credential>,
     /// Where webhooks go; `None` sends none.
     pub webhook_url: Option<Url>,
@@ -144,6 +179,10 @@ pub struct SandboxConfig {
     pub reject_duplicate_external_id: bool,
     /// How `ACCESS-SIGN` is encoded.
     pub signature_encoding: SignatureEncoding,
+    /// How webhooks are signed.
+    pub webhook_signing: WebhookSigning,
+    /// What webhook retries carry.
+    pub retry_headers: RetryHeaders,
     /// Faults in force from the start.
     pub faults: Faults,
     /// Seed of the random generator behind faults and ids; `None` picks one (logged and
@@ -162,7 +201,9 @@ impl Default for SandboxConfig {
             webhook_delay_ms: 0,
             webhook_timeout_ms: 10_000,
             reject_duplicate_external_id: true,
-            signature_encoding: SignatureEncoding::Hex,
+            signature_encoding: SignatureEncoding::default(),
+            webhook_signing: WebhookSigning::default(),
+            retry_headers: RetryHeaders::default(),
             faults: Faults::default(),
             seed: None,
         }
@@ -185,6 +226,11 @@ impl SandboxConfig {
         }
         if let Some(url) = &self.webhook_url {
             check_webhook_url(url)?;
+        }
+        if let WebhookSigning::Separate(c) = &self.webhook_signing
+            && (c.api_key.is_empty() || c.api_secret.is_empty())
+        {
+            return Err(ConfigError::new("webhook_signing", "a separate webhook credential needs a key and a secret"));
         }
         self.faults.validate()
     }

@@ -10,7 +10,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::str::FromStr;
 
-use cabital_sandbox::{Credential, SandboxConfig, SignatureEncoding};
+use cabital_sandbox::{Credential, RetryHeaders, SandboxConfig, SignatureEncoding, WebhookSigning};
 use tracing_subscriber::EnvFilter;
 use url::Url;
 
@@ -36,7 +36,19 @@ const FLAGS: &[Flag] = &[
     Flag { name: "webhook-delay-ms", value: Some("MS"), help: "suggestion to first webhook attempt (default 0)" },
     Flag { name: "webhook-timeout-ms", value: Some("MS"), help: "timeout of one webhook attempt (default 10000)" },
     Flag { name: "allow-duplicate-external-id", value: None, help: "accept a second case with a known externalCaseId" },
-    Flag { name: "signature-encoding", value: Some("hex|base64"), help: "ACCESS-SIGN encoding (default hex)" },
+    Flag { name: "signature-encoding", value: Some("hex|base64"), help: "ACCESS-SIGN encoding (default base64)" },
+    Flag {
+        name: "webhook-key",
+        value: Some("KEY"),
+        help: "sign webhooks with this key and --webhook-secret, not the API's",
+    },
+    Flag { name: "webhook-secret", value: Some("SECRET"), help: "the webhooks' own secret (prefer the env variable)" },
+    Flag { name: "unsigned-webhooks", value: None, help: "send webhooks without ACCESS-* headers" },
+    Flag {
+        name: "retry-headers",
+        value: Some("fresh|original"),
+        help: "webhook retries signed anew (default) or under the first attempt's headers",
+    },
     Flag { name: "latency-ms", value: Some("MS"), help: "fault: added to every API response" },
     Flag { name: "error-rate-500", value: Some("P"), help: "fault: probability of an injected 500" },
     Flag { name: "error-rate-503", value: Some("P"), help: "fault: probability of an injected 503" },
@@ -46,6 +58,11 @@ const FLAGS: &[Flag] = &[
     Flag { name: "reorder-webhooks", value: None, help: "fault: random extra delay per delivery" },
     Flag { name: "reorder-window-ms", value: Some("MS"), help: "fault: that delay's window (default 250)" },
     Flag { name: "clock-offset-secs", value: Some("SECS"), help: "fault: sandbox clock minus real time" },
+    Flag {
+        name: "webhook-lost-ack-rate",
+        value: Some("P"),
+        help: "fault: probability a webhook's 2xx is taken as failed (retried)",
+    },
     Flag { name: "seed", value: Some("N"), help: "random seed, for repeatable runs" },
 ];
 
@@ -175,11 +192,27 @@ impl Args {
         }
         config.reject_duplicate_external_id = !self.switch("allow-duplicate-external-id")?;
         config.signature_encoding = match self.get("signature-encoding").as_deref() {
-            None | Some("hex") => SignatureEncoding::Hex,
+            None => SignatureEncoding::default(),
+            Some("hex") => SignatureEncoding::Hex,
             Some("base64") => SignatureEncoding::Base64,
             Some(other) => {
                 return Err(format!("`--signature-encoding`: expected hex or base64, got `{other}`"));
             }
+        };
+        let unsigned = self.switch("unsigned-webhooks")?;
+        config.webhook_signing = match (self.get("webhook-key"), self.get("webhook-secret"), unsigned) {
+            (None, None, false) => WebhookSigning::ApiSecret,
+            (None, None, true) => WebhookSigning::Unsigned,
+            (Some(key), Some(secret), false) => WebhookSigning::Separate(Credential::new(key, secret)),
+            (Some(_), Some(_), true) => {
+                return Err("`--unsigned-webhooks` and `--webhook-key`/`--webhook-secret` exclude each other".into());
+            }
+            _ => return Err("`--webhook-key` and `--webhook-secret` go together".to_owned()),
+        };
+        config.retry_headers = match self.get("retry-headers").as_deref() {
+            None | Some("fresh") => RetryHeaders::Fresh,
+            Some("original") => RetryHeaders::Original,
+            Some(other) => return Err(format!("`--retry-headers`: expected fresh or original, got `{other}`")),
         };
         let faults = &mut config.faults;
         if let Some(value) = self.parsed("latency-ms")? {
@@ -206,6 +239,9 @@ impl Args {
         }
         if let Some(value) = self.parsed("clock-offset-secs")? {
             faults.clock_offset_secs = value;
+        }
+        if let Some(value) = self.parsed("webhook-lost-ack-rate")? {
+            faults.webhook_lost_ack_rate = value;
         }
         config.seed = self.parsed("seed")?;
         config.validate().map_err(|e| e.to_string())?;
@@ -288,6 +324,41 @@ mod tests {
         assert_eq!(config.faults.clock_offset_secs, -40);
         assert!(config.faults.reorder_webhooks);
         assert!(config.reject_duplicate_external_id);
+    }
+
+    #[test]
+    fn webhook_flags() {
+        let config = |list: &[&str]| args(list).and_then(|a| a.map(|a| a.config()).transpose());
+        let Ok(Some(plain)) = config(&["--credential", "k:s"]) else { panic!("plain") };
+        assert_eq!(plain.signature_encoding, SignatureEncoding::Base64);
+        assert_eq!(plain.webhook_signing, WebhookSigning::ApiSecret);
+        assert_eq!(plain.retry_headers, RetryHeaders::Fresh);
+        let Ok(Some(separate)) = config(&[
+            "--credential",
+            "k:s",
+            "--webhook-key",
+            "wk",
+            "--webhook-secret",
+            "ws",
+            "--retry-headers",
+            "original",
+            "--webhook-lost-ack-rate",
+            "0.5",
+        ]) else {
+            panic!("separate")
+        };
+        assert_eq!(separate.webhook_signing, WebhookSigning::Separate(Credential::new("wk", "ws")));
+        assert_eq!(separate.retry_headers, RetryHeaders::Original);
+        assert_eq!(separate.faults.webhook_lost_ack_rate, 0.5);
+        let Ok(Some(unsigned)) = config(&["--credential", "k:s", "--unsigned-webhooks"]) else { panic!("unsigned") };
+        assert_eq!(unsigned.webhook_signing, WebhookSigning::Unsigned);
+        assert!(config(&["--credential", "k:s", "--webhook-key", "wk"]).is_err());
+        assert!(
+            config(&["--credential", "k:s", "--unsigned-webhooks", "--webhook-key", "a", "--webhook-secret", "b"])
+                .is_err()
+        );
+        assert!(config(&["--credential", "k:s", "--retry-headers", "old"]).is_err());
+        assert!(config(&["--credential", "k:s", "--webhook-lost-ack-rate", "2"]).is_err());
     }
 
     #[test]

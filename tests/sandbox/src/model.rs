@@ -198,6 +198,16 @@ pub struct DeliveryAttempt {
     pub error: Option<String>,
     /// Whether the attempt succeeded (a 2xx).
     pub success: bool,
+    /// A 2xx that the lost-ack fault made count as failed: the delivery is retried.
+    #[serde(default)]
+    pub ack_lost: bool,
+    /// How the attempt was signed: `fresh`, `original` (the first attempt's headers, as
+    /// old as the schedule makes them), or `unsigned`.
+    #[serde(default)]
+    pub signed: String,
+    /// `ACCESS-TIMESTAMP` as sent (absent when unsigned).
+    #[serde(default)]
+    pub access_timestamp: Option<i64>,
     /// When the attempt was made, RFC 3339, sandbox clock.
     pub at: String,
 }

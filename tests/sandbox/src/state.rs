@@ -53,6 +53,8 @@ pub struct Stats {
     pub webhook_attempts: u64,
     /// Webhook attempts answered with a 2xx.
     pub webhook_successes: u64,
+    /// Of those, the ones the lost-ack fault turned into a retry.
+    pub webhook_acks_lost: u64,
 }
 
 /// A case and everything that happened to it.

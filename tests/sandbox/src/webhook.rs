@@ -4,7 +4,10 @@
 //! notification goes out as one delivery plus `duplicate_webhooks` copies, each of which
 //! the drop fault may swallow whole. A delivery is attempted up to five times: once
 //! after `webhook_delay_ms` (plus a random delay when reordering), then after 5 min,
-//! 1 h, 5 h and 18 h, each multiplied by `time_factor`, until a 2xx comes back.
+//! 1 h, 5 h and 18 h, each multiplied by `time_factor`, until a 2xx comes back (or
+//! until a 2xx that the lost-ack fault does not swallow). Each attempt is signed with
+//! the API secret, a separate webhook credential, or not at all; a retry is signed anew
+//! or carries its first attempt's headers ([`RetryHeaders`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +18,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::auth::{self, HEADER_KEY, HEADER_SIGN, HEADER_TIMESTAMP};
+use crate::config::{Credential, RetryHeaders, WebhookSigning};
 use crate::model::{CaseState, DeliveryAttempt, NotificationRecord, Suggestion, SuggestionRecord, SuggestionSource};
 use crate::screening;
 use crate::state::{Shared, offset_now, rfc3339, unix_seconds};
@@ -148,11 +152,12 @@ fn retry_delay(retry: usize, time_factor: f64) -> Duration {
 
 async fn deliver(shared: Arc<Shared>, delivery: Delivery) {
     tokio::time::sleep(delivery.first_delay).await;
+    let mut first: Option<First> = None;
     for attempt in 1..=MAX_ATTEMPTS {
         if attempt > 1 {
             tokio::time::sleep(retry_delay(attempt as usize - 1, shared.config.time_factor)).await;
         }
-        let success = attempt_once(&shared, &delivery, attempt).await;
+        let success = attempt_once(&shared, &delivery, attempt, &mut first).await;
         if success {
             return;
         }
@@ -160,59 +165,106 @@ async fn deliver(shared: Arc<Shared>, delivery: Delivery) {
     warn!(case_system_id = %delivery.case_system_id, notification_id = delivery.notification_id, copy = delivery.copy, "webhook delivery gave up");
 }
 
+/// The first attempt of a delivery: when, on the sandbox's clock and on a monotonic one.
+struct First {
+    unix: i64,
+    at: std::time::Instant,
+}
+
+/// The `ACCESS-*` headers of one attempt, or none when webhooks are unsigned.
+fn attempt_headers(
+    shared: &Arc<Shared>,
+    credential: Option<&Credential>,
+    timestamp: i64,
+    request_path: &str,
+    body: &[u8],
+) -> Result<Option<(String, String, String)>, String> {
+    let credential = match &shared.config.webhook_signing {
+        WebhookSigning::Unsigned => return Ok(None),
+        WebhookSigning::Separate(c) => c,
+        WebhookSigning::ApiSecret => credential.ok_or_else(|| "no credentials to sign with".to_owned())?,
+    };
+    let timestamp = timestamp.to_string();
+    let signature =
+        auth::sign(&credential.api_secret, &timestamp, "POST", request_path, body, shared.config.signature_encoding);
+    Ok(Some((credential.api_key.clone(), timestamp, signature)))
+}
+
 /// One POST, recorded. The URL and credentials are read at attempt time, so a change
 /// through the control API applies to pending retries.
-async fn attempt_once(shared: &Arc<Shared>, delivery: &Delivery, attempt: u32) -> bool {
-    let (url, credential, offset) = {
+async fn attempt_once(shared: &Arc<Shared>, delivery: &Delivery, attempt: u32, first: &mut Option<First>) -> bool {
+    let (url, credential, offset, lost_ack_rate) = {
         let state = shared.lock();
-        (state.webhook_url.clone(), state.credentials.first().cloned(), state.faults.clock_offset_secs)
+        (
+            state.webhook_url.clone(),
+            state.credentials.first().cloned(),
+            state.faults.clock_offset_secs,
+            state.faults.webhook_lost_ack_rate,
+        )
     };
     let now = offset_now(offset);
-    let outcome: Result<u16, String> = match (&url, &credential) {
-        (None, _) => Err("no webhook URL configured".to_owned()),
-        (Some(_), None) => Err("no credentials to sign with".to_owned()),
-        (Some(url), Some(credential)) => {
-            let timestamp = unix_seconds(now).to_string();
+    let first = first.get_or_insert_with(|| First { unix: unix_seconds(now), at: std::time::Instant::now() });
+    // A retry under its first attempt's headers carries that attempt's timestamp; in the
+    // sandbox's scaled time, the schedule's delays (not the real ones) have passed since.
+    let original = attempt > 1 && shared.config.retry_headers == RetryHeaders::Original;
+    let timestamp = if original {
+        let scaled = first.at.elapsed().as_secs_f64() / shared.config.time_factor;
+        unix_seconds(now).saturating_sub(scaled.round() as i64).min(first.unix)
+    } else {
+        unix_seconds(now)
+    };
+    let mut signed = if original { "original" } else { "fresh" };
+    let mut sent_timestamp = None;
+    let outcome: Result<u16, String> = match &url {
+        None => Err("no webhook URL configured".to_owned()),
+        Some(url) => {
             let request_path = match url.query() {
                 Some(query) => format!("{}?{query}", url.path()),
                 None => url.path().to_owned(),
             };
-            let signature = auth::sign(
-                &credential.api_secret,
-                &timestamp,
-                "POST",
-                &request_path,
-                &delivery.body,
-                shared.config.signature_encoding,
-            );
-            shared
-                .http
-                .post(url.clone())
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .header(HEADER_KEY, &credential.api_key)
-                .header(HEADER_TIMESTAMP, &timestamp)
-                .header(HEADER_SIGN, signature)
-                .body(delivery.body.as_ref().clone())
-                .send()
-                .await
-                .map(|response| response.status().as_u16())
-                .map_err(|e| error_chain(&e))
+            match attempt_headers(shared, credential.as_ref(), timestamp, &request_path, &delivery.body) {
+                Err(e) => Err(e),
+                Ok(headers) => {
+                    let mut request = shared
+                        .http
+                        .post(url.clone())
+                        .header(http::header::CONTENT_TYPE, "application/json")
+                        .body(delivery.body.as_ref().clone());
+                    match headers {
+                        Some((key, ts, signature)) => {
+                            sent_timestamp = Some(timestamp);
+                            request = request
+                                .header(HEADER_KEY, key)
+                                .header(HEADER_TIMESTAMP, ts)
+                                .header(HEADER_SIGN, signature);
+                        }
+                        None => signed = "unsigned",
+                    }
+                    request.send().await.map(|response| response.status().as_u16()).map_err(|e| error_chain(&e))
+                }
+            }
         }
     };
-    let success = matches!(outcome, Ok(status) if (200..300).contains(&status));
+    let answered_2xx = matches!(outcome, Ok(status) if (200..300).contains(&status));
+    let ack_lost = answered_2xx && lost_ack_rate > 0.0 && shared.lock().rng.random::<f64>() < lost_ack_rate;
     info!(
         case_system_id = %delivery.case_system_id,
         notification_id = delivery.notification_id,
         copy = delivery.copy,
         attempt,
+        signed,
         status = outcome.as_ref().ok(),
         error = outcome.as_ref().err(),
+        ack_lost,
         "webhook attempt"
     );
     let mut state = shared.lock();
     state.stats.webhook_attempts += 1;
-    if success {
+    if answered_2xx {
         state.stats.webhook_successes += 1;
+    }
+    if ack_lost {
+        state.stats.webhook_acks_lost += 1;
     }
     state.deliveries.push(DeliveryAttempt {
         notification_id: delivery.notification_id,
@@ -223,10 +275,13 @@ async fn attempt_once(shared: &Arc<Shared>, delivery: &Delivery, attempt: u32) -
         body: String::from_utf8_lossy(&delivery.body).into_owned(),
         status_code: outcome.as_ref().ok().copied(),
         error: outcome.err(),
-        success,
+        success: answered_2xx,
+        ack_lost,
+        signed: signed.to_owned(),
+        access_timestamp: sent_timestamp,
         at: rfc3339(now),
     });
-    success
+    answered_2xx && !ack_lost
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {

@@ -20,7 +20,16 @@ impl Drop for Killed {
 #[tokio::test]
 async fn binary_prints_its_address_and_serves() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cabital-sandbox"))
-        .args(["--port", "0", "--api-key", common::KEY, "--seed", "3", "--clock-offset-secs=0"])
+        .args([
+            "--port",
+            "0",
+            "--api-key",
+            common::KEY,
+            "--seed",
+            "3",
+            "--clock-offset-secs=0",
+            "--signature-encoding=hex",
+        ])
         .env("CABITAL_SANDBOX_API_SECRET", common::SECRET)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())

@@ -24,7 +24,7 @@ async fn faults_round_trip_and_are_checked() {
         json!({
             "latencyMs": 0, "errorRate500": 0.0, "errorRate503": 0.0, "rateLimitPerSec": 0.0,
             "dropWebhookRate": 0.0, "duplicateWebhooks": 1, "reorderWebhooks": false,
-            "reorderWindowMs": 250, "clockOffsetSecs": -40
+            "reorderWindowMs": 250, "clockOffsetSecs": -40, "webhookLostAckRate": 0.0
         })
     );
     assert_eq!(sandbox.faults().clock_offset_secs, -40);

@@ -51,7 +51,18 @@ fn run(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
 #[test]
 fn signs_a_fixture_from_stdin_for_a_given_time() {
     let (code, stdout, stderr) = run(
-        &["--api-key", "k", "--api-secret=s", "--timestamp", "1700000000", "--timestamp-offset", "-60", "-"],
+        &[
+            "--api-key",
+            "k",
+            "--api-secret=s",
+            "--timestamp",
+            "1700000000",
+            "--timestamp-offset",
+            "-60",
+            "--signature-encoding",
+            "hex",
+            "-",
+        ],
         &fixture(),
     );
     assert_eq!(code, Some(0), "{stderr}");
@@ -75,6 +86,7 @@ fn signs_a_fixture_from_stdin_for_a_given_time() {
             "1700000000",
             "--path",
             "/prod/webhooks/cabital",
+            "--signature-encoding=hex",
             path.to_str().unwrap(),
         ],
         "",
@@ -95,6 +107,7 @@ fn signs_for_now_by_default() {
     let event: Value = serde_json::from_str(&stdout).unwrap();
     let ts: u64 = event["headers"]["access-timestamp"].as_str().unwrap().parse().unwrap();
     assert!((before..=after).contains(&ts), "{before} <= {ts} <= {after}");
+    assert_eq!(event["headers"]["access-sign"].as_str().unwrap().len(), 44, "base64 by default");
 }
 
 #[test]

@@ -330,3 +330,69 @@ async fn reset_cancels_pending_webhooks() {
     assert!(cases.is_empty());
     assert_eq!(sandbox.stats().creates, 0);
 }
+
+#[tokio::test]
+async fn webhooks_signed_with_a_separate_credential_or_not_at_all() {
+    use cabital_sandbox::WebhookSigning;
+    let receiver = Receiver::start(|_| 200).await;
+    let separate = sandbox(|c| {
+        c.webhook_url = Some(hook_url(&receiver));
+        c.webhook_signing = WebhookSigning::Separate(Credential::new("hook-key", "hook-secret"));
+    })
+    .await;
+    Api::new(&separate).create(&individual("w-sep", "Ivan Blocklisted")).await;
+    let hits = receiver.wait_for(1, Duration::from_secs(5)).await;
+    assert_eq!(hits[0].headers["access-key"], "hook-key");
+    assert!(webhook_signature_ok(&hits[0], "hook-secret"));
+    assert!(!webhook_signature_ok(&hits[0], SECRET), "not with the API secret");
+
+    let receiver = Receiver::start(|_| 200).await;
+    let unsigned = sandbox(|c| {
+        c.webhook_url = Some(hook_url(&receiver));
+        c.webhook_signing = WebhookSigning::Unsigned;
+    })
+    .await;
+    Api::new(&unsigned).create(&individual("w-uns", "Ivan Blocklisted")).await;
+    let hits = receiver.wait_for(1, Duration::from_secs(5)).await;
+    for name in ["access-key", "access-timestamp", "access-sign"] {
+        assert!(hits[0].headers.get(name).is_none(), "{name}");
+    }
+    assert_eq!(unsigned.deliveries()[0].signed, "unsigned");
+}
+
+#[tokio::test]
+async fn retries_can_carry_the_first_attempts_headers_as_old_as_the_schedule() {
+    use cabital_sandbox::RetryHeaders;
+    // The lost-ack fault makes every 2xx count as failed: all five attempts are made.
+    let receiver = Receiver::start(|_| 200).await;
+    let sandbox = sandbox(|c| {
+        c.webhook_url = Some(hook_url(&receiver));
+        c.time_factor = FAST;
+        c.retry_headers = RetryHeaders::Original;
+        c.faults.webhook_lost_ack_rate = 1.0;
+    })
+    .await;
+    Api::new(&sandbox).create(&individual("w-orig", "Ivan Blocklisted")).await;
+    let hits = receiver.wait_for(5, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(receiver.hits().len(), 5, "a lost ack is retried until the schedule ends");
+    let stamps: Vec<i64> =
+        hits.iter().map(|h| h.headers["access-timestamp"].to_str().unwrap().parse().unwrap()).collect();
+    let now = common::now();
+    assert!((stamps[0] - now).abs() <= 2, "the first attempt is fresh: {stamps:?}");
+    // Each retry's timestamp is as old as the scaled schedule says: at least 5 min, 1 h
+    // 5 min, 6 h 5 min, 24 h 5 min before the retry.
+    let mut elapsed = 0;
+    for (i, delay) in cabital_sandbox::RETRY_DELAYS_SECS.iter().enumerate() {
+        elapsed += *delay as i64;
+        let age = now - stamps[i + 1];
+        assert!(age >= elapsed - 2, "retry {} is {age} s old, expected about {elapsed}: {stamps:?}", i + 1);
+        assert!(webhook_signature_ok(&hits[i + 1], SECRET), "signed over its own (old) timestamp");
+    }
+    let deliveries = sandbox.deliveries();
+    assert!(deliveries.iter().all(|d| d.success && d.ack_lost));
+    let signed: Vec<&str> = deliveries.iter().map(|d| d.signed.as_str()).collect();
+    assert_eq!(signed, ["fresh", "original", "original", "original", "original"]);
+    let stats = sandbox.stats();
+    assert_eq!((stats.webhook_successes, stats.webhook_acks_lost), (5, 5));
+}

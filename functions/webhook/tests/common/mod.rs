@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use cabital_client::{CaseSystemId, Suggestion};
 use cabital_signing::{Credentials, SignatureEncoding, sign};
-use kyc_service::WebhookSettings;
+use kyc_service::{WebhookAuth, WebhookSettings};
 use kyc_store::{CaseRecord, Event, EventDetail, EventKind, StateChange, TimelineOrder};
 use lambda_http::Body;
 use serde_json::{Value, json};
@@ -26,6 +26,41 @@ pub fn now_unix() -> i64 {
 /// The function's handler state over the harness's gateway, default settings.
 pub fn app(h: &Harness) -> App {
     App { gateway: h.gateway.clone(), settings: WebhookSettings::default() }
+}
+
+/// The same, with `WEBHOOK_AUTH=refetch`.
+pub fn refetch_app(h: &Harness) -> App {
+    App {
+        gateway: h.gateway.clone(),
+        settings: WebhookSettings { auth: WebhookAuth::Refetch, ..WebhookSettings::default() },
+    }
+}
+
+/// `body` posted to the route with no signature at all.
+pub fn unsigned_event(body: &str) -> String {
+    event("POST", PATH, "", &[], body.as_bytes())
+}
+
+/// `body` posted to the route, signed with the harness's key and secret `age_secs` ago.
+pub fn signed_event_aged(body: &str, age_secs: i64) -> String {
+    let ts = now_unix() - age_secs;
+    event("POST", PATH, "", &signature(API_KEY, API_SECRET, ts, PATH, body.as_bytes()), body.as_bytes())
+}
+
+/// The UNVERIFIED_NOTICE events: (deliveries, reason).
+pub fn notice_events(events: &[Event]) -> Vec<(u32, kyc_store::NoticeReason)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.detail {
+            EventDetail::UnverifiedNotice { deliveries, reason, .. } => Some((*deliveries, *reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// How many `GET /api/v1/cases/{id}` the sandbox has received.
+pub fn sandbox_gets(h: &Harness) -> u64 {
+    h.sandbox.stats().requests.get("GET /api/v1/cases/{caseSystemId}").copied().unwrap_or(0)
 }
 
 /// An API Gateway HTTP API (v2) event, as API Gateway would build it: header names in
@@ -70,10 +105,22 @@ pub fn event(method: &str, path: &str, query: &str, headers: &[(String, String)]
     .to_string()
 }
 
-/// The three signature headers for `body` posted to `path`.
+/// The three signature headers for `body` posted to `path`, in base64 (the default).
 pub fn signature(key: &str, secret: &str, timestamp: i64, path: &str, body: &[u8]) -> Vec<(String, String)> {
+    signature_in(SignatureEncoding::default(), key, secret, timestamp, path, body)
+}
+
+/// The three signature headers, in the given encoding.
+pub fn signature_in(
+    encoding: SignatureEncoding,
+    key: &str,
+    secret: &str,
+    timestamp: i64,
+    path: &str,
+    body: &[u8],
+) -> Vec<(String, String)> {
     let credentials = Credentials::new(key, secret).unwrap();
-    let signed = sign(&credentials, SignatureEncoding::Hex, timestamp, "POST", path, body);
+    let signed = sign(&credentials, encoding, timestamp, "POST", path, body);
     vec![
         ("ACCESS-KEY".into(), signed.access_key),
         ("ACCESS-TIMESTAMP".into(), signed.access_timestamp),

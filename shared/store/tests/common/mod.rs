@@ -68,9 +68,10 @@ pub fn receipt(id: CaseSystemId, ext: &ExternalCaseId, suggestion: Suggestion, c
         r#"{{"caseSystemId":"{id}","caseSuggestion":"{suggestion}","comment":"{comment}","externalCaseId":"{ext}"}}"#
     );
     WebhookReceipt {
+        notice: None,
         case_system_id: id,
         external_case_id: ext.clone(),
-        suggestion,
+        suggestion: Some(suggestion),
         suggestion_comment: Some(Pii(comment.to_owned())),
         body_sha256: sha256(&body),
         body: Pii(body),

@@ -24,7 +24,7 @@ access-timestamp and access-sign headers set to a signature made now.
   --timestamp SECS           sign for this Unix time instead of now
   --timestamp-offset SECS    add SECS (may be negative) to the time signed for
   --path PATH                sign this path instead of rawPath (WEBHOOK_SIGNED_PATH)
-  --signature-encoding E     hex (default) or base64
+  --signature-encoding E     base64 (default) or hex
   --out FILE                 write there instead of stdout
   --help                     this text
 ";
@@ -47,7 +47,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, Stri
         timestamp: None,
         offset: 0,
         path: None,
-        encoding: SignatureEncoding::Hex,
+        encoding: SignatureEncoding::default(),
         out: None,
         input: None,
     };

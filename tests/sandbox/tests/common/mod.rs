@@ -34,10 +34,12 @@ pub fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
-/// A sandbox with the test credential and the given tweaks.
+/// A sandbox with the test credential and the given tweaks, in hex (the signer here
+/// writes hex; the base64 default has tests of its own).
 pub async fn sandbox(tweak: impl FnOnce(&mut SandboxConfig)) -> SandboxHandle {
     let mut config = SandboxConfig::with_credential(KEY, SECRET);
     config.seed = Some(7);
+    config.signature_encoding = cabital_sandbox::SignatureEncoding::Hex;
     tweak(&mut config);
     cabital_sandbox::spawn(config).await.unwrap()
 }
