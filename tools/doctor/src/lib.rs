@@ -339,21 +339,22 @@ impl TransportError {
             if let Some(tls) = err.downcast_ref::<rustls::Error>() {
                 return TransportError::Tls { host, detail: tls.to_string() };
             }
-            if let Some(io) = err.downcast_ref::<std::io::Error>() {
-                // tokio-rustls hands rustls' errors on inside an io::Error.
-                if let Some(tls) = io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-                    return TransportError::Tls { host, detail: tls.to_string() };
-                }
-                if io.kind() == std::io::ErrorKind::ConnectionRefused {
-                    return TransportError::ConnectionRefused { host };
-                }
-            }
             let words = err.to_string();
             // hyper-util says "dns error"; getaddrinfo "failed to lookup address".
             let lower = words.to_ascii_lowercase();
             dns |= lower.contains("dns error") || lower.contains("lookup address");
             detail = words;
             source = err.source();
+            if let Some(io) = err.downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                    return TransportError::ConnectionRefused { host };
+                }
+                // An io::Error's `source` skips the error it wraps (tokio-rustls wraps
+                // rustls' error, the connector wraps that again): walk into it instead.
+                if let Some(inner) = io.get_ref() {
+                    source = Some(inner);
+                }
+            }
         }
         if dns {
             TransportError::Dns { host, detail }
@@ -401,7 +402,7 @@ impl Answer {
 
     fn describe(&self) -> String {
         let reason = self.status.canonical_reason().unwrap_or("");
-        format!("{} {reason} in {} ms", self.status.as_u16(), self.latency.as_millis())
+        format!("{} {reason} in {:.1} ms", self.status.as_u16(), self.latency.as_secs_f64() * 1000.0)
     }
 }
 
@@ -543,7 +544,8 @@ pub async fn run(settings: &Settings, out: &mut dyn Write) -> Result<SignatureEn
     if base_url.path().trim_end_matches('/') != "" {
         writeln!(
             out,
-            "Note:       the URL's path ({}) is kept in front of /api/v1 and signed with it",
+            "Note:       the URL's path ({}) is kept in front of /api/v1 and signed with it; the functions' \
+             client drops it today (README)",
             base_url.path().trim_end_matches('/')
         )?;
     }

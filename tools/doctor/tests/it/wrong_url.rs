@@ -52,3 +52,17 @@ async fn a_redirect_is_reported_not_followed() {
     let run = doctor_with_keys(&url, API_KEY, API_SECRET).await;
     run.assert_failed(1, "redirect to https://example.com/");
 }
+
+#[tokio::test]
+async fn a_tls_failure_is_named() {
+    // https to a server that does not speak TLS: it answers the ClientHello with HTTP.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port"); // ok: test code
+    let addr = listener.local_addr().expect("bound"); // ok: test code
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let _ = socket.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n").await;
+        }
+    });
+    let run = doctor_with_keys(&format!("https://{addr}"), API_KEY, API_SECRET).await;
+    run.assert_failed(1, &format!("tls with {addr} failed"));
+}
