@@ -534,19 +534,15 @@ fn signed_with(
 /// On `Ok`, the caller ends the report with `CABITAL_SIGNATURE_ENCODING=<encoding>`.
 pub async fn run(settings: &Settings, out: &mut dyn Write) -> Result<SignatureEncoding, Failure> {
     let base_url = &settings.base_url;
+    let prefix = base_url.path().trim_end_matches('/');
     writeln!(out, "Cabital doctor")?;
     writeln!(out, "URL:        {base_url}")?;
-    writeln!(
-        out,
-        "Requests:   GET {} only: nothing is created",
-        case_path(base_url, uuid::Uuid::nil()).replace(&uuid::Uuid::nil().to_string(), "<random uuid>")
-    )?;
-    if base_url.path().trim_end_matches('/') != "" {
+    writeln!(out, "Requests:   GET {prefix}/api/v1/cases/<random uuid>, nothing else: no case is created")?;
+    if !prefix.is_empty() {
         writeln!(
             out,
-            "Note:       the URL's path ({}) is kept in front of /api/v1 and signed with it; the functions' \
-             client drops it today (README)",
-            base_url.path().trim_end_matches('/')
+            "Note:       the URL's path ({prefix}) is kept in front of /api/v1 and signed with it; the functions' \
+             client drops it today (README)"
         )?;
     }
 
@@ -610,10 +606,16 @@ pub async fn run(settings: &Settings, out: &mut dyn Write) -> Result<SignatureEn
             }
             return Err(Failure::ClockSkew { offset_secs: o, corrected });
         }
-        Some(o) => writeln!(
-            out,
-            "Clock:      Cabital's Date is {o:+} s from this machine's clock (within {TIMESTAMP_WINDOW_SECS} s)"
-        )?,
+        Some(o) => {
+            writeln!(
+                out,
+                "Clock:      Cabital's Date is {o:+} s from this machine's clock (within {TIMESTAMP_WINDOW_SECS} s)"
+            )?;
+            // `Date` has whole seconds: a few seconds are rounding and latency, more is drift.
+            if o.abs() > 3 {
+                writeln!(out, "Note:       this clock drifts: the functions correct for it, but keep NTP on")?;
+            }
+        }
         None => writeln!(out, "Clock:      no Date header in the answers: the offset is unknown")?,
     }
 
