@@ -10,6 +10,20 @@
 #   ./scripts/local.sh --chaos N   also the chaos run with N cases (e.g. --chaos 1000:
 #                               about 10 min on 2 cores, moto serving one request at
 #                               a time being the limit); --chaos 0 skips it
+#   ./scripts/local.sh --cabital MODE   the sandbox answers as Cabital might where its
+#                               page is silent, the functions set up for it (see below)
+#
+# Cabital modes (--cabital, or LOCAL_CABITAL_MODE; default `base64`, `ci` with --ci):
+#   base64            signatures in base64 (our default reading), webhooks signed with
+#                     the API secret
+#   hex               signatures in hex (CABITAL_SIGNATURE_ENCODING=hex)
+#   webhook-secret    webhooks signed with a secret of their own (webhookKey and
+#                     webhookSecret in the Secrets Manager secret)
+#   unsigned          webhooks not signed at all (WEBHOOK_AUTH=refetch)
+#   original-headers  every webhook's ack lost, its retries sent under the first
+#                     attempt's headers, minutes to hours old
+#   ci                webhook-secret and original-headers together (the chaos run adds a
+#                     share of lost acks)
 #
 # It installs the pinned tools of scripts/requirements.txt into .venv (moto,
 # cargo-lambda), builds the functions, the Cabital sandbox and tests/local, then starts
@@ -55,11 +69,18 @@ cd "$REPO_ROOT"
 KEEP=0
 CI_MODE=0
 CHAOS_CASES=${CHAOS_CASES:-}
+CABITAL_MODE=${LOCAL_CABITAL_MODE:-}
 chaos_next=0
+mode_next=0
 for arg in "$@"; do
     if ((chaos_next)); then
         CHAOS_CASES=$arg
         chaos_next=0
+        continue
+    fi
+    if ((mode_next)); then
+        CABITAL_MODE=$arg
+        mode_next=0
         continue
     fi
     case "$arg" in
@@ -67,6 +88,8 @@ for arg in "$@"; do
     --ci) CI_MODE=1 ;;
     --chaos) chaos_next=1 ;;
     --chaos=*) CHAOS_CASES=${arg#--chaos=} ;;
+    --cabital) mode_next=1 ;;
+    --cabital=*) CABITAL_MODE=${arg#--cabital=} ;;
     -h | --help)
         sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p;}' "$0"
         exit 0
@@ -81,6 +104,8 @@ if [[ -z "$CHAOS_CASES" ]]; then
     CHAOS_CASES=$( ((CI_MODE)) && echo 120 || echo 0)
 fi
 ((chaos_next == 0)) || die "--chaos needs a number of cases (see --help)"
+((mode_next == 0)) || die "--cabital needs a mode (see --help)"
+[[ -n "$CABITAL_MODE" ]] || CABITAL_MODE=$( ((CI_MODE)) && echo ci || echo base64)
 [[ "$CHAOS_CASES" =~ ^[0-9]+$ ]] || die "--chaos / CHAOS_CASES must be a number of cases, not '$CHAOS_CASES'"
 ((CHAOS_CASES == 0 || CHAOS_CASES >= 10)) || die "the chaos run needs at least 10 cases (or 0 to skip it)"
 
@@ -97,6 +122,41 @@ WARMUP_TIMEOUT=${LOCAL_WARMUP_TIMEOUT:-900}
 LOG_DIR="$LOCAL_DIR/logs"
 FUNCTIONS=(cases-api webhook reconcile)
 WALK_PASSED=0
+
+# What the chosen Cabital mode changes: the sandbox's flags, the secret, the functions'
+# settings, and what the webhook function answers an unsigned warm-up request.
+SANDBOX_ARGS=()
+SETUP_ARGS=()
+SANDBOX_ENV=()
+ENCODING=base64
+WEBHOOK_AUTH=signature
+WEBHOOK_WARMUP=401
+webhook_secret_mode() {
+    local hook_secret
+    hook_secret="local-webhook-secret-$(head -c 16 /dev/urandom | sha256sum | cut -c1-24)"
+    SETUP_ARGS+=(--webhook-key local-webhook-key --webhook-secret "$hook_secret")
+    SANDBOX_ARGS+=(--webhook-key local-webhook-key)
+    SANDBOX_ENV+=(CABITAL_SANDBOX_WEBHOOK_SECRET="$hook_secret")
+}
+case "$CABITAL_MODE" in
+base64) ;;
+hex)
+    SANDBOX_ARGS+=(--signature-encoding hex)
+    ENCODING=hex
+    ;;
+webhook-secret) webhook_secret_mode ;;
+unsigned)
+    SANDBOX_ARGS+=(--unsigned-webhooks)
+    WEBHOOK_AUTH=refetch
+    WEBHOOK_WARMUP=400
+    ;;
+original-headers) SANDBOX_ARGS+=(--retry-headers original --webhook-lost-ack-rate 1) ;;
+ci)
+    webhook_secret_mode
+    SANDBOX_ARGS+=(--retry-headers original)
+    ;;
+*) die "unknown --cabital mode '$CABITAL_MODE' (see --help)" ;;
+esac
 
 on_exit() {
     local rc=$1 took
@@ -195,7 +255,8 @@ mkdir -p "$LOG_DIR"
 start_moto
 log "creating the table and the secret"
 SECRET_VALUE="local-secret-$(head -c 16 /dev/urandom | sha256sum | cut -c1-24)"
-"$LOCAL_STACK_BIN" setup --table "$TABLE" --secret-id "$SECRET_ID" --api-key "$API_KEY" --api-secret "$SECRET_VALUE" |
+"$LOCAL_STACK_BIN" setup --table "$TABLE" --secret-id "$SECRET_ID" --api-key "$API_KEY" --api-secret "$SECRET_VALUE" \
+    ${SETUP_ARGS[@]+"${SETUP_ARGS[@]}"} |
     sed 's/^/    /' >&2 || die "could not create the table and the secret in moto"
 
 # ---------------------------------------------------------------- the sandbox
@@ -206,15 +267,17 @@ WEBHOOK_URL="$LAMBDA_URL/webhook$WEBHOOK_PATH"
 
 SANDBOX_LOG="$LOG_DIR/sandbox-$$.log"
 ((KEEP)) || _RUN_LOGS+=("$SANDBOX_LOG")
-log "starting the Cabital sandbox (webhooks to $WEBHOOK_URL; log: ${SANDBOX_LOG#"$REPO_ROOT"/})"
-# The secret goes by environment, never on a command line (ps shows those).
-start_service sandbox "$SANDBOX_LOG" env CABITAL_SANDBOX_API_SECRET="$SECRET_VALUE" "$SANDBOX_BIN" \
+log "starting the Cabital sandbox, mode $CABITAL_MODE (webhooks to $WEBHOOK_URL; log: ${SANDBOX_LOG#"$REPO_ROOT"/})"
+# The secrets go by environment, never on a command line (ps shows those).
+start_service sandbox "$SANDBOX_LOG" env CABITAL_SANDBOX_API_SECRET="$SECRET_VALUE" \
+    ${SANDBOX_ENV[@]+"${SANDBOX_ENV[@]}"} "$SANDBOX_BIN" \
     --port "${LOCAL_SANDBOX_PORT:-0}" \
     --api-key "$API_KEY" \
     --webhook-url "$WEBHOOK_URL" \
     --screening-delay-ms 500 \
     --webhook-delay-ms 1000 \
-    --time-factor 0.01
+    --time-factor 0.01 \
+    ${SANDBOX_ARGS[@]+"${SANDBOX_ARGS[@]}"}
 SANDBOX_PID=$SERVICE_PID
 SANDBOX_URL=""
 for ((i = 0; i < 100; i++)); do
@@ -248,7 +311,8 @@ cat >"$ENV_FILE" <<EOF
 TABLE_NAME=$TABLE
 CABITAL_SECRET_ID=$SECRET_ID
 CABITAL_BASE_URL=$SANDBOX_URL
-CABITAL_SIGNATURE_ENCODING=hex
+CABITAL_SIGNATURE_ENCODING=$ENCODING
+WEBHOOK_AUTH=$WEBHOOK_AUTH
 CABITAL_SECRET_TTL_SECS=30
 DYNAMODB_ATTEMPT_TIMEOUT_MS=4500
 DYNAMODB_OPERATION_TIMEOUT_MS=4500
@@ -327,9 +391,10 @@ warm_up() {
     [[ "$answer" == $expected ]] || fail "$name answered '$answer' to its warm-up request, expected $expected"
     log "  $name is up ($(fmt_duration $((SECONDS - started))))"
 }
-# A bad case id (400), an unsigned webhook (401), a reconcile run over the empty table.
+# A bad case id (400), an unsigned empty webhook (401; with WEBHOOK_AUTH=refetch a
+# notice, refused 400 for its empty body), a reconcile run over the empty table.
 warm_up cases-api 400 "$LOCAL_STACK_BIN" ping "$LAMBDA_URL/cases-api/v1/cases/warm-up" --timeout-secs "$WARMUP_TIMEOUT"
-warm_up webhook 401 "$LOCAL_STACK_BIN" ping "$LAMBDA_URL/webhook$WEBHOOK_PATH" --method POST --timeout-secs "$WARMUP_TIMEOUT"
+warm_up webhook "$WEBHOOK_WARMUP" "$LOCAL_STACK_BIN" ping "$LAMBDA_URL/webhook$WEBHOOK_PATH" --method POST --timeout-secs "$WARMUP_TIMEOUT"
 warm_up reconcile '*"found"*' cargo lambda invoke reconcile --data-file functions/reconcile/events/schedule.json \
     -A 127.0.0.1 -P "$LAMBDA_PORT"
 
@@ -341,6 +406,7 @@ MOTO_ENDPOINT=$MOTO_ENDPOINT "$LOCAL_STACK_BIN" walk \
     --sandbox "$SANDBOX_URL" \
     --table "$TABLE" \
     --stale-after-secs 5 \
+    --mode "$CABITAL_MODE" \
     --reconcile-event functions/reconcile/events/schedule.json ||
     fail "the walk failed (see above)"
 WALK_PASSED=1

@@ -171,6 +171,9 @@ impl Sent {
 struct BadInput {
     forged: u64,
     forged_refused: u64,
+    /// Genuine signatures an hour old (late replays) and those answered as expected.
+    late: u64,
+    late_as_expected: u64,
     malformed: u64,
     malformed_refused: u64,
     /// (kind, status) of every answer that was not a 4xx.
@@ -230,9 +233,11 @@ struct Chaos {
     reconcile_failed: AtomicU64,
     api_retries: AtomicU64,
     rotated_at: Mutex<Option<Instant>>,
+    /// Set when the rotation begins (before Secrets Manager holds the new pair).
+    rotation_begun: AtomicBool,
     unauthorized_before_rotation: AtomicU64,
     /// The sandbox's webhook counters when the run began: (notifications, dropped, successes).
-    baseline: Mutex<(u64, u64, u64)>,
+    baseline: Mutex<(u64, u64, u64, u64)>,
 }
 
 /// Runs the chaos.
@@ -297,8 +302,9 @@ pub async fn run(args: &Args) -> Result<()> {
         reconcile_failed: AtomicU64::new(0),
         api_retries: AtomicU64::new(0),
         rotated_at: Mutex::new(None),
+        rotation_begun: AtomicBool::new(false),
         unauthorized_before_rotation: AtomicU64::new(0),
-        baseline: Mutex::new((0, 0, 0)),
+        baseline: Mutex::new((0, 0, 0, 0)),
     });
     crate::ensure(chaos.reconcile_event.is_file(), || {
         format!("--reconcile-event {}: no such file (run from the repository's root)", chaos.reconcile_event.display())
@@ -314,8 +320,13 @@ pub async fn run(args: &Args) -> Result<()> {
     outcome
 }
 
-/// The chaos faults: every webhook up to five times, reordered, a share dropped; 500,
-/// 503, 429 and latency on the API; the sandbox's clock a few seconds off.
+/// A share of webhook 2xx answers the sandbox takes as failed, so that the delivery is
+/// retried (with `--retry-headers original`, under its first attempt's old headers).
+const LOST_ACK_RATE: f64 = 0.15;
+
+/// The chaos faults: every webhook up to five times, reordered, a share dropped, a share
+/// of acks lost; 500, 503, 429 and latency on the API; the sandbox's clock a few
+/// seconds off.
 fn chaos_faults() -> Value {
     json!({
         "latencyMs": 20,
@@ -326,7 +337,8 @@ fn chaos_faults() -> Value {
         "duplicateWebhooks": DUPLICATES,
         "reorderWebhooks": true,
         "reorderWindowMs": 2000,
-        "clockOffsetSecs": CLOCK_OFFSET_SECS
+        "clockOffsetSecs": CLOCK_OFFSET_SECS,
+        "webhookLostAckRate": LOST_ACK_RATE
     })
 }
 
@@ -352,6 +364,7 @@ impl Chaos {
             num(&stats_before, "webhookNotifications"),
             num(&stats_before, "webhookDeliveriesDropped"),
             num(&stats_before, "webhookSuccesses"),
+            num(&stats_before, "webhookAcksLost"),
         );
 
         // ---- 2. the cases, with bad input, reconciliation, moto's stop and the rotation
@@ -473,10 +486,12 @@ impl Chaos {
     /// estimate from the sandbox's counters: waiting, in flight, or awaiting a retry).
     async fn backlog(&self) -> Option<u64> {
         let stats = self.sandbox_get("/_sandbox/stats").await.ok()?;
-        let (notifications, dropped, successes) = *lock(&self.baseline);
+        let (notifications, dropped, successes, acks_lost) = *lock(&self.baseline);
         let since = |k: &str, base: u64| num(&stats, k).saturating_sub(base);
         let scheduled = since("webhookNotifications", notifications) * u64::from(DUPLICATES + 1);
-        let done = since("webhookDeliveriesDropped", dropped) + since("webhookSuccesses", successes);
+        // A 2xx whose ack the sandbox "lost" is retried: not done.
+        let done = since("webhookDeliveriesDropped", dropped)
+            + since("webhookSuccesses", successes).saturating_sub(since("webhookAcksLost", acks_lost));
         Some(scheduled.saturating_sub(done))
     }
 
@@ -740,6 +755,7 @@ impl Chaos {
     /// A new key and secret: first into Secrets Manager, then Cabital revokes the old
     /// pair. The functions see it after their cache's lifetime or at their first 401.
     async fn rotate(&self) -> Result<()> {
+        self.rotation_begun.store(true, Ordering::SeqCst);
         let stats = self.sandbox_get("/_sandbox/stats").await?;
         self.unauthorized_before_rotation
             .store(stats.get("unauthorized").and_then(Value::as_u64).unwrap_or(0), Ordering::SeqCst);
@@ -750,7 +766,19 @@ impl Chaos {
                 secret: format!("chaos-secret-{}", hex_token(&mut rng, 24)),
             }
         };
-        let value = json!({"apiKey": fresh.key, "apiSecret": fresh.secret}).to_string();
+        // The rest of the secret (a separate webhook secret) stays as it is.
+        let current = self
+            .secrets
+            .get_secret_value()
+            .secret_id(&self.secret_id)
+            .send()
+            .await
+            .map_err(|e| Failure(format!("GetSecretValue on {}: {}", self.secret_id, error_chain(&e))))?;
+        let mut value: Value = serde_json::from_str(current.secret_string().unwrap_or("{}"))
+            .map_err(|_| Failure(format!("secret {} is not JSON", self.secret_id)))?;
+        value["apiKey"] = json!(fresh.key);
+        value["apiSecret"] = json!(fresh.secret);
+        let value = value.to_string();
         self.secrets
             .put_secret_value()
             .secret_id(&self.secret_id)
@@ -818,6 +846,7 @@ impl Chaos {
                     Some(sent.created[rng.random_range(0..sent.created.len())].clone())
                 }
             };
+            let known = target.is_some();
             let (id, ext) = match target {
                 Some(t) => t,
                 None => {
@@ -841,11 +870,26 @@ impl Chaos {
                     let wrong = Credential { key: credential.key.clone(), secret: format!("not-{}", marker) };
                     ("bad signature", true, self.post_webhook(body.as_bytes(), Some((&wrong, now)), None).await)
                 }
-                1 => (
-                    "stale timestamp",
-                    true,
-                    self.post_webhook(body.as_bytes(), Some((&credential, now - 3600)), None).await,
-                ),
+                1 => {
+                    // A genuine signature an hour old: a late delivery, taken as a hint
+                    // (a notice on a known case, refused when Cabital does not know it).
+                    let outcome = self.post_webhook(body.as_bytes(), Some((&credential, now - 3600)), None).await;
+                    // Signed with a pair the rotation revoked meanwhile, or with the new pair
+                    // before the function sees it (its secret cache, at most a minute): 401.
+                    let revoked = self.rotation_begun.load(Ordering::SeqCst)
+                        && lock(&self.rotated_at).is_none_or(|at| {
+                            at.elapsed() < Duration::from_secs(60) || lock(&self.credential).key != credential.key
+                        });
+                    let mut bad = lock(&self.bad);
+                    bad.late += 1;
+                    match (&outcome, known) {
+                        (Ok(200), true) | (Ok(404), false) => bad.late_as_expected += 1,
+                        (Ok(401), _) if revoked => bad.late_as_expected += 1,
+                        (Ok(status), _) => bad.wrong.push(("late replay".to_owned(), format!("HTTP {status}"))),
+                        (Err(e), _) => bad.wrong.push(("late replay".to_owned(), format!("no answer ({})", e.0))),
+                    }
+                    continue;
+                }
                 2 => {
                     let tampered = body.replace("SUGGEST_TO_REJECT", "SUGGEST_TO_ACCEPT");
                     let signature = sign(&credential.secret, &now.to_string(), &self.webhook_path, body.as_bytes());
@@ -1055,7 +1099,7 @@ impl Chaos {
         for d in deliveries.as_array().into_iter().flatten() {
             let key = (num(d, "notificationId"), num(d, "copy"));
             let entry = attempts.entry(key).or_default();
-            entry.0 |= d.get("success") == Some(&json!(true));
+            entry.0 |= d.get("success") == Some(&json!(true)) && d.get("ackLost") != Some(&json!(true));
             entry.1 = entry.1.max(num(d, "attempt"));
         }
         let mut done: HashMap<u64, u64> = HashMap::new();
@@ -1213,7 +1257,11 @@ impl Chaos {
             }
 
             // The case's webhook events: one per distinct body, with its delivery count.
+            // A body whose first attempts all failed and whose retry came under its first
+            // attempt's old headers is kept as an unverified notice (LATE_SIGNATURE): one
+            // event per body and kind, deliveries summed over both.
             let mut events: HashMap<String, (u64, u64)> = HashMap::new();
+            let mut notice_events: HashMap<String, u64> = HashMap::new();
             let mut cursor: Option<String> = None;
             loop {
                 let page = self
@@ -1222,10 +1270,27 @@ impl Chaos {
                     .await
                     .map_err(|e| Failure(format!("reading case {id}'s events: {e}")))?;
                 for event in &page.events {
-                    if let kyc_store::EventDetail::Webhook { body, deliveries, .. } = &event.detail {
-                        let entry = events.entry(body.expose().clone()).or_default();
-                        entry.0 += 1;
-                        entry.1 += u64::from(*deliveries);
+                    match &event.detail {
+                        kyc_store::EventDetail::Webhook { body, deliveries, .. } => {
+                            let entry = events.entry(body.expose().clone()).or_default();
+                            entry.0 += 1;
+                            entry.1 += u64::from(*deliveries);
+                        }
+                        kyc_store::EventDetail::UnverifiedNotice { body, deliveries, reason, .. } => {
+                            let body = body.expose().clone();
+                            if *reason != kyc_store::NoticeReason::LateSignature {
+                                v.violations.push(format!("case {id}: a {reason} notice, with webhooks signed"));
+                            }
+                            if body.contains("chaos-bad-") {
+                                // A replay of a genuine signature, hours old: kept as a notice.
+                                v.late_replays_kept += 1;
+                                continue;
+                            }
+                            v.late_notices += 1;
+                            *notice_events.entry(body.clone()).or_default() += 1;
+                            events.entry(body).or_default().1 += u64::from(*deliveries);
+                        }
+                        _ => {}
                     }
                 }
                 match page.next_cursor {
@@ -1233,12 +1298,18 @@ impl Chaos {
                     None => break,
                 }
             }
+            for n in notice_events.values() {
+                if *n != 1 {
+                    v.mismatched_deliveries += 1;
+                    v.violations.push(format!("case {id}: one late body is {n} notices, not one"));
+                }
+            }
             for (body, (count, stored)) in &events {
                 seen_bodies.insert(body.clone());
                 v.events += 1;
                 v.stored_deliveries += stored;
                 v.duplicates_absorbed += stored.saturating_sub(1);
-                if *count != 1 {
+                if *count > 1 || (*count == 0 && !notice_events.contains_key(body)) {
                     v.mismatched_deliveries += 1;
                     v.violations.push(format!("case {id}: one webhook body is {count} events, not one"));
                 }
@@ -1423,10 +1494,19 @@ impl Chaos {
             (
                 "forged refused",
                 format!(
-                    "{} of {} (bad signature, stale timestamp, tampered body, unsigned, unknown key)",
+                    "{} of {} (bad signature, tampered body, unsigned, unknown key)",
                     bad.forged_refused, bad.forged
                 ),
             ),
+            (
+                "late replays",
+                format!(
+                    "{} of {} answered as hints (2xx, kept as a notice, on a known case; 404 otherwise; 401 when \
+                     signed with a pair rotated out meanwhile); {} kept",
+                    bad.late_as_expected, bad.late, v.late_replays_kept
+                ),
+            ),
+            ("late deliveries", format!("{} bodies kept as LATE_SIGNATURE notices", v.late_notices)),
             (
                 "malformed refused",
                 format!(
@@ -1602,6 +1682,11 @@ struct Verdict {
     mismatched: u64,
     mismatched_deliveries: u64,
     bad_stored: u64,
+    /// Bodies kept as LATE_SIGNATURE notices (their first attempts failed, their retry
+    /// came under old headers).
+    late_notices: u64,
+    /// Bad-input replays of a genuine signature an hour old, kept as notices.
+    late_replays_kept: u64,
     unknown_creates: u64,
     violations: Vec<String>,
 }

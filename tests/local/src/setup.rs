@@ -7,7 +7,7 @@ use crate::show::error_chain;
 use crate::{Failure, Result, aws};
 
 /// The flags `setup` takes.
-pub const FLAGS: &[&str] = &["table", "secret-id", "api-key", "api-secret"];
+pub const FLAGS: &[&str] = &["table", "secret-id", "api-key", "api-secret", "webhook-key", "webhook-secret"];
 
 /// Creates the table and the secret (or finds them there).
 pub async fn run(args: &Args) -> Result<()> {
@@ -31,7 +31,15 @@ pub async fn run(args: &Args) -> Result<()> {
     }
 
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-    let value = serde_json::json!({ "apiKey": api_key, "apiSecret": api_secret }).to_string();
+    let mut value = serde_json::json!({ "apiKey": api_key, "apiSecret": api_secret });
+    // A separate secret for webhooks (and its key), when Cabital signs them with one.
+    if let Some(secret) = args.get("webhook-secret") {
+        value["webhookSecret"] = serde_json::json!(secret);
+        if let Some(key) = args.get("webhook-key") {
+            value["webhookKey"] = serde_json::json!(key);
+        }
+    }
+    let value = value.to_string();
     match secrets.create_secret().name(secret_id).secret_string(&value).send().await {
         Ok(_) => println!("secret {secret_id}: created ({{\"apiKey\", \"apiSecret\"}})"),
         Err(e) if e.code() == Some("ResourceExistsException") => {

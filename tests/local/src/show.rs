@@ -91,6 +91,14 @@ pub fn detail(event: &Value) -> String {
                 if deliveries == 1 { "y" } else { "ies" }
             )
         }
+        "UNVERIFIED_NOTICE" => {
+            let deliveries = d.get("deliveries").and_then(Value::as_u64).unwrap_or(0);
+            format!(
+                "a hint, not read as Cabital's words ({}), {deliveries} deliver{}",
+                s(d, "reason"),
+                if deliveries == 1 { "y" } else { "ies" }
+            )
+        }
         "REFRESHED" | "RECONCILED" => {
             let changed: Vec<&str> =
                 d.get("changed").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
@@ -157,6 +165,8 @@ mod tests {
     fn details_in_words() {
         let webhook = json!({"kind": "WEBHOOK", "details": {"body": {"caseSuggestion": "SUGGEST_TO_ACCEPT", "comment": "No hit"}, "deliveries": 1}});
         assert_eq!(detail(&webhook), "caseSuggestion SUGGEST_TO_ACCEPT (\"No hit\"), 1 delivery");
+        let notice = json!({"kind": "UNVERIFIED_NOTICE", "details": {"body": {"caseSuggestion": "SUGGEST_TO_ACCEPT"}, "deliveries": 2, "reason": "UNSIGNED"}});
+        assert_eq!(detail(&notice), "a hint, not read as Cabital's words (UNSIGNED), 2 deliveries");
         let reconciled = json!({"kind": "RECONCILED", "details": {"fromSuggestion": null, "toSuggestion": "SUGGEST_TO_REJECT", "changed": ["suggestion", "suggestionComment"]}});
         assert_eq!(
             detail(&reconciled),

@@ -25,9 +25,10 @@ pub const FLAGS: &[&str] = &[
     "reconcile-event",
     "reconcile-timeout-secs",
     "name-suffix",
+    "mode",
 ];
 
-const STEPS: usize = 7;
+const STEPS: usize = 8;
 const POLL: Duration = Duration::from_millis(250);
 
 /// What the walk needs.
@@ -50,6 +51,8 @@ struct Walk {
     store: Option<kyc_store::Store>,
     /// Makes this run's external ids unique.
     run: String,
+    /// How the sandbox answers where Cabital's page is silent (`./scripts/local.sh --cabital`).
+    mode: String,
 }
 
 /// A response: status and JSON body (`Null` when not JSON).
@@ -113,6 +116,7 @@ pub async fn run(args: &Args) -> Result<()> {
         reconcile_timeout: Duration::from_secs(args.number("reconcile-timeout-secs", 600)?),
         store,
         run,
+        mode: args.get("mode").unwrap_or("base64").to_owned(),
     };
     ensure(walk.reconcile_event.is_file(), || {
         format!("--reconcile-event {}: no such file (run from the repository's root)", walk.reconcile_event.display())
@@ -132,18 +136,99 @@ impl Walk {
             "the sandbox has no webhook URL: start it with --webhook-url pointing at the webhook function".to_owned()
         })?;
 
+        field("Cabital mode", &self.mode);
+
         let first = self.accepted_case().await?;
         let second = self.dropped_webhook_case().await?;
 
         header(7, STEPS, "Each case's timeline, from the table (GET /v1/cases/{id})");
-        self.timeline(&first, "the first case", &["CREATED", "WEBHOOK", "OGS_ON", "DECISION"], &[]).await?;
-        self.timeline(&second, "the case whose webhook was dropped", &["CREATED", "RECONCILED"], &["WEBHOOK"]).await?;
+        let hook = self.webhook_kind();
+        self.timeline(&first, "the first case", &["CREATED", hook, "OGS_ON", "DECISION"], &[]).await?;
+        self.timeline(&second, "the case whose webhook was dropped", &["CREATED", "RECONCILED"], &[hook]).await?;
+
+        header(8, STEPS, "Every case equals Cabital's: nothing lost, none created twice");
+        for id in [&first, &second] {
+            self.equals_cabitals(id).await?;
+        }
+        if self.mode == "original-headers" {
+            self.late_retries_counted(&first).await?;
+        }
 
         println!(
-            "\nWALK PASSED in {:.1} s: create -> webhook -> ongoing screening -> decision; dropped webhook -> reconciled.",
-            started.elapsed().as_secs_f64()
+            "\nWALK PASSED in {:.1} s ({} mode): create -> webhook -> ongoing screening -> decision; dropped webhook -> reconciled.",
+            started.elapsed().as_secs_f64(),
+            self.mode
         );
         Ok(())
+    }
+
+    /// The event kind a delivery of the sandbox's webhook becomes: a notice when
+    /// webhooks are unsigned (`WEBHOOK_AUTH=refetch`), never Cabital's words.
+    fn webhook_kind(&self) -> &'static str {
+        if self.mode == "unsigned" { "UNVERIFIED_NOTICE" } else { "WEBHOOK" }
+    }
+
+    /// The gateway's case equals the sandbox's (suggestion, its comment, decision, ongoing
+    /// screening), and the sandbox holds exactly one case for its external id.
+    async fn equals_cabitals(&self, id: &str) -> Result<()> {
+        let case = self.get_case(id).await?.get("case").cloned().unwrap_or(Value::Null);
+        let remote = self.sandbox_case(id).await?;
+        let ext = s(&case, "externalCaseId").to_owned();
+        let pairs = [
+            ("suggestion", case.get("suggestion"), remote.get("suggestion")),
+            ("suggestionComment", case.get("suggestionComment"), remote.get("suggestion_comment")),
+            ("decision", case.get("decision"), remote.get("decision")),
+            ("ogs", case.get("ogs"), remote.get("ogs")),
+        ];
+        for (name, ours, theirs) in pairs {
+            let (ours, theirs) = (ours.filter(|v| !v.is_null()), theirs.filter(|v| !v.is_null()));
+            ensure(ours == theirs, || format!("case {id}: {name} is {ours:?} in the gateway, {theirs:?} at Cabital"))?;
+        }
+        let at_cabital = self.sandbox_get(&format!("/_sandbox/cases?externalCaseId={ext}")).await?;
+        let count = at_cabital.as_array().map_or(0, Vec::len);
+        ensure(count == 1, || format!("the sandbox holds {count} cases for {ext}, expected exactly 1"))?;
+        ok(format!("{ext}: suggestion, comment, decision and ongoing screening equal Cabital's; one case there"));
+        Ok(())
+    }
+
+    /// With every ack lost, Cabital retries under the first attempt's headers, minutes old:
+    /// each such late delivery is one more delivery of the stored body, never a new event.
+    async fn late_retries_counted(&self, id: &str) -> Result<()> {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let deliveries = self.sandbox_get(&format!("/_sandbox/deliveries?caseSystemId={id}")).await?;
+            // Late: its timestamp more than the webhook's 300 s window before it was sent.
+            let age = |d: &Value| -> Option<i64> {
+                let at =
+                    time::OffsetDateTime::parse(s(d, "at"), &time::format_description::well_known::Rfc3339).ok()?;
+                Some(at.unix_timestamp() - d.get("accessTimestamp")?.as_i64()?)
+            };
+            let late = deliveries
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|d| s(d, "signed") == "original" && d.get("success") == Some(&json!(true)))
+                .filter(|d| age(d).is_some_and(|a| a > 300))
+                .count();
+            let view = self.get_case(id).await?;
+            let hooks: Vec<Value> = events(&view).into_iter().filter(|e| s(&e, "kind") == "WEBHOOK").collect();
+            let counted = hooks.first().and_then(|e| e.pointer("/details/deliveries")).and_then(Value::as_u64);
+            if late >= 1 && hooks.len() == 1 && counted.is_some_and(|n| n as usize > late) {
+                ok(format!(
+                    "{late} retries under the first attempt's headers, over 300 s old, answered 2xx and counted as \
+                     deliveries of the one WEBHOOK event ({} in all)",
+                    counted.unwrap_or(0)
+                ));
+                return Ok(());
+            }
+            ensure(Instant::now() < deadline, || {
+                format!(
+                    "no late retry counted within {} s ({late} late answered 2xx, events {hooks:?})",
+                    self.timeout.as_secs()
+                )
+            })?;
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     // ------------------------------------------------------------ the first case
@@ -255,7 +340,7 @@ impl Walk {
             let delivered = deliveries.iter().find(|d| d.get("success") == Some(&json!(true))).cloned();
             let view = self.get_case(id).await?;
             let case = view.get("case").cloned().unwrap_or(Value::Null);
-            let has_webhook_event = events(&view).iter().any(|e| s(e, "kind") == "WEBHOOK");
+            let has_webhook_event = events(&view).iter().any(|e| s(e, "kind") == self.webhook_kind());
             let remote_suggestion = remote.get("suggestion").filter(|v| !v.is_null());
             if let Some(delivery) = delivered
                 && has_webhook_event
@@ -316,7 +401,7 @@ impl Walk {
                 show::suggestion(&case)
             )
         })?;
-        ensure(!events(&view).iter().any(|e| s(e, "kind") == "WEBHOOK"), || {
+        ensure(!events(&view).iter().any(|e| s(e, "kind") == self.webhook_kind()), || {
             "a WEBHOOK event is in the timeline of a case whose webhook was dropped".to_owned()
         })?;
         ok("Cabital has a suggestion the gateway never heard of: the case waits");
