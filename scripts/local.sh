@@ -22,8 +22,15 @@
 #   unsigned          webhooks not signed at all (WEBHOOK_AUTH=refetch)
 #   original-headers  every webhook's ack lost, its retries sent under the first
 #                     attempt's headers, minutes to hours old
+#   empty-create      a create answered 201 with an empty body (the gateway answers 202;
+#                     the webhook brings the case's id)
+#   no-id-create      a create answered 201 with the case but no caseSystemId
+#   get-without-id    GET answers without caseSystemId (taken from the path)
+#   no-screening      no screening on create (no Zero Footprint): the reconciler gives up
+#                     after RECONCILE_NO_SUGGESTION_GIVE_UP_SECS, then Cabital screens by hand
 #   ci                webhook-secret and original-headers together (the chaos run adds a
 #                     share of lost acks)
+#   all               each mode above but ci in turn, one walk each (for scripts/test.sh)
 #
 # It installs the pinned tools of scripts/requirements.txt into .venv (moto,
 # cargo-lambda), builds the functions, the Cabital sandbox and tests/local, then starts
@@ -106,6 +113,18 @@ fi
 ((chaos_next == 0)) || die "--chaos needs a number of cases (see --help)"
 ((mode_next == 0)) || die "--cabital needs a mode (see --help)"
 [[ -n "$CABITAL_MODE" ]] || CABITAL_MODE=$( ((CI_MODE)) && echo ci || echo base64)
+ALL_MODES=(base64 hex webhook-secret unsigned original-headers empty-create no-id-create get-without-id no-screening)
+if [[ "$CABITAL_MODE" == all ]]; then
+    ((KEEP == 0)) || die "--keep takes one mode, not all"
+    # One walk per mode, each on its own stack (no schemathesis, no chaos run).
+    for mode in "${ALL_MODES[@]}"; do
+        log "Cabital mode $mode"
+        CHAOS_CASES=0 LOCAL_SCHEMATHESIS_SECS=0 LOCAL_CABITAL_MODE=$mode \
+            "$0" $( ((CI_MODE)) && echo --ci) || die "the walk failed in Cabital mode $mode"
+    done
+    ok "the walk passed in every Cabital mode: ${ALL_MODES[*]}"
+    exit 0
+fi
 [[ "$CHAOS_CASES" =~ ^[0-9]+$ ]] || die "--chaos / CHAOS_CASES must be a number of cases, not '$CHAOS_CASES'"
 ((CHAOS_CASES == 0 || CHAOS_CASES >= 10)) || die "the chaos run needs at least 10 cases (or 0 to skip it)"
 
@@ -131,6 +150,8 @@ SANDBOX_ENV=()
 ENCODING=base64
 WEBHOOK_AUTH=signature
 WEBHOOK_WARMUP=401
+# Large enough never to act during a walk, except in the no-screening mode.
+GIVE_UP_SECS=604800
 webhook_secret_mode() {
     local hook_secret
     hook_secret="local-webhook-secret-$(head -c 16 /dev/urandom | sha256sum | cut -c1-24)"
@@ -151,6 +172,13 @@ unsigned)
     WEBHOOK_WARMUP=400
     ;;
 original-headers) SANDBOX_ARGS+=(--retry-headers original --webhook-lost-ack-rate 1) ;;
+empty-create) SANDBOX_ARGS+=(--create-answer empty) ;;
+no-id-create) SANDBOX_ARGS+=(--create-answer no-id) ;;
+get-without-id) SANDBOX_ARGS+=(--get-without-case-system-id) ;;
+no-screening)
+    SANDBOX_ARGS+=(--no-screening)
+    GIVE_UP_SECS=5
+    ;;
 ci)
     webhook_secret_mode
     SANDBOX_ARGS+=(--retry-headers original)
@@ -329,6 +357,7 @@ RECONCILE_STALE_AFTER_SECS=5
 RECONCILE_REFRESH_GRACE_SECS=2
 RECONCILE_RATE_PER_SEC=20
 RECONCILE_OGS_CHECK_AFTER_SECS=$OGS_CHECK_AFTER
+RECONCILE_NO_SUGGESTION_GIVE_UP_SECS=$GIVE_UP_SECS
 EOF
 
 check_lambda_port
@@ -407,6 +436,7 @@ MOTO_ENDPOINT=$MOTO_ENDPOINT "$LOCAL_STACK_BIN" walk \
     --table "$TABLE" \
     --stale-after-secs 5 \
     --mode "$CABITAL_MODE" \
+    --give-up-secs "$GIVE_UP_SECS" \
     --reconcile-event functions/reconcile/events/schedule.json ||
     fail "the walk failed (see above)"
 WALK_PASSED=1

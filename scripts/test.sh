@@ -12,7 +12,10 @@
 # (`./scripts/local.sh --ci`: the functions under `cargo lambda watch`, a case walked
 # through their HTTP endpoints, a dropped webhook settled by `cargo lambda invoke
 # reconcile`, schemathesis, then the chaos run at its CI size, 120 cases, about
-# 1.5 min), cfn-lint and `sam validate --lint` of infra/template.yaml, then
+# 1.5 min, with a separate webhook secret and retries under old headers), the walk again
+# in each other Cabital mode (`./scripts/local.sh --ci --cabital all`: hex, unsigned
+# webhooks, an empty create answer, no screening, ...; about 1.5 min each), cfn-lint
+# and `sam validate --lint` of infra/template.yaml, then
 # `sam build` of the three functions (release, x86_64, into .aws-sam/build).
 #
 # Environment:
@@ -127,6 +130,8 @@ elif ((choose_packages)); then
     warn "packages chosen: skipping the local stack's walk (it tests the whole system)"
 else
     run_step local-stack ./scripts/local.sh --ci
+    # Where Cabital's page is silent, each other answer it may give: one walk each.
+    run_step cabital-modes ./scripts/local.sh --ci --cabital all
 fi
 
 # ---- the SAM template

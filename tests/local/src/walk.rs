@@ -26,6 +26,7 @@ pub const FLAGS: &[&str] = &[
     "reconcile-timeout-secs",
     "name-suffix",
     "mode",
+    "give-up-secs",
 ];
 
 const STEPS: usize = 8;
@@ -53,6 +54,8 @@ struct Walk {
     run: String,
     /// How the sandbox answers where Cabital's page is silent (`./scripts/local.sh --cabital`).
     mode: String,
+    /// The reconciler's `RECONCILE_NO_SUGGESTION_GIVE_UP_SECS` (the `no-screening` mode).
+    give_up_after: Duration,
 }
 
 /// A response: status and JSON body (`Null` when not JSON).
@@ -117,6 +120,7 @@ pub async fn run(args: &Args) -> Result<()> {
         store,
         run,
         mode: args.get("mode").unwrap_or("base64").to_owned(),
+        give_up_after: Duration::from_secs(args.number("give-up-secs", 5)?),
     };
     ensure(walk.reconcile_event.is_file(), || {
         format!("--reconcile-event {}: no such file (run from the repository's root)", walk.reconcile_event.display())
@@ -143,8 +147,17 @@ impl Walk {
 
         header(7, STEPS, "Each case's timeline, from the table (GET /v1/cases/{id})");
         let hook = self.webhook_kind();
-        self.timeline(&first, "the first case", &["CREATED", hook, "OGS_ON", "DECISION"], &[]).await?;
-        self.timeline(&second, "the case whose webhook was dropped", &["CREATED", "RECONCILED"], &[hook]).await?;
+        let mut must_first = vec!["CREATED", hook, "OGS_ON", "DECISION"];
+        if self.mode == "no-screening" {
+            must_first.push("SUGGESTION_OVERDUE");
+        }
+        self.timeline(&first, "the first case", &must_first, &[]).await?;
+        if self.id_pending() {
+            // No id and no webhook: nothing could settle it until Cabital resent the webhook.
+            self.timeline(&second, "the case whose webhook was dropped", &["CREATED", hook], &["RECONCILED"]).await?;
+        } else {
+            self.timeline(&second, "the case whose webhook was dropped", &["CREATED", "RECONCILED"], &[hook]).await?;
+        }
 
         header(8, STEPS, "Every case equals Cabital's: nothing lost, none created twice");
         for id in [&first, &second] {
@@ -160,6 +173,105 @@ impl Walk {
             self.mode
         );
         Ok(())
+    }
+
+    /// Whether the sandbox answers a create without `caseSystemId` (an empty 201, or the
+    /// case without its id): the gateway answers 202 and the webhook brings the id.
+    fn id_pending(&self) -> bool {
+        matches!(self.mode.as_str(), "empty-create" | "no-id-create")
+    }
+
+    /// Creates a case; answers its id, or `None` when the gateway answered 202 (the id
+    /// to come with the webhook). Checks the same request again replays the answer and
+    /// that Cabital holds exactly one case.
+    async fn create(&self, ext: &str, body: &Value) -> Result<Option<String>> {
+        if !self.id_pending() {
+            let created = self.api_call(Method::POST, "/v1/cases", Some(body)).await?.expect(201, "POST /v1/cases")?;
+            let id = s(&created, "caseSystemId").to_owned();
+            let case = created.get("case").cloned().unwrap_or(Value::Null);
+            field("-> 201", format!("caseSystemId {id}"));
+            field("status", s(&case, "status"));
+            ensure(id.parse::<CaseSystemId>().is_ok(), || format!("the answer's caseSystemId `{id}` is not a UUID"))?;
+            ensure(created.get("replayed") == Some(&json!(false)), || "a first create answered as a replay".to_owned())?;
+            let again =
+                self.api_call(Method::POST, "/v1/cases", Some(body)).await?.expect(201, "POST /v1/cases again")?;
+            ensure(s(&again, "caseSystemId") == id && again.get("replayed") == Some(&json!(true)), || {
+                format!("the same request again did not replay the first answer: {again}")
+            })?;
+            self.one_case_at_cabital(ext).await?;
+            return Ok(Some(id));
+        }
+        let pending = self.api_call(Method::POST, "/v1/cases", Some(body)).await?.expect(202, "POST /v1/cases")?;
+        field("-> 202", format!("{}, state {}", s(&pending, "code"), s(&pending, "state")));
+        ensure(s(&pending, "code") == "case_system_id_pending" && s(&pending, "state") == "UNKNOWN", || {
+            format!("expected case_system_id_pending / UNKNOWN, got {pending}")
+        })?;
+        let again = self.api_call(Method::POST, "/v1/cases", Some(body)).await?.expect(202, "POST /v1/cases again")?;
+        ensure(again.get("replayed") == Some(&json!(true)), || format!("the same request again: {again}"))?;
+        self.one_case_at_cabital(ext).await?;
+        Ok(None)
+    }
+
+    async fn one_case_at_cabital(&self, ext: &str) -> Result<()> {
+        let at_cabital = self.sandbox_get(&format!("/_sandbox/cases?externalCaseId={ext}")).await?;
+        let count = at_cabital.as_array().map_or(0, Vec::len);
+        ensure(count == 1, || format!("the sandbox holds {count} cases for {ext}, expected exactly 1"))?;
+        ok("the same request again replays the first answer; Cabital has exactly one case");
+        Ok(())
+    }
+
+    /// Cabital's id of the case it holds for `ext` (the create answered none).
+    async fn cabital_id_of(&self, ext: &str) -> Result<String> {
+        let at_cabital = self.sandbox_get(&format!("/_sandbox/cases?externalCaseId={ext}")).await?;
+        let id = at_cabital.pointer("/0/case/caseSystemId").or(at_cabital.pointer("/0/caseSystemId"));
+        id.and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| Failure(format!("the sandbox holds no case for {ext}: {at_cabital}")))
+    }
+
+    /// `GET /v1/cases?externalCaseId=`: the reservation's state and id.
+    async fn lookup(&self, ext: &str) -> Result<Value> {
+        self.api_call(Method::GET, &format!("/v1/cases?externalCaseId={ext}"), None)
+            .await?
+            .expect(200, "GET /v1/cases?externalCaseId=")
+    }
+
+    /// The sandbox's analyst sets a suggestion (with its webhook): what Cabital does when
+    /// it screens by hand, or resends a webhook.
+    async fn suggest_at_cabital(&self, id: &str, suggestion: &str, comment: &str) -> Result<()> {
+        let url = format!("{}/_sandbox/cases/{id}/suggestion", self.sandbox);
+        let body = json!({"suggestion": suggestion, "comment": comment, "notify": true});
+        self.send(Method::POST, &url, Some(&body)).await?.expect(200, &format!("POST {url}"))?;
+        note(format!("POST /_sandbox/cases/{{id}}/suggestion {{\"suggestion\": \"{suggestion}\", \"notify\": true}}"));
+        Ok(())
+    }
+
+    /// No screening on create: the reconciler asks, then gives up once and flags the case
+    /// for a person; then Cabital's analyst screens it by hand.
+    async fn screened_by_hand(&self, id: &str, created_at: Instant) -> Result<()> {
+        let remote = self.sandbox_case(id).await?;
+        ensure(remote.get("suggestion").is_none_or(Value::is_null), || {
+            format!("the sandbox screened the case although it has no screening: {remote}")
+        })?;
+        note("Cabital screens nothing by itself (no Zero Footprint)");
+        let due = created_at + self.stale_after.max(self.give_up_after) + Duration::from_millis(500);
+        let wait = due.saturating_duration_since(Instant::now());
+        if !wait.is_zero() {
+            note(format!("waiting {:.1} s (RECONCILE_NO_SUGGESTION_GIVE_UP_SECS={})", wait.as_secs_f64(), self.give_up_after.as_secs()));
+            tokio::time::sleep(wait).await;
+        }
+        for _ in 0..2 {
+            self.invoke_reconcile()?;
+        }
+        let view = self.get_case(id).await?;
+        let case = view.get("case").cloned().unwrap_or(Value::Null);
+        ensure(case.pointer("/attention/reason") == Some(&json!("no_suggestion")), || {
+            format!("after the give-up the case shows no attention: {case}")
+        })?;
+        let reports = events(&view).iter().filter(|e| s(e, "kind") == "SUGGESTION_OVERDUE").count();
+        ensure(reports == 1, || format!("{reports} SUGGESTION_OVERDUE events after two reconcile runs, expected 1"))?;
+        ok("no suggestion: the reconciler gave up once, and the case says so (attention no_suggestion)");
+        self.suggest_at_cabital(id, "SUGGEST_TO_ACCEPT", "Screened by hand: no hit.").await
     }
 
     /// The event kind a delivery of the sandbox's webhook becomes: a notice when
@@ -239,25 +351,17 @@ impl Walk {
         let body = new_case(&ext, "John Doe");
         field("externalCaseId", &ext);
         field("screening", "INDIVIDUAL \"John Doe\" (the sandbox finds no hit for this name)");
-        let created = self.api_call(Method::POST, "/v1/cases", Some(&body)).await?.expect(201, "POST /v1/cases")?;
         let created_at = Instant::now();
-        let id = s(&created, "caseSystemId").to_owned();
-        let case = created.get("case").cloned().unwrap_or(Value::Null);
-        field("-> 201", format!("caseSystemId {id}"));
-        field("status", s(&case, "status"));
-        ensure(id.parse::<CaseSystemId>().is_ok(), || format!("the answer's caseSystemId `{id}` is not a UUID"))?;
-        ensure(created.get("replayed") == Some(&json!(false)), || "a first create answered as a replay".to_owned())?;
+        let answered = self.create(&ext, &body).await?;
 
-        let again = self.api_call(Method::POST, "/v1/cases", Some(&body)).await?.expect(201, "POST /v1/cases again")?;
-        ensure(s(&again, "caseSystemId") == id && again.get("replayed") == Some(&json!(true)), || {
-            format!("the same request again did not replay the first answer: {again}")
-        })?;
-        let at_cabital = self.sandbox_get(&format!("/_sandbox/cases?externalCaseId={ext}")).await?;
-        let count = at_cabital.as_array().map_or(0, Vec::len);
-        ensure(count == 1, || format!("the sandbox holds {count} cases for {ext}, expected exactly 1"))?;
-        ok("the same request again replays the first answer; Cabital has exactly one case");
-
-        header(2, STEPS, "Cabital screens it; its signed webhook reaches the webhook function");
+        header(2, STEPS, "Cabital screens it; its webhook reaches the webhook function");
+        let id = match &answered {
+            Some(id) => id.clone(),
+            None => self.cabital_id_of(&ext).await?,
+        };
+        if self.mode == "no-screening" {
+            self.screened_by_hand(&id, created_at).await?;
+        }
         let (remote, delivery, case) = self.wait_for_webhook(&id).await?;
         field("sandbox says", show::suggestion(&remote));
         field(
@@ -270,8 +374,16 @@ impl Walk {
             ),
         );
         field("gateway shows", format!("{}, suggestion {}", s(&case, "status"), show::suggestion(&case)));
+        ensure(case.get("attention").is_none_or(Value::is_null), || format!("the case still asks for attention: {case}"))?;
+        if answered.is_none() {
+            let found = self.lookup(&ext).await?;
+            ensure(s(&found, "state") == "CREATED" && s(&found, "caseSystemId") == id, || {
+                format!("the webhook did not link the reservation: {found}")
+            })?;
+            ok("the webhook named the externalCaseId: the reservation is linked to Cabital's id");
+        }
         ok(format!(
-            "webhook verified and stored, suggestion shown {:.1} s after the create",
+            "webhook taken and the case read from Cabital, suggestion shown {:.1} s after the create",
             created_at.elapsed().as_secs_f64()
         ));
 
@@ -338,7 +450,9 @@ impl Walk {
                 }
             }
             let delivered = deliveries.iter().find(|d| d.get("success") == Some(&json!(true))).cloned();
-            let view = self.get_case(id).await?;
+            // A case known only by Cabital's id (the create gave none) appears with the webhook.
+            let answer = self.api_call(Method::GET, &format!("/v1/cases/{id}?limit=100"), None).await?;
+            let view = if answer.status == 404 { Value::Null } else { answer.expect(200, "GET /v1/cases/{id}")? };
             let case = view.get("case").cloned().unwrap_or(Value::Null);
             let has_webhook_event = events(&view).iter().any(|e| s(e, "kind") == self.webhook_kind());
             let remote_suggestion = remote.get("suggestion").filter(|v| !v.is_null());
@@ -388,6 +502,9 @@ impl Walk {
         let (id, created_at) = outcome?;
         restored?;
         note("PUT /_sandbox/faults (restored as before)");
+        if self.id_pending() {
+            return self.dropped_without_id(&id).await;
+        }
 
         let remote = self.sandbox_case(&id).await?;
         let view = self.get_case(&id).await?;
@@ -458,19 +575,43 @@ impl Walk {
         Ok(id)
     }
 
+    /// The dropped case when the create gave no id: nothing can link it (Cabital has no
+    /// search by external id) until Cabital resends the webhook; it is never sent again.
+    async fn dropped_without_id(&self, id: &str) -> Result<String> {
+        let ext = format!("local-walk-{}-dropped", self.run);
+        let found = self.lookup(&ext).await?;
+        field("gateway shows", format!("reservation {}", s(&found, "state")));
+        ensure(s(&found, "state") == "UNKNOWN", || format!("expected the reservation UNKNOWN, got {found}"))?;
+        header(6, STEPS, "The reconciler cannot link it; Cabital resends the webhook");
+        self.invoke_reconcile()?;
+        ensure(s(&self.lookup(&ext).await?, "state") == "UNKNOWN", || "the reservation changed without an id".to_owned())?;
+        self.one_case_at_cabital(&ext).await?;
+        let remote = self.sandbox_case(id).await?;
+        let comment = s(&remote, "suggestion_comment").to_owned();
+        self.suggest_at_cabital(id, s(&remote, "suggestion"), &comment).await?;
+        let (_, _, case) = self.wait_for_webhook(id).await?;
+        let found = self.lookup(&ext).await?;
+        ensure(s(&found, "state") == "CREATED" && s(&found, "caseSystemId") == id, || {
+            format!("the resent webhook did not link the reservation: {found}")
+        })?;
+        ok(format!("linked by the resent webhook; the gateway shows {}", show::suggestion(&case)));
+        Ok(id.to_owned())
+    }
+
     /// Creates the second case while webhooks are dropped and waits until the sandbox
     /// has screened it (and so dropped its webhook). Returns its id and when it was created.
     async fn create_dropped(&self) -> Result<(String, Instant)> {
         let ext = format!("local-walk-{}-dropped", self.run);
         field("externalCaseId", &ext);
         field("screening", "INDIVIDUAL \"Ivan Blocklisted\" (on the sandbox's made-up sanctions list)");
-        let created = self
-            .api_call(Method::POST, "/v1/cases", Some(&new_case(&ext, "Ivan Blocklisted")))
-            .await?
-            .expect(201, "POST /v1/cases")?;
         let created_at = Instant::now();
-        let id = s(&created, "caseSystemId").to_owned();
-        field("-> 201", format!("caseSystemId {id}"));
+        let id = match self.create(&ext, &new_case(&ext, "Ivan Blocklisted")).await? {
+            Some(id) => id,
+            None => self.cabital_id_of(&ext).await?,
+        };
+        if self.mode == "no-screening" {
+            self.suggest_at_cabital(&id, "SUGGEST_TO_REJECT", "Matched list Sandbox OFAC SDN").await?;
+        }
         let deadline = Instant::now() + self.timeout;
         loop {
             let state = self.sandbox_get(&format!("/_sandbox/cases/{id}")).await?;
