@@ -315,12 +315,12 @@ impl CabitalClient {
     async fn attempt(&self, method: Method, path: &str, body: &[u8]) -> Result<Vec<u8>, AttemptError> {
         let credentials = self.credentials.get().await.map_err(CabitalError::from)?;
         let timestamp = self.now_secs();
-        let signed = sign(&credentials, self.config.encoding, timestamp, method.as_str(), path, body);
-        let url = self
-            .config
-            .base_url
-            .join(path)
-            .map_err(|_| CabitalError::Decode("the request path is not a valid URL".into()))?;
+        // A path in the base URL (a proxy's prefix) stays in front of `/api/v1/...`, and
+        // is signed with it: the path signed is the path sent.
+        let path = format!("{}{path}", self.config.base_url.path().trim_end_matches('/'));
+        let signed = sign(&credentials, self.config.encoding, timestamp, method.as_str(), &path, body);
+        let mut url = self.config.base_url.clone();
+        url.set_path(&path);
         let mut request = self
             .http
             .request(method, url)

@@ -248,3 +248,48 @@ fn client_with_url(url: &str) -> CabitalClient {
     );
     CabitalClient::new(ClientConfig::new(url.parse().unwrap()), creds).unwrap()
 }
+
+/// A base URL with a path (a proxy's prefix): the prefix stays in front of `/api/v1`,
+/// and the signature is over the path as sent.
+#[tokio::test]
+async fn a_base_url_path_is_kept_and_signed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = socket.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the connection closed early");
+            head.extend_from_slice(&buf[..n]);
+        }
+        let answer = "HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
+        socket.write_all(answer.as_bytes()).await.unwrap();
+        String::from_utf8(head).unwrap()
+    });
+    let mut config = ClientConfig::new(format!("http://127.0.0.1:{port}/cabital-proxy/").parse().unwrap());
+    config.max_attempts = 1;
+    let creds = Credentials::new(KEY, SECRET).unwrap();
+    let store = CredentialStore::new(CredentialSource::Static(creds.clone()), Duration::from_secs(300));
+    let client = CabitalClient::new(config, store).unwrap();
+    let id: cabital_client::CaseSystemId = "6d92e7b4-715c-4ce3-a028-19f1c8c9fa6c".parse().unwrap();
+    let err = client.get_case(id).await.unwrap_err();
+    assert_eq!(err.status(), Some(404));
+
+    let head = server.await.unwrap();
+    let path = format!("/cabital-proxy/api/v1/cases/{id}");
+    assert!(head.starts_with(&format!("GET {path} HTTP/1.1\r\n")), "{head}");
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()))
+    };
+    let headers = cabital_signing::IncomingHeaders {
+        access_key: header("access-key"),
+        access_timestamp: header("access-timestamp"),
+        access_sign: header("access-sign"),
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    assert!(cabital_signing::verify_signature(&creds, headers, now, "GET", &path, b"").is_ok(), "{head}");
+}

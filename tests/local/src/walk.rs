@@ -192,7 +192,9 @@ impl Walk {
             field("-> 201", format!("caseSystemId {id}"));
             field("status", s(&case, "status"));
             ensure(id.parse::<CaseSystemId>().is_ok(), || format!("the answer's caseSystemId `{id}` is not a UUID"))?;
-            ensure(created.get("replayed") == Some(&json!(false)), || "a first create answered as a replay".to_owned())?;
+            ensure(created.get("replayed") == Some(&json!(false)), || {
+                "a first create answered as a replay".to_owned()
+            })?;
             let again =
                 self.api_call(Method::POST, "/v1/cases", Some(body)).await?.expect(201, "POST /v1/cases again")?;
             ensure(s(&again, "caseSystemId") == id && again.get("replayed") == Some(&json!(true)), || {
@@ -257,7 +259,11 @@ impl Walk {
         let due = created_at + self.stale_after.max(self.give_up_after) + Duration::from_millis(500);
         let wait = due.saturating_duration_since(Instant::now());
         if !wait.is_zero() {
-            note(format!("waiting {:.1} s (RECONCILE_NO_SUGGESTION_GIVE_UP_SECS={})", wait.as_secs_f64(), self.give_up_after.as_secs()));
+            note(format!(
+                "waiting {:.1} s (RECONCILE_NO_SUGGESTION_GIVE_UP_SECS={})",
+                wait.as_secs_f64(),
+                self.give_up_after.as_secs()
+            ));
             tokio::time::sleep(wait).await;
         }
         for _ in 0..2 {
@@ -374,7 +380,9 @@ impl Walk {
             ),
         );
         field("gateway shows", format!("{}, suggestion {}", s(&case, "status"), show::suggestion(&case)));
-        ensure(case.get("attention").is_none_or(Value::is_null), || format!("the case still asks for attention: {case}"))?;
+        ensure(case.get("attention").is_none_or(Value::is_null), || {
+            format!("the case still asks for attention: {case}")
+        })?;
         if answered.is_none() {
             let found = self.lookup(&ext).await?;
             ensure(s(&found, "state") == "CREATED" && s(&found, "caseSystemId") == id, || {
@@ -584,7 +592,9 @@ impl Walk {
         ensure(s(&found, "state") == "UNKNOWN", || format!("expected the reservation UNKNOWN, got {found}"))?;
         header(6, STEPS, "The reconciler cannot link it; Cabital resends the webhook");
         self.invoke_reconcile()?;
-        ensure(s(&self.lookup(&ext).await?, "state") == "UNKNOWN", || "the reservation changed without an id".to_owned())?;
+        ensure(s(&self.lookup(&ext).await?, "state") == "UNKNOWN", || {
+            "the reservation changed without an id".to_owned()
+        })?;
         self.one_case_at_cabital(&ext).await?;
         let remote = self.sandbox_case(id).await?;
         let comment = s(&remote, "suggestion_comment").to_owned();

@@ -541,8 +541,7 @@ pub async fn run(settings: &Settings, out: &mut dyn Write) -> Result<SignatureEn
     if !prefix.is_empty() {
         writeln!(
             out,
-            "Note:       the URL's path ({prefix}) is kept in front of /api/v1 and signed with it; the functions' \
-             client drops it today (README)"
+            "Note:       the URL's path ({prefix}) is kept in front of /api/v1 and signed, as the functions do"
         )?;
     }
 
