@@ -15,4 +15,5 @@ pub use error::GatewayError;
 pub use gateway::{Gateway, Refreshed, TimelineQuery, request_hash};
 pub use reconcile::{ReconcileError, ReconcileSettings, Summary};
 pub use views::{CaseView, CaseWithTimeline, Created, EventView, ExternalLookup};
+pub use views::{AwaitingCaseId, CASE_SYSTEM_ID_PENDING, CreateOutcome};
 pub use webhook::{Accepted, Delivery, RefreshOutcome, WebhookError, WebhookSettings};

@@ -163,6 +163,89 @@ pub struct Created {
     pub replayed: bool,
 }
 
+/// The answer to a create that Cabital took without telling the case's id (`202`): a
+/// 2xx whose body did not carry `caseSystemId`, or a 409 (Cabital already has a case
+/// with this `externalCaseId`). The reservation stays `UNKNOWN`: never freed, never
+/// sent again; Cabital's first webhook naming the `externalCaseId` links it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AwaitingCaseId {
+    /// The partner's id.
+    pub external_case_id: ExternalCaseId,
+    /// The reservation's state, as `GET /v1/cases?externalCaseId=` shows it: `UNKNOWN`.
+    pub state: &'static str,
+    /// Stable: `case_system_id_pending`.
+    pub code: &'static str,
+    /// What Cabital answered the create: a 2xx, or 409.
+    pub cabital_status: u16,
+    /// What it means, for a person.
+    pub detail: &'static str,
+    /// Where to look for the case: `/v1/cases?externalCaseId=...`.
+    pub lookup: String,
+    /// Whether this answer replays an earlier identical request.
+    pub replayed: bool,
+}
+
+/// The stable code of [`AwaitingCaseId`].
+pub const CASE_SYSTEM_ID_PENDING: &str = "case_system_id_pending";
+
+impl AwaitingCaseId {
+    pub(crate) fn new(ext: &ExternalCaseId, cabital_status: u16, replayed: bool) -> Self {
+        AwaitingCaseId {
+            external_case_id: ext.clone(),
+            state: kyc_store::ExtState::Unknown.as_str(),
+            code: CASE_SYSTEM_ID_PENDING,
+            cabital_status,
+            detail: "Cabital has the case but did not give its caseSystemId. It will not be sent again; \
+                     its id comes with Cabital's first webhook naming this externalCaseId.",
+            lookup: format!("/v1/cases?externalCaseId={}", percent_encode(ext.as_str())),
+            replayed,
+        }
+    }
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters stay as they are).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// What a create answers: the case (`201`), or that Cabital has it without its id yet
+/// (`202`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum CreateOutcome {
+    /// Created and recorded.
+    Created(Created),
+    /// Cabital has it; its id comes with the first webhook.
+    AwaitingCaseId(AwaitingCaseId),
+}
+
+impl CreateOutcome {
+    /// The HTTP status that carries it.
+    pub fn status(&self) -> u16 {
+        match self {
+            CreateOutcome::Created(_) => 201,
+            CreateOutcome::AwaitingCaseId(_) => 202,
+        }
+    }
+
+    /// Cabital's id, when known.
+    pub fn case_system_id(&self) -> Option<CaseSystemId> {
+        match self {
+            CreateOutcome::Created(c) => Some(c.case_system_id),
+            CreateOutcome::AwaitingCaseId(_) => None,
+        }
+    }
+}
+
 /// The answer to a lookup by `externalCaseId`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

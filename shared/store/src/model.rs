@@ -217,6 +217,7 @@ pub struct ExtRecord {
     /// Cabital's id, once known.
     pub case_system_id: Option<CaseSystemId>,
     /// Cabital's HTTP status, for `REJECTED`.
+    /// Also for `UNKNOWN` when Cabital answered without the case's id (a 2xx, or 409).
     pub cabital_status: Option<u16>,
     /// The exact JSON that was (to be) sent to Cabital.
     pub submitted: Option<Pii<String>>,

@@ -58,6 +58,7 @@ use uuid::Uuid;
 
 pub use api::MAX_BODY_BYTES;
 pub use auth::{HEADER_KEY, HEADER_SIGN, HEADER_TIMESTAMP, TIMESTAMP_TOLERANCE_SECS};
+pub use config::CreateAnswerMode;
 pub use config::{ConfigError, Credential, Faults, MAX_CLOCK_OFFSET_SECS, SandboxConfig, SignatureEncoding};
 pub use fixture::{FixtureError, FixtureSigning, sign_event};
 pub use model::{

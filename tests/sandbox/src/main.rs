@@ -10,6 +10,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::str::FromStr;
 
+use cabital_sandbox::CreateAnswerMode;
 use cabital_sandbox::{Credential, SandboxConfig, SignatureEncoding};
 use tracing_subscriber::EnvFilter;
 use url::Url;
@@ -47,6 +48,9 @@ const FLAGS: &[Flag] = &[
     Flag { name: "reorder-window-ms", value: Some("MS"), help: "fault: that delay's window (default 250)" },
     Flag { name: "clock-offset-secs", value: Some("SECS"), help: "fault: sandbox clock minus real time" },
     Flag { name: "seed", value: Some("N"), help: "random seed, for repeatable runs" },
+    Flag { name: "create-answer", value: Some("full|empty|no-id"), help: "a create's 201 body (default full)" },
+    Flag { name: "get-without-case-system-id", value: None, help: "GET answers omit caseSystemId" },
+    Flag { name: "no-screening", value: None, help: "no suggestion nor webhook on create (no Zero Footprint)" },
 ];
 
 fn usage() -> String {
@@ -208,6 +212,14 @@ impl Args {
             faults.clock_offset_secs = value;
         }
         config.seed = self.parsed("seed")?;
+        config.create_answer = match self.get("create-answer").as_deref() {
+            None | Some("full") => CreateAnswerMode::Full,
+            Some("empty") => CreateAnswerMode::Empty,
+            Some("no-id") => CreateAnswerMode::NoId,
+            Some(other) => return Err(format!("`--create-answer`: expected full, empty or no-id, got `{other}`")),
+        };
+        config.get_without_case_system_id = self.switch("get-without-case-system-id")?;
+        config.no_screening = self.switch("no-screening")?;
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)
     }
@@ -288,6 +300,28 @@ mod tests {
         assert_eq!(config.faults.clock_offset_secs, -40);
         assert!(config.faults.reorder_webhooks);
         assert!(config.reject_duplicate_external_id);
+    }
+
+    #[test]
+    fn create_answer_and_screening_flags() {
+        let config = |list: &[&str]| args(list).and_then(|a| a.map(|a| a.config()).transpose());
+        let Ok(Some(plain)) = config(&["--credential", "k:s"]) else { panic!("defaults") };
+        assert_eq!(plain.create_answer, CreateAnswerMode::Full);
+        assert!(!plain.get_without_case_system_id && !plain.no_screening);
+        let given = config(&[
+            "--credential",
+            "k:s",
+            "--create-answer",
+            "no-id",
+            "--get-without-case-system-id",
+            "--no-screening",
+        ]);
+        let Ok(Some(given)) = given else { panic!("{given:?}") };
+        assert_eq!(given.create_answer, CreateAnswerMode::NoId);
+        assert!(given.get_without_case_system_id && given.no_screening);
+        let Ok(Some(empty)) = config(&["--credential", "k:s", "--create-answer=empty"]) else { panic!("empty") };
+        assert_eq!(empty.create_answer, CreateAnswerMode::Empty);
+        assert!(config(&["--credential", "k:s", "--create-answer", "partial"]).is_err());
     }
 
     #[test]

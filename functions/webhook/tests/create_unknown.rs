@@ -1,0 +1,111 @@
+//! A create that Cabital answered without the case's id (an empty 201) leaves the
+//! reservation UNKNOWN; the sandbox's own signed webhook, through the real handler,
+//! links it end to end.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body as AxumBody;
+use axum::extract::Request;
+use axum::response::Response;
+use cabital_client::{ExternalCaseId, Suggestion};
+use cabital_sandbox::CreateAnswerMode;
+use common::*;
+use kyc_service::CreateOutcome;
+use kyc_store::ExtState;
+use lambda_http::Body;
+use serde_json::json;
+use webhook::App;
+
+/// Hands every request to the function, as API Gateway would.
+async fn receiver(app: App) -> std::net::SocketAddr {
+    let app = Arc::new(app);
+    let router = axum::Router::new().fallback(move |request: Request| {
+        let app = Arc::clone(&app);
+        async move { relay(&app, request).await }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    addr
+}
+
+async fn relay(app: &App, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter(|(name, _)| *name != http::header::CONTENT_TYPE && *name != http::header::HOST)
+        .map(|(name, value)| (name.as_str().to_owned(), value.to_str().unwrap().to_owned()))
+        .collect();
+    let event = event(parts.method.as_str(), parts.uri.path(), parts.uri.query().unwrap_or(""), &headers, &bytes);
+    let answer = webhook::handle(app, lambda_http::request::from_str(&event).unwrap()).await.unwrap();
+    let (parts, body) = answer.into_parts();
+    let body = match body {
+        Body::Text(t) => AxumBody::from(t),
+        Body::Binary(b) => AxumBody::from(b),
+        _ => AxumBody::empty(),
+    };
+    Response::from_parts(parts, body)
+}
+
+#[tokio::test]
+async fn an_unknown_creation_from_an_empty_201_is_linked_by_the_sandboxs_signed_webhook() {
+    // The webhook comes a little after the create's answer, as Cabital's does.
+    let h = test_support::harness(|c| {
+        c.create_answer = CreateAnswerMode::Empty;
+        c.webhook_delay_ms = 300;
+    })
+    .await;
+    let addr = receiver(app(&h)).await;
+    h.sandbox.set_webhook_url(Some(format!("http://{addr}{PATH}").parse().unwrap())).unwrap();
+
+    let ext = format!("wh-unknown-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let body = json!({
+        "externalCaseId": ext,
+        "screenType": "INDIVIDUAL",
+        "fullName": "Ivan Blocklisted",
+        "individualInfo": {"gender": "MALE", "dob": "1980-01-01", "nationality": "JPN", "residentialCountry": "HKG"},
+        "organizationInfo": {}
+    });
+    let outcome = h.gateway.create_case(&body).await.unwrap();
+    assert!(matches!(outcome, CreateOutcome::AwaitingCaseId(_)), "{outcome:?}");
+    let parsed = ExternalCaseId::parse(&ext).unwrap();
+    let first = h.store.get_external(&parsed).await.unwrap().unwrap();
+    assert_eq!((first.state, first.case_system_id), (ExtState::Unknown, None));
+
+    let at_cabital = h.sandbox.cases_by_external_id(&ext);
+    assert_eq!(at_cabital.len(), 1);
+    let id = at_cabital[0].case.case_system_id;
+
+    // Linked by the webhook: the reservation is CREATED with Cabital's id, and the case
+    // is recorded with its CREATED event and, once refreshed, its suggestion.
+    let mut linked = None;
+    for _ in 0..400 {
+        let rec = h.store.get_external(&parsed).await.unwrap().unwrap();
+        let case = h.store.get_case(&cabital_client::CaseSystemId::new(id)).await.unwrap();
+        if rec.state == ExtState::Created
+            && let Some(case) = case
+            && case.suggestion.is_some()
+            && !case.needs_refresh
+        {
+            linked = Some((rec, case));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let (rec, case) = linked.unwrap_or_else(|| panic!("not linked: deliveries {:#?}", h.sandbox.deliveries()));
+    assert_eq!(rec.case_system_id.map(|c| c.uuid()), Some(id));
+    assert_eq!(case.suggestion, Some(Suggestion::SuggestToReject));
+    assert_eq!(case.origin, kyc_store::Origin::Api);
+    let events = timeline(&h, &case.case_system_id).await;
+    assert!(events.iter().any(|e| e.kind() == kyc_store::EventKind::Created), "{:?}", kinds(&events));
+
+    // The same create again now answers the case, and nothing was sent twice.
+    let again = h.gateway.create_case(&body).await.unwrap();
+    assert_eq!(again.case_system_id().map(|c| c.uuid()), Some(id));
+    assert_eq!(h.sandbox.stats().creates, 1);
+}
