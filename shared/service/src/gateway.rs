@@ -8,7 +8,8 @@ use cabital_client::{
 use gateway_runtime::CabitalSettings;
 use gateway_runtime::settings::{AwsTlsRoots, SettingError, aws_sdk_config, parsed_or, required};
 use kyc_store::{
-    CreatedCase, ExtRecord, ExtState, RemoteCheck, RemoteState, Reservation, Store, StoreError, StoreTimeouts, TimelineOrder,
+    CreatedCase, ExtRecord, ExtState, RemoteCheck, RemoteState, Reservation, Store, StoreError, StoreTimeouts,
+    TimelineOrder,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};

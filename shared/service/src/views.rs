@@ -44,6 +44,21 @@ pub struct CaseView {
     pub last_checked_at: Option<String>,
     /// The record's version.
     pub version: u64,
+    /// What a person must look at, when anything: absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attention: Option<AttentionView>,
+}
+
+/// Why a case needs a person, and since when.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttentionView {
+    /// `no_suggestion`: Cabital gave no suggestion within
+    /// `RECONCILE_NO_SUGGESTION_GIVE_UP_SECS` of the case's creation (an account
+    /// without Zero Footprint screens nothing by itself); the reconciler no longer asks.
+    pub reason: &'static str,
+    /// Since when.
+    pub since: String,
 }
 
 impl From<&CaseRecord> for CaseView {
@@ -66,6 +81,9 @@ impl From<&CaseRecord> for CaseView {
             updated_at: format_time(c.updated_at),
             last_checked_at: c.last_checked_at.map(format_time),
             version: c.version,
+            attention: c
+                .no_suggestion_since
+                .map(|since| AttentionView { reason: "no_suggestion", since: format_time(since) }),
         }
     }
 }
@@ -125,6 +143,7 @@ impl From<&Event> for EventView {
                 json!({"decision": decision, "comment": comment.as_ref().map(|p| p.expose())})
             }
             EventDetail::OgsOn | EventDetail::OgsOff => json!({}),
+            EventDetail::SuggestionOverdue { waited_secs } => json!({"waitedSecs": waited_secs}),
         };
         EventView {
             event_id: e.event_id.clone(),

@@ -540,6 +540,7 @@ impl Store {
                     version: 1,
                     attention: Some(Attention { priority: AttentionPriority::Urgent, since: now }),
                     ogs_checked_at: None,
+                    no_suggestion_since: None,
                 };
                 self.tx_put_new(codec::case_item(&new))?
             }

@@ -155,7 +155,15 @@ pub async fn create_case_at_cabital_only(h: &Harness, full_name: &str) -> (CaseS
         "organizationInfo": {}
     });
     let case = cabital_client::validate_new_case(&body, gateway_today()).unwrap();
-    let answer = h.gateway.cabital.create_case(&case).await.expect("the sandbox creates the case").case().cloned().expect("with its id");
+    let answer = h
+        .gateway
+        .cabital
+        .create_case(&case)
+        .await
+        .expect("the sandbox creates the case")
+        .case()
+        .cloned()
+        .expect("with its id");
     (answer.case_system_id, ext)
 }
 

@@ -1,0 +1,91 @@
+//! An account without Zero Footprint: a created case gets no suggestion. The reconciler
+//! asks about it until `no_suggestion_give_up` after its creation, then stops, reports
+//! it once (event, view, metric, warning) and never again; a suggestion that comes
+//! later clears it.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use cabital_sandbox::{Suggestion as SandboxSuggestion, SuggestionChange};
+use common::*;
+use kyc_service::{ReconcileSettings, TimelineQuery};
+use kyc_store::{CaseStatus, EventKind, RemoteCheck};
+
+fn give_up_after(secs: u64) -> ReconcileSettings {
+    ReconcileSettings { no_suggestion_give_up: Duration::from_secs(secs), ..settings() }
+}
+
+fn deadline() -> Instant {
+    Instant::now() + Duration::from_secs(60)
+}
+
+#[tokio::test]
+async fn a_case_without_suggestion_is_given_up_once_and_cleared_by_a_later_suggestion() {
+    let h = test_support::harness(|c| c.no_screening = true).await;
+    let ids = create_cases(&h, 1).await;
+    let id = ids[0];
+    assert_eq!(stored(&h.store, &id).await.status, CaseStatus::AwaitingSuggestion);
+
+    // Before the give-up time: asked about, left awaiting.
+    let early = h.gateway.reconcile(&give_up_after(3600), deadline()).await.unwrap();
+    assert_eq!((early.checked, early.no_suggestion_given_up), (1, 0), "{early:?}");
+    let case = stored(&h.store, &id).await;
+    assert!(case.no_suggestion_since.is_none() && case.attention.is_some(), "{case:?}");
+
+    // After it: given up, out of the awaiting index, one event, shown on the case.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let run = h.gateway.reconcile(&give_up_after(1), deadline()).await.unwrap();
+    assert_eq!((run.checked, run.no_suggestion_given_up), (1, 1), "{run:?}");
+    let case = stored(&h.store, &id).await;
+    assert!(case.no_suggestion_since.is_some(), "{case:?}");
+    assert!(case.attention.is_none(), "out of the awaiting index: {case:?}");
+    let overdue = |kinds: Vec<EventKind>| kinds.into_iter().filter(|k| *k == EventKind::SuggestionOverdue).count();
+    assert_eq!(overdue(event_kinds(&h.store, &id).await), 1);
+    let view = h.gateway.get_case(id, TimelineQuery::default()).await.unwrap();
+    let shown = serde_json::to_value(&view.case).unwrap();
+    assert_eq!(shown["attention"]["reason"], "no_suggestion", "{shown}");
+    assert!(shown["attention"]["since"].is_string(), "{shown}");
+    let last = view.timeline.last().unwrap();
+    assert_eq!(last.kind, "SUGGESTION_OVERDUE");
+    assert!(last.details["waitedSecs"].as_u64().is_some_and(|s| s >= 1), "{:?}", last.details);
+
+    // Reported once: the next run does not find it, nor report it again.
+    let again = h.gateway.reconcile(&give_up_after(1), deadline()).await.unwrap();
+    assert_eq!((again.found, again.no_suggestion_given_up), (0, 0), "{again:?}");
+    assert_eq!(overdue(event_kinds(&h.store, &id).await), 1);
+    // A live read that still finds no suggestion keeps it given up (and out of the index).
+    h.gateway.refresh(id, RemoteCheck::Refreshed).await.unwrap();
+    let case = stored(&h.store, &id).await;
+    assert!(case.no_suggestion_since.is_some() && case.attention.is_none(), "{case:?}");
+
+    // Cabital screens it later (no webhook here): a live GET brings it, and clears it.
+    let change = SuggestionChange { suggestion: SandboxSuggestion::SuggestToReject, comment: None, notify: false };
+    h.sandbox.set_suggestion(id.uuid(), change).unwrap();
+    let live = TimelineQuery { live: true, ..TimelineQuery::default() };
+    let view = h.gateway.get_case(id, live).await.unwrap();
+    assert_eq!(view.live_changed, Some(true));
+    let shown = serde_json::to_value(&view.case).unwrap();
+    assert!(shown.get("attention").is_none(), "{shown}");
+    let case = stored(&h.store, &id).await;
+    assert_eq!(case.status, CaseStatus::Suggested);
+    assert!(case.no_suggestion_since.is_none() && case.attention.is_none(), "{case:?}");
+    drop_table(&h).await;
+}
+
+#[tokio::test]
+async fn a_case_with_a_suggestion_is_never_given_up() {
+    // Screened, but the webhook is lost: the reconciler finds the suggestion instead.
+    let h = test_support::harness(|c| {
+        c.webhook_url = None;
+        c.screening_delay_ms = 50;
+    })
+    .await;
+    let ids = create_cases(&h, 1).await;
+    wait_screened(&h, &ids).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let run = h.gateway.reconcile(&give_up_after(1), deadline()).await.unwrap();
+    assert_eq!((run.changed, run.no_suggestion_given_up), (1, 0), "{run:?}");
+    assert!(stored(&h.store, &ids[0]).await.no_suggestion_since.is_none());
+    drop_table(&h).await;
+}
