@@ -138,7 +138,7 @@ impl Gateway {
                         (ExtState::Created, Some(id)) => {
                             let case = self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
                             let created = Created { case_system_id: id, case: CaseView::from(&case), replayed: true };
-                            Ok(CreateOutcome::Created(created))
+                            Ok(CreateOutcome::Created(Box::new(created)))
                         }
                         (ExtState::Pending, _) | (ExtState::Created, None) => Err(GatewayError::CreateInFlight),
                         // Cabital answered without the id: the same answer again.
@@ -203,7 +203,8 @@ impl Gateway {
         }
         let case = self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
         tracing::info!(external_case_id = %ext, case_system_id = %id, "case created");
-        Ok(CreateOutcome::Created(Created { case_system_id: id, case: CaseView::from(&case), replayed: false }))
+        let created = Created { case_system_id: id, case: CaseView::from(&case), replayed: false };
+        Ok(CreateOutcome::Created(Box::new(created)))
     }
 
     /// Cabital has the case but did not give its id; the reservation is now `UNKNOWN`
@@ -218,11 +219,8 @@ impl Gateway {
         if let (ExtState::Created, Some(id)) = (record.state, record.case_system_id)
             && let Some(case) = self.store.get_case(&id).await?
         {
-            return Ok(CreateOutcome::Created(Created {
-                case_system_id: id,
-                case: CaseView::from(&case),
-                replayed: false,
-            }));
+            let created = Created { case_system_id: id, case: CaseView::from(&case), replayed: false };
+            return Ok(CreateOutcome::Created(Box::new(created)));
         }
         Ok(CreateOutcome::AwaitingCaseId(AwaitingCaseId::new(ext, cabital_status, false)))
     }

@@ -241,8 +241,8 @@ fn percent_encode(s: &str) -> String {
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum CreateOutcome {
-    /// Created and recorded.
-    Created(Created),
+    /// Created and recorded (boxed: a case view is large).
+    Created(Box<Created>),
     /// Cabital has it; its id comes with the first webhook.
     AwaitingCaseId(AwaitingCaseId),
 }
