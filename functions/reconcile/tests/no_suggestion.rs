@@ -89,3 +89,55 @@ async fn a_case_with_a_suggestion_is_never_given_up() {
     assert!(stored(&h.store, &ids[0]).await.no_suggestion_since.is_none());
     drop_table(&h).await;
 }
+
+/// Log output, shared with the subscriber writing it.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_give_up_is_one_warning_with_the_cases_ids_and_no_personal_data() {
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let h = test_support::harness(|c| c.no_screening = true).await;
+    let ids = create_cases(&h, 1).await;
+    let ext = stored(&h.store, &ids[0]).await.external_case_id;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+        .with_writer(move || writer.clone())
+        .finish();
+    let guard = subscriber.set_default(); // this test's thread (a current-thread runtime)
+    let run = h.gateway.reconcile(&give_up_after(1), deadline()).await.unwrap();
+    let again = h.gateway.reconcile(&give_up_after(1), deadline()).await.unwrap();
+    drop(guard);
+    assert_eq!((run.no_suggestion_given_up, again.no_suggestion_given_up), (1, 0));
+
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["message"].as_str().is_some_and(|m| m.starts_with("no suggestion from Cabital")))
+        .collect();
+    assert_eq!(lines.len(), 1, "reported once: {text}");
+    assert_eq!(lines[0]["level"], "WARN");
+    assert_eq!(lines[0]["case_system_id"], ids[0].to_string());
+    assert_eq!(lines[0]["external_case_id"], ext.as_str());
+    for personal in [name(0).as_str(), "1990-03-04", "FEMALE", "JPN", "HKG"] {
+        assert!(!text.contains(personal), "{personal} in the logs: {text}");
+    }
+    drop_table(&h).await;
+}
