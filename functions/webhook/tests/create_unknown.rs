@@ -1,6 +1,7 @@
-//! A create that Cabital answered without the case's id (an empty 201) leaves the
-//! reservation UNKNOWN; the sandbox's own signed webhook, through the real handler,
-//! links it end to end.
+//! Cabital's silences, settled by the sandbox's own signed webhook through the real
+//! handler: a create answered without the case's id (an empty 201) leaves the
+//! reservation UNKNOWN until the webhook links it; a case given up for want of a
+//! suggestion is cleared when a later screening's webhook comes.
 
 mod common;
 
@@ -108,4 +109,44 @@ async fn an_unknown_creation_from_an_empty_201_is_linked_by_the_sandboxs_signed_
     let again = h.gateway.create_case(&body).await.unwrap();
     assert_eq!(again.case_system_id().map(|c| c.uuid()), Some(id));
     assert_eq!(h.sandbox.stats().creates, 1);
+}
+
+/// A case given up for want of a suggestion (no screening on create) is cleared by the
+/// sandbox's signed webhook when Cabital screens it later.
+#[tokio::test]
+async fn a_case_given_up_without_suggestion_is_cleared_by_a_later_signed_webhook() {
+    let h = test_support::harness(|c| c.no_screening = true).await;
+    let addr = receiver(app(&h)).await;
+    h.sandbox.set_webhook_url(Some(format!("http://{addr}{PATH}").parse().unwrap())).unwrap();
+    let (id, _) = create_case(&h, "John Doe").await;
+    assert!(h.sandbox.deliveries().is_empty(), "no screening, no webhook");
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let settings = kyc_service::ReconcileSettings {
+        stale_after: Duration::ZERO,
+        no_suggestion_give_up: Duration::from_secs(1),
+        ..kyc_service::ReconcileSettings::default()
+    };
+    let run = h.gateway.reconcile(&settings, std::time::Instant::now() + Duration::from_secs(30)).await.unwrap();
+    assert_eq!(run.no_suggestion_given_up, 1, "{run:?}");
+    assert!(case(&h, &id).await.unwrap().no_suggestion_since.is_some());
+
+    let change = cabital_sandbox::SuggestionChange {
+        suggestion: cabital_sandbox::Suggestion::SuggestToAccept,
+        comment: None,
+        notify: true,
+    };
+    h.sandbox.set_suggestion(id.uuid(), change).unwrap();
+    for _ in 0..400 {
+        if let Some(c) = case(&h, &id).await
+            && c.suggestion.is_some()
+            && !c.needs_refresh
+        {
+            assert!(c.no_suggestion_since.is_none(), "cleared: {c:?}");
+            assert!(c.attention.is_none(), "suggested: nothing awaited");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("never suggested: deliveries {:#?}", h.sandbox.deliveries());
 }
