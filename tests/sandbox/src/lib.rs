@@ -58,7 +58,6 @@ use uuid::Uuid;
 
 pub use api::MAX_BODY_BYTES;
 pub use auth::{HEADER_KEY, HEADER_SIGN, HEADER_TIMESTAMP, TIMESTAMP_TOLERANCE_SECS};
-pub use config::CreateAnswerMode;
 pub use config::{ConfigError, Credential, Faults, MAX_CLOCK_OFFSET_SECS, SandboxConfig, SignatureEncoding};
 pub use fixture::{FixtureError, FixtureSigning, sign_event};
 pub use model::{
@@ -68,6 +67,9 @@ pub use model::{
 pub use state::Stats;
 pub use validate::{MAX_EXTERNAL_CASE_ID_CHARS, MAX_ORGANIZATION_INFO_BYTES};
 pub use webhook::{MAX_ATTEMPTS, RETRY_DELAYS_SECS};
+
+// What Cabital's page leaves open, each answer a mode.
+pub use config::CreateAnswerMode;
 
 use state::Shared;
 
