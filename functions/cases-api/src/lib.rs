@@ -179,10 +179,10 @@ async fn create(app: &App, request: &Request, ids: &mut Ids) -> Result<http::Res
     {
         ids.external_case_id = Some(ext.to_string());
     }
-    let created = app.gateway.create_case(&body).await.map_err(failed)?;
-    ids.case_system_id = Some(created.case.case_system_id.to_string());
-    // A replay answers as the first time did: same status, same body.
-    Ok(json_response(201, &created))
+    let outcome = app.gateway.create_case(&body).await.map_err(failed)?;
+    ids.case_system_id = outcome.case_system_id().map(|id| id.to_string());
+    // A replay answers as the first time did: same status, same body (but `replayed`).
+    Ok(json_response(outcome.status(), &outcome))
 }
 
 async fn find(app: &App, request: &Request, ids: &mut Ids) -> Result<http::Response<String>, Problem> {

@@ -163,15 +163,25 @@ async fn a_timeout_on_a_safe_call_is_a_504_cabital_timeout() {
 async fn cabital_refusals_keep_their_meaning() {
     let h = test_support::harness(|_| {}).await;
     let app = app(&h);
-    // Cabital already has this externalCaseId (created around the gateway): it refuses
-    // the create as a conflict, and the id is left free for a corrected retry.
+    // Cabital already has this externalCaseId (created around the gateway): its 409
+    // means it has the case. The reservation stays UNKNOWN (never freed, never sent
+    // again) and the caller gets 202 `case_system_id_pending`.
     let body = case_body("made-elsewhere");
     let new_case = cabital_client::validate_new_case(&body, gateway_runtime::now().date()).unwrap();
     h.gateway.cabital.create_case(&new_case).await.expect("created directly at the sandbox");
     let resp = send(&app, &Event::fixture("create-case.json").with_json(&body)).await;
-    resp.expect_problem(409, "cabital_conflict");
-    assert_eq!(reservation(&h, "made-elsewhere").await.state, ExtState::Rejected);
+    resp.expect(202);
+    assert_eq!(resp.json["code"], "case_system_id_pending", "{}", resp.text);
+    assert_eq!(resp.json["cabitalStatus"], 409, "{}", resp.text);
+    let kept = reservation(&h, "made-elsewhere").await;
+    assert_eq!((kept.state, kept.cabital_status), (ExtState::Unknown, Some(409)));
+    assert!(kept.attention.is_some(), "the reconciler still sees it");
     assert_eq!(h.sandbox.cases_by_external_id("made-elsewhere").len(), 1);
+    let creates = sandbox_requests(&h, "POST /api/v1/cases");
+    let again = send(&app, &Event::fixture("create-case.json").with_json(&body)).await;
+    again.expect(202);
+    assert_eq!(again.json["replayed"], true);
+    assert_eq!(sandbox_requests(&h, "POST /api/v1/cases"), creates, "never sent again");
 
     // A case we hold that Cabital no longer knows.
     let (id, _) = create(&app, None).await;

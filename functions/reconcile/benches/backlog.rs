@@ -108,7 +108,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let case = validate_new_case(&body(&run, n), today);
             async move {
                 let case = case.map_err(|e| format!("an invalid case: {e}"))?;
-                gateway.cabital.create_case(&case).await.map_err(|e| format!("the sandbox did not create a case: {e}"))
+                let answer = gateway
+                    .cabital
+                    .create_case(&case)
+                    .await
+                    .map_err(|e| format!("the sandbox did not create a case: {e}"))?;
+                answer.case().cloned().ok_or_else(|| "the sandbox did not give the case's id".to_owned())
             }
         })
         .buffered(16)

@@ -71,6 +71,7 @@ fn report(s: &Summary) {
         marked_unknown = s.marked_unknown,
         resolved_unknown = s.resolved_unknown,
         unknown_needing_attention = s.unknown_needing_attention,
+        no_suggestion_given_up = s.no_suggestion_given_up,
         duration_ms = s.duration_ms,
         "reconcile summary"
     );
@@ -83,6 +84,8 @@ fn report(s: &Summary) {
             ("ReconcileFailed", s.failed as f64, Unit::Count),
             ("ReconcileSkippedForTime", s.skipped_for_time as f64, Unit::Count),
             ("ReconcileUnknownNeedingAttention", s.unknown_needing_attention as f64, Unit::Count),
+            // Each case is counted in the one run that gives it up: the alarm fires once.
+            ("ReconcileNoSuggestionGivenUp", s.no_suggestion_given_up as f64, Unit::Count),
             ("ReconcileBacklog", backlog as f64, Unit::Count),
             ("ReconcileDuration", s.duration_ms as f64, Unit::Milliseconds),
         ],

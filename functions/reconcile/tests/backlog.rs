@@ -30,7 +30,7 @@ async fn more_awaiting_cases_than_one_index_page_are_all_checked_in_one_run() {
     let at_cabital: Vec<Case> = futures::stream::iter(&bodies)
         .map(|case| h.gateway.cabital.create_case(case))
         .buffered(8)
-        .map(Result::unwrap)
+        .map(|answer| answer.unwrap().case().cloned().unwrap())
         .collect()
         .await;
     seed::seed_awaiting(&h.store, &bodies[0], &at_cabital).await;

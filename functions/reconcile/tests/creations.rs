@@ -90,7 +90,7 @@ async fn a_stuck_pending_creation_that_a_webhook_named_is_linked_to_its_case() {
     reserve(&h, &ext, ago(Duration::from_secs(600))).await;
     // Cabital created the case; the creating invocation died before recording it, and
     // the webhook noted the case on the reservation.
-    let created = h.gateway.cabital.create_case(&new_case(&ext)).await.unwrap();
+    let created = h.gateway.cabital.create_case(&new_case(&ext)).await.unwrap().case().cloned().unwrap();
     let id = created.case_system_id;
     let noted = h.store.resolve_unknown(&ext, &id, EventSource::Webhook, OffsetDateTime::now_utc()).await.unwrap();
     assert_eq!(noted, Resolution::Noted, "precondition");

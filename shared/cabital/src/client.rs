@@ -13,7 +13,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use crate::models::{Case, CaseSystemId, DecisionRequest, NewCase};
+use serde_json::Value;
+
+use crate::models::{Case, CaseSystemId, DecisionRequest, ExternalCaseId, NewCase};
 
 /// The most bytes read from one Cabital response.
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
@@ -204,19 +206,21 @@ impl CabitalClient {
         &self.credentials
     }
 
-    /// `POST /api/v1/cases`: creates a case; answers the case with its `caseSystemId`.
+    /// `POST /api/v1/cases`: creates a case. Any 2xx means Cabital has it; the answer
+    /// says whether the body also gave its `caseSystemId` (see [`CreateAnswer`]).
     #[tracing::instrument(skip_all, fields(external_case_id = %case.external_case_id), err(Display))]
-    pub async fn create_case(&self, case: &NewCase) -> Result<Case, CabitalError> {
+    pub async fn create_case(&self, case: &NewCase) -> Result<CreateAnswer, CabitalError> {
         let body = serde_json::to_vec(case).map_err(|e| CabitalError::Decode(e.to_string()))?;
         let bytes = self.call(Method::POST, "/api/v1/cases", body, Repeat::OnlyIfNotProcessed).await?;
-        decode(&bytes)
+        Ok(create_answer(&bytes, &case.external_case_id))
     }
 
-    /// `GET /api/v1/cases/{id}`: the case as Cabital has it now.
+    /// `GET /api/v1/cases/{id}`: the case as Cabital has it now. An answer without
+    /// `caseSystemId` takes the path's; one naming another case is an error.
     #[tracing::instrument(skip(self), fields(case_system_id = %id), err(Display))]
     pub async fn get_case(&self, id: CaseSystemId) -> Result<Case, CabitalError> {
         let bytes = self.call(Method::GET, &format!("/api/v1/cases/{id}"), Vec::new(), Repeat::Safe).await?;
-        decode(&bytes)
+        get_answer(&bytes, id)
     }
 
     /// `POST /api/v1/cases/{id}/ogs`: turns ongoing screening on.
@@ -389,6 +393,80 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
 }
 
+/// What a 2xx to `POST /api/v1/cases` said.
+///
+/// The provider's page shows no body for the 201. A 2xx means Cabital has the case
+/// whatever its body: an empty, unreadable or id-less body must never be taken as a
+/// failure (that would free the `externalCaseId` and let the case be sent twice).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CreateAnswer {
+    /// The case, with its `caseSystemId`.
+    Case(Case),
+    /// Cabital has the case, but its answer did not give the case's id (empty body, not
+    /// JSON, not a case, or no `caseSystemId`): the first webhook naming the
+    /// `externalCaseId` gives it.
+    CreatedWithoutId {
+        /// Why the id could not be read (a category, never a value of the body).
+        reason: &'static str,
+    },
+}
+
+impl CreateAnswer {
+    /// The case, when the answer gave it.
+    pub fn case(&self) -> Option<&Case> {
+        match self {
+            CreateAnswer::Case(case) => Some(case),
+            CreateAnswer::CreatedWithoutId { .. } => None,
+        }
+    }
+}
+
+/// The field that names Cabital's id of a case.
+///
+/// Only `caseSystemId`, the webhook's name for it: no alias such as `id` or `caseId`
+/// is read. Nothing published says what such a field would hold (a row id, a request
+/// id, a customer id...); taking the wrong one would link the partner's case to
+/// another case, a wrong compliance record, while ignoring it costs only a wait for
+/// the first webhook.
+const CASE_SYSTEM_ID: &str = "caseSystemId";
+
+/// Reads a create's 2xx body. Never fails: a 2xx means Cabital has the case.
+fn create_answer(bytes: &[u8], sent: &ExternalCaseId) -> CreateAnswer {
+    let without_id = |reason| CreateAnswer::CreatedWithoutId { reason };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return without_id("empty body");
+    }
+    let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(bytes) else {
+        return without_id("not a JSON object");
+    };
+    if object.get(CASE_SYSTEM_ID).is_none_or(Value::is_null) {
+        return without_id("no caseSystemId");
+    }
+    // The id is what matters here; an answer that leaves out the external id we sent
+    // is taken as about it.
+    object.entry("externalCaseId").or_insert_with(|| Value::String(sent.as_str().to_owned()));
+    match serde_json::from_value::<Case>(Value::Object(object)) {
+        Ok(case) => CreateAnswer::Case(case),
+        Err(_) => without_id("not a readable case"),
+    }
+}
+
+/// Reads a `GET` of case `id`: without `caseSystemId` the path's id is the case's.
+fn get_answer(bytes: &[u8], id: CaseSystemId) -> Result<Case, CabitalError> {
+    let mut value: Value = decode(bytes)?;
+    if let Value::Object(object) = &mut value
+        && object.get(CASE_SYSTEM_ID).is_none_or(Value::is_null)
+    {
+        object.insert(CASE_SYSTEM_ID.to_owned(), Value::String(id.to_string()));
+    }
+    let case: Case =
+        serde_json::from_value(value).map_err(|e| CabitalError::Decode(format!("the case: {}", e.classify_name())))?;
+    if case.case_system_id != id {
+        return Err(CabitalError::Decode("the answer names another caseSystemId than the one asked for".into()));
+    }
+    Ok(case)
+}
+
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CabitalError> {
     // serde's message names the field and the expectation; it does not echo string values.
     serde_json::from_slice(bytes)
@@ -407,5 +485,69 @@ impl ClassifyName for serde_json::Error {
             serde_json::error::Category::Data => "unexpected shape or value",
             serde_json::error::Category::Eof => "truncated",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "6d92e7b4-715c-4ce3-a028-19f1c8c9fa6c";
+
+    fn ext() -> ExternalCaseId {
+        ExternalCaseId::parse("ext-1").unwrap() // ok: test code
+    }
+
+    fn id() -> CaseSystemId {
+        ID.parse().unwrap() // ok: test code
+    }
+
+    #[test]
+    fn a_full_create_answer_is_the_case() {
+        let body = format!(r#"{{"caseSystemId":"{ID}","externalCaseId":"ext-1","screenType":"INDIVIDUAL"}}"#);
+        let answer = create_answer(body.as_bytes(), &ext());
+        assert_eq!(answer.case().map(|c| c.case_system_id), Some(id()));
+        // An answer that leaves out the external id is taken as about the one sent.
+        let answer = create_answer(format!(r#"{{"caseSystemId":"{ID}"}}"#).as_bytes(), &ext());
+        assert_eq!(answer.case().map(|c| c.external_case_id.clone()), Some(ext()));
+    }
+
+    #[test]
+    fn a_create_answer_without_an_id_is_created_without_id() {
+        for (body, reason) in [
+            ("", "empty body"),
+            ("  \n", "empty body"),
+            ("<html>ok</html>", "not a JSON object"),
+            ("[]", "not a JSON object"),
+            (r#"{"externalCaseId":"ext-1"}"#, "no caseSystemId"),
+            (r#"{"caseSystemId":null,"externalCaseId":"ext-1"}"#, "no caseSystemId"),
+            (r#"{"caseSystemId":"not-a-uuid"}"#, "not a readable case"),
+            (r#"{"caseSystemId":42}"#, "not a readable case"),
+        ] {
+            assert_eq!(create_answer(body.as_bytes(), &ext()), CreateAnswer::CreatedWithoutId { reason }, "{body}");
+        }
+    }
+
+    #[test]
+    fn aliases_of_the_id_are_not_read() {
+        // `id` / `caseId` could name anything: linking on them could link another case.
+        for body in [format!(r#"{{"id":"{ID}","externalCaseId":"ext-1"}}"#), format!(r#"{{"caseId":"{ID}"}}"#)] {
+            assert!(matches!(create_answer(body.as_bytes(), &ext()), CreateAnswer::CreatedWithoutId { .. }), "{body}");
+        }
+    }
+
+    #[test]
+    fn a_get_answer_without_an_id_takes_the_paths() {
+        let case = get_answer(br#"{"externalCaseId":"ext-1","suggestion":"SUGGEST_TO_ACCEPT"}"#, id()).unwrap(); // ok: test code
+        assert_eq!(case.case_system_id, id());
+        let case = get_answer(format!(r#"{{"caseSystemId":"{ID}","externalCaseId":"ext-1"}}"#).as_bytes(), id());
+        assert_eq!(case.map(|c| c.case_system_id).ok(), Some(id()));
+    }
+
+    #[test]
+    fn a_get_answer_naming_another_case_is_an_error() {
+        let other = r#"{"caseSystemId":"00000000-0000-4000-8000-000000000000","externalCaseId":"ext-1"}"#;
+        assert!(matches!(get_answer(other.as_bytes(), id()), Err(CabitalError::Decode(_))));
+        assert!(matches!(get_answer(b"", id()), Err(CabitalError::Decode(_))));
     }
 }

@@ -14,7 +14,7 @@ pub mod models;
 mod validation;
 
 #[cfg(feature = "client")]
-pub use client::{CabitalClient, CabitalError, ClientConfig, WARM_UP_TIMEOUT};
+pub use client::{CabitalClient, CabitalError, ClientConfig, CreateAnswer, WARM_UP_TIMEOUT};
 pub use models::{
     BirthDate, Case, CaseSystemId, CountryCode, Decision, DecisionRequest, ExternalCaseId, Gender, IdError,
     IndividualInfo, MalformedWebhook, NewCase, Pii, ScreenType, Suggestion, UnknownValue, WebhookNotification,

@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use cabital_client::{
-    CabitalClient, CabitalError, ClientConfig, Decision, DecisionRequest, NewCase, Pii, Suggestion, validate_new_case,
+    CabitalClient, CabitalError, ClientConfig, CreateAnswer, Decision, DecisionRequest, NewCase, Pii, Suggestion,
+    validate_new_case,
 };
-use cabital_sandbox::{Credential, Faults, SandboxConfig, SandboxHandle};
+use cabital_sandbox::{CreateAnswerMode, Credential, Faults, SandboxConfig, SandboxHandle};
 use cabital_signing::{CredentialSource, CredentialStore, Credentials};
 use serde_json::json;
 
@@ -45,7 +46,7 @@ fn case(ext: &str, name: &str) -> NewCase {
 async fn every_call_succeeds_against_the_sandbox() {
     let sb = sandbox(Faults::default()).await;
     let c = client(&sb);
-    let created = c.create_case(&case("client-happy-1", "Jane Roe")).await.unwrap();
+    let created = c.create_case(&case("client-happy-1", "Jane Roe")).await.unwrap().case().cloned().unwrap();
     assert_eq!(created.external_case_id.as_str(), "client-happy-1");
     let got = c.get_case(created.case_system_id).await.unwrap();
     assert_eq!(got.case_system_id, created.case_system_id);
@@ -68,9 +69,9 @@ async fn every_call_succeeds_against_the_sandbox() {
 async fn the_screening_rule_reaches_the_client() {
     let sb = sandbox(Faults::default()).await;
     let c = client(&sb);
-    let rejected = c.create_case(&case("client-rule-1", "Sanctioned Person")).await.unwrap();
+    let rejected = c.create_case(&case("client-rule-1", "Sanctioned Person")).await.unwrap().case().cloned().unwrap();
     assert_eq!(c.get_case(rejected.case_system_id).await.unwrap().suggestion, Some(Suggestion::SuggestToReject));
-    let unclear = c.create_case(&case("client-rule-2", "Unclear Name")).await.unwrap();
+    let unclear = c.create_case(&case("client-rule-2", "Unclear Name")).await.unwrap().case().cloned().unwrap();
     assert_eq!(c.get_case(unclear.case_system_id).await.unwrap().suggestion, Some(Suggestion::NoSuggestion));
 }
 
@@ -109,7 +110,7 @@ async fn injected_503_and_429_are_retried_until_success() {
 
     let sb = sandbox(Faults { rate_limit_per_sec: 5.0, ..Faults::default() }).await;
     let c = client_with(&sb, Credentials::new(KEY, SECRET).unwrap(), |cfg| cfg.max_attempts = 20);
-    let created = c.create_case(&case("client-429", "E F")).await.unwrap();
+    let created = c.create_case(&case("client-429", "E F")).await.unwrap().case().cloned().unwrap();
     for _ in 0..15 {
         c.get_case(created.case_system_id).await.unwrap();
     }
@@ -148,7 +149,7 @@ async fn a_skewed_clock_is_corrected_from_date_after_a_401() {
     let sb = sandbox(Faults { clock_offset_secs: 600, ..Faults::default() }).await;
     let c = client(&sb);
     assert_eq!(c.clock_offset_secs(), 0);
-    let created = c.create_case(&case("client-skew", "K L")).await.unwrap();
+    let created = c.create_case(&case("client-skew", "K L")).await.unwrap().case().cloned().unwrap();
     assert!((c.clock_offset_secs() - 600).abs() <= 2, "offset learnt: {}", c.clock_offset_secs());
     assert_eq!(sb.stats().unauthorized, 1, "one 401, then success");
     c.get_case(created.case_system_id).await.unwrap();
@@ -176,7 +177,7 @@ async fn rotated_credentials_are_used_after_a_401() {
     // The secret source changes under the client: the 401 makes it refetch.
     let sb = sandbox(Faults::default()).await;
     let c = client(&sb);
-    let created = c.create_case(&case("client-rotate", "O P")).await.unwrap();
+    let created = c.create_case(&case("client-rotate", "O P")).await.unwrap().case().cloned().unwrap();
     sb.set_credentials(vec![Credential::new(KEY, "rotated-secret")]);
     // The static source still holds the old secret: refused after one refetch.
     assert_eq!(c.get_case(created.case_system_id).await.unwrap_err().status(), Some(401));
@@ -292,4 +293,31 @@ async fn a_base_url_path_is_kept_and_signed() {
     };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     assert!(cabital_signing::verify_signature(&creds, headers, now, "GET", &path, b"").is_ok(), "{head}");
+}
+
+async fn sandbox_with(tweak: impl FnOnce(&mut SandboxConfig)) -> SandboxHandle {
+    let mut config = SandboxConfig::with_credential(KEY, SECRET);
+    config.seed = Some(12);
+    tweak(&mut config);
+    cabital_sandbox::spawn(config).await.expect("sandbox starts")
+}
+
+#[tokio::test]
+async fn a_201_without_a_case_system_id_is_created_without_id_never_an_error() {
+    for (mode, ext) in [(CreateAnswerMode::Empty, "client-empty"), (CreateAnswerMode::NoId, "client-no-id")] {
+        let sb = sandbox_with(|c| c.create_answer = mode).await;
+        let answer = client(&sb).create_case(&case(ext, "Q R")).await.unwrap();
+        assert!(matches!(answer, CreateAnswer::CreatedWithoutId { .. }), "{mode:?}: {answer:?}");
+        assert_eq!(sb.stats().creates, 1, "{mode:?}: sent once");
+    }
+}
+
+#[tokio::test]
+async fn a_get_without_case_system_id_takes_the_paths() {
+    let sb = sandbox_with(|c| c.get_without_case_system_id = true).await;
+    let c = client(&sb);
+    let created = c.create_case(&case("client-get-no-id", "S T")).await.unwrap().case().cloned().unwrap();
+    let got = c.get_case(created.case_system_id).await.unwrap();
+    assert_eq!(got.case_system_id, created.case_system_id);
+    assert_eq!(got.suggestion, Some(Suggestion::SuggestToAccept));
 }

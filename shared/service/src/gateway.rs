@@ -2,12 +2,14 @@
 //! decision, and reading Cabital's current state into the record.
 
 use cabital_client::{
-    CabitalClient, Case, CaseSystemId, DecisionRequest, ExternalCaseId, WARM_UP_TIMEOUT, validate_new_case,
+    CabitalClient, Case, CaseSystemId, CreateAnswer, DecisionRequest, ExternalCaseId, WARM_UP_TIMEOUT,
+    validate_new_case,
 };
 use gateway_runtime::CabitalSettings;
 use gateway_runtime::settings::{AwsTlsRoots, SettingError, aws_sdk_config, parsed_or, required};
 use kyc_store::{
-    CreatedCase, ExtState, RemoteCheck, RemoteState, Reservation, Store, StoreError, StoreTimeouts, TimelineOrder,
+    CreatedCase, ExtRecord, ExtState, RemoteCheck, RemoteState, Reservation, Store, StoreError, StoreTimeouts,
+    TimelineOrder,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -15,7 +17,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::error::GatewayError;
-use crate::views::{CaseView, CaseWithTimeline, Created, EventView, ExternalLookup};
+use crate::views::{AwaitingCaseId, CaseView, CaseWithTimeline, CreateOutcome, Created, EventView, ExternalLookup};
 
 /// How many times a versioned update is retried after another writer got there first.
 const VERSION_RETRIES: u32 = 5;
@@ -117,7 +119,7 @@ impl Gateway {
     // The error at debug only: the function logs each refusal once, at warn, with its
     // stable reason; bad input is not an error of the gateway's.
     #[tracing::instrument(skip_all, err(level = "debug", Display))]
-    pub async fn create_case(&self, body: &Value) -> Result<Created, GatewayError> {
+    pub async fn create_case(&self, body: &Value) -> Result<CreateOutcome, GatewayError> {
         let case = validate_new_case(body, now().date()).map_err(GatewayError::Validation)?;
         let ext = case.external_case_id.clone();
         // Our serialisation is canonical (fixed field order, sorted maps): the same case
@@ -135,9 +137,14 @@ impl Gateway {
                     return match (existing.state, existing.case_system_id) {
                         (ExtState::Created, Some(id)) => {
                             let case = self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
-                            Ok(Created { case_system_id: id, case: CaseView::from(&case), replayed: true })
+                            let created = Created { case_system_id: id, case: CaseView::from(&case), replayed: true };
+                            Ok(CreateOutcome::Created(Box::new(created)))
                         }
                         (ExtState::Pending, _) | (ExtState::Created, None) => Err(GatewayError::CreateInFlight),
+                        // Cabital answered without the id: the same answer again.
+                        (ExtState::Unknown, _) if let Some(status) = existing.cabital_status => {
+                            Ok(CreateOutcome::AwaitingCaseId(AwaitingCaseId::new(&ext, status, true)))
+                        }
                         (ExtState::Unknown, _) => Err(GatewayError::OutcomeUnknown),
                         // A rejected reservation is taken over by `reserve_external_id`.
                         (ExtState::Rejected, _) => Err(GatewayError::CreateInFlight),
@@ -146,7 +153,20 @@ impl Gateway {
             };
 
         let answer = match self.cabital.create_case(&case).await {
-            Ok(answer) => answer,
+            Ok(CreateAnswer::Case(answer)) => answer,
+            Ok(CreateAnswer::CreatedWithoutId { reason }) => {
+                tracing::warn!(external_case_id = %ext, reason, "Cabital created the case without giving its id");
+                let record = self.store.mark_created_without_id(&ext, token, 201, now()).await?;
+                return self.created_without_id(&ext, record, 201).await;
+            }
+            // Cabital already has a case with this externalCaseId (our reservation kept
+            // us from sending it before): the same as a 2xx without the id, never a
+            // reason to free the id.
+            Err(e) if e.status() == Some(409) => {
+                tracing::warn!(external_case_id = %ext, "Cabital answered the create 409: it has the case");
+                let record = self.store.mark_created_without_id(&ext, token, 409, now()).await?;
+                return self.created_without_id(&ext, record, 409).await;
+            }
             Err(e) if e.outcome_unknown() => {
                 tracing::warn!(external_case_id = %ext, error = %e, "create outcome unknown; reservation kept");
                 self.store.mark_unknown(&ext, token, now()).await?;
@@ -183,7 +203,26 @@ impl Gateway {
         }
         let case = self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
         tracing::info!(external_case_id = %ext, case_system_id = %id, "case created");
-        Ok(Created { case_system_id: id, case: CaseView::from(&case), replayed: false })
+        let created = Created { case_system_id: id, case: CaseView::from(&case), replayed: false };
+        Ok(CreateOutcome::Created(Box::new(created)))
+    }
+
+    /// Cabital has the case but did not give its id; the reservation is now `UNKNOWN`
+    /// (kept, never sent again) with Cabital's status: the caller is told so.
+    async fn created_without_id(
+        &self,
+        ext: &ExternalCaseId,
+        record: ExtRecord,
+        cabital_status: u16,
+    ) -> Result<CreateOutcome, GatewayError> {
+        // A webhook that named the case while the create was in flight links it at once.
+        if let (ExtState::Created, Some(id)) = (record.state, record.case_system_id)
+            && let Some(case) = self.store.get_case(&id).await?
+        {
+            let created = Created { case_system_id: id, case: CaseView::from(&case), replayed: false };
+            return Ok(CreateOutcome::Created(Box::new(created)));
+        }
+        Ok(CreateOutcome::AwaitingCaseId(AwaitingCaseId::new(ext, cabital_status, false)))
     }
 
     /// `GET /v1/cases/{id}`: the case and one page of its timeline.

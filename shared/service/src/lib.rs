@@ -13,6 +13,8 @@ pub mod webhook;
 
 pub use error::GatewayError;
 pub use gateway::{Gateway, Refreshed, TimelineQuery, request_hash};
+pub use reconcile::MAX_NO_SUGGESTION_GIVE_UP;
 pub use reconcile::{ReconcileError, ReconcileSettings, Summary};
+pub use views::{AttentionView, AwaitingCaseId, CASE_SYSTEM_ID_PENDING, CreateOutcome};
 pub use views::{CaseView, CaseWithTimeline, Created, EventView, ExternalLookup};
 pub use webhook::{Accepted, Delivery, RefreshOutcome, Verification, WebhookAuth, WebhookError, WebhookSettings};

@@ -4,6 +4,7 @@ use std::collections::{HashSet, VecDeque};
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
+use cabital_client::CaseSystemId;
 use futures::StreamExt;
 use gateway_runtime::settings::{SettingError, parsed_or};
 use governor::{Quota, RateLimiter};
@@ -38,7 +39,13 @@ pub struct ReconcileSettings {
     pub pending_stuck_after: Duration,
     /// `RECONCILE_UNKNOWN_REPORT_SECS`: an unknown creation older than this is reported for a person (default 86400).
     pub unknown_report_after: Duration,
+    /// `RECONCILE_NO_SUGGESTION_GIVE_UP_SECS`: a case still without a suggestion this long
+    /// after its creation is no longer asked about, and reported once (default 7 days).
+    pub no_suggestion_give_up: Duration,
 }
+
+/// The longest `RECONCILE_NO_SUGGESTION_GIVE_UP_SECS` taken: beyond a year it is a typo.
+pub const MAX_NO_SUGGESTION_GIVE_UP: Duration = Duration::from_secs(366 * 86_400);
 
 impl Default for ReconcileSettings {
     fn default() -> Self {
@@ -53,6 +60,7 @@ impl Default for ReconcileSettings {
             deadline_margin: Duration::from_secs(5),
             pending_stuck_after: Duration::from_secs(120),
             unknown_report_after: Duration::from_secs(86_400),
+            no_suggestion_give_up: Duration::from_secs(7 * 86_400),
         }
     }
 }
@@ -73,7 +81,9 @@ impl ReconcileSettings {
             deadline_margin: Duration::from_millis(parsed_or("RECONCILE_DEADLINE_MARGIN_MS", 5000)?),
             pending_stuck_after: secs("RECONCILE_PENDING_STUCK_SECS", d.pending_stuck_after)?,
             unknown_report_after: secs("RECONCILE_UNKNOWN_REPORT_SECS", d.unknown_report_after)?,
+            no_suggestion_give_up: secs("RECONCILE_NO_SUGGESTION_GIVE_UP_SECS", d.no_suggestion_give_up)?,
         };
+        check_no_suggestion_give_up(s.no_suggestion_give_up)?;
         if s.concurrency == 0 {
             return Err(SettingError::Invalid { name: "RECONCILE_CONCURRENCY", reason: "must be at least 1".into() });
         }
@@ -82,6 +92,18 @@ impl ReconcileSettings {
         }
         Ok(s)
     }
+}
+
+/// `RECONCILE_NO_SUGGESTION_GIVE_UP_SECS` must be 1 s to a year: zero would give up on
+/// every new case at once, more than a year is a typo (small values are for tests).
+fn check_no_suggestion_give_up(d: Duration) -> Result<(), SettingError> {
+    if d.is_zero() || d > MAX_NO_SUGGESTION_GIVE_UP {
+        return Err(SettingError::Invalid {
+            name: "RECONCILE_NO_SUGGESTION_GIVE_UP_SECS",
+            reason: format!("must be 1 to {} seconds (a year)", MAX_NO_SUGGESTION_GIVE_UP.as_secs()),
+        });
+    }
+    Ok(())
 }
 
 /// One run's figures, logged as one JSON line and emitted as metrics.
@@ -108,6 +130,8 @@ pub struct Summary {
     pub resolved_unknown: usize,
     /// Unknown creations old enough to need a person.
     pub unknown_needing_attention: usize,
+    /// Cases given up for want of a suggestion this run (each reported once).
+    pub no_suggestion_given_up: usize,
     /// Wall time of the run.
     pub duration_ms: u64,
 }
@@ -115,10 +139,14 @@ pub struct Summary {
 enum Outcome {
     Changed,
     Unchanged,
-    Failed { retryable: bool },
+    Failed {
+        retryable: bool,
+    },
     MarkedUnknown,
     ResolvedUnknown,
     UnknownNeedsPerson,
+    /// Checked, still no suggestion long after creation: given up and reported.
+    GaveUpNoSuggestion,
     ListingFailed,
     Nothing,
 }
@@ -343,6 +371,11 @@ impl Gateway {
                 Some(Outcome::MarkedUnknown) => summary.marked_unknown += 1,
                 Some(Outcome::ResolvedUnknown) => summary.resolved_unknown += 1,
                 Some(Outcome::UnknownNeedsPerson) => summary.unknown_needing_attention += 1,
+                Some(Outcome::GaveUpNoSuggestion) => {
+                    summary.checked += 1;
+                    summary.unchanged += 1;
+                    summary.no_suggestion_given_up += 1;
+                }
                 Some(Outcome::Nothing) => {}
             }
         }
@@ -354,11 +387,54 @@ impl Gateway {
         Ok(summary)
     }
 
+    /// A case Cabital has just said still has no suggestion, `no_suggestion_give_up` after
+    /// its creation: no longer asked about, and reported once for a person (a warning
+    /// with its ids, one SUGGESTION_OVERDUE event, its view shows it, and the run's
+    /// summary counts it for the metric and its alarm).
+    async fn give_up_if_overdue(
+        &self,
+        s: &ReconcileSettings,
+        id: CaseSystemId,
+        version: u64,
+        now: OffsetDateTime,
+    ) -> Outcome {
+        let case = match self.store.get_case(&id).await {
+            Ok(Some(case)) => case,
+            Ok(None) => return Outcome::Unchanged,
+            Err(e) => {
+                tracing::warn!(case_system_id = %id, error = %e, "reading a case to give it up failed");
+                return Outcome::Failed { retryable: e.retryable() };
+            }
+        };
+        let overdue =
+            now - case.created_at >= time::Duration::try_from(s.no_suggestion_give_up).unwrap_or(time::Duration::MAX);
+        if case.suggestion.is_some() || case.no_suggestion_since.is_some() || !overdue {
+            return Outcome::Unchanged;
+        }
+        match self.store.give_up_no_suggestion(&id, version, now).await {
+            Ok(true) => {
+                tracing::warn!(
+                    case_system_id = %id,
+                    external_case_id = %case.external_case_id,
+                    waited_secs = (now - case.created_at).whole_seconds(),
+                    "no suggestion from Cabital: no longer asked about; a person must look (no Zero Footprint screening?)"
+                );
+                Outcome::GaveUpNoSuggestion
+            }
+            // Something was written since (a webhook, another run): next time.
+            Ok(false) | Err(StoreError::VersionConflict { .. }) => Outcome::Unchanged,
+            Err(e) => {
+                tracing::warn!(case_system_id = %id, error = %e, "giving up a case without suggestion failed");
+                Outcome::Failed { retryable: e.retryable() }
+            }
+        }
+    }
+
     async fn settle(&self, s: &ReconcileSettings, target: &AttentionTarget, now: OffsetDateTime) -> Outcome {
         match target {
             AttentionTarget::Case(id) => match self.refresh(*id, RemoteCheck::Reconciled).await {
                 Ok(r) if r.changed => Outcome::Changed,
-                Ok(_) => Outcome::Unchanged,
+                Ok(r) => self.give_up_if_overdue(s, *id, r.version, now).await,
                 Err(e) => {
                     let problem = e.problem();
                     tracing::warn!(case_system_id = %id, code = problem.code, "reconcile of a case failed");
@@ -407,6 +483,23 @@ impl Gateway {
                     Outcome::Failed { retryable: e.retryable() }
                 })
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_give_up_time_refuses_zero_and_absurd_values_by_name() {
+        assert!(check_no_suggestion_give_up(ReconcileSettings::default().no_suggestion_give_up).is_ok());
+        assert_eq!(ReconcileSettings::default().no_suggestion_give_up, Duration::from_secs(604_800));
+        assert!(check_no_suggestion_give_up(Duration::from_secs(1)).is_ok(), "small values are for tests");
+        assert!(check_no_suggestion_give_up(MAX_NO_SUGGESTION_GIVE_UP).is_ok());
+        for bad in [Duration::ZERO, MAX_NO_SUGGESTION_GIVE_UP + Duration::from_secs(1), Duration::from_secs(u64::MAX)] {
+            let e = check_no_suggestion_give_up(bad).unwrap_err().to_string(); // ok: test code
+            assert!(e.contains("RECONCILE_NO_SUGGESTION_GIVE_UP_SECS"), "{e}");
         }
     }
 }

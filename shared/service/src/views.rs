@@ -44,6 +44,21 @@ pub struct CaseView {
     pub last_checked_at: Option<String>,
     /// The record's version.
     pub version: u64,
+    /// What a person must look at, when anything: absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attention: Option<AttentionView>,
+}
+
+/// Why a case needs a person, and since when.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttentionView {
+    /// `no_suggestion`: Cabital gave no suggestion within
+    /// `RECONCILE_NO_SUGGESTION_GIVE_UP_SECS` of the case's creation (an account
+    /// without Zero Footprint screens nothing by itself); the reconciler no longer asks.
+    pub reason: &'static str,
+    /// Since when.
+    pub since: String,
 }
 
 impl From<&CaseRecord> for CaseView {
@@ -66,6 +81,9 @@ impl From<&CaseRecord> for CaseView {
             updated_at: format_time(c.updated_at),
             last_checked_at: c.last_checked_at.map(format_time),
             version: c.version,
+            attention: c
+                .no_suggestion_since
+                .map(|since| AttentionView { reason: "no_suggestion", since: format_time(since) }),
         }
     }
 }
@@ -142,6 +160,7 @@ impl From<&Event> for EventView {
                 json!({"decision": decision, "comment": comment.as_ref().map(|p| p.expose())})
             }
             EventDetail::OgsOn | EventDetail::OgsOff => json!({}),
+            EventDetail::SuggestionOverdue { waited_secs } => json!({"waitedSecs": waited_secs}),
         };
         EventView {
             event_id: e.event_id.clone(),
@@ -178,6 +197,89 @@ pub struct Created {
     pub case: CaseView,
     /// Whether this answer replays an earlier identical request.
     pub replayed: bool,
+}
+
+/// The answer to a create that Cabital took without telling the case's id (`202`): a
+/// 2xx whose body did not carry `caseSystemId`, or a 409 (Cabital already has a case
+/// with this `externalCaseId`). The reservation stays `UNKNOWN`: never freed, never
+/// sent again; Cabital's first webhook naming the `externalCaseId` links it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AwaitingCaseId {
+    /// The partner's id.
+    pub external_case_id: ExternalCaseId,
+    /// The reservation's state, as `GET /v1/cases?externalCaseId=` shows it: `UNKNOWN`.
+    pub state: &'static str,
+    /// Stable: `case_system_id_pending`.
+    pub code: &'static str,
+    /// What Cabital answered the create: a 2xx, or 409.
+    pub cabital_status: u16,
+    /// What it means, for a person.
+    pub detail: &'static str,
+    /// Where to look for the case: `/v1/cases?externalCaseId=...`.
+    pub lookup: String,
+    /// Whether this answer replays an earlier identical request.
+    pub replayed: bool,
+}
+
+/// The stable code of [`AwaitingCaseId`].
+pub const CASE_SYSTEM_ID_PENDING: &str = "case_system_id_pending";
+
+impl AwaitingCaseId {
+    pub(crate) fn new(ext: &ExternalCaseId, cabital_status: u16, replayed: bool) -> Self {
+        AwaitingCaseId {
+            external_case_id: ext.clone(),
+            state: kyc_store::ExtState::Unknown.as_str(),
+            code: CASE_SYSTEM_ID_PENDING,
+            cabital_status,
+            detail: "Cabital has the case but did not give its caseSystemId. It will not be sent again; \
+                     its id comes with Cabital's first webhook naming this externalCaseId.",
+            lookup: format!("/v1/cases?externalCaseId={}", percent_encode(ext.as_str())),
+            replayed,
+        }
+    }
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters stay as they are).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// What a create answers: the case (`201`), or that Cabital has it without its id yet
+/// (`202`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum CreateOutcome {
+    /// Created and recorded (boxed: a case view is large).
+    Created(Box<Created>),
+    /// Cabital has it; its id comes with the first webhook.
+    AwaitingCaseId(AwaitingCaseId),
+}
+
+impl CreateOutcome {
+    /// The HTTP status that carries it.
+    pub fn status(&self) -> u16 {
+        match self {
+            CreateOutcome::Created(_) => 201,
+            CreateOutcome::AwaitingCaseId(_) => 202,
+        }
+    }
+
+    /// Cabital's id, when known.
+    pub fn case_system_id(&self) -> Option<CaseSystemId> {
+        match self {
+            CreateOutcome::Created(c) => Some(c.case_system_id),
+            CreateOutcome::AwaitingCaseId(_) => None,
+        }
+    }
 }
 
 /// The answer to a lookup by `externalCaseId`.

@@ -167,6 +167,13 @@ impl Store {
         new.version = current.version + 1;
         new.attention = settled_attention(new.suggestion.is_some(), now);
         new.ogs_checked_at = new.ogs.then_some(now);
+        // Given up for want of a suggestion: cleared when one comes; until then the case
+        // stays out of the awaiting index (reported once, not asked about again).
+        if new.suggestion.is_some() {
+            new.no_suggestion_since = None;
+        } else if new.no_suggestion_since.is_some() {
+            new.attention = None;
+        }
 
         if changed.is_empty() {
             let (expr, condition) = Self::case_update_expr(&new, expected_version);
@@ -201,6 +208,43 @@ impl Store {
                 tracing::info!(version = new.version, "remote state applied");
                 Ok(Applied { changed: true, version: new.version })
             }
+            Err(TxError::Cancelled(r)) if r.condition_failed(0) => Err(conflict()),
+            Err(e) => Err(e.into_store()),
+        }
+    }
+
+    /// The reconciler gives up on a case that still has no suggestion `waited` after its
+    /// creation: if it is still at `expected_version`, without a suggestion, not flagged
+    /// for refresh and not given up already, it leaves the awaiting index, is marked
+    /// (`noSuggestionSince`) and gets one SUGGESTION_OVERDUE event, in one transaction.
+    /// Answers whether this call gave it up (`false`: nothing to do); a write since the
+    /// read is [`StoreError::VersionConflict`].
+    #[tracing::instrument(skip_all, fields(case_system_id = %id, expected_version), err)]
+    pub async fn give_up_no_suggestion(
+        &self,
+        id: &CaseSystemId,
+        expected_version: u64,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let conflict = || StoreError::VersionConflict { case_system_id: *id, expected: expected_version };
+        let current = self.get_case(id).await?.ok_or_else(|| StoreError::NotFound(format!("case {id}")))?;
+        if current.version != expected_version {
+            return Err(conflict());
+        }
+        if current.suggestion.is_some() || current.needs_refresh || current.no_suggestion_since.is_some() {
+            return Ok(false);
+        }
+        let mut new = current.clone();
+        new.no_suggestion_since = Some(now);
+        new.attention = None;
+        new.updated_at = now;
+        new.version = current.version + 1;
+        let waited_secs = u64::try_from((now - current.created_at).whole_seconds()).unwrap_or(0);
+        let detail = EventDetail::SuggestionOverdue { waited_secs };
+        let case_update = self.tx_case_update(&new, expected_version)?;
+        let (_, event) = self.tx_event(id, now, EventSource::Reconciler, &detail)?;
+        match self.transact(vec![case_update, event]).await {
+            Ok(()) => Ok(true),
             Err(TxError::Cancelled(r)) if r.condition_failed(0) => Err(conflict()),
             Err(e) => Err(e.into_store()),
         }
@@ -338,6 +382,7 @@ fn new_case(created: &CreatedCase, now: OffsetDateTime) -> CaseRecord {
         version: 1,
         attention: settled_attention(created.suggestion.is_some(), now),
         ogs_checked_at: created.ogs.then_some(now),
+        no_suggestion_since: None,
     }
 }
 

@@ -193,6 +193,7 @@ pub(crate) fn case_attributes(c: &CaseRecord) -> Vec<(&'static str, Option<Attri
         (ATTN_AT, c.attention.as_ref().map(|a| s(attention_value(a)))),
         (OGS_SHARD, c.ogs_checked_at.map(|_| s(schema::ogs_shard(shard)))),
         (OGS_CHECKED_AT, c.ogs_checked_at.map(t)),
+        ("noSuggestionSince", c.no_suggestion_since.map(t)),
     ]
 }
 
@@ -218,6 +219,7 @@ pub(crate) fn case_from_item(item: &Item) -> Result<CaseRecord, StoreError> {
         version: r.u64("version")?,
         attention: r.attention()?,
         ogs_checked_at: r.opt_time(OGS_CHECKED_AT)?,
+        no_suggestion_since: r.opt_time("noSuggestionSince")?,
     })
 }
 
@@ -331,6 +333,9 @@ pub(crate) fn event_item(
             put_opt(&mut item, "comment", pii(comment));
         }
         EventDetail::OgsOn | EventDetail::OgsOff => {}
+        EventDetail::SuggestionOverdue { waited_secs } => {
+            item.insert("waitedSecs".into(), n(*waited_secs));
+        }
     }
     item
 }
@@ -386,6 +391,7 @@ pub(crate) fn event_from_item(item: &Item) -> Result<Event, StoreError> {
         },
         EventKind::OgsOn => EventDetail::OgsOn,
         EventKind::OgsOff => EventDetail::OgsOff,
+        EventKind::SuggestionOverdue => EventDetail::SuggestionOverdue { waited_secs: r.u64("waitedSecs")? },
     };
     Ok(Event {
         event_id: r.str(SK)?.to_owned(),
@@ -506,6 +512,7 @@ mod tests {
             version: 7,
             attention: Some(Attention { priority: AttentionPriority::Awaiting, since: now }),
             ogs_checked_at: Some(now),
+            no_suggestion_since: Some(now),
         }
     }
 

@@ -88,6 +88,8 @@ stored_enum!(
         OgsOn = "OGS_ON",
         /// Ongoing screening was turned off.
         OgsOff = "OGS_OFF",
+        /// No suggestion came for too long: the reconciler stopped asking (reported once).
+        SuggestionOverdue = "SUGGESTION_OVERDUE",
     }
 );
 
@@ -202,6 +204,9 @@ pub struct CaseRecord {
     pub attention: Option<Attention>,
     /// Membership of the ogs index: the last check while ogs is on.
     pub ogs_checked_at: Option<OffsetDateTime>,
+    /// Since when the reconciler no longer asks about this case: no suggestion came
+    /// within `RECONCILE_NO_SUGGESTION_GIVE_UP_SECS` of its creation. Cleared when one comes.
+    pub no_suggestion_since: Option<OffsetDateTime>,
 }
 
 impl CaseRecord {
@@ -233,6 +238,7 @@ pub struct ExtRecord {
     /// Cabital's id, once known.
     pub case_system_id: Option<CaseSystemId>,
     /// Cabital's HTTP status, for `REJECTED`.
+    /// Also for `UNKNOWN` when Cabital answered without the case's id (a 2xx, or 409).
     pub cabital_status: Option<u16>,
     /// The exact JSON that was (to be) sent to Cabital.
     pub submitted: Option<Pii<String>>,
@@ -463,6 +469,11 @@ pub enum EventDetail {
     OgsOn,
     /// Ongoing screening turned off.
     OgsOff,
+    /// No suggestion came within the give-up time: no longer asked about.
+    SuggestionOverdue {
+        /// How long after the case's creation it was given up, in seconds.
+        waited_secs: u64,
+    },
 }
 
 impl EventDetail {
@@ -477,6 +488,7 @@ impl EventDetail {
             EventDetail::Decision { .. } => EventKind::Decision,
             EventDetail::OgsOn => EventKind::OgsOn,
             EventDetail::OgsOff => EventKind::OgsOff,
+            EventDetail::SuggestionOverdue { .. } => EventKind::SuggestionOverdue,
         }
     }
 }

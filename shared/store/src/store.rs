@@ -286,6 +286,30 @@ impl Store {
         self.to_unknown(ext, expr, &condition, now).await
     }
 
+    /// Cabital answered the create (a 2xx without `caseSystemId`, or 409) without
+    /// telling the case's id: as [`Store::mark_unknown`], with Cabital's status kept
+    /// (`cabitalStatus`), so that a replay of the create answers as the first did.
+    #[tracing::instrument(skip_all, fields(external_case_id = %ext, cabital_status), err)]
+    pub async fn mark_created_without_id(
+        &self,
+        ext: &ExternalCaseId,
+        token: Uuid,
+        cabital_status: u16,
+        now: OffsetDateTime,
+    ) -> Result<ExtRecord, StoreError> {
+        let mut expr = Self::unknown_expr(ext, now);
+        expr.set("cabitalStatus", n(u64::from(cabital_status)));
+        let condition = format!(
+            "{} = {} AND {} IN ({}, {})",
+            expr.name("reservationToken"),
+            expr.value(s(token.to_string())),
+            expr.name("state"),
+            expr.value(s(ExtState::Pending.as_str())),
+            expr.value(s(ExtState::Unknown.as_str())),
+        );
+        self.to_unknown(ext, expr, &condition, now).await
+    }
+
     /// For the reconciler: a reservation still `PENDING` although created before
     /// `created_before` belongs to an invocation that died mid-create; mark it `UNKNOWN`
     /// (as [`Store::mark_unknown`] would have). Pick `created_before` older than the
@@ -516,6 +540,7 @@ impl Store {
                     version: 1,
                     attention: Some(Attention { priority: AttentionPriority::Urgent, since: now }),
                     ogs_checked_at: None,
+                    no_suggestion_since: None,
                 };
                 self.tx_put_new(codec::case_item(&new))?
             }

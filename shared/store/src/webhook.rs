@@ -206,6 +206,7 @@ impl Store {
                 version: 1,
                 attention: Some(urgent),
                 ogs_checked_at: None,
+                no_suggestion_since: None,
             };
             self.tx_put_new(codec::case_item(&case))
         }

@@ -87,7 +87,8 @@ const PUBLIC_ROUTE: (&str, &str) = ("POST", "/webhooks/cabital");
 /// Custom-metric alarms issue 6 asks for, with the crate whose code emits the metric
 /// (through `gateway_runtime::metrics::emit`, which also publishes every metric without
 /// dimensions: so these alarms use none).
-const CUSTOM_METRIC_ALARMS: [(&str, &str); 2] = [("WebhookRefused", "webhook"), ("ReconcileBacklog", "reconcile")];
+const CUSTOM_METRIC_ALARMS: [(&str, &str); 3] =
+    [("WebhookRefused", "webhook"), ("ReconcileBacklog", "reconcile"), ("ReconcileNoSuggestionGivenUp", "reconcile")];
 
 // ------------------------------------------------------------------ the template
 
@@ -1011,4 +1012,51 @@ fn missing_alarms_and_outputs_are_caught() {
 
 fn resources_mut(t: &mut Value) -> &mut Map<String, Value> {
     t["Resources"].as_object_mut().expect("Resources")
+}
+
+// ------------------------------------------------------------------ cases without suggestion
+
+/// The give-up setting reaches the reconciler from a parameter that refuses zero, and
+/// each case given up (counted once, in one run) raises an alarm into the topic.
+fn check_no_suggestion(t: &Value) -> Vec<String> {
+    let mut violations = Vec::new();
+    let env = &fn_prop(t, "ReconcileFunction", "Environment")["Variables"]["RECONCILE_NO_SUGGESTION_GIVE_UP_SECS"];
+    match ref_of(env).map(|p| &t["Parameters"][p]) {
+        Some(p) if p["MinValue"].as_u64().is_some_and(|m| m >= 1) && p["Default"] == 604_800 => {}
+        _ => violations.push(
+            "ReconcileFunction: RECONCILE_NO_SUGGESTION_GIVE_UP_SECS from a parameter (default 604800, MinValue >= 1)"
+                .into(),
+        ),
+    }
+    match alarm(t, gateway_runtime::metrics::NAMESPACE, "ReconcileNoSuggestionGivenUp") {
+        Some(p)
+            if p["Statistic"] == "Sum"
+                && p["Threshold"] == 1
+                && p["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+                && p["TreatMissingData"] == "notBreaching"
+                && p["AlarmActions"].to_string().contains("AlarmTopicArn") => {}
+        _ => violations.push("no alarm (Sum >= 1, into the alarm topic) on ReconcileNoSuggestionGivenUp".into()),
+    }
+    violations
+}
+
+#[test]
+fn cases_without_suggestion_are_given_up_by_setting_and_alarmed() {
+    assert_none("cases without suggestion", check_no_suggestion(&load()));
+}
+
+#[test]
+fn a_missing_no_suggestion_setting_or_alarm_is_caught() {
+    caught(check_no_suggestion, "RECONCILE_NO_SUGGESTION_GIVE_UP_SECS", |t| {
+        t["Resources"]["ReconcileFunction"]["Properties"]["Environment"]["Variables"]
+            .as_object_mut()
+            .unwrap()
+            .remove("RECONCILE_NO_SUGGESTION_GIVE_UP_SECS");
+    });
+    caught(check_no_suggestion, "ReconcileNoSuggestionGivenUp", |t| {
+        resources_mut(t).remove("ReconcileNoSuggestionAlarm");
+    });
+    caught(check_alarms_and_outputs, "ReconcileNoSuggestionGivenUp", |t| {
+        resources_mut(t).remove("ReconcileNoSuggestionAlarm");
+    });
 }

@@ -19,6 +19,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::auth;
+use crate::config::CreateAnswerMode;
 use crate::model::{DecisionRecord, ErrorBody, FieldError, SuggestionSource};
 use crate::state::{CaseRecord, Shared, rfc3339, today};
 use crate::validate::{validate_case, validate_decision};
@@ -266,7 +267,7 @@ fn create(shared: &Arc<Shared>, json: Option<Value>) -> (Response, Option<Uuid>)
             decision: None,
             decision_comment: None,
             ogs: false,
-            screening_pending: true,
+            screening_pending: !shared.config.no_screening,
             suggestion_history: Vec::new(),
             decision_history: Vec::new(),
             notifications: Vec::new(),
@@ -279,7 +280,9 @@ fn create(shared: &Arc<Shared>, json: Option<Value>) -> (Response, Option<Uuid>)
     };
 
     let delay = shared.config.screening_delay_ms;
-    if delay == 0 {
+    if shared.config.no_screening {
+        // No Zero Footprint: nothing screens the case until the control API says so.
+    } else if delay == 0 {
         webhook::apply_screening(shared, id);
     } else {
         let task_shared = Arc::clone(shared);
@@ -288,11 +291,28 @@ fn create(shared: &Arc<Shared>, json: Option<Value>) -> (Response, Option<Uuid>)
             webhook::apply_screening(&task_shared, id);
         });
     }
-    ((StatusCode::CREATED, axum::Json(view)).into_response(), Some(id))
+    let response = match shared.config.create_answer {
+        CreateAnswerMode::Full => (StatusCode::CREATED, axum::Json(view)).into_response(),
+        CreateAnswerMode::Empty => (StatusCode::CREATED, Body::empty()).into_response(),
+        CreateAnswerMode::NoId => (StatusCode::CREATED, axum::Json(without_case_system_id(&view))).into_response(),
+    };
+    (response, Some(id))
+}
+
+/// A case's JSON without its `caseSystemId`.
+fn without_case_system_id(view: &crate::model::CaseView) -> Value {
+    let mut value = serde_json::to_value(view).unwrap_or(Value::Null);
+    if let Value::Object(object) = &mut value {
+        object.remove("caseSystemId");
+    }
+    value
 }
 
 fn get(shared: &Arc<Shared>, id: Uuid) -> Response {
     match shared.lock().cases.get(&id) {
+        Some(case) if shared.config.get_without_case_system_id => {
+            (StatusCode::OK, axum::Json(without_case_system_id(&case.view()))).into_response()
+        }
         Some(case) => (StatusCode::OK, axum::Json(case.view())).into_response(),
         None => unknown_case(),
     }

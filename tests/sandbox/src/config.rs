@@ -153,6 +153,19 @@ impl Faults {
     }
 }
 
+/// What a successful create answers (Cabital's page shows no body for its 201).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CreateAnswerMode {
+    /// 201 with the whole case, `caseSystemId` included (our reading of the API).
+    #[default]
+    Full,
+    /// 201 with an empty body.
+    Empty,
+    /// 201 with the case but no `caseSystemId`.
+    NoId,
+}
+
 /// Everything the sandbox starts with. `POST /_sandbox/reset` returns to it.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
@@ -188,6 +201,13 @@ pub struct SandboxConfig {
     /// Seed of the random generator behind faults and ids; `None` picks one (logged and
     /// shown in `GET /_sandbox/stats`, so a run can be repeated).
     pub seed: Option<u64>,
+    /// What a successful create answers.
+    pub create_answer: CreateAnswerMode,
+    /// `GET` of a case answers without `caseSystemId` (the provider's sample shows none).
+    pub get_without_case_system_id: bool,
+    /// No screening on create (an account without Zero Footprint): a new case gets no
+    /// suggestion and no webhook; the control API can still set one, with its webhook.
+    pub no_screening: bool,
 }
 
 impl Default for SandboxConfig {
@@ -206,6 +226,9 @@ impl Default for SandboxConfig {
             retry_headers: RetryHeaders::default(),
             faults: Faults::default(),
             seed: None,
+            create_answer: CreateAnswerMode::Full,
+            get_without_case_system_id: false,
+            no_screening: false,
         }
     }
 }

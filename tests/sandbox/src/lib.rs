@@ -71,6 +71,9 @@ pub use state::Stats;
 pub use validate::{MAX_EXTERNAL_CASE_ID_CHARS, MAX_ORGANIZATION_INFO_BYTES};
 pub use webhook::{MAX_ATTEMPTS, RETRY_DELAYS_SECS};
 
+// What Cabital's page leaves open, each answer a mode.
+pub use config::CreateAnswerMode;
+
 use state::Shared;
 
 /// How long [`SandboxHandle::shutdown`] waits for open connections before cutting them.

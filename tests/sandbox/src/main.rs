@@ -14,6 +14,9 @@ use cabital_sandbox::{Credential, RetryHeaders, SandboxConfig, SignatureEncoding
 use tracing_subscriber::EnvFilter;
 use url::Url;
 
+// What Cabital's page leaves open, each answer a mode.
+use cabital_sandbox::CreateAnswerMode;
+
 struct Flag {
     name: &'static str,
     /// `None` for a switch (true when given bare).
@@ -33,6 +36,9 @@ const FLAGS: &[Flag] = &[
     Flag { name: "webhook-url", value: Some("URL"), help: "where webhooks go; none by default" },
     Flag { name: "time-factor", value: Some("F"), help: "multiplies the webhook retry schedule (default 1)" },
     Flag { name: "screening-delay-ms", value: Some("MS"), help: "case creation to suggestion (default 0)" },
+    Flag { name: "create-answer", value: Some("full|empty|no-id"), help: "a create's 201 body (default full)" },
+    Flag { name: "get-without-case-system-id", value: None, help: "GET answers omit caseSystemId" },
+    Flag { name: "no-screening", value: None, help: "no suggestion nor webhook on create (no Zero Footprint)" },
     Flag { name: "webhook-delay-ms", value: Some("MS"), help: "suggestion to first webhook attempt (default 0)" },
     Flag { name: "webhook-timeout-ms", value: Some("MS"), help: "timeout of one webhook attempt (default 10000)" },
     Flag { name: "allow-duplicate-external-id", value: None, help: "accept a second case with a known externalCaseId" },
@@ -184,6 +190,14 @@ impl Args {
         if let Some(value) = self.parsed("screening-delay-ms")? {
             config.screening_delay_ms = value;
         }
+        config.create_answer = match self.get("create-answer").as_deref() {
+            None | Some("full") => CreateAnswerMode::Full,
+            Some("empty") => CreateAnswerMode::Empty,
+            Some("no-id") => CreateAnswerMode::NoId,
+            Some(other) => return Err(format!("`--create-answer`: expected full, empty or no-id, got `{other}`")),
+        };
+        config.get_without_case_system_id = self.switch("get-without-case-system-id")?;
+        config.no_screening = self.switch("no-screening")?;
         if let Some(value) = self.parsed("webhook-delay-ms")? {
             config.webhook_delay_ms = value;
         }
@@ -369,5 +383,27 @@ mod tests {
         let config =
             args(&["--credential", "k:s", "--error-rate-500", "2"]).and_then(|a| a.map(|a| a.config()).transpose());
         assert!(config.is_err());
+    }
+
+    #[test]
+    fn create_answer_and_screening_flags() {
+        let config = |list: &[&str]| args(list).and_then(|a| a.map(|a| a.config()).transpose());
+        let Ok(Some(plain)) = config(&["--credential", "k:s"]) else { panic!("defaults") };
+        assert_eq!(plain.create_answer, CreateAnswerMode::Full);
+        assert!(!plain.get_without_case_system_id && !plain.no_screening);
+        let given = config(&[
+            "--credential",
+            "k:s",
+            "--create-answer",
+            "no-id",
+            "--get-without-case-system-id",
+            "--no-screening",
+        ]);
+        let Ok(Some(given)) = given else { panic!("{given:?}") };
+        assert_eq!(given.create_answer, CreateAnswerMode::NoId);
+        assert!(given.get_without_case_system_id && given.no_screening);
+        let Ok(Some(empty)) = config(&["--credential", "k:s", "--create-answer=empty"]) else { panic!("empty") };
+        assert_eq!(empty.create_answer, CreateAnswerMode::Empty);
+        assert!(config(&["--credential", "k:s", "--create-answer", "partial"]).is_err());
     }
 }

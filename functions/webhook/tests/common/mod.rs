@@ -188,7 +188,7 @@ pub async fn create_case(h: &Harness, full_name: &str) -> (CaseSystemId, String)
         "organizationInfo": {}
     });
     let created = h.gateway.create_case(&body).await.expect("the case is created");
-    (created.case_system_id, ext)
+    (created.case_system_id().expect("Cabital gave the case's id"), ext)
 }
 
 /// Creates a case at the sandbox only: Cabital knows it, the table does not.
@@ -202,7 +202,15 @@ pub async fn create_case_at_cabital_only(h: &Harness, full_name: &str) -> (CaseS
         "organizationInfo": {}
     });
     let case = cabital_client::validate_new_case(&body, gateway_today()).unwrap();
-    let answer = h.gateway.cabital.create_case(&case).await.expect("the sandbox creates the case");
+    let answer = h
+        .gateway
+        .cabital
+        .create_case(&case)
+        .await
+        .expect("the sandbox creates the case")
+        .case()
+        .cloned()
+        .expect("with its id");
     (answer.case_system_id, ext)
 }
 
