@@ -329,7 +329,7 @@ impl Walk {
                 .filter(|d| age(d).is_some_and(|a| a > 300))
                 .count();
             let view = self.get_case(id).await?;
-            let hooks: Vec<Value> = events(&view).into_iter().filter(|e| s(&e, "kind") == "WEBHOOK").collect();
+            let hooks: Vec<Value> = events(&view).into_iter().filter(|e| s(e, "kind") == "WEBHOOK").collect();
             let counted = hooks.first().and_then(|e| e.pointer("/details/deliveries")).and_then(Value::as_u64);
             if late >= 1 && hooks.len() == 1 && counted.is_some_and(|n| n as usize > late) {
                 ok(format!(
