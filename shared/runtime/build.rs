@@ -6,6 +6,11 @@
 //! - `amazon_roots.pem`: of those, the roots of Amazon Trust Services, which issues the
 //!   certificates of AWS's service endpoints: Amazon Root CA 1 to 4 and Starfield
 //!   Services Root Certificate Authority - G2 (which cross-signs them).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a build script: a panic fails the build, never a function"
+)]
 
 use std::fmt::Write as _;
 
@@ -50,8 +55,8 @@ fn main() {
         assert_eq!(found.len(), 1, "expected exactly one root named {subject:?} in webpki-root-certs");
         amazon.push(found[0]);
     }
-    let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")); // ok: build script, at compile time
-    std::fs::write(out.join("mozilla_roots.pem"), pem_of(all.into_iter())).expect("OUT_DIR is writable"); // ok: build script, at compile time
-    std::fs::write(out.join("amazon_roots.pem"), pem_of(amazon.into_iter())).expect("OUT_DIR is writable"); // ok: build script, at compile time
+    let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    std::fs::write(out.join("mozilla_roots.pem"), pem_of(all.into_iter())).expect("OUT_DIR is writable");
+    std::fs::write(out.join("amazon_roots.pem"), pem_of(amazon.into_iter())).expect("OUT_DIR is writable");
     println!("cargo::rerun-if-changed=build.rs");
 }

@@ -26,6 +26,7 @@
 //! index query by scanning the whole table (about 3 s for a page of 1,000 on 10,000
 //! items), where DynamoDB takes milliseconds. So moto bounds the figure from below; the
 //! line "one index page" shows its share.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 #[path = "../tests/common/seed.rs"]
 mod seed;

@@ -98,7 +98,7 @@ mod tests {
 
     #[test]
     fn deadline_from_wall_clock_or_from_a_local_emulator() {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64; // ok: test code; the clock is after 1970
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
         let left = |d: Instant| d.saturating_duration_since(Instant::now());
         // Lambda: wall-clock milliseconds.
         let lambda = left(deadline_of(now_ms + 60_000));

@@ -1,4 +1,5 @@
 //! The reconciler stops before the invocation's deadline, and the next run finishes.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Deliveries that are accepted, through the real handler, against moto and the sandbox:
 //! repeats, concurrency, order, unknown cases, a failing refresh, a failing table.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! What the function writes (JSON logs, EMF metric lines) says which case and what
 //! happened, and never personal data (full name, comments, the body) or a secret (the
 //! API secret, a signature).
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 

@@ -495,11 +495,11 @@ mod tests {
     const ID: &str = "6d92e7b4-715c-4ce3-a028-19f1c8c9fa6c";
 
     fn ext() -> ExternalCaseId {
-        ExternalCaseId::parse("ext-1").unwrap() // ok: test code
+        ExternalCaseId::parse("ext-1").unwrap()
     }
 
     fn id() -> CaseSystemId {
-        ID.parse().unwrap() // ok: test code
+        ID.parse().unwrap()
     }
 
     #[test]
@@ -538,7 +538,7 @@ mod tests {
 
     #[test]
     fn a_get_answer_without_an_id_takes_the_paths() {
-        let case = get_answer(br#"{"externalCaseId":"ext-1","suggestion":"SUGGEST_TO_ACCEPT"}"#, id()).unwrap(); // ok: test code
+        let case = get_answer(br#"{"externalCaseId":"ext-1","suggestion":"SUGGEST_TO_ACCEPT"}"#, id()).unwrap();
         assert_eq!(case.case_system_id, id());
         let case = get_answer(format!(r#"{{"caseSystemId":"{ID}","externalCaseId":"ext-1"}}"#).as_bytes(), id());
         assert_eq!(case.map(|c| c.case_system_id).ok(), Some(id()));

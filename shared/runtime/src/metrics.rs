@@ -65,7 +65,7 @@ mod tests {
             &[("Function", "webhook")],
             &[("WebhookReceived", 1.0, Unit::Count), ("Latency", 12.5, Unit::Milliseconds)],
         );
-        let v: Value = serde_json::from_str(&line).unwrap(); // ok: test code
+        let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["_aws"]["Timestamp"], 1_700_000_000_000i64);
         let m = &v["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(m["Namespace"], NAMESPACE);
@@ -75,7 +75,7 @@ mod tests {
         assert_eq!(v["WebhookReceived"], 1.0);
         assert_eq!(v["Latency"], 12.5);
         assert!(!line.contains('\n'));
-        let bare: Value = serde_json::from_str(&render(1, &[], &[("X", 1.0, Unit::Count)])).unwrap(); // ok: test code
+        let bare: Value = serde_json::from_str(&render(1, &[], &[("X", 1.0, Unit::Count)])).unwrap();
         assert_eq!(bare["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([[]]));
     }
 }

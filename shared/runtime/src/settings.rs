@@ -286,13 +286,13 @@ mod tests {
         use rustls_pki_types::pem::PemObject;
         let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(MOZILLA_ROOTS_PEM.as_bytes())
             .collect::<Result<_, _>>()
-            .expect("valid PEM"); // ok: test code over the compiled-in roots
+            .expect("valid PEM");
         assert_eq!(certs.len(), webpki_root_certs::TLS_SERVER_ROOT_CERTS.len());
         assert!(certs.len() > 100, "Mozilla's store has well over 100 roots, got {}", certs.len());
         for (ours, theirs) in certs.iter().zip(webpki_root_certs::TLS_SERVER_ROOT_CERTS) {
             assert_eq!(ours.as_ref(), theirs.as_ref());
             // What the SDK does with each (and panics on, were one unparseable).
-            webpki::anchor_from_trusted_cert(ours).expect("a usable trust anchor"); // ok: test code over the compiled-in roots
+            webpki::anchor_from_trusted_cert(ours).expect("a usable trust anchor");
         }
     }
 
@@ -300,8 +300,8 @@ mod tests {
         use rustls_pki_types::pem::PemObject;
         rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
             .map(|c| {
-                let c = c.expect("valid PEM"); // ok: test code over the compiled-in roots
-                webpki::anchor_from_trusted_cert(&c).expect("a usable trust anchor").subject.as_ref().to_vec() // ok: test code over the compiled-in roots
+                let c = c.expect("valid PEM");
+                webpki::anchor_from_trusted_cert(&c).expect("a usable trust anchor").subject.as_ref().to_vec()
             })
             .collect()
     }
@@ -385,8 +385,8 @@ mod tests {
     async fn count_calls(wrap: bool) -> ((usize, usize), (usize, usize)) {
         use std::sync::atomic::{AtomicUsize, Ordering};
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(); // ok: test code
-        let port = listener.local_addr().unwrap().port(); // ok: test code
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
         let server = tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
                 tokio::spawn(async move {
@@ -445,8 +445,8 @@ mod tests {
     /// with SIGSTOP, a hung endpoint): fetching the secret fails within the time limits.
     #[tokio::test]
     async fn a_secrets_manager_that_hangs_fails_within_the_time_limits() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(); // ok: test code
-        let port = listener.local_addr().unwrap().port(); // ok: test code
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
         let held = tokio::spawn(async move {
             let mut open = Vec::new();
             while let Ok((socket, _)) = listener.accept().await {
@@ -455,7 +455,7 @@ mod tests {
         });
         let sdk = test_sdk(port).load().await;
         let settings = CabitalSettings {
-            base_url: Url::parse("http://127.0.0.1:9").unwrap(), // ok: test code
+            base_url: Url::parse("http://127.0.0.1:9").unwrap(),
             secret_id: "hung".into(),
             encoding: SignatureEncoding::Hex,
             secret_ttl: Duration::from_secs(30),

@@ -498,7 +498,7 @@ mod tests {
         assert!(check_no_suggestion_give_up(Duration::from_secs(1)).is_ok(), "small values are for tests");
         assert!(check_no_suggestion_give_up(MAX_NO_SUGGESTION_GIVE_UP).is_ok());
         for bad in [Duration::ZERO, MAX_NO_SUGGESTION_GIVE_UP + Duration::from_secs(1), Duration::from_secs(u64::MAX)] {
-            let e = check_no_suggestion_give_up(bad).unwrap_err().to_string(); // ok: test code
+            let e = check_no_suggestion_give_up(bad).unwrap_err().to_string();
             assert!(e.contains("RECONCILE_NO_SUGGESTION_GIVE_UP_SECS"), "{e}");
         }
     }

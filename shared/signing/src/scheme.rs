@@ -100,8 +100,9 @@ pub fn prehash(timestamp: i64, method: &str, request_path: &str, body: &[u8]) ->
     out
 }
 
+#[expect(clippy::expect_used, reason = "HMAC takes a key of any length: new_from_slice cannot fail")]
 fn mac(secret: &[u8], timestamp: i64, method: &str, request_path: &str, body: &[u8]) -> HmacSha256 {
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length"); // ok: infallible for HMAC
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
     mac.update(&prehash(timestamp, method, request_path, body));
     mac
 }

@@ -6,7 +6,7 @@ const SECRET: &str = "test-secret-0123456789";
 const KEY: &str = "test-key";
 
 fn creds() -> Credentials {
-    Credentials::new(KEY, SECRET).unwrap() // ok: test code, fixed input
+    Credentials::new(KEY, SECRET).unwrap()
 }
 
 struct Vector {
@@ -106,7 +106,7 @@ fn verify_accepts_either_encoding_of_the_same_digest() {
         {
             let mut h = headers(v);
             h.access_sign = Some(text);
-            let got = verify_signature(&creds(), h, v.ts, v.method, v.path, body).unwrap(); // ok: test code
+            let got = verify_signature(&creds(), h, v.ts, v.method, v.path, body).unwrap();
             assert_eq!((got.timestamp, got.encoding, got.signed_with), (v.ts, encoding, SignedWith::ApiSecret));
         }
     }
@@ -127,7 +127,7 @@ fn base64_is_the_default_encoding() {
 const WEBHOOK_SECRET: &str = "webhook-secret-9876";
 
 fn signed_by(secret: &str, key: Option<&'static str>, v: &'static Vector) -> IncomingHeaders<'static> {
-    let c = Credentials::new("any", secret).unwrap(); // ok: test code, fixed input
+    let c = Credentials::new("any", secret).unwrap();
     let h = sign(&c, SignatureEncoding::Base64, v.ts, v.method, v.path, v.body.as_bytes());
     IncomingHeaders {
         access_key: key,
@@ -141,7 +141,7 @@ fn a_separate_webhook_secret_verifies_beside_the_api_secret() {
     let v = &VECTORS[0];
     let body = v.body.as_bytes();
     // Without a webhook key, the webhook secret's signature verifies whatever the key says, or none.
-    let c = creds().with_webhook_secret(None, WEBHOOK_SECRET).unwrap(); // ok: test code
+    let c = creds().with_webhook_secret(None, WEBHOOK_SECRET).unwrap();
     for key in [None, Some("whatever"), Some(KEY)] {
         let got = verify_signature(&c, signed_by(WEBHOOK_SECRET, key, v), v.ts, v.method, v.path, body);
         assert_eq!(got.map(|g| g.signed_with), Ok(SignedWith::WebhookSecret), "{key:?}");
@@ -154,7 +154,7 @@ fn a_separate_webhook_secret_verifies_beside_the_api_secret() {
     assert_eq!(got, Err(VerifyError::Mismatch));
 
     // With a webhook key, the webhook secret is tried only under that key.
-    let c = creds().with_webhook_secret(Some("hook-key".into()), WEBHOOK_SECRET).unwrap(); // ok: test code
+    let c = creds().with_webhook_secret(Some("hook-key".into()), WEBHOOK_SECRET).unwrap();
     let got = verify_signature(&c, signed_by(WEBHOOK_SECRET, Some("hook-key"), v), v.ts, v.method, v.path, body);
     assert_eq!(got.map(|g| g.signed_with), Ok(SignedWith::WebhookSecret));
     let got = verify_signature(&c, signed_by(WEBHOOK_SECRET, Some(KEY), v), v.ts, v.method, v.path, body);
@@ -170,13 +170,13 @@ fn expired_is_said_only_of_a_signature_that_matched() {
     let v = &VECTORS[0];
     let body = v.body.as_bytes();
     let late = v.ts + 3_600;
-    let got = verify_signature(&creds(), headers(v), late, v.method, v.path, body).unwrap(); // ok: test code
+    let got = verify_signature(&creds(), headers(v), late, v.method, v.path, body).unwrap();
     assert_eq!(got.skew_secs, -3_600);
     assert_eq!(
         verify(&creds(), policy(), headers(v), late, v.method, v.path, body),
         Err(VerifyError::Expired { skew_secs: -3_600, tolerance_secs: 30 })
     );
-    let wrong = Credentials::new(KEY, "another-secret").unwrap(); // ok: test code, fixed input
+    let wrong = Credentials::new(KEY, "another-secret").unwrap();
     assert_eq!(verify(&wrong, policy(), headers(v), late, v.method, v.path, body), Err(VerifyError::Mismatch));
 }
 
@@ -232,7 +232,7 @@ fn verify_names_each_failure() {
     let mut h = headers(v);
     h.access_timestamp = Some("1623828309");
     assert_eq!(check(h, v.ts, "POST", v.path, body), VerifyError::Mismatch);
-    let wrong = Credentials::new(KEY, "another-secret").unwrap(); // ok: test code, fixed input
+    let wrong = Credentials::new(KEY, "another-secret").unwrap();
     assert_eq!(verify(&wrong, policy(), headers(v), v.ts, "POST", v.path, body).unwrap_err(), VerifyError::Mismatch);
 }
 
@@ -247,25 +247,25 @@ fn secrets_never_show_in_debug_or_errors() {
     assert!(!format!("{err:?}").contains("hunter2"));
     let src = CredentialSource::Static(c);
     assert!(!format!("{src:?}").contains(SECRET));
-    let with_hook = creds().with_webhook_secret(Some("hook-key-1".into()), WEBHOOK_SECRET).unwrap(); // ok: test code
+    let with_hook = creds().with_webhook_secret(Some("hook-key-1".into()), WEBHOOK_SECRET).unwrap();
     let shown = format!("{with_hook:?}");
     assert!(!shown.contains(WEBHOOK_SECRET) && !shown.contains("hook-key-1") && !shown.contains(SECRET), "{shown}");
 }
 
 #[test]
 fn secret_json_is_parsed_and_checked() {
-    let c = Credentials::from_secret_json(r#"{"apiKey": "k1", "apiSecret": "s1"}"#).unwrap(); // ok: test code, fixed input
+    let c = Credentials::from_secret_json(r#"{"apiKey": "k1", "apiSecret": "s1"}"#).unwrap();
     assert_eq!(c.api_key().as_str(), "k1");
     assert!(Credentials::from_secret_json(r#"{"apiKey": "", "apiSecret": "s1"}"#).is_err());
     assert!(Credentials::from_secret_json(r#"{"apiKey": "k", "apiSecret": ""}"#).is_err());
     assert!(Credentials::from_secret_json("not json").is_err());
     assert!(!c.has_webhook_secret());
-    let c = Credentials::from_secret_json(r#"{"apiKey": "k1", "apiSecret": "s1", "webhookSecret": "w1"}"#).unwrap(); // ok: test code
+    let c = Credentials::from_secret_json(r#"{"apiKey": "k1", "apiSecret": "s1", "webhookSecret": "w1"}"#).unwrap();
     assert!(c.has_webhook_secret());
     let c = Credentials::from_secret_json(
         r#"{"apiKey": "k1", "apiSecret": "s1", "webhookKey": "wk", "webhookSecret": "w1"}"#,
     )
-    .unwrap(); // ok: test code, fixed input
+    .unwrap();
     assert!(c.has_webhook_secret());
     for bad in [
         r#"{"apiKey": "k1", "apiSecret": "s1", "webhookSecret": ""}"#,

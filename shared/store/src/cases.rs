@@ -434,14 +434,14 @@ mod tests {
     use super::*;
 
     fn id() -> CaseSystemId {
-        "6d92e7b4-715c-4ce3-a028-19f1c8c9fa6c".parse().unwrap() // ok: test code
+        "6d92e7b4-715c-4ce3-a028-19f1c8c9fa6c".parse().unwrap()
     }
 
     #[test]
     fn cursors_round_trip_and_are_bound_to_their_case() {
         let c = encode_cursor(&id(), "EVENT#2026-11-29T01:02:03.000000Z#CREATED#0000abcd");
-        assert_eq!(decode_cursor(&id(), &c).unwrap(), "EVENT#2026-11-29T01:02:03.000000Z#CREATED#0000abcd"); // ok: test code
-        let other: CaseSystemId = "00000000-0000-4000-8000-000000000000".parse().unwrap(); // ok: test code
+        assert_eq!(decode_cursor(&id(), &c).unwrap(), "EVENT#2026-11-29T01:02:03.000000Z#CREATED#0000abcd");
+        let other: CaseSystemId = "00000000-0000-4000-8000-000000000000".parse().unwrap();
         assert!(matches!(decode_cursor(&other, &c), Err(StoreError::InvalidCursor)));
         for bad in ["", "!!!", "bm90IGEgY3Vyc29y", &"A".repeat(600)] {
             assert!(matches!(decode_cursor(&id(), bad), Err(StoreError::InvalidCursor)), "{bad}");

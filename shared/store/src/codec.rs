@@ -493,8 +493,8 @@ mod tests {
     fn case() -> CaseRecord {
         let now = datetime!(2026-11-29 01:02:03.123456 UTC);
         CaseRecord {
-            case_system_id: "6d92e7b4-715c-4ce3-a028-19f1c8c9fa6c".parse().unwrap(), // ok: test code
-            external_case_id: ExternalCaseId::parse("ext-1").unwrap(),               // ok: test code
+            case_system_id: "6d92e7b4-715c-4ce3-a028-19f1c8c9fa6c".parse().unwrap(),
+            external_case_id: ExternalCaseId::parse("ext-1").unwrap(),
             screen_type: Some(cabital_client::ScreenType::Individual),
             origin: Origin::Api,
             status: CaseStatus::Decided,
@@ -520,9 +520,9 @@ mod tests {
     fn case_items_round_trip() {
         let c = case();
         let item = case_item(&c);
-        assert_eq!(case_from_item(&item).unwrap(), c); // ok: test code
-        assert_eq!(item["attnAt"].as_s().unwrap(), "1#2026-11-29T01:02:03.123456Z"); // ok: test code
-        assert!(item["attnShard"].as_s().unwrap().starts_with("ATTN#")); // ok: test code
+        assert_eq!(case_from_item(&item).unwrap(), c);
+        assert_eq!(item["attnAt"].as_s().unwrap(), "1#2026-11-29T01:02:03.123456Z");
+        assert!(item["attnShard"].as_s().unwrap().starts_with("ATTN#"));
         assert!(!item.contains_key("decisionComment"));
     }
 
@@ -543,7 +543,7 @@ mod tests {
 
     #[test]
     fn attention_values_parse() {
-        let a = parse_attention("0#2026-11-29T01:02:03.000000Z").unwrap(); // ok: test code
+        let a = parse_attention("0#2026-11-29T01:02:03.000000Z").unwrap();
         assert_eq!(a.priority, AttentionPriority::Urgent);
         assert!(parse_attention("2#2026-11-29T01:02:03.000000Z").is_none());
         assert!(parse_attention("1#yesterday").is_none());
@@ -554,7 +554,7 @@ mod tests {
         let mut e = Expr::new();
         e.set("status", s("X")).remove("attnAt").add("version", n(1));
         assert_eq!(e.update_expression(), "SET #status = :v0 REMOVE #attnAt ADD #version :v1");
-        assert_eq!(e.names().unwrap().len(), 3); // ok: test code
+        assert_eq!(e.names().unwrap().len(), 3);
         assert!(Expr::new().values().is_none());
     }
 }

@@ -42,7 +42,7 @@ pub const SHARDS: u8 = 8;
 /// every function and every release puts the same id in the same shard.
 pub fn shard_of(id: &str) -> u8 {
     let digest = Sha256::digest(id.as_bytes());
-    // ok: a SHA-256 digest is 32 bytes, so its first 8 always exist.
+    // A SHA-256 digest is 32 bytes, so its first 8 always exist.
     let first: [u8; 8] = std::array::from_fn(|i| digest[i]);
     (u64::from_be_bytes(first) % u64::from(SHARDS)) as u8
 }

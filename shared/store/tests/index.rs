@@ -1,4 +1,5 @@
 //! The sparse indexes: entries appear and disappear with the items' state.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 

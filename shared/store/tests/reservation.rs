@@ -1,4 +1,5 @@
 //! Reserving external ids: one conditional write, exactly one winner.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 

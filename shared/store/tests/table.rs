@@ -1,4 +1,5 @@
 //! The table as created from its one definition, and errors that come back typed.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 

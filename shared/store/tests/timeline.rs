@@ -1,4 +1,5 @@
 //! A case's timeline: pages in both orders, cursors, bad cursors.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 

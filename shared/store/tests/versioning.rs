@@ -1,4 +1,5 @@
 //! Versioned updates: remote state, decisions, ongoing screening.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Webhook deliveries: one event per distinct body, counted deliveries, unknown cases
 //! kept.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 

@@ -659,7 +659,7 @@ mod tests {
 
     #[test]
     fn the_default_url_is_cabitals() {
-        let s = settings(&KEYS).expect("valid"); // ok: test code
+        let s = settings(&KEYS).expect("valid");
         assert_eq!(s.base_url.as_str(), "https://caas.cabital.com/");
     }
 
@@ -693,7 +693,7 @@ mod tests {
         assert!(matches!(settings(&[KEYS[0]]), Err(SetupError::HalfSecret { missing: "CABITAL_API_SECRET" })));
         assert!(matches!(settings(&[KEYS[1]]), Err(SetupError::HalfSecret { missing: "CABITAL_API_KEY" })));
         assert!(matches!(settings(&KEYS).map(|s| s.secret), Ok(SecretSource::Environment(_))));
-        let s = settings(&[("CABITAL_SECRET_ID", "prod/cabital"), KEYS[0]]).expect("valid"); // ok: test code
+        let s = settings(&[("CABITAL_SECRET_ID", "prod/cabital"), KEYS[0]]).expect("valid");
         assert!(matches!(s.secret, SecretSource::SecretsManager { ref secret_id } if secret_id == "prod/cabital"));
     }
 
@@ -701,14 +701,14 @@ mod tests {
     fn only_help_is_taken_on_the_command_line() {
         assert_eq!(invocation(Vec::new()).ok(), Some(Invocation::Run));
         assert_eq!(invocation(vec!["--help".into()]).ok(), Some(Invocation::Help));
-        let refused = invocation(vec!["--secret=hunter2".into()]).expect_err("refused"); // ok: test code
+        let refused = invocation(vec!["--secret=hunter2".into()]).expect_err("refused");
         assert!(!refused.to_string().contains("hunter2"));
     }
 
     #[test]
     fn the_path_keeps_the_base_urls_prefix() {
         let id = uuid::Uuid::nil();
-        let url = |u| Url::parse(u).expect("valid"); // ok: test code
+        let url = |u| Url::parse(u).expect("valid");
         assert_eq!(case_path(&url("https://caas.cabital.com"), id), format!("/api/v1/cases/{id}"));
         assert_eq!(case_path(&url("https://h/proxy/"), id), format!("/proxy/api/v1/cases/{id}"));
     }

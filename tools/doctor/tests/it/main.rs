@@ -2,6 +2,7 @@
 //! 127.0.0.1, small stand-in servers, and moto for Secrets Manager.
 //!
 //! One test binary (links the SDK once); each module one kind of outcome.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod secrets_manager;
 mod settings;
@@ -61,8 +62,8 @@ pub async fn doctor(env: &[(&str, &str)], args: &[&str]) -> Run {
     // A blocking wait, off the runtime: the sandbox serves on this test's runtime.
     let output = tokio::task::spawn_blocking(move || command.output())
         .await
-        .expect("the waiting thread ends") // ok: test code
-        .expect("doctor runs"); // ok: test code
+        .expect("the waiting thread ends")
+        .expect("doctor runs");
     Run {
         code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

@@ -28,7 +28,7 @@ async fn the_secret_from_secrets_manager_names_the_encoding() {
         signature_encoding: SignatureEncoding::Base64,
         ..SandboxConfig::with_credential(API_KEY, API_SECRET)
     };
-    let sandbox = cabital_sandbox::spawn(config).await.expect("the sandbox starts"); // ok: test code
+    let sandbox = cabital_sandbox::spawn(config).await.expect("the sandbox starts");
     let secret_id = test_support::fresh_secret(API_KEY, API_SECRET).await;
     let run = doctor_with_secret_id(&sandbox.base_url(), &secret_id).await;
     assert_eq!(run.code, Some(0), "{}", run.all());

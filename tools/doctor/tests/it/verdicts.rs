@@ -7,7 +7,7 @@ use crate::{API_KEY, API_SECRET, doctor_with_keys};
 async fn sandbox(encoding: SignatureEncoding, faults: Faults) -> SandboxHandle {
     let config =
         SandboxConfig { signature_encoding: encoding, faults, ..SandboxConfig::with_credential(API_KEY, API_SECRET) };
-    cabital_sandbox::spawn(config).await.expect("the sandbox starts") // ok: test code
+    cabital_sandbox::spawn(config).await.expect("the sandbox starts")
 }
 
 #[tokio::test]

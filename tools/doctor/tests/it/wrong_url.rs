@@ -8,8 +8,8 @@ use crate::{API_KEY, API_SECRET, doctor_with_keys};
 #[tokio::test]
 async fn nothing_listening_is_a_refused_connection() {
     // A port just freed: nothing listens on it.
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port"); // ok: test code
-    let port = listener.local_addr().expect("bound").port(); // ok: test code
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let port = listener.local_addr().expect("bound").port();
     drop(listener);
     let run = doctor_with_keys(&format!("http://127.0.0.1:{port}"), API_KEY, API_SECRET).await;
     run.assert_failed(1, "connection refused");
@@ -17,8 +17,8 @@ async fn nothing_listening_is_a_refused_connection() {
 
 /// A server that answers every request with `head` (a status line and headers).
 async fn answering(head: &'static str) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port"); // ok: test code
-    let addr = listener.local_addr().expect("bound"); // ok: test code
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let addr = listener.local_addr().expect("bound");
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
             tokio::spawn(async move {
@@ -56,8 +56,8 @@ async fn a_redirect_is_reported_not_followed() {
 #[tokio::test]
 async fn a_tls_failure_is_named() {
     // https to a server that does not speak TLS: it answers the ClientHello with HTTP.
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port"); // ok: test code
-    let addr = listener.local_addr().expect("bound"); // ok: test code
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let addr = listener.local_addr().expect("bound");
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
             let _ = socket.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n").await;
