@@ -174,6 +174,9 @@ impl CabitalClient {
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .pool_idle_timeout(Duration::from_secs(50))
+            // A redirect would re-send the ACCESS-* headers and a body with personal
+            // data to wherever it points: never followed, the 3xx is an error.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("cabital-kyc-gateway/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|_| CabitalError::Decode("the HTTP client could not be built".into()))?;

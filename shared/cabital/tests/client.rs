@@ -322,3 +322,37 @@ async fn a_get_without_case_system_id_takes_the_paths() {
     assert_eq!(got.case_system_id, created.case_system_id);
     assert_eq!(got.suggestion, Some(Suggestion::SuggestToAccept));
 }
+
+/// A redirect is never followed: it would re-send the ACCESS-* headers (and a body with
+/// personal data) to wherever it points.
+#[tokio::test]
+async fn a_redirect_is_an_error_never_followed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let mut requests = 0;
+        // Serve whatever comes for a while: a followed redirect would be a second request.
+        while let Ok(Ok((mut socket, _))) = tokio::time::timeout(Duration::from_millis(500), listener.accept()).await {
+            let mut buf = [0u8; 4096];
+            let _ = socket.read(&mut buf).await;
+            requests += 1;
+            let answer = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nlocation: http://127.0.0.1:{port}/elsewhere\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+            let _ = socket.write_all(answer.as_bytes()).await;
+        }
+        requests
+    });
+    let mut config = ClientConfig::new(format!("http://127.0.0.1:{port}").parse().unwrap());
+    config.max_attempts = 1;
+    let store = CredentialStore::new(
+        CredentialSource::Static(Credentials::new(KEY, SECRET).unwrap()),
+        Duration::from_secs(300),
+    );
+    let client = CabitalClient::new(config, store).unwrap();
+    let err = client.create_case(&case("client-redirect", "U V")).await.unwrap_err();
+    assert_eq!(err.status(), Some(307), "{err:?}");
+    assert!(!err.retryable());
+    assert_eq!(server.await.unwrap(), 1, "the redirect was not followed");
+}

@@ -55,6 +55,28 @@ pub fn seconds_or(name: &'static str, default: u64) -> Result<Duration, SettingE
     parsed_or(name, default).map(Duration::from_secs)
 }
 
+/// The calls carry the API key, a signature and personal data: HTTPS, except to this
+/// machine (the local stack and the tests).
+fn check_base_url(base_url: &Url) -> Result<(), SettingError> {
+    let plain_http_ok = base_url.scheme() == "http" && base_url.host().is_some_and(|h| is_loopback(&h));
+    if base_url.scheme() != "https" && !plain_http_ok {
+        return Err(SettingError::Invalid {
+            name: "CABITAL_BASE_URL",
+            reason: "must be an https URL (http only to a loopback address: 127.0.0.0/8, localhost, [::1])".into(),
+        });
+    }
+    Ok(())
+}
+
+/// 127.0.0.0/8, `[::1]` and `localhost`: traffic to it never leaves the machine.
+pub fn is_loopback(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+        url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
+    }
+}
+
 /// Secrets Manager's time limits: to connect, per attempt, per call with its retries.
 pub const SECRETS_TIMEOUTS: (Duration, Duration, Duration) =
     (Duration::from_secs(2), Duration::from_secs(2), Duration::from_secs(4));
@@ -84,9 +106,7 @@ impl CabitalSettings {
             Url::parse("https://caas.cabital.com")
                 .map_err(|e| SettingError::Invalid { name: "CABITAL_BASE_URL", reason: e.to_string() })?,
         )?;
-        if !matches!(base_url.scheme(), "https" | "http") {
-            return Err(SettingError::Invalid { name: "CABITAL_BASE_URL", reason: "must be an http(s) URL".into() });
-        }
+        check_base_url(&base_url)?;
         let max_attempts: u32 = parsed_or("CABITAL_MAX_ATTEMPTS", 3)?;
         if max_attempts == 0 {
             return Err(SettingError::Invalid { name: "CABITAL_MAX_ATTEMPTS", reason: "must be at least 1".into() });
@@ -280,6 +300,19 @@ const AMAZON_ROOTS_PEM: &str = include_str!(concat!(env!("OUT_DIR"), "/amazon_ro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cabital_is_reached_over_https_or_on_this_machine() {
+        let ok = |u: &str| check_base_url(&Url::parse(u).unwrap()).is_ok();
+        assert!(ok("https://caas.cabital.com"));
+        assert!(ok("https://proxy.example/cabital/"));
+        for loopback in ["http://127.0.0.1:8080", "http://127.3.2.1", "http://localhost:9000", "http://[::1]:80"] {
+            assert!(ok(loopback), "{loopback}");
+        }
+        for refused in ["http://caas.cabital.com", "http://10.0.0.1", "http://localhost.example", "ftp://127.0.0.1"] {
+            assert!(!ok(refused), "{refused}");
+        }
+    }
 
     #[test]
     fn the_aws_roots_are_mozillas_every_one_parseable() {

@@ -274,16 +274,7 @@ impl Store {
         token: Uuid,
         now: OffsetDateTime,
     ) -> Result<ExtRecord, StoreError> {
-        let mut expr = Self::unknown_expr(ext, now);
-        let condition = format!(
-            "{} = {} AND {} IN ({}, {})",
-            expr.name("reservationToken"),
-            expr.value(s(token.to_string())),
-            expr.name("state"),
-            expr.value(s(ExtState::Pending.as_str())),
-            expr.value(s(ExtState::Unknown.as_str())),
-        );
-        self.to_unknown(ext, expr, &condition, now).await
+        self.holder_to_unknown(ext, token, None, now).await
     }
 
     /// Cabital answered the create (a 2xx without `caseSystemId`, or 409) without
@@ -297,8 +288,21 @@ impl Store {
         cabital_status: u16,
         now: OffsetDateTime,
     ) -> Result<ExtRecord, StoreError> {
+        self.holder_to_unknown(ext, token, Some(cabital_status), now).await
+    }
+
+    /// The holder of `token` marks its reservation `UNKNOWN` (again, harmlessly).
+    async fn holder_to_unknown(
+        &self,
+        ext: &ExternalCaseId,
+        token: Uuid,
+        cabital_status: Option<u16>,
+        now: OffsetDateTime,
+    ) -> Result<ExtRecord, StoreError> {
         let mut expr = Self::unknown_expr(ext, now);
-        expr.set("cabitalStatus", n(u64::from(cabital_status)));
+        if let Some(status) = cabital_status {
+            expr.set("cabitalStatus", n(u64::from(status)));
+        }
         let condition = format!(
             "{} = {} AND {} IN ({}, {})",
             expr.name("reservationToken"),

@@ -12,7 +12,6 @@
 //! process: arguments, environment, exit codes.
 
 use std::io::Write;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -23,7 +22,7 @@ use gateway_runtime::SettingError;
 use gateway_runtime::settings::{AwsTlsRoots, CabitalSettings, aws_sdk_config};
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
-use url::{Host, Url};
+use url::Url;
 
 /// `CABITAL_BASE_URL` when unset, as the functions default it.
 pub const DEFAULT_BASE_URL: &str = "https://caas.cabital.com";
@@ -180,18 +179,9 @@ fn check_base_url(url: &Url) -> Result<(), SetupError> {
     }
     match url.scheme() {
         "https" => Ok(()),
-        "http" if is_loopback(&host) => Ok(()),
+        "http" if gateway_runtime::settings::is_loopback(&host) => Ok(()),
         "http" => Err(SetupError::PlainHttp { host: host.to_string() }),
         other => Err(SetupError::BaseUrl(format!("the scheme must be https (or http to loopback), not {other}"))),
-    }
-}
-
-/// 127.0.0.0/8, `[::1]` and `localhost`: the traffic never leaves the machine.
-fn is_loopback(host: &Host<&str>) -> bool {
-    match host {
-        Host::Ipv4(ip) => IpAddr::V4(*ip).is_loopback(),
-        Host::Ipv6(ip) => IpAddr::V6(*ip).is_loopback(),
-        Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
     }
 }
 
