@@ -1144,6 +1144,12 @@ impl Chaos {
             let success = d.get("success") == Some(&json!(true));
             let stats = per_body.entry(body.to_owned()).or_default();
             v.attempts += 1;
+            if d.get("ackLost") == Some(&json!(true)) {
+                v.acks_lost += 1;
+            }
+            if d.get("signed") == Some(&json!("original")) {
+                v.old_header_retries += 1;
+            }
             if success {
                 stats.successes += 1;
                 v.delivered += 1;
@@ -1506,7 +1512,14 @@ impl Chaos {
                     bad.late_as_expected, bad.late, v.late_replays_kept
                 ),
             ),
-            ("late deliveries", format!("{} bodies kept as LATE_SIGNATURE notices", v.late_notices)),
+            (
+                "retries, old headers",
+                format!(
+                    "{} acks lost by the fault, {} retries under the first attempt's headers (a late signature past \
+                     the 300 s window is one more delivery of its body), {} bodies kept as LATE_SIGNATURE notices",
+                    v.acks_lost, v.old_header_retries, v.late_notices
+                ),
+            ),
             (
                 "malformed refused",
                 format!(
@@ -1687,6 +1700,10 @@ struct Verdict {
     late_notices: u64,
     /// Bad-input replays of a genuine signature an hour old, kept as notices.
     late_replays_kept: u64,
+    /// 2xx answers the sandbox's lost-ack fault turned into retries.
+    acks_lost: u64,
+    /// Retries sent under their first attempt's headers.
+    old_header_retries: u64,
     unknown_creates: u64,
     violations: Vec<String>,
 }
