@@ -136,6 +136,10 @@ async fn every_rule_of_a_case() {
         (with("/externalCaseId", json!("x".repeat(37))), vec![("externalCaseId", "too_long")]),
         (with("/externalCaseId", json!("ü".repeat(37))), vec![("externalCaseId", "too_long")]),
         (with("/externalCaseId", json!("a\nb")), vec![("externalCaseId", "control_character")]),
+        // ... no hidden characters, and one spelling (NFC).
+        (with("/externalCaseId", json!("cust\u{200B}0001")), vec![("externalCaseId", "hidden_character")]),
+        (with("/externalCaseId", json!("cust-\u{E000}")), vec![("externalCaseId", "hidden_character")]),
+        (with("/externalCaseId", json!("zoe\u{0301}")), vec![("externalCaseId", "not_normalized")]),
         // screenType: exactly the two spellings.
         (with("/screenType", json!("ORGANIZATION")), vec![("screenType", "invalid_value")]),
         (with("/screenType", json!("individual")), vec![("screenType", "invalid_value")]),
@@ -145,6 +149,17 @@ async fn every_rule_of_a_case() {
         (with("/fullName", json!("  ")), vec![("fullName", "empty")]),
         (with("/fullName", json!("J".repeat(257))), vec![("fullName", "too_long")]),
         (with("/fullName", json!("John\u{0000}Doe")), vec![("fullName", "control_character")]),
+        // Names that hide from a list screening: format characters (zero-width space,
+        // word joiner, byte-order mark, right-to-left override), private use, unassigned,
+        // a name made only of them, a name without a letter.
+        (with("/fullName", json!("Ivan\u{200B}Blocklisted")), vec![("fullName", "hidden_character")]),
+        (with("/fullName", json!("Ivan\u{2060}Blocklisted")), vec![("fullName", "hidden_character")]),
+        (with("/fullName", json!("\u{FEFF}Ivan Blocklisted")), vec![("fullName", "hidden_character")]),
+        (with("/fullName", json!("\u{202E}detsilkcolB navI")), vec![("fullName", "hidden_character")]),
+        (with("/fullName", json!("Ivan \u{E000}")), vec![("fullName", "hidden_character")]),
+        (with("/fullName", json!("Ivan \u{0378}")), vec![("fullName", "hidden_character")]),
+        (with("/fullName", json!("\u{200B}\u{2060}\u{FEFF}")), vec![("fullName", "hidden_character")]),
+        (with("/fullName", json!("12345 - .")), vec![("fullName", "no_letter")]),
         // INDIVIDUAL: individualInfo required, organizationInfo absent or {}.
         (without("individualInfo"), vec![("individualInfo", "required")]),
         (with("/individualInfo", Value::Null), vec![("individualInfo", "required")]),

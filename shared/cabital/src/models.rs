@@ -56,6 +56,25 @@ pub enum IdError {
     /// Not a UUID.
     #[error("must be a UUID")]
     NotUuid,
+    /// Holds an invisible format character (U+200B, U+2060, U+FEFF, U+202E, ...), a
+    /// private-use or an unassigned one: two ids that look alike must be the same id.
+    #[error("must not contain invisible format, private-use or unassigned characters")]
+    HiddenCharacter,
+    /// Not in Unicode NFC form: the same text would have two spellings.
+    #[error("must be in Unicode normalization form C (NFC)")]
+    NotNormalized,
+}
+
+/// Whether a character hides in text: a format character (zero-width spaces and
+/// joiners, word joiner, byte-order mark, bidirectional overrides), a private-use or an
+/// unassigned code point. A name holding one can slip past a list screening that
+/// matches on what a person reads.
+pub fn is_hidden_character(c: char) -> bool {
+    use unicode_general_category::{GeneralCategory, get_general_category};
+    matches!(
+        get_general_category(c),
+        GeneralCategory::Format | GeneralCategory::PrivateUse | GeneralCategory::Unassigned
+    )
 }
 
 impl ExternalCaseId {
@@ -72,6 +91,12 @@ impl ExternalCaseId {
         }
         if s.chars().any(char::is_control) {
             return Err(IdError::ControlCharacter);
+        }
+        if s.chars().any(is_hidden_character) {
+            return Err(IdError::HiddenCharacter);
+        }
+        if !unicode_normalization::is_nfc(s) {
+            return Err(IdError::NotNormalized);
         }
         Ok(ExternalCaseId(s.to_owned()))
     }

@@ -98,6 +98,8 @@ fn id_error(errs: &mut ValidationErrors, path: &str, e: IdError) {
         IdError::TooLong => "too_long",
         IdError::ControlCharacter => "control_character",
         IdError::NotUuid => "invalid_value",
+        IdError::HiddenCharacter => "hidden_character",
+        IdError::NotNormalized => "not_normalized",
     };
     errs.add(path, code, e.to_string());
 }
@@ -143,6 +145,21 @@ fn text(value: &str, path: &str, max_chars: usize, required: bool, errs: &mut Va
         return None;
     }
     Some(Pii(value.to_owned()))
+}
+
+/// A name as it is screened: no hidden characters, at least one letter, and in NFC, so
+/// that what is sent (and hashed for idempotency) is one spelling of what a person reads.
+fn name(value: Pii<String>, path: &str, errs: &mut ValidationErrors) -> Option<Pii<String>> {
+    use unicode_normalization::UnicodeNormalization;
+    if value.chars().any(crate::models::is_hidden_character) {
+        errs.add(path, "hidden_character", "must not contain invisible format, private-use or unassigned characters");
+        return None;
+    }
+    if !value.chars().any(char::is_alphabetic) {
+        errs.add(path, "no_letter", "must contain a letter");
+        return None;
+    }
+    Some(Pii(value.nfc().collect()))
 }
 
 fn individual_info(v: &Value, today: Date, errs: &mut ValidationErrors) -> Option<IndividualInfo> {
@@ -194,7 +211,8 @@ pub fn validate_new_case(value: &Value, today: Date) -> Result<NewCase, Validati
         .and_then(|s| ExternalCaseId::parse(s).map_err(|e| id_error(&mut errs, "externalCaseId", e)).ok());
     let screen_type = enum_field::<ScreenType>(&obj, "screenType", "screenType", ScreenType::ALL, &mut errs);
     let full_name = string_field(&obj, "fullName", "fullName", &mut errs)
-        .and_then(|s| text(s, "fullName", MAX_FULL_NAME_CHARS, true, &mut errs));
+        .and_then(|s| text(s, "fullName", MAX_FULL_NAME_CHARS, true, &mut errs))
+        .and_then(|s| name(s, "fullName", &mut errs));
 
     let individual = obj.get("individualInfo");
     let organization = obj.get("organizationInfo");

@@ -180,3 +180,21 @@ fn both_comment_spellings_are_read() {
         assert!(c.ogs);
     }
 }
+
+#[test]
+fn a_name_has_one_spelling_nfc_so_one_request_hash() {
+    // "Zoë Ïvanova": precomposed (NFC) and decomposed (NFD, e + U+0308).
+    let nfc = with(individual(), "/fullName", json!("Zo\u{00EB} \u{00CF}vanova"));
+    let nfd = with(individual(), "/fullName", json!("Zoe\u{0308} I\u{0308}vanova"));
+    let (a, b) = (validate_new_case(&nfc, TODAY).unwrap(), validate_new_case(&nfd, TODAY).unwrap());
+    assert_eq!(a.full_name.expose(), "Zo\u{00EB} \u{00CF}vanova");
+    assert_eq!(a, b, "both spellings are the same case");
+    assert_eq!(
+        serde_json::to_string(&a).unwrap(),
+        serde_json::to_string(&b).unwrap(),
+        "the same bytes sent and hashed"
+    );
+    // Hidden characters are refused, not silently removed.
+    let hidden = with(individual(), "/fullName", json!("Ivan\u{200B}Blocklisted"));
+    assert_eq!(codes(&hidden), vec![("fullName".to_owned(), "hidden_character")]);
+}
