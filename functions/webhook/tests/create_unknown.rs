@@ -9,15 +9,12 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body as AxumBody;
 use axum::extract::Request;
-use axum::response::Response;
 use cabital_client::{ExternalCaseId, Suggestion};
 use cabital_sandbox::CreateAnswerMode;
 use common::*;
 use kyc_service::CreateOutcome;
 use kyc_store::ExtState;
-use lambda_http::Body;
 use serde_json::json;
 use webhook::App;
 
@@ -32,26 +29,6 @@ async fn receiver(app: App) -> std::net::SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     addr
-}
-
-async fn relay(app: &App, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .filter(|(name, _)| *name != http::header::CONTENT_TYPE && *name != http::header::HOST)
-        .map(|(name, value)| (name.as_str().to_owned(), value.to_str().unwrap().to_owned()))
-        .collect();
-    let event = event(parts.method.as_str(), parts.uri.path(), parts.uri.query().unwrap_or(""), &headers, &bytes);
-    let answer = webhook::handle(app, lambda_http::request::from_str(&event).unwrap()).await.unwrap();
-    let (parts, body) = answer.into_parts();
-    let body = match body {
-        Body::Text(t) => AxumBody::from(t),
-        Body::Binary(b) => AxumBody::from(b),
-        _ => AxumBody::empty(),
-    };
-    Response::from_parts(parts, body)
 }
 
 #[tokio::test]

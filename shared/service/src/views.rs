@@ -116,6 +116,23 @@ fn change(c: &StateChange) -> Value {
     })
 }
 
+/// What a webhook and a notice both show: the body as received and its deliveries.
+fn delivered(
+    body: &cabital_client::Pii<String>,
+    body_sha256: &str,
+    deliveries: u32,
+    first_received_at: time::OffsetDateTime,
+    last_received_at: time::OffsetDateTime,
+) -> serde_json::Map<String, Value> {
+    let mut d = serde_json::Map::new();
+    d.insert("body".into(), raw_json(body.expose()));
+    d.insert("bodySha256".into(), json!(body_sha256));
+    d.insert("deliveries".into(), json!(deliveries));
+    d.insert("firstReceivedAt".into(), json!(format_time(first_received_at)));
+    d.insert("lastReceivedAt".into(), json!(format_time(last_received_at)));
+    d
+}
+
 fn raw_json(text: &str) -> Value {
     // Stored as the exact text; shown as JSON when it parses (it always should).
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
@@ -129,14 +146,9 @@ impl From<&Event> for EventView {
                 "response": response.as_ref().map(|s| raw_json(s.expose())),
             }),
             EventDetail::Webhook { body, body_sha256, deliveries, first_received_at, last_received_at, suggestion } => {
-                json!({
-                    "body": raw_json(body.expose()),
-                    "bodySha256": body_sha256,
-                    "deliveries": deliveries,
-                    "firstReceivedAt": format_time(*first_received_at),
-                    "lastReceivedAt": format_time(*last_received_at),
-                    "suggestion": suggestion,
-                })
+                let mut d = delivered(body, body_sha256, *deliveries, *first_received_at, *last_received_at);
+                d.insert("suggestion".into(), json!(suggestion));
+                Value::Object(d)
             }
             // Never shown as Cabital's words: the body as received, and why it was not verified.
             EventDetail::UnverifiedNotice {
@@ -146,15 +158,12 @@ impl From<&Event> for EventView {
                 first_received_at,
                 last_received_at,
                 reason,
-            } => json!({
-                "body": raw_json(body.expose()),
-                "bodySha256": body_sha256,
-                "deliveries": deliveries,
-                "firstReceivedAt": format_time(*first_received_at),
-                "lastReceivedAt": format_time(*last_received_at),
-                "verified": false,
-                "reason": reason.as_str(),
-            }),
+            } => {
+                let mut d = delivered(body, body_sha256, *deliveries, *first_received_at, *last_received_at);
+                d.insert("verified".into(), json!(false));
+                d.insert("reason".into(), json!(reason.as_str()));
+                Value::Object(d)
+            }
             EventDetail::Refreshed(c) | EventDetail::Reconciled(c) => change(c),
             EventDetail::Decision { decision, comment } => {
                 json!({"decision": decision, "comment": comment.as_ref().map(|p| p.expose())})

@@ -286,3 +286,26 @@ pub fn resigned_fixture(name: &str, key: &str, secret: &str, offset_secs: i64) -
     cabital_sandbox::sign_event(&mut event, &signing).unwrap();
     event.to_string()
 }
+
+/// Hands one HTTP request to the function as API Gateway would (a v2 event), and its
+/// answer back: for a receiver that the sandbox's webhooks can reach.
+pub async fn relay(app: &App, request: axum::extract::Request) -> axum::response::Response {
+    use axum::body::Body as AxumBody;
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter(|(name, _)| *name != http::header::CONTENT_TYPE && *name != http::header::HOST)
+        .map(|(name, value)| (name.as_str().to_owned(), value.to_str().unwrap().to_owned()))
+        .collect();
+    let event = event(parts.method.as_str(), parts.uri.path(), parts.uri.query().unwrap_or(""), &headers, &bytes);
+    let answer = handle(app, lambda_http::request::from_str(&event).unwrap()).await.unwrap();
+    let (parts, body) = answer.into_parts();
+    let body = match body {
+        Body::Text(t) => AxumBody::from(t),
+        Body::Binary(b) => AxumBody::from(b),
+        _ => AxumBody::empty(),
+    };
+    axum::response::Response::from_parts(parts, body)
+}
