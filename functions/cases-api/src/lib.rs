@@ -12,11 +12,11 @@
 use std::time::Instant;
 
 use cabital_client::{CaseSystemId, ExternalCaseId};
-use gateway_runtime::Problem;
 use gateway_runtime::problem::json_response;
-use http::Method;
+use gateway_runtime::{ErrorCode, Problem, Surface};
 use kyc_service::{Gateway, GatewayError, TimelineQuery};
 use kyc_store::{MAX_TIMELINE_PAGE, TimelineOrder};
+use lambda_http::request::RequestContext;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use serde_json::Value;
 
@@ -75,6 +75,69 @@ pub async fn handle(app: &App, request: Request) -> Result<Response<Body>, Error
     Ok(response.map(Body::from))
 }
 
+/// The routes, as API Gateway's route templates (`infra/template.yaml` declares the
+/// same); a path's methods are listed in `Allow` in this order.
+const ROUTES: &[(&str, &str, Route)] = &[
+    ("GET", "/v1/cases", Route::FindCase),
+    ("POST", "/v1/cases", Route::CreateCase),
+    ("GET", "/v1/cases/{caseSystemId}", Route::GetCase),
+    ("POST", "/v1/cases/{caseSystemId}/ogs", Route::OgsOn),
+    ("DELETE", "/v1/cases/{caseSystemId}/ogs", Route::OgsOff),
+    ("POST", "/v1/cases/{caseSystemId}/decision", Route::Decision),
+];
+
+/// The one path parameter.
+const CASE_SYSTEM_ID: &str = "caseSystemId";
+
+/// Where a request goes.
+enum Resolved {
+    /// A route, with the `caseSystemId` its path names, if any.
+    Route(Route, Option<String>),
+    /// A path no route has.
+    NotFound,
+    /// A path whose routes take other methods: these.
+    WrongMethod(String),
+}
+
+/// API Gateway's `routeKey` (`"POST /v1/cases/{caseSystemId}/decision"`) names the route
+/// and `pathParameters` the id. A `$default` route (all `cargo lambda watch` sends) names
+/// none: then the method and path are matched against the same templates.
+fn resolve(request: &Request) -> Resolved {
+    let path = api_path(request);
+    if let Some(RequestContext::ApiGatewayV2(context)) = request.request_context_ref()
+        && let Some((method, template)) = context.route_key.as_deref().and_then(|k| k.split_once(' '))
+        && let Some((_, _, route)) = ROUTES.iter().find(|(m, t, _)| (*m, *t) == (method, template))
+    {
+        let id = request.path_parameters_ref().and_then(|p| p.first(CASE_SYSTEM_ID)).map(str::to_owned);
+        return Resolved::Route(*route, id.or_else(|| captured(template, &path).flatten()));
+    }
+    let method = request.method().as_str();
+    let mut allowed = Vec::new();
+    for (m, template, route) in ROUTES {
+        if let Some(id) = captured(template, &path) {
+            if *m == method {
+                return Resolved::Route(*route, id);
+            }
+            allowed.push(*m);
+        }
+    }
+    if allowed.is_empty() { Resolved::NotFound } else { Resolved::WrongMethod(allowed.join(", ")) }
+}
+
+/// Whether `path` fits `template` (a `{name}` takes one segment), and the segment taken.
+fn captured(template: &str, path: &str) -> Option<Option<String>> {
+    let (mut want, mut have) = (template.split('/'), path.split('/'));
+    let mut id = None;
+    loop {
+        match (want.next(), have.next()) {
+            (None, None) => return Some(id),
+            (Some(w), Some(h)) if w.starts_with('{') => id = Some(h.to_owned()),
+            (Some(w), Some(h)) if w == h => {}
+            _ => return None,
+        }
+    }
+}
+
 /// The path after any stage or custom-domain prefix, from `/v1/` on.
 fn api_path(request: &Request) -> String {
     let raw = request.raw_http_path();
@@ -86,33 +149,23 @@ fn api_path(request: &Request) -> String {
 }
 
 async fn route(app: &App, request: &Request, ids: &mut Ids) -> (Route, http::Response<String>) {
-    let path = api_path(request);
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let method = request.method();
-    let result = match segments.as_slice() {
-        ["v1", "cases"] => match *method {
-            Method::POST => (Route::CreateCase, create(app, request, ids).await),
-            Method::GET => (Route::FindCase, find(app, request, ids).await),
-            _ => (Route::Unknown, Ok(method_not_allowed("GET, POST"))),
-        },
-        ["v1", "cases", id] => match *method {
-            Method::GET => (Route::GetCase, get(app, request, id, ids).await),
-            _ => (Route::Unknown, Ok(method_not_allowed("GET"))),
-        },
-        ["v1", "cases", id, "ogs"] => match *method {
-            Method::POST => (Route::OgsOn, ogs(app, id, true, ids).await),
-            Method::DELETE => (Route::OgsOff, ogs(app, id, false, ids).await),
-            _ => (Route::Unknown, Ok(method_not_allowed("POST, DELETE"))),
-        },
-        ["v1", "cases", id, "decision"] => match *method {
-            Method::POST => (Route::Decision, decide(app, request, id, ids).await),
-            _ => (Route::Unknown, Ok(method_not_allowed("POST"))),
-        },
-        _ => (Route::Unknown, Err(Problem::new(404, "route_not_found", "No such route"))),
+    let (route, id) = match resolve(request) {
+        Resolved::Route(route, id) => (route, id.unwrap_or_default()),
+        Resolved::NotFound => (Route::Unknown, String::new()),
+        Resolved::WrongMethod(allow) => return (Route::Unknown, method_not_allowed(&allow)),
+    };
+    let result = match route {
+        Route::CreateCase => create(app, request, ids).await,
+        Route::FindCase => find(app, request, ids).await,
+        Route::GetCase => get(app, request, &id, ids).await,
+        Route::OgsOn => ogs(app, &id, true, ids).await,
+        Route::OgsOff => ogs(app, &id, false, ids).await,
+        Route::Decision => decide(app, request, &id, ids).await,
+        Route::Unknown => Err(problem(ErrorCode::RouteNotFound)),
     };
     match result {
-        (route, Ok(response)) => (route, response),
-        (route, Err(problem)) => {
+        Ok(response) => (route, response),
+        Err(problem) => {
             if problem.status >= 500 {
                 tracing::warn!(code = problem.code, status = problem.status, "request failed");
             }
@@ -121,12 +174,17 @@ async fn route(app: &App, request: &Request, ids: &mut Ids) -> (Route, http::Res
     }
 }
 
+/// The cases API's problem for `code`.
+fn problem(code: ErrorCode) -> Problem {
+    code.problem(Surface::CasesApi)
+}
+
 /// 405 with `Allow`, which RFC 9110 requires of it.
-fn method_not_allowed(allow: &'static str) -> http::Response<String> {
-    let mut response = Problem::new(405, "method_not_allowed", "Method not allowed")
-        .detail(format!("Allowed: {allow}"))
-        .into_response();
-    response.headers_mut().insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+fn method_not_allowed(allow: &str) -> http::Response<String> {
+    let mut response = problem(ErrorCode::MethodNotAllowed).detail(format!("Allowed: {allow}")).into_response();
+    if let Ok(value) = http::HeaderValue::from_str(allow) {
+        response.headers_mut().insert(http::header::ALLOW, value);
+    }
     response
 }
 
@@ -143,27 +201,20 @@ fn json_body(request: &Request) -> Result<Value, Problem> {
     let content_type = request.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if essence != "application/json" {
-        return Err(Problem::new(415, "unsupported_media_type", "The body must be application/json"));
+        return Err(problem(ErrorCode::UnsupportedMediaType));
     }
     let bytes: &[u8] = request.body().as_ref();
     if bytes.len() > MAX_BODY_BYTES {
-        return Err(Problem::new(413, "body_too_large", "The body is too large")
-            .detail(format!("At most {MAX_BODY_BYTES} bytes")));
+        return Err(problem(ErrorCode::BodyTooLarge).detail(format!("At most {MAX_BODY_BYTES} bytes")));
     }
     serde_json::from_slice(bytes).map_err(|e| {
         // Position only: serde's message could quote the input.
-        Problem::new(400, "malformed_json", "The body is not valid JSON").detail(format!(
-            "at line {} column {}",
-            e.line(),
-            e.column()
-        ))
+        problem(ErrorCode::MalformedJson).detail(format!("at line {} column {}", e.line(), e.column()))
     })
 }
 
 fn case_id(raw: &str, ids: &mut Ids) -> Result<CaseSystemId, Problem> {
-    let id = raw
-        .parse::<CaseSystemId>()
-        .map_err(|_| Problem::new(400, "invalid_case_system_id", "caseSystemId must be a UUID"))?;
+    let id = raw.parse::<CaseSystemId>().map_err(|_| problem(ErrorCode::InvalidCaseSystemId))?;
     ids.case_system_id = Some(id.to_string());
     Ok(id)
 }
@@ -187,11 +238,10 @@ async fn create(app: &App, request: &Request, ids: &mut Ids) -> Result<http::Res
 
 async fn find(app: &App, request: &Request, ids: &mut Ids) -> Result<http::Response<String>, Problem> {
     let Some(raw) = query_param(request, "externalCaseId") else {
-        return Err(Problem::new(400, "missing_external_case_id", "Give ?externalCaseId=..."));
+        return Err(problem(ErrorCode::MissingExternalCaseId));
     };
-    let ext = ExternalCaseId::parse(&raw).map_err(|e| {
-        Problem::new(400, "invalid_external_case_id", "externalCaseId is invalid").detail(e.to_string())
-    })?;
+    let ext =
+        ExternalCaseId::parse(&raw).map_err(|e| problem(ErrorCode::InvalidExternalCaseId).detail(e.to_string()))?;
     ids.external_case_id = Some(ext.to_string());
     let found = app.gateway.find_by_external_id(&ext).await.map_err(failed)?;
     if let Some(id) = found.case_system_id {
@@ -201,7 +251,7 @@ async fn find(app: &App, request: &Request, ids: &mut Ids) -> Result<http::Respo
 }
 
 fn timeline_query(request: &Request) -> Result<TimelineQuery, Problem> {
-    let bad = |what: &str| Problem::new(400, "invalid_query", "A query parameter is invalid").detail(what.to_owned());
+    let bad = |what: &str| problem(ErrorCode::InvalidQuery).detail(what.to_owned());
     let live = match query_param(request, "live").as_deref() {
         None | Some("false") => false,
         Some("true") => true,
@@ -241,8 +291,7 @@ async fn ogs(app: &App, raw_id: &str, on: bool, ids: &mut Ids) -> Result<http::R
 async fn decide(app: &App, request: &Request, raw_id: &str, ids: &mut Ids) -> Result<http::Response<String>, Problem> {
     let id = case_id(raw_id, ids)?;
     let body = json_body(request)?;
-    let decision = cabital_client::validate_decision(&body).map_err(|e| failed(GatewayError::Validation(e)))?;
-    let case = app.gateway.decide(id, &decision).await.map_err(failed)?;
+    let case = app.gateway.decide(id, &body).await.map_err(failed)?;
     ids.external_case_id = Some(case.external_case_id.to_string());
     Ok(json_response(200, &case))
 }

@@ -173,3 +173,70 @@ async fn stage_prefixes_trailing_slashes_and_base64_bodies_are_understood() {
     let resp = send(&app, &Event::for_case("get-case.json", &id).with_path(&format!("/v1/cases/{id}/"))).await;
     resp.expect(200);
 }
+
+#[tokio::test]
+async fn api_gateways_route_key_and_path_parameters_route_and_a_default_route_falls_back_to_the_path() {
+    let h = test_support::harness(|_| {}).await;
+    let app = app(&h);
+    let (id, _) = create(&app, None).await;
+    // The fixtures carry what API Gateway sends: the template and the id apart.
+    let event = Event::for_case("get-case.json", &id);
+    assert_eq!(event.0["routeKey"], "GET /v1/cases/{caseSystemId}");
+    assert_eq!(event.0["pathParameters"]["caseSystemId"], id.as_str());
+    send(&app, &event).await.expect(200);
+    // The route and the id come from them, whatever the path (a custom domain's mapping).
+    let mut elsewhere = event.clone();
+    elsewhere.0["rawPath"] = json!(format!("/kyc/cases/{id}"));
+    elsewhere.0["requestContext"]["http"]["path"] = elsewhere.0["rawPath"].clone();
+    let resp = send_unchecked(&app, &elsewhere).await;
+    resp.expect(200);
+    assert_eq!(resp.json["case"]["caseSystemId"], id.as_str());
+    // `$default` (all `cargo lambda watch` sends): the same routes, by method and path.
+    let resp = send_unchecked(&app, &elsewhere.on_default_route()).await;
+    resp.expect_problem(404, "route_not_found");
+    for fixture in ["get-case.json", "ogs-on.json", "ogs-off.json", "decision.json"] {
+        let resp = send(&app, &Event::for_case(fixture, &id).on_default_route()).await;
+        resp.expect(200);
+        assert_eq!(
+            resp.json["caseSystemId"].as_str().or(resp.json["case"]["caseSystemId"].as_str()),
+            Some(id.as_str())
+        );
+    }
+    send(&app, &Event::fixture("find-case.json").on_default_route()).await.expect(200);
+}
+
+#[test]
+fn every_fixture_names_a_documented_route_or_the_default_one() {
+    let dir = format!("{}/events", env!("CARGO_MANIFEST_DIR"));
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let event = Event::fixture(&name);
+        let key = event.0["routeKey"].as_str().unwrap().to_owned();
+        assert_eq!(event.0["requestContext"]["routeKey"], key.as_str(), "{name}");
+        // What API Gateway itself would send for this method and path.
+        assert_eq!(event.clone().routed().0["routeKey"], key.as_str(), "{name}");
+        match key.split_once(' ') {
+            Some((_, template)) if template.contains("{caseSystemId}") => {
+                let id = event.0["pathParameters"]["caseSystemId"].as_str().unwrap();
+                assert!(event.path().contains(id), "{name}");
+            }
+            _ => assert!(event.0.get("pathParameters").is_none(), "{name}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_gateway_validates_a_decision_before_anything_is_read_or_sent() {
+    let h = test_support::harness(|_| {}).await;
+    let id: cabital_client::CaseSystemId = FIXTURE_CASE_ID.parse().unwrap();
+    let bad = json!({"caseResult": "MAYBE", "comment": 7, "by": "me"});
+    match h.gateway.decide(id, &bad).await {
+        Err(kyc_service::GatewayError::Validation(errs)) => {
+            let mut fields: Vec<&str> = errs.0.iter().map(|e| e.field.as_str()).collect();
+            fields.sort_unstable();
+            assert_eq!(fields, ["by", "caseResult", "comment"]);
+        }
+        other => panic!("not a validation failure: {other:?}"),
+    }
+    assert_nothing_sent_or_stored(&h).await;
+}

@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 
 use common::openapi::spec;
 use common::*;
+use gateway_runtime::{ErrorCode, Surface};
 use serde_json::{Value, json};
 
 fn collect_refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
@@ -126,26 +127,85 @@ async fn the_documented_routes_are_the_handlers_routes() {
     }
 }
 
-#[test]
-fn the_problem_codes_are_those_of_errors_md() {
+/// (status, code) of each row of a section of `docs/errors.md` (the code column may
+/// hold several codes; rows without one, like the webhook's 200, are left out).
+fn documented_codes(section_title: &str) -> BTreeSet<(u16, String)> {
     let errors_md = std::fs::read_to_string(format!("{}/../../docs/errors.md", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    let section = errors_md.split("## Cases API").nth(1).unwrap().split("\n## ").next().unwrap();
+    let section = errors_md.split(section_title).nth(1).unwrap().split("\n## ").next().unwrap();
     let mut documented = BTreeSet::new();
     for row in section.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| status") && !l.starts_with("|---")) {
-        let cell = row.split('|').nth(2).unwrap();
-        for (i, part) in cell.split('`').enumerate() {
+        let cells: Vec<&str> = row.split('|').collect();
+        let status: u16 = cells[1].trim().parse().unwrap();
+        for (i, part) in cells[2].split('`').enumerate() {
             if i % 2 == 1 {
-                documented.insert(part.to_owned());
+                documented.insert((status, part.to_owned()));
             }
         }
     }
-    let in_spec: BTreeSet<String> = spec().doc["components"]["schemas"]["Problem"]["properties"]["code"]["enum"]
+    documented
+}
+
+/// (status, code) of every code answered on `surface`, from the one table.
+fn table_codes(surface: Surface) -> BTreeSet<(u16, String)> {
+    ErrorCode::ALL
+        .iter()
+        .filter(|c| c.surfaces().contains(&surface))
+        .map(|c| (c.status(), c.as_str().to_owned()))
+        .collect()
+}
+
+fn schema_codes(schema: &str) -> BTreeSet<String> {
+    spec().doc["components"]["schemas"][schema]["properties"]["code"]["enum"]
         .as_array()
-        .unwrap()
+        .unwrap_or_else(|| panic!("{schema} lists its codes"))
         .iter()
         .map(|c| c.as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(in_spec, documented);
+        .collect()
+}
+
+#[test]
+fn every_error_code_is_in_errors_md_and_the_openapi_document_and_nothing_else_is() {
+    let codes = |set: &BTreeSet<(u16, String)>| set.iter().map(|(_, c)| c.clone()).collect::<BTreeSet<_>>();
+    let api = table_codes(Surface::CasesApi);
+    assert_eq!(documented_codes("## Cases API"), api, "docs/errors.md, Cases API: (status, code)");
+    assert_eq!(schema_codes("Problem"), codes(&api), "docs/openapi.yaml, Problem.code");
+    let webhook = table_codes(Surface::Webhook);
+    assert_eq!(documented_codes("## Webhook"), webhook, "docs/errors.md, Webhook: (status, code)");
+    assert_eq!(schema_codes("WebhookProblem"), codes(&webhook), "docs/openapi.yaml, WebhookProblem.code");
+}
+
+/// Every `{status: {const: N}, code: {const | enum}}` pair in the document.
+fn status_and_codes<'a>(v: &'a Value, out: &mut Vec<(u64, Vec<&'a str>)>) {
+    match v {
+        Value::Object(m) => {
+            if let (Some(status), Some(code)) =
+                (m.get("status").and_then(|s| s["const"].as_u64()), m.get("code").filter(|c| c.is_object()))
+            {
+                let listed = match (code.get("const"), code.get("enum")) {
+                    (Some(c), _) => vec![c.as_str().unwrap()],
+                    (None, Some(Value::Array(e))) => e.iter().map(|c| c.as_str().unwrap()).collect(),
+                    _ => vec![],
+                };
+                out.push((status, listed));
+            }
+            m.values().for_each(|v| status_and_codes(v, out));
+        }
+        Value::Array(a) => a.iter().for_each(|v| status_and_codes(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_documents_responses_give_each_code_its_status() {
+    let mut pairs = Vec::new();
+    status_and_codes(&spec().doc, &mut pairs);
+    assert!(pairs.len() > 10, "{pairs:?}");
+    for (status, codes) in pairs {
+        for code in codes {
+            let known = ErrorCode::ALL.iter().find(|c| c.as_str() == code).unwrap_or_else(|| panic!("{code}"));
+            assert_eq!(u64::from(known.status()), status, "{code}");
+        }
+    }
 }
 
 /// `resp` with its body replaced by `body`.

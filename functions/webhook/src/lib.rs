@@ -8,9 +8,9 @@
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use cabital_signing::{HEADER_KEY, HEADER_SIGN, HEADER_TIMESTAMP, IncomingHeaders};
-use gateway_runtime::Problem;
 use gateway_runtime::metrics::{Unit, emit};
 use gateway_runtime::problem::json_response;
+use gateway_runtime::{ErrorCode, Surface};
 use kyc_service::{Delivery, Gateway, RefreshOutcome, Verification, WebhookSettings};
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 
@@ -39,7 +39,7 @@ pub async fn handle(app: &App, request: Request) -> Result<Response<Body>, Error
     let started = Instant::now();
     let request_id = request.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default();
     let response = if request.method() != http::Method::POST {
-        Problem::new(405, "method_not_allowed", "Only POST").into_response()
+        ErrorCode::MethodNotAllowed.problem(Surface::Webhook).into_response()
     } else {
         receive(app, &request, &request_id, started).await
     };

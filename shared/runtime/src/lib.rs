@@ -11,7 +11,7 @@ pub mod metrics;
 pub mod problem;
 pub mod settings;
 
-pub use problem::Problem;
+pub use problem::{ErrorCode, Problem, Surface};
 pub use settings::{CabitalSettings, SettingError};
 
 /// The current time, in UTC.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use cabital_client::{CabitalError, ValidationErrors};
-use gateway_runtime::Problem;
+use gateway_runtime::{ErrorCode, Problem, Surface};
 use kyc_store::StoreError;
 
 /// A failure the caller can act on.
@@ -70,52 +70,51 @@ impl From<CabitalError> for GatewayError {
 }
 
 impl GatewayError {
-    /// The stable code of this failure.
-    pub fn code(&self) -> &'static str {
-        self.problem().code
+    /// The stable code of this failure; its status and title are the code's.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            GatewayError::Validation(_) => ErrorCode::ValidationFailed,
+            GatewayError::ExternalIdConflict => ErrorCode::ExternalIdConflict,
+            GatewayError::CreateInFlight => ErrorCode::CreateInFlight,
+            GatewayError::OutcomeUnknown => ErrorCode::CabitalOutcomeUnknown,
+            GatewayError::CaseNotFound => ErrorCode::CaseNotFound,
+            GatewayError::CabitalRefused { status: 404, .. } => ErrorCode::CaseNotFoundAtCabital,
+            GatewayError::CabitalRefused { status: 409, .. } => ErrorCode::CabitalConflict,
+            GatewayError::CabitalRefused { .. } => ErrorCode::CabitalRefused,
+            GatewayError::CabitalUnavailable { .. } => ErrorCode::CabitalUnavailable,
+            GatewayError::CabitalTimeout => ErrorCode::CabitalTimeout,
+            GatewayError::CabitalBroken(_) => ErrorCode::CabitalBadAnswer,
+            GatewayError::Store(e) if e.retryable() => ErrorCode::StoreUnavailable,
+            GatewayError::Store(_) => ErrorCode::InternalError,
+        }
     }
 
-    /// The `application/problem+json` body. A 5xx says nothing internal.
+    /// The cases API's `application/problem+json` body. A 5xx says nothing internal.
     pub fn problem(&self) -> Problem {
+        let problem = self.code().problem(Surface::CasesApi);
         match self {
-            GatewayError::Validation(errs) => Problem::new(400, "validation_failed", "The request is invalid")
-                .detail(format!("{} field(s) are invalid", errs.0.len()))
-                .errors(errs.0.clone()),
-            GatewayError::ExternalIdConflict => {
-                Problem::new(409, "external_id_conflict", "externalCaseId already used")
-                    .detail("This externalCaseId was submitted before with a different body; use a new id.")
+            GatewayError::Validation(errs) => {
+                problem.detail(format!("{} field(s) are invalid", errs.0.len())).errors(errs.0.clone())
             }
-            GatewayError::CreateInFlight => Problem::new(409, "create_in_flight", "Create in progress")
+            GatewayError::ExternalIdConflict => {
+                problem.detail("This externalCaseId was submitted before with a different body; use a new id.")
+            }
+            GatewayError::CreateInFlight => problem
                 .detail("The first request with this externalCaseId is still being processed; retry later.")
                 .retry_after(Duration::from_secs(2)),
-            GatewayError::OutcomeUnknown => Problem::new(504, "cabital_outcome_unknown", "Outcome unknown").detail(
+            GatewayError::OutcomeUnknown => problem.detail(
                 "Cabital's answer to the create never came. The case is kept as unknown and will not be \
                      sent again; it is resolved when Cabital's webhook names it.",
             ),
-            GatewayError::CaseNotFound => Problem::new(404, "case_not_found", "No such case"),
-            GatewayError::CabitalRefused { status: 404, .. } => {
-                Problem::new(404, "case_not_found_at_cabital", "Cabital does not know this case")
-            }
-            GatewayError::CabitalRefused { status: 409, .. } => {
-                Problem::new(409, "cabital_conflict", "Cabital refused the request as a conflict")
-            }
-            GatewayError::CabitalRefused { status, code } => {
-                Problem::new(502, "cabital_refused", "Cabital refused the request").detail(format!(
-                    "Cabital answered {status}{}",
-                    code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default()
-                ))
-            }
+            GatewayError::CabitalRefused { status, code } if !matches!(status, 404 | 409) => problem.detail(format!(
+                "Cabital answered {status}{}",
+                code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default()
+            )),
             GatewayError::CabitalUnavailable { retry_after } => {
-                Problem::new(503, "cabital_unavailable", "Cabital is unavailable")
-                    .retry_after(retry_after.unwrap_or(Duration::from_secs(5)))
+                problem.retry_after(retry_after.unwrap_or(Duration::from_secs(5)))
             }
-            GatewayError::CabitalTimeout => Problem::new(504, "cabital_timeout", "Cabital did not answer in time"),
-            GatewayError::CabitalBroken(_) => Problem::new(502, "cabital_bad_answer", "Cabital's answer was unusable"),
-            GatewayError::Store(e) if e.retryable() => {
-                Problem::new(503, "store_unavailable", "The records are unavailable")
-                    .retry_after(Duration::from_secs(1))
-            }
-            GatewayError::Store(_) => Problem::new(500, "internal_error", "Internal error"),
+            GatewayError::Store(e) if e.retryable() => problem.retry_after(Duration::from_secs(1)),
+            _ => problem,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! decision, and reading Cabital's current state into the record.
 
 use cabital_client::{
-    CabitalClient, Case, CaseSystemId, CreateAnswer, DecisionRequest, ExternalCaseId, WARM_UP_TIMEOUT,
+    CabitalClient, Case, CaseSystemId, CreateAnswer, ExternalCaseId, WARM_UP_TIMEOUT, validate_decision,
     validate_new_case,
 };
 use gateway_runtime::CabitalSettings;
@@ -280,10 +280,12 @@ impl Gateway {
         Ok(CaseView::from(&case))
     }
 
-    /// `POST /v1/cases/{id}/decision`: forwards, then records the event and state.
-    pub async fn decide(&self, id: CaseSystemId, decision: &DecisionRequest) -> Result<CaseView, GatewayError> {
+    /// `POST /v1/cases/{id}/decision`: validates the body (one entry per bad field),
+    /// forwards, then records the event and state.
+    pub async fn decide(&self, id: CaseSystemId, body: &Value) -> Result<CaseView, GatewayError> {
+        let decision = validate_decision(body).map_err(GatewayError::Validation)?;
         self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
-        self.cabital.decide(id, decision).await?;
+        self.cabital.decide(id, &decision).await?;
         self.store.record_decision(&id, decision.case_result, decision.comment.clone(), now()).await?;
         let case = self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
         Ok(CaseView::from(&case))

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use cabital_client::{CabitalError, CaseSystemId, Pii, WebhookNotification};
 use cabital_signing::{IncomingHeaders, Verified, VerifyError, verify_signature};
-use gateway_runtime::Problem;
 use gateway_runtime::settings::{SettingError, parsed_or};
+use gateway_runtime::{ErrorCode, Problem, Surface};
 use kyc_store::{CaseRecord, NoticeReason, RemoteCheck, RemoteState, StoreError, WebhookReceipt, WebhookRecorded};
 
 use crate::gateway::{Gateway, request_hash};
@@ -139,34 +139,34 @@ pub enum WebhookError {
 }
 
 impl WebhookError {
-    /// The reason, for metrics and logs: stable.
-    pub fn reason(&self) -> &'static str {
+    /// The stable code; its status and title are the code's.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            WebhookError::TooLarge(_) => "body_too_large",
-            WebhookError::Unauthorized(e) => e.code(),
-            WebhookError::Malformed(_) => "malformed_body",
-            WebhookError::Credentials => "credentials_unavailable",
-            WebhookError::UnknownToCabital => "case_unknown_to_cabital",
-            WebhookError::CabitalUnavailable => "cabital_unavailable",
-            WebhookError::Store(_) => "store_unavailable",
+            WebhookError::TooLarge(_) => ErrorCode::BodyTooLarge,
+            WebhookError::Unauthorized(e) => ErrorCode::from(e),
+            WebhookError::Malformed(_) => ErrorCode::MalformedBody,
+            WebhookError::Credentials => ErrorCode::CredentialsUnavailable,
+            WebhookError::UnknownToCabital => ErrorCode::CaseUnknownToCabital,
+            WebhookError::CabitalUnavailable => ErrorCode::CabitalUnavailable,
+            WebhookError::Store(_) => ErrorCode::StoreUnavailable,
         }
+    }
+
+    /// The reason, for metrics and logs: stable (the code).
+    pub fn reason(&self) -> &'static str {
+        self.code().as_str()
     }
 
     /// The response. Refusals of bad input are 4xx; a failure to store is 503 so that
     /// Cabital retries.
     pub fn problem(&self) -> Problem {
+        let problem = self.code().problem(Surface::Webhook);
         match self {
-            WebhookError::TooLarge(_) => Problem::new(413, "body_too_large", "The body is too large"),
-            WebhookError::Unauthorized(e) => Problem::new(401, e.code(), "The signature was refused"),
-            WebhookError::Malformed(detail) => {
-                Problem::new(400, "malformed_body", "The body is not a case screening result").detail(detail.clone())
-            }
-            WebhookError::UnknownToCabital => {
-                Problem::new(404, self.reason(), "Cabital does not know the case this notice names")
-            }
+            WebhookError::Malformed(detail) => problem.detail(detail.clone()),
             WebhookError::Credentials | WebhookError::CabitalUnavailable | WebhookError::Store(_) => {
-                Problem::new(503, self.reason(), "Not stored; retry later").retry_after(Duration::from_secs(5))
+                problem.retry_after(Duration::from_secs(5))
             }
+            _ => problem,
         }
     }
 }

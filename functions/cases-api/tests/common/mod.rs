@@ -52,22 +52,52 @@ impl Event {
         self.0["rawPath"].as_str().expect("fixtures have a rawPath").to_owned()
     }
 
-    /// Another method.
+    /// Another method (the route key and path parameters follow, as API Gateway's).
     pub fn with_method(mut self, method: &str) -> Event {
-        let path = self.path();
         self.0["requestContext"]["http"]["method"] = json!(method);
-        self.0["routeKey"] = json!(format!("{method} {path}"));
+        self.routed()
+    }
+
+    /// Another path (the route key and path parameters follow, as API Gateway's).
+    pub fn with_path(mut self, path: &str) -> Event {
+        self.0["rawPath"] = json!(path);
+        self.0["requestContext"]["http"]["path"] = json!(path);
+        self.routed()
+    }
+
+    /// `routeKey` and `pathParameters` as API Gateway sets them: the documented route's
+    /// template (`"GET /v1/cases/{caseSystemId}"`) and the id it took; for what no route
+    /// takes, `$default` and none, as a `$default` route (and `cargo lambda watch`) sends.
+    pub fn routed(mut self) -> Event {
+        let (method, path) = (self.method(), self.path());
+        // A stage or a custom domain's base path comes before /v1/.
+        let api_path = path.find("/v1/").map_or(path.as_str(), |at| &path[at..]);
+        let route = openapi::spec()
+            .template_for(api_path)
+            .filter(|template| openapi::spec().operations().contains(&(method.clone(), template.clone())));
+        let event = self.0.as_object_mut().expect("an object");
+        match route {
+            Some(template) => {
+                event.insert("routeKey".into(), json!(format!("{method} {template}")));
+                match api_path.trim_matches('/').split('/').nth(2).filter(|_| template.contains("{caseSystemId}")) {
+                    Some(id) => event.insert("pathParameters".into(), json!({"caseSystemId": id})),
+                    None => event.remove("pathParameters"),
+                };
+            }
+            None => {
+                event.insert("routeKey".into(), json!("$default"));
+                event.remove("pathParameters");
+            }
+        }
         self.0["requestContext"]["routeKey"] = self.0["routeKey"].clone();
         self
     }
 
-    /// Another path.
-    pub fn with_path(mut self, path: &str) -> Event {
-        let method = self.method();
-        self.0["rawPath"] = json!(path);
-        self.0["requestContext"]["http"]["path"] = json!(path);
-        self.0["routeKey"] = json!(format!("{method} {path}"));
-        self.0["requestContext"]["routeKey"] = self.0["routeKey"].clone();
+    /// As `cargo lambda watch` sends it: route key `$default`, no path parameters.
+    pub fn on_default_route(mut self) -> Event {
+        self.0["routeKey"] = json!("$default");
+        self.0["requestContext"]["routeKey"] = json!("$default");
+        self.0.as_object_mut().expect("an object").remove("pathParameters");
         self
     }
 

@@ -81,9 +81,12 @@ pub fn event(method: &str, path: &str, query: &str, headers: &[(String, String)]
         Ok(text) => (text.to_owned(), false),
         Err(_) => (base64::engine::general_purpose::STANDARD.encode(body), true),
     };
+    // API Gateway's route is `POST /webhooks/cabital`; any other method comes only
+    // through a `$default` route.
+    let route_key = if method == "POST" { format!("POST {PATH}") } else { "$default".to_owned() };
     json!({
         "version": "2.0",
-        "routeKey": format!("{method} {PATH}"),
+        "routeKey": route_key,
         "rawPath": path,
         "rawQueryString": query,
         "headers": header_map,
@@ -94,7 +97,7 @@ pub fn event(method: &str, path: &str, query: &str, headers: &[(String, String)]
             "domainPrefix": "abc123",
             "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test"},
             "requestId": format!("test-{}", uuid::Uuid::new_v4()),
-            "routeKey": format!("{method} {PATH}"),
+            "routeKey": route_key,
             "stage": "$default",
             "time": "29/Nov/2026:01:00:00 +0000",
             "timeEpoch": now_unix() * 1000
