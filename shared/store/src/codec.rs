@@ -360,6 +360,25 @@ fn delivery_attributes(
     ]
 }
 
+/// What [`delivery_attributes`] wrote, read back.
+struct Delivery {
+    body: Pii<String>,
+    body_sha256: String,
+    deliveries: u32,
+    first_received_at: OffsetDateTime,
+    last_received_at: OffsetDateTime,
+}
+
+fn read_delivery(r: &Reader<'_>) -> Result<Delivery, StoreError> {
+    Ok(Delivery {
+        body: Pii(r.str(attr::BODY)?.to_owned()),
+        body_sha256: r.str(attr::BODY_SHA256)?.to_owned(),
+        deliveries: r.u32(attr::DELIVERIES)?,
+        first_received_at: r.time(attr::FIRST_RECEIVED_AT)?,
+        last_received_at: r.time(attr::LAST_RECEIVED_AT)?,
+    })
+}
+
 pub(crate) fn event_from_item(item: &Item) -> Result<Event, StoreError> {
     let r = Reader::new(item);
     let pk = r.str(PK)?;
@@ -387,22 +406,16 @@ pub(crate) fn event_from_item(item: &Item) -> Result<Event, StoreError> {
         EventKind::Created => {
             EventDetail::Created { submitted: r.opt_pii(attr::SUBMITTED)?, response: r.opt_pii(attr::RESPONSE)? }
         }
-        EventKind::Webhook => EventDetail::Webhook {
-            body: Pii(r.str(attr::BODY)?.to_owned()),
-            body_sha256: r.str(attr::BODY_SHA256)?.to_owned(),
-            deliveries: r.u32(attr::DELIVERIES)?,
-            first_received_at: r.time(attr::FIRST_RECEIVED_AT)?,
-            last_received_at: r.time(attr::LAST_RECEIVED_AT)?,
-            suggestion: r.parsed(attr::SUGGESTION, |s| s.parse().ok())?,
-        },
-        EventKind::UnverifiedNotice => EventDetail::UnverifiedNotice {
-            body: Pii(r.str(attr::BODY)?.to_owned()),
-            body_sha256: r.str(attr::BODY_SHA256)?.to_owned(),
-            deliveries: r.u32(attr::DELIVERIES)?,
-            first_received_at: r.time(attr::FIRST_RECEIVED_AT)?,
-            last_received_at: r.time(attr::LAST_RECEIVED_AT)?,
-            reason: r.parsed(attr::REASON, NoticeReason::parse)?,
-        },
+        EventKind::Webhook => {
+            let Delivery { body, body_sha256, deliveries, first_received_at, last_received_at } = read_delivery(&r)?;
+            let suggestion = r.parsed(attr::SUGGESTION, |s| s.parse().ok())?;
+            EventDetail::Webhook { body, body_sha256, deliveries, first_received_at, last_received_at, suggestion }
+        }
+        EventKind::UnverifiedNotice => {
+            let Delivery { body, body_sha256, deliveries, first_received_at, last_received_at } = read_delivery(&r)?;
+            let reason = r.parsed(attr::REASON, NoticeReason::parse)?;
+            EventDetail::UnverifiedNotice { body, body_sha256, deliveries, first_received_at, last_received_at, reason }
+        }
         EventKind::Refreshed => EventDetail::Refreshed(change(&r)?),
         EventKind::Reconciled => EventDetail::Reconciled(change(&r)?),
         EventKind::Decision => EventDetail::Decision {

@@ -3,6 +3,7 @@
 //!
 //! - [`table_definition`] / [`create_table`]: the table, defined once.
 //! - [`dynamodb_client`]: the client, with deliberate retries and timeouts.
+//! - an external id's reservation: one module per transition under `reservation/`.
 //! - [`Store`]: every operation, typed, each write conditional and each multi-item
 //!   write one transaction. Errors are [`StoreError`], which says whether a retry may
 //!   help; [`Retry`] is the one policy for trying again after a lost race.
