@@ -8,8 +8,8 @@ use cabital_client::{
 use gateway_runtime::CabitalSettings;
 use gateway_runtime::settings::{AwsTlsRoots, SettingError, aws_sdk_config, parsed_or, required};
 use kyc_store::{
-    CreatedCase, ExtRecord, ExtState, RemoteCheck, RemoteState, Reservation, Store, StoreError, StoreTimeouts,
-    TimelineOrder,
+    CONFLICT_ATTEMPTS, CreatedCase, ExtRecord, ExtState, RemoteCheck, RemoteState, Reservation, Retry, Store,
+    StoreError, StoreTimeouts, TimelineOrder,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -18,9 +18,6 @@ use time::OffsetDateTime;
 
 use crate::error::GatewayError;
 use crate::views::{AwaitingCaseId, CaseView, CaseWithTimeline, CreateOutcome, Created, EventView, ExternalLookup};
-
-/// How many times a versioned update is retried after another writer got there first.
-const VERSION_RETRIES: u32 = 5;
 
 /// How a timeline is read.
 #[derive(Debug, Clone)]
@@ -299,23 +296,21 @@ impl Gateway {
     /// may hold something fresher, so Cabital is asked again rather than overwritten
     /// with an older answer.
     pub async fn refresh(&self, id: CaseSystemId, check: RemoteCheck) -> Result<Refreshed, GatewayError> {
-        let mut attempt = 0;
+        // One more try than the store's: each spans a round trip to Cabital, a longer
+        // window for another writer to step in.
+        let mut retry = Retry::new(CONFLICT_ATTEMPTS + 1);
         loop {
-            attempt += 1;
             let asked_at = now();
             let remote: Case = self.cabital.get_case(id).await?;
             let case = self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
-            let conflict = || StoreError::VersionConflict { case_system_id: id, expected: case.version };
             if case.updated_at > asked_at {
-                if attempt < VERSION_RETRIES {
-                    continue;
-                }
-                return Err(conflict().into());
+                retry.lost(StoreError::VersionConflict { case_system_id: id, expected: case.version })?;
+                continue;
             }
             let state = RemoteState::from(&remote);
             match self.store.apply_remote_state(&id, case.version, &state, check, now()).await {
                 Ok(applied) => return Ok(Refreshed { changed: applied.changed, version: applied.version }),
-                Err(StoreError::VersionConflict { .. }) if attempt < VERSION_RETRIES => continue,
+                Err(e @ StoreError::VersionConflict { .. }) => retry.lost(e)?,
                 Err(e) => return Err(e.into()),
             }
         }

@@ -1,114 +1,25 @@
-//! Cases: creation, remote state, decisions, ongoing screening, the timeline.
+//! Cases: remote state, decisions, ongoing screening, the timeline. (Their creation is
+//! a reservation's transition: `reservation::created`.)
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use cabital_client::{CaseSystemId, Decision, ExternalCaseId, Pii};
+use cabital_client::{CaseSystemId, Decision, Pii};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::codec::{self, Expr, s};
 use crate::error::{StoreError, TxError};
 use crate::model::{
-    Applied, Attention, AttentionPriority, CaseRecord, ChangedField, CreatedCase, CreatedOutcome, EventDetail,
-    EventSource, ExtState, Origin, RemoteCheck, RemoteState, StateChange, TimelineOrder, TimelinePage, derive_status,
+    Applied, CaseRecord, ChangedField, EventDetail, EventSource, RemoteCheck, RemoteState, StateChange, TimelineOrder,
+    TimelinePage, derive_status,
 };
-use crate::schema::{self, ATTN_AT, ATTN_SHARD, PK, SK};
-use crate::store::{RACE_ATTEMPTS, Store};
+use crate::retry::{CONFLICT_ATTEMPTS, Retry};
+use crate::schema::{self, PK, SK};
+use crate::store::Store;
 
 /// The most events one timeline page returns.
 pub const MAX_TIMELINE_PAGE: u32 = 100;
 
-/// The attention a case needs when nothing is pending on our side: none once Cabital
-/// has suggested, else "awaiting since `now`" (the last check).
-fn settled_attention(suggestion_known: bool, now: OffsetDateTime) -> Option<Attention> {
-    (!suggestion_known).then_some(Attention { priority: AttentionPriority::Awaiting, since: now })
-}
-
 impl Store {
-    /// Records a case Cabital has just created (201), in ONE transaction: the
-    /// reservation (held by `token`) becomes `CREATED`, the case item is written, and a
-    /// CREATED event keeps what was submitted and what Cabital answered.
-    ///
-    /// If a webhook recorded the case first, the case item is updated instead (origin
-    /// `API`, screen type), keeping its suggestion and version history. Calling again
-    /// with the same token after success is a no-op ([`CreatedOutcome::AlreadyRecorded`]);
-    /// another token gets [`StoreError::ConditionFailed`].
-    #[tracing::instrument(skip_all, fields(external_case_id = %ext, case_system_id = %created.case_system_id), err)]
-    pub async fn record_created(
-        &self,
-        ext: &ExternalCaseId,
-        token: Uuid,
-        created: &CreatedCase,
-        now: OffsetDateTime,
-    ) -> Result<CreatedOutcome, StoreError> {
-        if created.external_case_id != *ext {
-            return Err(StoreError::Invalid("the created case names another externalCaseId".into()));
-        }
-        let id = created.case_system_id;
-        // Most cases are new; a webhook that came first is the exception.
-        let mut existing: Option<CaseRecord> = None;
-        for _ in 0..RACE_ATTEMPTS {
-            let mut expr = Expr::new();
-            expr.set("state", s(ExtState::Created.as_str()))
-                .set("caseSystemId", s(id.to_string()))
-                .set("updatedAt", codec::t(now))
-                .remove(ATTN_SHARD)
-                .remove(ATTN_AT);
-            let condition = format!(
-                "{} = {} AND {} IN ({}, {})",
-                expr.name("reservationToken"),
-                expr.value(s(token.to_string())),
-                expr.name("state"),
-                expr.value(s(ExtState::Pending.as_str())),
-                expr.value(s(ExtState::Unknown.as_str())),
-            );
-            let ext_update = self.tx_update(Self::key(schema::ext_pk(ext), schema::EXT_SK), &expr, &condition)?;
-            let case_write = match &existing {
-                None => self.tx_put_new(codec::case_item(&new_case(created, now)))?,
-                Some(current) => self.tx_case_update(&merge_created(current, created, now), current.version)?,
-            };
-            let detail = EventDetail::Created {
-                submitted: Some(created.submitted_json.clone()),
-                response: Some(created.response_json.clone()),
-            };
-            let (_, event) = self.tx_event(&id, now, EventSource::Api, &detail)?;
-
-            match self.transact(vec![ext_update, case_write, event]).await {
-                Ok(()) => {
-                    tracing::info!(merged = existing.is_some(), "case created");
-                    return Ok(CreatedOutcome::Recorded);
-                }
-                Err(TxError::Cancelled(r)) if r.condition_failed(0) => {
-                    let rec = self
-                        .get_external(ext)
-                        .await?
-                        .ok_or_else(|| StoreError::NotFound(format!("external id {ext}")))?;
-                    if rec.reservation_token != token {
-                        return Err(StoreError::ConditionFailed(format!(
-                            "external id {ext} is reserved under another token"
-                        )));
-                    }
-                    match rec.state {
-                        ExtState::Created if rec.case_system_id == Some(id) => {
-                            return Ok(CreatedOutcome::AlreadyRecorded);
-                        }
-                        ExtState::Pending | ExtState::Unknown => continue,
-                        state => {
-                            return Err(StoreError::ConditionFailed(format!("external id {ext} is {state}")));
-                        }
-                    }
-                }
-                Err(TxError::Cancelled(r)) if r.condition_failed(1) => {
-                    // The case item exists (a webhook came first) or changed under us.
-                    existing = self.get_case(&id).await?;
-                }
-                Err(TxError::Cancelled(r)) if r.transient() => continue,
-                Err(e) => return Err(e.into_store()),
-            }
-        }
-        Err(StoreError::TransactionConflict)
-    }
-
     /// Applies what Cabital says about the case NOW (its `GET`), if the case is still at
     /// `expected_version`; otherwise [`StoreError::VersionConflict`] (re-read, re-apply).
     ///
@@ -125,10 +36,7 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<Applied, StoreError> {
         let conflict = || StoreError::VersionConflict { case_system_id: *id, expected: expected_version };
-        let current = self.get_case(id).await?.ok_or_else(|| StoreError::NotFound(format!("case {id}")))?;
-        if current.version != expected_version {
-            return Err(conflict());
-        }
+        let current = self.case_at_version(id, expected_version).await?;
 
         let mut changed = Vec::new();
         if current.suggestion != remote.suggestion {
@@ -161,12 +69,9 @@ impl Store {
         new.decision_comment = remote.decision_comment.clone();
         new.ogs = remote.ogs;
         new.status = derive_status(new.suggestion, new.decision);
-        new.needs_refresh = false;
-        new.last_checked_at = Some(now);
+        new.checked(now);
         new.updated_at = now;
         new.version = current.version + 1;
-        new.attention = settled_attention(new.suggestion.is_some(), now);
-        new.ogs_checked_at = new.ogs.then_some(now);
         // Given up for want of a suggestion: cleared when one comes; until then the case
         // stays out of the awaiting index (reported once, not asked about again).
         if new.suggestion.is_some() {
@@ -177,7 +82,7 @@ impl Store {
 
         if changed.is_empty() {
             let (expr, condition) = Self::case_update_expr(&new, expected_version);
-            return match self.update_item(Self::key(schema::case_pk(id), schema::CASE_SK), &expr, &condition).await {
+            return match self.update_item(Self::case_key(id), &expr, &condition).await {
                 Ok(_) => Ok(Applied { changed: false, version: new.version }),
                 Err(StoreError::ConditionFailed(_)) => Err(conflict()),
                 Err(e) => Err(e),
@@ -227,10 +132,7 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let conflict = || StoreError::VersionConflict { case_system_id: *id, expected: expected_version };
-        let current = self.get_case(id).await?.ok_or_else(|| StoreError::NotFound(format!("case {id}")))?;
-        if current.version != expected_version {
-            return Err(conflict());
-        }
+        let current = self.case_at_version(id, expected_version).await?;
         if current.suggestion.is_some() || current.needs_refresh || current.no_suggestion_since.is_some() {
             return Ok(false);
         }
@@ -283,6 +185,16 @@ impl Store {
         .await
     }
 
+    /// The case, read consistently, if it is still at `expected_version`; else
+    /// [`StoreError::VersionConflict`].
+    async fn case_at_version(&self, id: &CaseSystemId, expected_version: u64) -> Result<CaseRecord, StoreError> {
+        let current = self.get_case(id).await?.ok_or_else(|| StoreError::NotFound(format!("case {id}")))?;
+        if current.version != expected_version {
+            return Err(StoreError::VersionConflict { case_system_id: *id, expected: expected_version });
+        }
+        Ok(current)
+    }
+
     /// Read, change, write back at the read version with an event; re-read on a lost
     /// race.
     async fn versioned_with_event(
@@ -293,7 +205,8 @@ impl Store {
         detail: &EventDetail,
         change: impl Fn(&mut CaseRecord),
     ) -> Result<u64, StoreError> {
-        for _ in 0..RACE_ATTEMPTS {
+        let mut retry = Retry::new(CONFLICT_ATTEMPTS);
+        loop {
             let current = self.get_case(id).await?.ok_or_else(|| StoreError::NotFound(format!("case {id}")))?;
             let mut new = current.clone();
             change(&mut new);
@@ -304,11 +217,12 @@ impl Store {
             let (_, event) = self.tx_event(id, now, source, detail)?;
             match self.transact(vec![case_update, event]).await {
                 Ok(()) => return Ok(new.version),
-                Err(TxError::Cancelled(r)) if r.condition_failed(0) || r.transient() => continue,
+                Err(TxError::Cancelled(r)) if r.condition_failed(0) || r.transient() => {
+                    retry.lost(StoreError::TransactionConflict)?
+                }
                 Err(e) => return Err(e.into_store()),
             }
         }
-        Err(StoreError::TransactionConflict)
     }
 
     /// One page of the case's events, oldest or newest first, `limit` at most (clamped
@@ -359,55 +273,6 @@ impl Store {
         };
         Ok(TimelinePage { events, next_cursor })
     }
-}
-
-fn new_case(created: &CreatedCase, now: OffsetDateTime) -> CaseRecord {
-    CaseRecord {
-        case_system_id: created.case_system_id,
-        external_case_id: created.external_case_id.clone(),
-        screen_type: Some(created.screen_type),
-        origin: Origin::Api,
-        status: derive_status(created.suggestion, None),
-        suggestion: created.suggestion,
-        suggestion_comment: created.suggestion_comment.clone(),
-        suggestion_at: created.suggestion.map(|_| now),
-        decision: None,
-        decision_comment: None,
-        decided_at: None,
-        ogs: created.ogs,
-        needs_refresh: false,
-        created_at: now,
-        updated_at: now,
-        last_checked_at: Some(now),
-        version: 1,
-        attention: settled_attention(created.suggestion.is_some(), now),
-        ogs_checked_at: created.ogs.then_some(now),
-        no_suggestion_since: None,
-    }
-}
-
-/// A case a webhook recorded first, now known to be ours: the webhook's suggestion and
-/// the pending refresh stay; what only the create knows is added.
-fn merge_created(current: &CaseRecord, created: &CreatedCase, now: OffsetDateTime) -> CaseRecord {
-    let mut new = current.clone();
-    new.origin = Origin::Api;
-    new.screen_type = Some(created.screen_type);
-    if new.suggestion.is_none() && created.suggestion.is_some() {
-        new.suggestion = created.suggestion;
-        new.suggestion_comment = created.suggestion_comment.clone();
-        new.suggestion_at = Some(now);
-    }
-    if created.ogs && !new.ogs {
-        new.ogs = true;
-        new.ogs_checked_at = Some(now);
-    }
-    new.status = derive_status(new.suggestion, new.decision);
-    if !new.needs_refresh {
-        new.attention = settled_attention(new.suggestion.is_some(), now);
-    }
-    new.updated_at = now;
-    new.version = current.version + 1;
-    new
 }
 
 /// Cursors are opaque to callers: base64url of `<caseSystemId>|<event sort key>`.

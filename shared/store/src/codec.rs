@@ -11,7 +11,7 @@ use crate::model::{
     Attention, AttentionPriority, CaseRecord, CaseStatus, ChangedField, Event, EventDetail, EventKind, EventSource,
     ExtRecord, ExtState, NoticeReason, Origin, StateChange,
 };
-use crate::schema::{self, ATTN_AT, ATTN_SHARD, OGS_CHECKED_AT, OGS_SHARD, PK, SK, format_time, parse_time};
+use crate::schema::{self, ATTN_AT, ATTN_SHARD, OGS_CHECKED_AT, OGS_SHARD, PK, SK, attr, format_time, parse_time};
 
 /// A DynamoDB item.
 pub(crate) type Item = HashMap<String, AttributeValue>;
@@ -129,8 +129,14 @@ pub(crate) fn parse_attention(s: &str) -> Option<Attention> {
     Some(Attention { priority, since: parse_time(rest)? })
 }
 
-pub(crate) fn attention_value(a: &Attention) -> String {
+fn attention_value(a: &Attention) -> String {
     format!("{}{}", a.priority.prefix(), format_time(a.since))
+}
+
+/// An item's attributes in the attention index, `None` out of it; `id` (the case's or
+/// the external id's own id) picks the shard.
+fn attention_attributes(id: &str, a: Option<&Attention>) -> [(&'static str, Option<AttributeValue>); 2] {
+    [(ATTN_SHARD, a.map(|_| s(schema::attn_shard(schema::shard_of(id))))), (ATTN_AT, a.map(|a| s(attention_value(a))))]
 }
 
 // ---------------------------------------------------------------- values
@@ -170,56 +176,59 @@ pub(crate) fn case_item(c: &CaseRecord) -> Item {
 /// The case's attributes besides its key, `None` for an absent one: what a full write
 /// (a Put, or an Update that SETs the present ones and REMOVEs the absent ones) stores.
 pub(crate) fn case_attributes(c: &CaseRecord) -> Vec<(&'static str, Option<AttributeValue>)> {
-    let shard = schema::shard_of(&c.case_system_id.to_string());
-    vec![
-        ("caseSystemId", Some(s(c.case_system_id.to_string()))),
-        ("externalCaseId", Some(s(c.external_case_id.as_str()))),
-        ("screenType", c.screen_type.map(|v| s(v.as_str()))),
-        ("origin", Some(s(c.origin.as_str()))),
-        ("status", Some(s(c.status.as_str()))),
-        ("suggestion", c.suggestion.map(|v| s(v.as_str()))),
-        ("suggestionComment", c.suggestion_comment.as_ref().map(|v| s(v.expose().as_str()))),
-        ("suggestionAt", c.suggestion_at.map(t)),
-        ("decision", c.decision.map(|v| s(v.as_str()))),
-        ("decisionComment", c.decision_comment.as_ref().map(|v| s(v.expose().as_str()))),
-        ("decidedAt", c.decided_at.map(t)),
-        ("ogs", Some(AttributeValue::Bool(c.ogs))),
-        ("needsRefresh", Some(AttributeValue::Bool(c.needs_refresh))),
-        ("createdAt", Some(t(c.created_at))),
-        ("updatedAt", Some(t(c.updated_at))),
-        ("lastCheckedAt", c.last_checked_at.map(t)),
-        ("version", Some(n(c.version))),
-        (ATTN_SHARD, c.attention.map(|_| s(schema::attn_shard(shard)))),
-        (ATTN_AT, c.attention.as_ref().map(|a| s(attention_value(a)))),
+    let id = c.case_system_id.to_string();
+    let shard = schema::shard_of(&id);
+    let mut attributes = vec![
+        (attr::CASE_SYSTEM_ID, Some(s(c.case_system_id.to_string()))),
+        (attr::EXTERNAL_CASE_ID, Some(s(c.external_case_id.as_str()))),
+        (attr::SCREEN_TYPE, c.screen_type.map(|v| s(v.as_str()))),
+        (attr::ORIGIN, Some(s(c.origin.as_str()))),
+        (attr::STATUS, Some(s(c.status.as_str()))),
+        (attr::SUGGESTION, c.suggestion.map(|v| s(v.as_str()))),
+        (attr::SUGGESTION_COMMENT, c.suggestion_comment.as_ref().map(|v| s(v.expose().as_str()))),
+        (attr::SUGGESTION_AT, c.suggestion_at.map(t)),
+        (attr::DECISION, c.decision.map(|v| s(v.as_str()))),
+        (attr::DECISION_COMMENT, c.decision_comment.as_ref().map(|v| s(v.expose().as_str()))),
+        (attr::DECIDED_AT, c.decided_at.map(t)),
+        (attr::OGS, Some(AttributeValue::Bool(c.ogs))),
+        (attr::NEEDS_REFRESH, Some(AttributeValue::Bool(c.needs_refresh))),
+        (attr::CREATED_AT, Some(t(c.created_at))),
+        (attr::UPDATED_AT, Some(t(c.updated_at))),
+        (attr::LAST_CHECKED_AT, c.last_checked_at.map(t)),
+        (attr::VERSION, Some(n(c.version))),
+    ];
+    attributes.extend(attention_attributes(&id, c.attention.as_ref()));
+    attributes.extend([
         (OGS_SHARD, c.ogs_checked_at.map(|_| s(schema::ogs_shard(shard)))),
         (OGS_CHECKED_AT, c.ogs_checked_at.map(t)),
-        ("noSuggestionSince", c.no_suggestion_since.map(t)),
-    ]
+        (attr::NO_SUGGESTION_SINCE, c.no_suggestion_since.map(t)),
+    ]);
+    attributes
 }
 
 pub(crate) fn case_from_item(item: &Item) -> Result<CaseRecord, StoreError> {
     let r = Reader::new(item);
     Ok(CaseRecord {
-        case_system_id: r.parsed("caseSystemId", parse_case_id)?,
-        external_case_id: r.parsed("externalCaseId", parse_ext_id)?,
-        screen_type: r.opt_parsed("screenType", |s| s.parse().ok())?,
-        origin: r.parsed("origin", Origin::parse)?,
-        status: r.parsed("status", CaseStatus::parse)?,
-        suggestion: r.opt_parsed("suggestion", |s| s.parse().ok())?,
-        suggestion_comment: r.opt_pii("suggestionComment")?,
-        suggestion_at: r.opt_time("suggestionAt")?,
-        decision: r.opt_parsed("decision", |s| s.parse().ok())?,
-        decision_comment: r.opt_pii("decisionComment")?,
-        decided_at: r.opt_time("decidedAt")?,
-        ogs: r.bool_or_false("ogs")?,
-        needs_refresh: r.bool_or_false("needsRefresh")?,
-        created_at: r.time("createdAt")?,
-        updated_at: r.time("updatedAt")?,
-        last_checked_at: r.opt_time("lastCheckedAt")?,
-        version: r.u64("version")?,
+        case_system_id: r.parsed(attr::CASE_SYSTEM_ID, parse_case_id)?,
+        external_case_id: r.parsed(attr::EXTERNAL_CASE_ID, parse_ext_id)?,
+        screen_type: r.opt_parsed(attr::SCREEN_TYPE, |s| s.parse().ok())?,
+        origin: r.parsed(attr::ORIGIN, Origin::parse)?,
+        status: r.parsed(attr::STATUS, CaseStatus::parse)?,
+        suggestion: r.opt_parsed(attr::SUGGESTION, |s| s.parse().ok())?,
+        suggestion_comment: r.opt_pii(attr::SUGGESTION_COMMENT)?,
+        suggestion_at: r.opt_time(attr::SUGGESTION_AT)?,
+        decision: r.opt_parsed(attr::DECISION, |s| s.parse().ok())?,
+        decision_comment: r.opt_pii(attr::DECISION_COMMENT)?,
+        decided_at: r.opt_time(attr::DECIDED_AT)?,
+        ogs: r.bool_or_false(attr::OGS)?,
+        needs_refresh: r.bool_or_false(attr::NEEDS_REFRESH)?,
+        created_at: r.time(attr::CREATED_AT)?,
+        updated_at: r.time(attr::UPDATED_AT)?,
+        last_checked_at: r.opt_time(attr::LAST_CHECKED_AT)?,
+        version: r.u64(attr::VERSION)?,
         attention: r.attention()?,
         ogs_checked_at: r.opt_time(OGS_CHECKED_AT)?,
-        no_suggestion_since: r.opt_time("noSuggestionSince")?,
+        no_suggestion_since: r.opt_time(attr::NO_SUGGESTION_SINCE)?,
     })
 }
 
@@ -229,40 +238,39 @@ pub(crate) fn ext_item(e: &ExtRecord) -> Item {
     let mut item = Item::new();
     item.insert(PK.into(), s(schema::ext_pk(&e.external_case_id)));
     item.insert(SK.into(), s(schema::EXT_SK));
-    item.insert("externalCaseId".into(), s(e.external_case_id.as_str()));
-    item.insert("requestHash".into(), s(e.request_hash.as_str()));
-    item.insert("state".into(), s(e.state.as_str()));
-    item.insert("reservationToken".into(), s(e.reservation_token.to_string()));
-    put_opt(&mut item, "caseSystemId", e.case_system_id.map(|v| s(v.to_string())));
-    put_opt(&mut item, "cabitalStatus", e.cabital_status.map(|v| n(u64::from(v))));
-    put_opt(&mut item, "submitted", e.submitted.as_ref().map(|v| s(v.expose().as_str())));
-    put_opt(&mut item, "linkedAt", e.linked_at.map(t));
-    item.insert("createdAt".into(), t(e.created_at));
-    item.insert("updatedAt".into(), t(e.updated_at));
-    if let Some(a) = &e.attention {
-        item.insert(ATTN_SHARD.into(), s(schema::attn_shard(schema::shard_of(e.external_case_id.as_str()))));
-        item.insert(ATTN_AT.into(), s(attention_value(a)));
+    item.insert(attr::EXTERNAL_CASE_ID.into(), s(e.external_case_id.as_str()));
+    item.insert(attr::REQUEST_HASH.into(), s(e.request_hash.as_str()));
+    item.insert(attr::STATE.into(), s(e.state.as_str()));
+    item.insert(attr::RESERVATION_TOKEN.into(), s(e.reservation_token.to_string()));
+    put_opt(&mut item, attr::CASE_SYSTEM_ID, e.case_system_id.map(|v| s(v.to_string())));
+    put_opt(&mut item, attr::CABITAL_STATUS, e.cabital_status.map(|v| n(u64::from(v))));
+    put_opt(&mut item, attr::SUBMITTED, e.submitted.as_ref().map(|v| s(v.expose().as_str())));
+    put_opt(&mut item, attr::LINKED_AT, e.linked_at.map(t));
+    item.insert(attr::CREATED_AT.into(), t(e.created_at));
+    item.insert(attr::UPDATED_AT.into(), t(e.updated_at));
+    for (attr, value) in attention_attributes(e.external_case_id.as_str(), e.attention.as_ref()) {
+        put_opt(&mut item, attr, value);
     }
     item
 }
 
 pub(crate) fn ext_from_item(item: &Item) -> Result<ExtRecord, StoreError> {
     let r = Reader::new(item);
-    let status = r.opt_u64("cabitalStatus")?;
+    let status = r.opt_u64(attr::CABITAL_STATUS)?;
     Ok(ExtRecord {
-        external_case_id: r.parsed("externalCaseId", parse_ext_id)?,
-        request_hash: r.str("requestHash")?.to_owned(),
-        state: r.parsed("state", ExtState::parse)?,
-        reservation_token: r.parsed("reservationToken", |s| uuid::Uuid::try_parse(s).ok())?,
-        case_system_id: r.opt_parsed("caseSystemId", parse_case_id)?,
+        external_case_id: r.parsed(attr::EXTERNAL_CASE_ID, parse_ext_id)?,
+        request_hash: r.str(attr::REQUEST_HASH)?.to_owned(),
+        state: r.parsed(attr::STATE, ExtState::parse)?,
+        reservation_token: r.parsed(attr::RESERVATION_TOKEN, |s| uuid::Uuid::try_parse(s).ok())?,
+        case_system_id: r.opt_parsed(attr::CASE_SYSTEM_ID, parse_case_id)?,
         cabital_status: status
             .map(u16::try_from)
             .transpose()
             .map_err(|_| StoreError::corrupt("external id: cabitalStatus is out of range"))?,
-        submitted: r.opt_pii("submitted")?,
-        linked_at: r.opt_time("linkedAt")?,
-        created_at: r.time("createdAt")?,
-        updated_at: r.time("updatedAt")?,
+        submitted: r.opt_pii(attr::SUBMITTED)?,
+        linked_at: r.opt_time(attr::LINKED_AT)?,
+        created_at: r.time(attr::CREATED_AT)?,
+        updated_at: r.time(attr::UPDATED_AT)?,
         attention: r.attention()?,
     })
 }
@@ -287,22 +295,18 @@ pub(crate) fn event_item(
     let mut item = Item::new();
     item.insert(PK.into(), s(schema::case_pk(case_system_id)));
     item.insert(SK.into(), s(sk));
-    item.insert("kind".into(), s(detail.kind().as_str()));
-    item.insert("at".into(), t(at));
-    item.insert("source".into(), s(source.as_str()));
+    item.insert(attr::KIND.into(), s(detail.kind().as_str()));
+    item.insert(attr::AT.into(), t(at));
+    item.insert(attr::SOURCE.into(), s(source.as_str()));
     let pii = |v: &Option<Pii<String>>| v.as_ref().map(|p| s(p.expose().as_str()));
     match detail {
         EventDetail::Created { submitted, response } => {
-            put_opt(&mut item, "submitted", pii(submitted));
-            put_opt(&mut item, "response", pii(response));
+            put_opt(&mut item, attr::SUBMITTED, pii(submitted));
+            put_opt(&mut item, attr::RESPONSE, pii(response));
         }
         EventDetail::Webhook { body, body_sha256, deliveries, first_received_at, last_received_at, suggestion } => {
-            item.insert("body".into(), s(body.expose().as_str()));
-            item.insert("bodySha256".into(), s(body_sha256.as_str()));
-            item.insert("deliveries".into(), n(u64::from(*deliveries)));
-            item.insert("firstReceivedAt".into(), t(*first_received_at));
-            item.insert("lastReceivedAt".into(), t(*last_received_at));
-            item.insert("suggestion".into(), s(suggestion.as_str()));
+            item.extend(delivery_attributes(body, body_sha256, *deliveries, *first_received_at, *last_received_at));
+            item.insert(attr::SUGGESTION.into(), s(suggestion.as_str()));
         }
         EventDetail::UnverifiedNotice {
             body,
@@ -312,52 +316,87 @@ pub(crate) fn event_item(
             last_received_at,
             reason,
         } => {
-            item.insert("body".into(), s(body.expose().as_str()));
-            item.insert("bodySha256".into(), s(body_sha256.as_str()));
-            item.insert("deliveries".into(), n(u64::from(*deliveries)));
-            item.insert("firstReceivedAt".into(), t(*first_received_at));
-            item.insert("lastReceivedAt".into(), t(*last_received_at));
-            item.insert("reason".into(), s(reason.as_str()));
+            item.extend(delivery_attributes(body, body_sha256, *deliveries, *first_received_at, *last_received_at));
+            item.insert(attr::REASON.into(), s(reason.as_str()));
         }
         EventDetail::Refreshed(change) | EventDetail::Reconciled(change) => {
-            put_opt(&mut item, "fromSuggestion", change.from_suggestion.map(|v| s(v.as_str())));
-            put_opt(&mut item, "toSuggestion", change.to_suggestion.map(|v| s(v.as_str())));
-            put_opt(&mut item, "toSuggestionComment", pii(&change.to_suggestion_comment));
-            put_opt(&mut item, "toDecision", change.to_decision.map(|v| s(v.as_str())));
-            put_opt(&mut item, "toDecisionComment", pii(&change.to_decision_comment));
-            item.insert("toOgs".into(), AttributeValue::Bool(change.to_ogs));
-            item.insert("changed".into(), AttributeValue::L(change.changed.iter().map(|f| s(f.as_str())).collect()));
+            put_opt(&mut item, attr::FROM_SUGGESTION, change.from_suggestion.map(|v| s(v.as_str())));
+            put_opt(&mut item, attr::TO_SUGGESTION, change.to_suggestion.map(|v| s(v.as_str())));
+            put_opt(&mut item, attr::TO_SUGGESTION_COMMENT, pii(&change.to_suggestion_comment));
+            put_opt(&mut item, attr::TO_DECISION, change.to_decision.map(|v| s(v.as_str())));
+            put_opt(&mut item, attr::TO_DECISION_COMMENT, pii(&change.to_decision_comment));
+            item.insert(attr::TO_OGS.into(), AttributeValue::Bool(change.to_ogs));
+            item.insert(
+                attr::CHANGED.into(),
+                AttributeValue::L(change.changed.iter().map(|f| s(f.as_str())).collect()),
+            );
         }
         EventDetail::Decision { decision, comment } => {
-            item.insert("decision".into(), s(decision.as_str()));
-            put_opt(&mut item, "comment", pii(comment));
+            item.insert(attr::DECISION.into(), s(decision.as_str()));
+            put_opt(&mut item, attr::COMMENT, pii(comment));
         }
         EventDetail::OgsOn | EventDetail::OgsOff => {}
         EventDetail::SuggestionOverdue { waited_secs } => {
-            item.insert("waitedSecs".into(), n(*waited_secs));
+            item.insert(attr::WAITED_SECS.into(), n(*waited_secs));
         }
     }
     item
+}
+
+/// What a webhook event and an unverified notice's event both keep of their body.
+fn delivery_attributes(
+    body: &Pii<String>,
+    body_sha256: &str,
+    deliveries: u32,
+    first_received_at: OffsetDateTime,
+    last_received_at: OffsetDateTime,
+) -> [(String, AttributeValue); 5] {
+    [
+        (attr::BODY.into(), s(body.expose().as_str())),
+        (attr::BODY_SHA256.into(), s(body_sha256)),
+        (attr::DELIVERIES.into(), n(u64::from(deliveries))),
+        (attr::FIRST_RECEIVED_AT.into(), t(first_received_at)),
+        (attr::LAST_RECEIVED_AT.into(), t(last_received_at)),
+    ]
+}
+
+/// What [`delivery_attributes`] wrote, read back.
+struct Delivery {
+    body: Pii<String>,
+    body_sha256: String,
+    deliveries: u32,
+    first_received_at: OffsetDateTime,
+    last_received_at: OffsetDateTime,
+}
+
+fn read_delivery(r: &Reader<'_>) -> Result<Delivery, StoreError> {
+    Ok(Delivery {
+        body: Pii(r.str(attr::BODY)?.to_owned()),
+        body_sha256: r.str(attr::BODY_SHA256)?.to_owned(),
+        deliveries: r.u32(attr::DELIVERIES)?,
+        first_received_at: r.time(attr::FIRST_RECEIVED_AT)?,
+        last_received_at: r.time(attr::LAST_RECEIVED_AT)?,
+    })
 }
 
 pub(crate) fn event_from_item(item: &Item) -> Result<Event, StoreError> {
     let r = Reader::new(item);
     let pk = r.str(PK)?;
     let case_system_id = pk
-        .strip_prefix("CASE#")
+        .strip_prefix(schema::CASE_PK_PREFIX)
         .and_then(parse_case_id)
         .ok_or_else(|| StoreError::corrupt("event: pk is not CASE#<uuid>"))?;
-    let kind = r.parsed("kind", EventKind::parse)?;
+    let kind = r.parsed(attr::KIND, EventKind::parse)?;
     let change = |r: &Reader<'_>| -> Result<StateChange, StoreError> {
         Ok(StateChange {
-            from_suggestion: r.opt_parsed("fromSuggestion", |s| s.parse().ok())?,
-            to_suggestion: r.opt_parsed("toSuggestion", |s| s.parse().ok())?,
-            to_suggestion_comment: r.opt_pii("toSuggestionComment")?,
-            to_decision: r.opt_parsed("toDecision", |s| s.parse().ok())?,
-            to_decision_comment: r.opt_pii("toDecisionComment")?,
-            to_ogs: r.bool_or_false("toOgs")?,
+            from_suggestion: r.opt_parsed(attr::FROM_SUGGESTION, |s| s.parse().ok())?,
+            to_suggestion: r.opt_parsed(attr::TO_SUGGESTION, |s| s.parse().ok())?,
+            to_suggestion_comment: r.opt_pii(attr::TO_SUGGESTION_COMMENT)?,
+            to_decision: r.opt_parsed(attr::TO_DECISION, |s| s.parse().ok())?,
+            to_decision_comment: r.opt_pii(attr::TO_DECISION_COMMENT)?,
+            to_ogs: r.bool_or_false(attr::TO_OGS)?,
             changed: r
-                .string_list("changed")?
+                .string_list(attr::CHANGED)?
                 .into_iter()
                 .map(|f| ChangedField::parse(f).ok_or_else(|| StoreError::corrupt("event: unknown changed field")))
                 .collect::<Result<_, _>>()?,
@@ -365,39 +404,33 @@ pub(crate) fn event_from_item(item: &Item) -> Result<Event, StoreError> {
     };
     let detail = match kind {
         EventKind::Created => {
-            EventDetail::Created { submitted: r.opt_pii("submitted")?, response: r.opt_pii("response")? }
+            EventDetail::Created { submitted: r.opt_pii(attr::SUBMITTED)?, response: r.opt_pii(attr::RESPONSE)? }
         }
-        EventKind::Webhook => EventDetail::Webhook {
-            body: Pii(r.str("body")?.to_owned()),
-            body_sha256: r.str("bodySha256")?.to_owned(),
-            deliveries: r.u32("deliveries")?,
-            first_received_at: r.time("firstReceivedAt")?,
-            last_received_at: r.time("lastReceivedAt")?,
-            suggestion: r.parsed("suggestion", |s| s.parse().ok())?,
-        },
-        EventKind::UnverifiedNotice => EventDetail::UnverifiedNotice {
-            body: Pii(r.str("body")?.to_owned()),
-            body_sha256: r.str("bodySha256")?.to_owned(),
-            deliveries: r.u32("deliveries")?,
-            first_received_at: r.time("firstReceivedAt")?,
-            last_received_at: r.time("lastReceivedAt")?,
-            reason: r.parsed("reason", NoticeReason::parse)?,
-        },
+        EventKind::Webhook => {
+            let Delivery { body, body_sha256, deliveries, first_received_at, last_received_at } = read_delivery(&r)?;
+            let suggestion = r.parsed(attr::SUGGESTION, |s| s.parse().ok())?;
+            EventDetail::Webhook { body, body_sha256, deliveries, first_received_at, last_received_at, suggestion }
+        }
+        EventKind::UnverifiedNotice => {
+            let Delivery { body, body_sha256, deliveries, first_received_at, last_received_at } = read_delivery(&r)?;
+            let reason = r.parsed(attr::REASON, NoticeReason::parse)?;
+            EventDetail::UnverifiedNotice { body, body_sha256, deliveries, first_received_at, last_received_at, reason }
+        }
         EventKind::Refreshed => EventDetail::Refreshed(change(&r)?),
         EventKind::Reconciled => EventDetail::Reconciled(change(&r)?),
         EventKind::Decision => EventDetail::Decision {
-            decision: r.parsed("decision", |s| s.parse().ok())?,
-            comment: r.opt_pii("comment")?,
+            decision: r.parsed(attr::DECISION, |s| s.parse().ok())?,
+            comment: r.opt_pii(attr::COMMENT)?,
         },
         EventKind::OgsOn => EventDetail::OgsOn,
         EventKind::OgsOff => EventDetail::OgsOff,
-        EventKind::SuggestionOverdue => EventDetail::SuggestionOverdue { waited_secs: r.u64("waitedSecs")? },
+        EventKind::SuggestionOverdue => EventDetail::SuggestionOverdue { waited_secs: r.u64(attr::WAITED_SECS)? },
     };
     Ok(Event {
         event_id: r.str(SK)?.to_owned(),
         case_system_id,
-        at: r.time("at")?,
-        source: r.parsed("source", EventSource::parse)?,
+        at: r.time(attr::AT)?,
+        source: r.parsed(attr::SOURCE, EventSource::parse)?,
         detail,
     })
 }
@@ -446,6 +479,15 @@ impl Expr {
             Some(v) => self.set(attr, v),
             None => self.remove(attr),
         }
+    }
+
+    /// SETs (or, for `None`, REMOVEs) the item's place in the attention index; `id` as
+    /// for the item's own write.
+    pub(crate) fn set_attention(&mut self, id: &str, a: Option<&Attention>) -> &mut Self {
+        for (attr, value) in attention_attributes(id, a) {
+            self.set_or_remove(attr, value);
+        }
+        self
     }
 
     pub(crate) fn remove(&mut self, attr: &str) -> &mut Self {

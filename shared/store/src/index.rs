@@ -33,6 +33,33 @@ struct IndexQuery {
     to: String,
 }
 
+impl IndexQuery {
+    /// Entries of the attention index at `priority` since before `before`.
+    fn attention(priority: AttentionPriority, before: OffsetDateTime) -> Self {
+        let prefix = priority.prefix();
+        IndexQuery {
+            index: ATTENTION_INDEX,
+            shard_attr: ATTN_SHARD,
+            shard_key: schema::attn_shard,
+            range_attr: ATTN_AT,
+            from: Some(prefix.to_owned()),
+            to: format!("{prefix}{}", format_time(before)),
+        }
+    }
+
+    /// Entries of the ogs index last checked before `cutoff`.
+    fn ogs(cutoff: OffsetDateTime) -> Self {
+        IndexQuery {
+            index: OGS_INDEX,
+            shard_attr: OGS_SHARD,
+            shard_key: schema::ogs_shard,
+            range_attr: OGS_CHECKED_AT,
+            from: None,
+            to: format_time(cutoff),
+        }
+    }
+}
+
 impl Store {
     /// Items that need a look urgently since before `before`, oldest first, `limit` at
     /// most: cases flagged for refresh by a webhook, and reservations whose create is
@@ -44,19 +71,7 @@ impl Store {
         before: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<AttentionRef>, StoreError> {
-        let prefix = AttentionPriority::Urgent.prefix();
-        self.query_shards(
-            IndexQuery {
-                index: ATTENTION_INDEX,
-                shard_attr: ATTN_SHARD,
-                shard_key: schema::attn_shard,
-                range_attr: ATTN_AT,
-                from: Some(prefix.to_owned()),
-                to: format!("{prefix}{}", format_time(before)),
-            },
-            limit,
-        )
-        .await
+        self.query_shards(IndexQuery::attention(AttentionPriority::Urgent, before), limit).await
     }
 
     /// Cases still awaiting a suggestion whose last check was before `cutoff`, oldest
@@ -67,19 +82,7 @@ impl Store {
         cutoff: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<AttentionRef>, StoreError> {
-        let prefix = AttentionPriority::Awaiting.prefix();
-        self.query_shards(
-            IndexQuery {
-                index: ATTENTION_INDEX,
-                shard_attr: ATTN_SHARD,
-                shard_key: schema::attn_shard,
-                range_attr: ATTN_AT,
-                from: Some(prefix.to_owned()),
-                to: format!("{prefix}{}", format_time(cutoff)),
-            },
-            limit,
-        )
-        .await
+        self.query_shards(IndexQuery::attention(AttentionPriority::Awaiting, cutoff), limit).await
     }
 
     /// Cases under ongoing screening last checked before `cutoff`, oldest first,
@@ -90,18 +93,7 @@ impl Store {
         cutoff: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<AttentionRef>, StoreError> {
-        self.query_shards(
-            IndexQuery {
-                index: OGS_INDEX,
-                shard_attr: OGS_SHARD,
-                shard_key: schema::ogs_shard,
-                range_attr: OGS_CHECKED_AT,
-                from: None,
-                to: format_time(cutoff),
-            },
-            limit,
-        )
-        .await
+        self.query_shards(IndexQuery::ogs(cutoff), limit).await
     }
 
     /// Queries every shard ([`SHARD_QUERY_CONCURRENCY`] at a time), each for up to `limit` of its oldest entries,
@@ -170,9 +162,9 @@ impl Store {
 fn index_ref(item: &Item, range_attr: &str) -> Result<AttentionRef, StoreError> {
     let r = Reader::new(item);
     let pk = r.str(PK)?;
-    let target = if let Some(id) = pk.strip_prefix("CASE#") {
+    let target = if let Some(id) = pk.strip_prefix(schema::CASE_PK_PREFIX) {
         AttentionTarget::Case(parse_case_id(id).ok_or_else(|| StoreError::corrupt("index entry: bad case id"))?)
-    } else if let Some(ext) = pk.strip_prefix("EXT#") {
+    } else if let Some(ext) = pk.strip_prefix(schema::EXT_PK_PREFIX) {
         AttentionTarget::External(parse_ext_id(ext).ok_or_else(|| StoreError::corrupt("index entry: bad external id"))?)
     } else {
         return Err(StoreError::corrupt("index entry: unexpected partition key"));

@@ -3,9 +3,10 @@
 //!
 //! - [`table_definition`] / [`create_table`]: the table, defined once.
 //! - [`dynamodb_client`]: the client, with deliberate retries and timeouts.
+//! - an external id's reservation: one module per transition under `reservation/`.
 //! - [`Store`]: every operation, typed, each write conditional and each multi-item
 //!   write one transaction. Errors are [`StoreError`], which says whether a retry may
-//!   help.
+//!   help; [`Retry`] is the one policy for trying again after a lost race.
 //!
 //! Items (attribute names camelCase, times RFC 3339 UTC with microseconds, so they sort
 //! as strings):
@@ -29,6 +30,8 @@ mod codec;
 mod error;
 mod index;
 mod model;
+mod reservation;
+mod retry;
 mod schema;
 mod store;
 mod webhook;
@@ -43,6 +46,7 @@ pub use model::{
     RemoteCheck, RemoteState, Reservation, Resolution, StateChange, TimelineOrder, TimelinePage, WebhookReceipt,
     WebhookRecorded,
 };
+pub use retry::{CONFLICT_ATTEMPTS, Retry};
 pub use schema::{
     ATTENTION_INDEX, ATTN_AT, ATTN_SHARD, AttributeDef, IndexDefinition, KeyElement, KeyRole, OGS_CHECKED_AT,
     OGS_INDEX, OGS_SHARD, PK, SHARDS, SK, TableDefinition, create_table, format_time, parse_time, shard_of,

@@ -163,6 +163,13 @@ pub struct Attention {
     pub since: OffsetDateTime,
 }
 
+impl Attention {
+    /// Urgent since `since`.
+    pub(crate) fn urgent(since: OffsetDateTime) -> Self {
+        Attention { priority: AttentionPriority::Urgent, since }
+    }
+}
+
 /// A case as stored (`pk=CASE#<caseSystemId>`, `sk=CASE`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseRecord {
@@ -210,10 +217,61 @@ pub struct CaseRecord {
 }
 
 impl CaseRecord {
+    /// A case recorded for the first time at `now` (version 1), with what the first news
+    /// of it tells. Cabital's state is still to be read: it is flagged for refresh and
+    /// urgent until [`CaseRecord::checked`].
+    pub(crate) fn new(
+        case_system_id: CaseSystemId,
+        external_case_id: ExternalCaseId,
+        origin: Origin,
+        screen_type: Option<ScreenType>,
+        suggestion: Option<Suggestion>,
+        suggestion_comment: Option<Pii<String>>,
+        now: OffsetDateTime,
+    ) -> Self {
+        CaseRecord {
+            case_system_id,
+            external_case_id,
+            screen_type,
+            origin,
+            status: derive_status(suggestion, None),
+            suggestion,
+            suggestion_comment,
+            suggestion_at: suggestion.map(|_| now),
+            decision: None,
+            decision_comment: None,
+            decided_at: None,
+            ogs: false,
+            needs_refresh: true,
+            created_at: now,
+            updated_at: now,
+            last_checked_at: None,
+            version: 1,
+            attention: Some(Attention::urgent(now)),
+            ogs_checked_at: None,
+            no_suggestion_since: None,
+        }
+    }
+
+    /// Cabital's state, read at `now`, is what the record now holds: no refresh is
+    /// pending, and the case's places in the indexes follow from that state.
+    pub(crate) fn checked(&mut self, now: OffsetDateTime) {
+        self.needs_refresh = false;
+        self.last_checked_at = Some(now);
+        self.attention = settled_attention(self.suggestion.is_some(), now);
+        self.ogs_checked_at = self.ogs.then_some(now);
+    }
+
     /// The status that the suggestion and decision imply.
     pub fn derived_status(&self) -> CaseStatus {
         derive_status(self.suggestion, self.decision)
     }
+}
+
+/// The attention a case needs when nothing is pending on our side: none once Cabital
+/// has suggested, else "awaiting since `now`" (the last check).
+pub(crate) fn settled_attention(suggestion_known: bool, now: OffsetDateTime) -> Option<Attention> {
+    (!suggestion_known).then_some(Attention { priority: AttentionPriority::Awaiting, since: now })
 }
 
 pub(crate) fn derive_status(suggestion: Option<Suggestion>, decision: Option<Decision>) -> CaseStatus {

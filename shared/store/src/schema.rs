@@ -32,6 +32,64 @@ pub const OGS_SHARD: &str = "ogsShard";
 /// Sort key of [`OGS_INDEX`]: the time of the last check.
 pub const OGS_CHECKED_AT: &str = "ogsCheckedAt";
 
+/// Every other attribute name, each spelled once here. The placeholders of expressions
+/// are built from them (`#state`), so a name must stay a plain identifier.
+pub(crate) mod attr {
+    // Case items (and shared with the others where the meaning is the same).
+    pub(crate) const CASE_SYSTEM_ID: &str = "caseSystemId";
+    pub(crate) const EXTERNAL_CASE_ID: &str = "externalCaseId";
+    pub(crate) const SCREEN_TYPE: &str = "screenType";
+    pub(crate) const ORIGIN: &str = "origin";
+    pub(crate) const STATUS: &str = "status";
+    pub(crate) const SUGGESTION: &str = "suggestion";
+    pub(crate) const SUGGESTION_COMMENT: &str = "suggestionComment";
+    pub(crate) const SUGGESTION_AT: &str = "suggestionAt";
+    pub(crate) const DECISION: &str = "decision";
+    pub(crate) const DECISION_COMMENT: &str = "decisionComment";
+    pub(crate) const DECIDED_AT: &str = "decidedAt";
+    pub(crate) const OGS: &str = "ogs";
+    pub(crate) const NEEDS_REFRESH: &str = "needsRefresh";
+    pub(crate) const CREATED_AT: &str = "createdAt";
+    pub(crate) const UPDATED_AT: &str = "updatedAt";
+    pub(crate) const LAST_CHECKED_AT: &str = "lastCheckedAt";
+    pub(crate) const VERSION: &str = "version";
+    pub(crate) const NO_SUGGESTION_SINCE: &str = "noSuggestionSince";
+
+    // External-id reservations.
+    pub(crate) const REQUEST_HASH: &str = "requestHash";
+    pub(crate) const STATE: &str = "state";
+    pub(crate) const RESERVATION_TOKEN: &str = "reservationToken";
+    pub(crate) const CABITAL_STATUS: &str = "cabitalStatus";
+    pub(crate) const SUBMITTED: &str = "submitted";
+    pub(crate) const LINKED_AT: &str = "linkedAt";
+
+    // Events, and the de-duplication items of webhook bodies.
+    pub(crate) const KIND: &str = "kind";
+    pub(crate) const AT: &str = "at";
+    pub(crate) const SOURCE: &str = "source";
+    pub(crate) const RESPONSE: &str = "response";
+    pub(crate) const BODY: &str = "body";
+    pub(crate) const BODY_SHA256: &str = "bodySha256";
+    pub(crate) const DELIVERIES: &str = "deliveries";
+    pub(crate) const FIRST_RECEIVED_AT: &str = "firstReceivedAt";
+    pub(crate) const LAST_RECEIVED_AT: &str = "lastReceivedAt";
+    pub(crate) const REASON: &str = "reason";
+    pub(crate) const FROM_SUGGESTION: &str = "fromSuggestion";
+    pub(crate) const TO_SUGGESTION: &str = "toSuggestion";
+    pub(crate) const TO_SUGGESTION_COMMENT: &str = "toSuggestionComment";
+    pub(crate) const TO_DECISION: &str = "toDecision";
+    pub(crate) const TO_DECISION_COMMENT: &str = "toDecisionComment";
+    pub(crate) const TO_OGS: &str = "toOgs";
+    pub(crate) const CHANGED: &str = "changed";
+    pub(crate) const COMMENT: &str = "comment";
+    pub(crate) const WAITED_SECS: &str = "waitedSecs";
+    /// On a de-duplication item: the sort key of the event it counts deliveries on.
+    pub(crate) const EVENT_SK: &str = "eventSk";
+
+    /// On the refetch item: when a read from Cabital was last granted, in Unix ms.
+    pub(crate) const REFETCH_AT_MS: &str = "refetchAtMs";
+}
+
 /// How many partitions each sparse index is spread over, so that no single index key
 /// takes every write. Changing it re-shards: items keep their old shard until rewritten,
 /// and queries only look at shards below this number, so only ever raise it together
@@ -203,15 +261,19 @@ pub async fn create_table(client: &Client, table_name: &str) -> Result<(), Store
 
 // ---------------------------------------------------------------- keys
 
+/// Prefix of a case's partition key.
+pub(crate) const CASE_PK_PREFIX: &str = "CASE#";
 /// `CASE#<caseSystemId>`
 pub(crate) fn case_pk(id: &impl std::fmt::Display) -> String {
-    format!("CASE#{id}")
+    format!("{CASE_PK_PREFIX}{id}")
 }
 /// The case item's sort key.
 pub(crate) const CASE_SK: &str = "CASE";
+/// Prefix of an external id's partition key.
+pub(crate) const EXT_PK_PREFIX: &str = "EXT#";
 /// `EXT#<externalCaseId>`
 pub(crate) fn ext_pk(ext: &impl std::fmt::Display) -> String {
-    format!("EXT#{ext}")
+    format!("{EXT_PK_PREFIX}{ext}")
 }
 /// The external-id item's sort key.
 pub(crate) const EXT_SK: &str = "EXT";

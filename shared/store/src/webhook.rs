@@ -7,17 +7,15 @@ use time::OffsetDateTime;
 
 use crate::codec::{self, Expr, Item, Reader, n, s, t};
 use crate::error::{StoreError, TxError};
-use crate::model::{
-    Attention, AttentionPriority, CaseRecord, CaseStatus, EventDetail, EventSource, ExtState, Origin, WebhookReceipt,
-    WebhookRecorded,
-};
-use crate::schema::{self, ATTN_AT, ATTN_SHARD, PK, SK};
+use crate::model::{Attention, CaseRecord, EventDetail, EventSource, Origin, WebhookReceipt, WebhookRecorded};
+use crate::retry::{CONFLICT_ATTEMPTS, Retry};
+use crate::schema::{self, PK, SK, attr};
 use crate::store::{Store, check_sha256};
 
 /// Attempts at recording one delivery before giving up with a retryable error (the
-/// sender retries too). Each lost race moves the delivery forward: absent → first
-/// delivery → repeat delivery.
-const WEBHOOK_ATTEMPTS: usize = 5;
+/// sender retries too): one more than elsewhere, as the first lost race may only move
+/// the delivery from first to repeat.
+const WEBHOOK_ATTEMPTS: usize = CONFLICT_ATTEMPTS + 1;
 
 /// The de-duplication item of a body already received.
 struct Dedupe {
@@ -53,14 +51,15 @@ impl Store {
         let case_pk = schema::case_pk(&id);
         let dedupe_sk = dedupe_sk(receipt);
 
-        for _ in 0..WEBHOOK_ATTEMPTS {
+        let mut retry = Retry::new(WEBHOOK_ATTEMPTS);
+        let recorded = loop {
             let (dedupe, case) = futures::try_join!(
                 self.get_item(case_pk.clone(), &dedupe_sk),
                 self.get_item(case_pk.clone(), schema::CASE_SK),
             )?;
             let case_known = case.is_some();
             if let Some(case) = &case {
-                let known = Reader::new(case).str("externalCaseId")?;
+                let known = Reader::new(case).str(attr::EXTERNAL_CASE_ID)?;
                 if known != receipt.external_case_id.as_str() {
                     tracing::warn!("webhook names another externalCaseId than the stored case");
                 }
@@ -86,22 +85,20 @@ impl Store {
                 }
             };
             match outcome {
-                Ok(recorded) => {
-                    let span = tracing::Span::current();
-                    span.record("first_delivery", recorded.first_delivery);
-                    span.record("deliveries", recorded.deliveries);
-                    self.link_reservation(receipt, now).await;
-                    return Ok(recorded);
-                }
+                Ok(recorded) => break recorded,
                 // A concurrent delivery or writer got there first (the de-duplication
                 // item now exists, the case item appeared or changed): read again.
                 Err(TxError::Cancelled(r)) if r.transient() || r.condition_failed(0) || r.condition_failed(2) => {
-                    continue;
+                    retry.lost(StoreError::TransactionConflict)?;
                 }
                 Err(e) => return Err(e.into_store()),
             }
-        }
-        Err(StoreError::TransactionConflict)
+        };
+        let span = tracing::Span::current();
+        span.record("first_delivery", recorded.first_delivery);
+        span.record("deliveries", recorded.deliveries);
+        self.link_reservation(&receipt.external_case_id, &id, now).await;
+        Ok(recorded)
     }
 
     /// [dedupe put, event put, case write]: the order the cancellation reasons follow.
@@ -136,10 +133,10 @@ impl Store {
         let dedupe = Item::from([
             (PK.to_owned(), s(schema::case_pk(&receipt.case_system_id))),
             (SK.to_owned(), s(dedupe_sk)),
-            ("eventSk".to_owned(), s(event_sk)),
-            ("deliveries".to_owned(), n(1)),
-            ("firstReceivedAt".to_owned(), t(now)),
-            ("lastReceivedAt".to_owned(), t(now)),
+            (attr::EVENT_SK.to_owned(), s(event_sk)),
+            (attr::DELIVERIES.to_owned(), n(1)),
+            (attr::FIRST_RECEIVED_AT.to_owned(), t(now)),
+            (attr::LAST_RECEIVED_AT.to_owned(), t(now)),
         ]);
         Ok(vec![self.tx_put_new(dedupe)?, event, case_write])
     }
@@ -155,7 +152,7 @@ impl Store {
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
         let count = |sk: &str| -> Result<TransactWriteItem, StoreError> {
             let mut expr = Expr::new();
-            expr.add("deliveries", n(1)).set("lastReceivedAt", t(now));
+            expr.add(attr::DELIVERIES, n(1)).set(attr::LAST_RECEIVED_AT, t(now));
             let condition = format!("attribute_exists({})", expr.name(PK));
             self.tx_update(Self::key(case_pk.to_owned(), sk), &expr, &condition)
         };
@@ -170,66 +167,26 @@ impl Store {
         case_known: bool,
         now: OffsetDateTime,
     ) -> Result<TransactWriteItem, StoreError> {
-        let urgent = Attention { priority: AttentionPriority::Urgent, since: now };
         let id = receipt.case_system_id;
         if case_known {
             let mut expr = Expr::new();
-            expr.set("needsRefresh", AttributeValue::Bool(true))
-                .set(ATTN_SHARD, s(schema::attn_shard(schema::shard_of(&id.to_string()))))
-                .set(ATTN_AT, s(codec::attention_value(&urgent)))
-                .set("updatedAt", t(now))
-                .add("version", n(1));
+            expr.set(attr::NEEDS_REFRESH, AttributeValue::Bool(true))
+                .set_attention(&id.to_string(), Some(&Attention::urgent(now)))
+                .set(attr::UPDATED_AT, t(now))
+                .add(attr::VERSION, n(1));
             let condition = format!("attribute_exists({})", expr.name(PK));
-            self.tx_update(Self::key(schema::case_pk(&id), schema::CASE_SK), &expr, &condition)
+            self.tx_update(Self::case_key(&id), &expr, &condition)
         } else {
-            let case = CaseRecord {
-                case_system_id: id,
-                external_case_id: receipt.external_case_id.clone(),
-                screen_type: None,
-                origin: Origin::Webhook,
-                status: if receipt.suggestion.is_some() {
-                    CaseStatus::Suggested
-                } else {
-                    CaseStatus::AwaitingSuggestion
-                },
-                suggestion: receipt.suggestion,
-                suggestion_comment: receipt.suggestion_comment.clone(),
-                suggestion_at: receipt.suggestion.map(|_| now),
-                decision: None,
-                decision_comment: None,
-                decided_at: None,
-                ogs: false,
-                needs_refresh: true,
-                created_at: now,
-                updated_at: now,
-                last_checked_at: None,
-                version: 1,
-                attention: Some(urgent),
-                ogs_checked_at: None,
-                no_suggestion_since: None,
-            };
+            let case = CaseRecord::new(
+                id,
+                receipt.external_case_id.clone(),
+                Origin::Webhook,
+                None,
+                receipt.suggestion,
+                receipt.suggestion_comment.clone(),
+                now,
+            );
             self.tx_put_new(codec::case_item(&case))
-        }
-    }
-
-    /// Links a reservation whose create never got (or has not yet got) its answer.
-    /// Best-effort: the delivery is already durable, and the reconciler finds the
-    /// reservation in the attention index anyway.
-    async fn link_reservation(&self, receipt: &WebhookReceipt, now: OffsetDateTime) {
-        let ext = &receipt.external_case_id;
-        let pending = match self.get_external(ext).await {
-            // A pending one already noted needs nothing more until its create ends.
-            Ok(Some(rec)) => {
-                rec.state == ExtState::Unknown || (rec.state == ExtState::Pending && rec.case_system_id.is_none())
-            }
-            Ok(None) => false,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read the reservation to link it");
-                false
-            }
-        };
-        if pending && let Err(e) = self.resolve_unknown(ext, &receipt.case_system_id, EventSource::Webhook, now).await {
-            tracing::warn!(error = %e, "could not link the reservation");
         }
     }
 }
@@ -260,11 +217,11 @@ impl Store {
         let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
         let cutoff = now_ms.saturating_sub(i64::try_from(interval.as_millis()).unwrap_or(i64::MAX));
         let mut expr = Expr::new();
-        expr.set("refetchAtMs", AttributeValue::N(now_ms.to_string()));
+        expr.set(attr::REFETCH_AT_MS, AttributeValue::N(now_ms.to_string()));
         let condition = format!(
             "attribute_not_exists({}) OR {} < {}",
             expr.name(PK),
-            expr.name("refetchAtMs"),
+            expr.name(attr::REFETCH_AT_MS),
             expr.value(AttributeValue::N(cutoff.to_string()))
         );
         let key = Self::key(schema::case_pk(case_system_id), schema::REFETCH_SK);
@@ -287,5 +244,5 @@ fn dedupe_sk(receipt: &WebhookReceipt) -> String {
 
 fn read_dedupe(item: &Item) -> Result<Dedupe, StoreError> {
     let r = Reader::new(item);
-    Ok(Dedupe { event_sk: r.str("eventSk")?.to_owned(), deliveries: r.u32("deliveries")? })
+    Ok(Dedupe { event_sk: r.str(attr::EVENT_SK)?.to_owned(), deliveries: r.u32(attr::DELIVERIES)? })
 }

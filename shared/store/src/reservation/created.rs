@@ -1,0 +1,140 @@
+//! `PENDING` or `UNKNOWN` → `CREATED` with Cabital's answer (a 201): the reservation,
+//! the case and its CREATED event in one transaction.
+
+use cabital_client::{CaseSystemId, ExternalCaseId};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::codec::{self, Expr, s, t};
+use crate::error::{StoreError, TxError};
+use crate::model::{CaseRecord, CreatedCase, CreatedOutcome, EventDetail, EventSource, ExtState, Origin};
+use crate::model::{derive_status, settled_attention};
+use crate::retry::{CONFLICT_ATTEMPTS, Retry};
+use crate::schema::attr;
+use crate::store::Store;
+
+use super::held_in;
+
+impl Store {
+    /// Records a case Cabital has just created (201), in ONE transaction: the
+    /// reservation (held by `token`) becomes `CREATED`, the case item is written, and a
+    /// CREATED event keeps what was submitted and what Cabital answered.
+    ///
+    /// If a webhook recorded the case first, the case item is updated instead (origin
+    /// `API`, screen type), keeping its suggestion and version history. Calling again
+    /// with the same token after success is a no-op ([`CreatedOutcome::AlreadyRecorded`]);
+    /// another token gets [`StoreError::ConditionFailed`].
+    #[tracing::instrument(skip_all, fields(external_case_id = %ext, case_system_id = %created.case_system_id), err)]
+    pub async fn record_created(
+        &self,
+        ext: &ExternalCaseId,
+        token: Uuid,
+        created: &CreatedCase,
+        now: OffsetDateTime,
+    ) -> Result<CreatedOutcome, StoreError> {
+        if created.external_case_id != *ext {
+            return Err(StoreError::Invalid("the created case names another externalCaseId".into()));
+        }
+        let id = created.case_system_id;
+        // Most cases are new; a webhook that came first is the exception.
+        let mut existing: Option<CaseRecord> = None;
+        let mut retry = Retry::new(CONFLICT_ATTEMPTS);
+        loop {
+            let mut expr = created_update(ext, &id, now);
+            let condition = held_in(&mut expr, token, &[ExtState::Pending, ExtState::Unknown]);
+            let ext_update = self.tx_update(Self::ext_key(ext), &expr, &condition)?;
+            let case_write = match &existing {
+                None => self.tx_put_new(codec::case_item(&new_case(created, now)))?,
+                Some(current) => self.tx_case_update(&merge_created(current, created, now), current.version)?,
+            };
+            let detail = EventDetail::Created {
+                submitted: Some(created.submitted_json.clone()),
+                response: Some(created.response_json.clone()),
+            };
+            let (_, event) = self.tx_event(&id, now, EventSource::Api, &detail)?;
+
+            match self.transact(vec![ext_update, case_write, event]).await {
+                Ok(()) => {
+                    tracing::info!(merged = existing.is_some(), "case created");
+                    return Ok(CreatedOutcome::Recorded);
+                }
+                Err(TxError::Cancelled(r)) if r.condition_failed(0) => {
+                    let rec = self
+                        .get_external(ext)
+                        .await?
+                        .ok_or_else(|| StoreError::NotFound(format!("external id {ext}")))?;
+                    if rec.reservation_token != token {
+                        return Err(StoreError::ConditionFailed(format!(
+                            "external id {ext} is reserved under another token"
+                        )));
+                    }
+                    match rec.state {
+                        ExtState::Created if rec.case_system_id == Some(id) => {
+                            return Ok(CreatedOutcome::AlreadyRecorded);
+                        }
+                        ExtState::Pending | ExtState::Unknown => retry.lost(StoreError::TransactionConflict)?,
+                        state => return Err(StoreError::ConditionFailed(format!("external id {ext} is {state}"))),
+                    }
+                }
+                Err(TxError::Cancelled(r)) if r.condition_failed(1) => {
+                    // The case item exists (a webhook came first) or changed under us.
+                    existing = self.get_case(&id).await?;
+                    retry.lost(StoreError::TransactionConflict)?;
+                }
+                Err(TxError::Cancelled(r)) if r.transient() => retry.lost(StoreError::TransactionConflict)?,
+                Err(e) => return Err(e.into_store()),
+            }
+        }
+    }
+}
+
+/// The reservation of `ext` becomes `CREATED` for `case_system_id` and leaves the
+/// attention index; the linking path adds when it was linked.
+pub(super) fn created_update(ext: &ExternalCaseId, case_system_id: &CaseSystemId, now: OffsetDateTime) -> Expr {
+    let mut expr = Expr::new();
+    expr.set(attr::STATE, s(ExtState::Created.as_str()))
+        .set(attr::CASE_SYSTEM_ID, s(case_system_id.to_string()))
+        .set(attr::UPDATED_AT, t(now))
+        .set_attention(ext.as_str(), None);
+    expr
+}
+
+/// A case first known from Cabital's answer to its create: checked now.
+fn new_case(created: &CreatedCase, now: OffsetDateTime) -> CaseRecord {
+    let mut case = CaseRecord::new(
+        created.case_system_id,
+        created.external_case_id.clone(),
+        Origin::Api,
+        Some(created.screen_type),
+        created.suggestion,
+        created.suggestion_comment.clone(),
+        now,
+    );
+    case.ogs = created.ogs;
+    case.checked(now);
+    case
+}
+
+/// A case a webhook recorded first, now known to be ours: the webhook's suggestion and
+/// the pending refresh stay; what only the create knows is added.
+fn merge_created(current: &CaseRecord, created: &CreatedCase, now: OffsetDateTime) -> CaseRecord {
+    let mut new = current.clone();
+    new.origin = Origin::Api;
+    new.screen_type = Some(created.screen_type);
+    if new.suggestion.is_none() && created.suggestion.is_some() {
+        new.suggestion = created.suggestion;
+        new.suggestion_comment = created.suggestion_comment.clone();
+        new.suggestion_at = Some(now);
+    }
+    if created.ogs && !new.ogs {
+        new.ogs = true;
+        new.ogs_checked_at = Some(now);
+    }
+    new.status = derive_status(new.suggestion, new.decision);
+    if !new.needs_refresh {
+        new.attention = settled_attention(new.suggestion.is_some(), now);
+    }
+    new.updated_at = now;
+    new.version = current.version + 1;
+    new
+}
