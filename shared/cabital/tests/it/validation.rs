@@ -1,5 +1,4 @@
 //! Validation of case and decision submissions: every rule of `cabital-api.md`.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 use cabital_client::{Decision, ScreenType, validate_decision, validate_new_case};
 use serde_json::{Value, json};

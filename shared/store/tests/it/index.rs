@@ -1,7 +1,6 @@
 //! The sparse indexes: entries appear and disappear with the items' state.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
-mod common;
+use crate::common;
 
 use cabital_client::{Pii, Suggestion};
 use common::*;

@@ -1,7 +1,7 @@
 //! The error table: 400 (with fields), 404, 405, 406, 409, 413, 429 + Retry-After,
 //! injected 500 / 503; every body `{"code", "message"}`.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Webhooks: the body, the signature, retries (at most 5 attempts), faults, ongoing
 //! screening.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

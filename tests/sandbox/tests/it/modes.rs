@@ -1,7 +1,7 @@
 //! The modes that exercise the other answer wherever Cabital's page is silent: the
 //! create's 201 body, `GET` without `caseSystemId`, and no screening on create.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

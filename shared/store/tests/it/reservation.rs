@@ -1,7 +1,6 @@
 //! Reserving external ids: one conditional write, exactly one winner.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
-mod common;
+use crate::common;
 
 use cabital_client::Pii;
 use common::*;

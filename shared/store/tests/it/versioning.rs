@@ -1,7 +1,6 @@
 //! Versioned updates: remote state, decisions, ongoing screening.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
-mod common;
+use crate::common;
 
 use cabital_client::{Decision, Pii, Suggestion};
 use common::*;

@@ -1,6 +1,5 @@
 //! Properties: validation and webhook parsing never panic on anything, and whatever
 //! validation accepts, the (independently written) sandbox accepts too.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 use cabital_client::{CabitalClient, ClientConfig, WebhookNotification, validate_new_case};
 use cabital_signing::{CredentialSource, CredentialStore, Credentials};

@@ -1,7 +1,7 @@
 //! Request signing: what is accepted, what is refused with 401, the 30 s window, the
 //! clock offset in `Date`, credential rotation.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime};
 

@@ -1,6 +1,6 @@
 //! The control API: faults, stats, case lookup, reset.
 
-mod common;
+use crate::common;
 
 use cabital_sandbox::{Faults, Stats};
 use common::{Api, individual, sandbox};

@@ -1,8 +1,7 @@
 //! Recording a created case: one transaction, idempotent, token-guarded, and merged
 //! with a case a webhook recorded first.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
-mod common;
+use crate::common;
 
 use cabital_client::{Pii, ScreenType, Suggestion};
 use common::*;

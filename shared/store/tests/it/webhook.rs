@@ -1,8 +1,7 @@
 //! Webhook deliveries: one event per distinct body, counted deliveries, unknown cases
 //! kept.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
-mod common;
+use crate::common;
 
 use cabital_client::{Pii, Suggestion};
 use common::*;

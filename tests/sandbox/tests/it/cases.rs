@@ -1,6 +1,6 @@
 //! The case resource: create, get, ongoing screening on/off, decision, the screening rule.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

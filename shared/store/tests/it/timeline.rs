@@ -1,7 +1,6 @@
 //! A case's timeline: pages in both orders, cursors, bad cursors.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
-mod common;
+use crate::common;
 
 use common::*;
 use kyc_store::{EventKind, StoreError, TimelineOrder};

@@ -1,6 +1,5 @@
 //! The client against the Cabital sandbox on 127.0.0.1: happy path, every error code,
 //! retries, 401 with a skewed clock, secret rotation.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The `cabital-sandbox` binary: flags, the ready line, a signed request, refusal of a
 //! bad setting.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

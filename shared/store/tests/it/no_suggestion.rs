@@ -1,8 +1,7 @@
 //! Giving up a case without a suggestion: one versioned write with one event, out of the
 //! awaiting index, never twice, and undone by a suggestion.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
-mod common;
+use crate::common;
 
 use cabital_client::{Pii, Suggestion};
 use common::*;

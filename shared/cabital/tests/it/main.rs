@@ -1,0 +1,7 @@
+//! cabital-client's integration tests, one binary: the SDK and the crate link once, not once per file.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
+
+mod client;
+mod fuzz_regressions;
+mod properties;
+mod validation;
