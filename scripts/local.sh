@@ -403,7 +403,8 @@ warm_up() {
             fail "$name did not answer within ${WARMUP_TIMEOUT}s (LOCAL_WARMUP_TIMEOUT)"
         fi
         if ((SECONDS - started >= next_note)); then
-            compiling="$(tail -c +"$from" "$WATCH_LOG" | grep -E '^\s*(Compiling|Blocking|Finished|Running)' | tail -n 1 | sed 's/^ *//')"
+            # No such line yet is no error (pipefail would end the script here).
+            compiling="$(tail -c +"$from" "$WATCH_LOG" | grep -E '^\s*(Compiling|Blocking|Finished|Running)' | tail -n 1 | sed 's/^ *//' || true)"
             log "  ... $name: $(fmt_duration $((SECONDS - started)))${compiling:+ ($compiling)}"
             next_note=$((next_note + 15))
         fi

@@ -1,35 +1,16 @@
-"""moto's server, one request at a time.
+"""moto's server with the patches our tests need; the same flags as moto_server.
 
-DynamoDB applies each request atomically. moto's server does not: it handles requests
-on concurrent threads, applies a transaction's items one by one, and on a cancelled
-transaction restores a copy of the whole table taken before it began, undoing what
-another request wrote meanwhile. Tests with concurrent writers in several processes
-(the functions under `cargo lambda watch` and the test itself) then fail for moto's
-sake, not the code's. This wrapper keeps moto's threaded server (connections stay
-independent) but runs one request through moto at a time, which is what DynamoDB's
-per-request atomicity promises.
+    python moto_serial.py -H 127.0.0.1 -p PORT
 
-A transaction's rollback, too, is kept to what it touched. moto deep-copies every
-table a transaction names (once per item) before it begins, to put the copy back if it
-is cancelled: a cost that grows with the table, 36 ms per transaction at a few
-thousand items and seconds at tens of thousands, which made a long chaos run an
-emulator benchmark. Here moto's copy of the table is skipped and the transaction's own
-items are saved instead (their state before it, or their absence) and put back if it
-fails: the same outcome, since a transaction only writes the items it names.
-
-Queries, too: moto answers each one by sorting every item of the table (then, for the
-table itself, keeping one partition; for an index, sorting the matches again by the
-index's keys). Here a query is handed only the items it can match, unsorted: the
-partition for a table query, the items holding the queried value of its hash attribute
-for an index query (whose matches moto sorts by the index's keys and the table's, a
-total order, so the answer is the same).
-
-And its answers: see `_execute_result` below.
-
-Usage: python moto_serial.py -H 127.0.0.1 -p PORT   (same flags as moto_server)
+Each patch replaces one moto internal of the version pinned in scripts/requirements.txt;
+`_check_moto` stops the server at start if one has moved, and scripts/test_moto_serial.py
+checks what each does. The three speed patches are needed too: without them the CI chaos
+run's table (about 2,000 items) costs moto 250 ms per transaction and 60-110 ms per
+query, and the run fails (API calls queue behind moto past their 180 s).
 """
 
 import copy
+import inspect
 import json
 import os
 import threading
@@ -44,6 +25,31 @@ from moto.dynamodb.responses import DynamoResult
 _TURN = threading.Lock()
 
 
+def _check_moto():
+    """Fails loudly at start when an internal patched below is not where it was."""
+    problems = []
+    if "run_simple" not in server.main.__code__.co_names:
+        problems.append("moto.server.main no longer calls run_simple")
+    if getattr(_dynamodb_models, "copy", None) is not copy:
+        problems.append("moto.dynamodb.models no longer imports copy")
+    query_args = list(inspect.signature(Table.query).parameters)
+    if query_args[8:9] != ["index_name"]:  # read as args[6] by _query
+        problems.append(f"Table.query's arguments moved: {query_args[:9]}")
+    if not callable(getattr(Table, "all_items", None)):
+        problems.append("Table.all_items is gone")
+    for owner, name in ((DynamoDBBackend, "transact_write_items"), (DynamoResult, "execute_result")):
+        if not callable(getattr(owner, name, None)):
+            problems.append(f"{owner.__name__}.{name} is gone")
+    if problems:
+        raise SystemExit("moto_serial.py: moto's internals moved (" + "; ".join(problems) + "): see scripts/requirements.txt")
+
+
+_check_moto()
+
+
+# Correctness: DynamoDB applies each request atomically, moto's threaded server does not
+# (a cancelled transaction restores a whole-table copy over other requests' writes).
+# One request at a time, connections still independent.
 class _OneAtATime:
     def __init__(self, app):
         self.app = app
@@ -64,6 +70,9 @@ def _serial_run_simple(host, port, app, **kwargs):
 server.run_simple = _serial_run_simple
 
 
+# Speed: moto deep-copies every table a transaction names, to restore it on cancel (250 ms
+# a transaction at 2,000 items). Its own items are saved instead and put back on failure:
+# the same outcome, as a transaction writes only the items it names.
 class _TableCopySkipped:
     """`copy` as moto's DynamoDB backend sees it: inside `transact_write_items` a Table
     is not copied (its items are saved by `_transact_write_items` instead); anything
@@ -134,6 +143,9 @@ def _transact_write_items(self, transact_items):
 
 DynamoDBBackend.transact_write_items = _transact_write_items
 
+# Speed: moto sorts every item of the table for each query. A query is handed only the
+# items it can match (the partition, or the index's hash value), which moto then sorts by
+# the same total order: the same answer.
 _moto_query = Table.query
 
 
@@ -172,15 +184,10 @@ def _query(self, hash_key, *args, **kwargs):
 
 Table.query = _query
 
-# DynamoDB's data-plane answers, written as JSON directly. moto writes every answer
-# through a generic serializer driven by the service's model, which for DynamoDB's
-# attribute values (a structure of ten possible members each) costs about half a
-# millisecond per item returned: most of a query's time. These answers are already
-# in DynamoDB's wire format (moto's `dynamo_to_dict`); `json.dumps` writes the same
-# document. Anything it cannot write as is (binary values, timestamps) goes through
-# moto's serializer as before. With MOTO_SERIAL_VERIFY=FILE both are computed and any
-# difference is appended to FILE (and moto's answer used): how this was checked against
-# the whole test suite.
+# Speed: moto writes each answer through its model-driven serializer, about 0.5 ms per
+# item returned. DynamoDB's answers are already in wire format: json.dumps writes the same
+# document (anything else goes through moto's). MOTO_SERIAL_VERIFY=FILE computes both and
+# logs any difference to FILE (scripts/test_moto_serial.py uses it).
 _FAST_OPERATIONS = frozenset(
     {
         "GetItem",

@@ -118,6 +118,8 @@ else
 fi
 
 # ---- tests (against moto)
+# moto_serial.py's patches still fit the pinned moto (see scripts/test_moto_serial.py).
+run_step moto-patches "$VENV_DIR/bin/python" -m unittest discover -s scripts -p test_moto_serial.py
 run_step moto start_moto
 run_step test cargo test "${cargo_test_args[@]}"
 stop_all_services

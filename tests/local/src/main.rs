@@ -26,6 +26,7 @@
 mod args;
 mod aws;
 mod chaos;
+mod http;
 mod setup;
 mod show;
 mod walk;

@@ -1,17 +1,15 @@
 //! `walk`: one case's whole life through the functions' real HTTP endpoints, checked
 //! step by step, then a case whose webhook is dropped, fixed by the reconciler.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cabital_client::CaseSystemId;
 use reqwest::Method;
 use serde_json::{Value, json};
-use url::Url;
 
 use crate::args::Args;
-use crate::show::{self, error_chain, field, header, note, ok, s};
+use crate::http::Stack;
+use crate::show::{self, field, header, note, ok, s};
 use crate::{Failure, Result, aws, ensure};
 
 /// The flags `walk` takes.
@@ -34,20 +32,11 @@ const POLL: Duration = Duration::from_millis(250);
 
 /// What the walk needs.
 struct Walk {
-    http: reqwest::Client,
-    /// The cases API, e.g. `http://127.0.0.1:9000/lambda-url/cases-api` (no trailing `/`).
-    api: String,
-    /// The sandbox, e.g. `http://127.0.0.1:PORT`.
-    sandbox: String,
-    /// `cargo lambda watch`'s address and port, from `api`.
-    lambda_host: String,
-    lambda_port: u16,
+    stack: Stack,
     /// The reconciler's `RECONCILE_STALE_AFTER_SECS`.
     stale_after: Duration,
     /// The longest wait for a webhook or a state.
     timeout: Duration,
-    reconcile_event: PathBuf,
-    reconcile_timeout: Duration,
     /// The table, to read the timelines straight from it as well.
     store: Option<kyc_store::Store>,
     /// Makes this run's external ids unique.
@@ -58,41 +47,9 @@ struct Walk {
     give_up_after: Duration,
 }
 
-/// A response: status and JSON body (`Null` when not JSON).
-struct Answer {
-    status: u16,
-    body: Value,
-}
-
-impl Answer {
-    /// The body, when the status is `want`; else a failure naming the problem.
-    fn expect(self, want: u16, what: &str) -> Result<Value> {
-        if self.status == want {
-            return Ok(self.body);
-        }
-        // problem+json (`code`, `title`, `detail`) or the sandbox's `{code, message}`.
-        let title = self.body.get("title").or(self.body.get("message")).and_then(Value::as_str);
-        let problem = match (self.body.get("code"), title) {
-            (Some(_), Some(title)) => {
-                let detail =
-                    self.body.get("detail").and_then(Value::as_str).map(|d| format!(": {d}")).unwrap_or_default();
-                format!(" ({}: {title}{detail})", show::text(&self.body, "code"))
-            }
-            _ if self.body.is_null() => String::new(),
-            _ => format!(" ({})", self.body),
-        };
-        Err(Failure(format!("{what}: expected HTTP {want}, got {}{problem}", self.status)))
-    }
-}
-
 /// Runs the walk.
 pub async fn run(args: &Args) -> Result<()> {
-    let api = args.required("api")?.trim_end_matches('/').to_owned();
-    let api_url = Url::parse(&api).map_err(|e| Failure(format!("--api: {e}")))?;
-    let lambda_host = api_url.host_str().unwrap_or("127.0.0.1").to_owned();
-    let lambda_port = api_url.port_or_known_default().unwrap_or(9000);
-    let sandbox = args.required("sandbox")?.trim_end_matches('/').to_owned();
-    Url::parse(&sandbox).map_err(|e| Failure(format!("--sandbox: {e}")))?;
+    let stack = Stack::from_args(args, Duration::from_secs(args.number("request-timeout-secs", 120)?))?;
     let store = match args.get("table") {
         Some(table) => {
             let sdk = aws::config().await?;
@@ -100,31 +57,19 @@ pub async fn run(args: &Args) -> Result<()> {
         }
         None => None,
     };
-    let request_timeout = Duration::from_secs(args.number("request-timeout-secs", 120)?);
     let run = match args.get("name-suffix") {
         Some(suffix) => suffix.to_owned(),
         None => uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
     };
     let walk = Walk {
-        http: reqwest::Client::builder().timeout(request_timeout).build()?,
-        api,
-        sandbox,
-        lambda_host,
-        lambda_port,
+        stack,
         stale_after: Duration::from_secs(args.number("stale-after-secs", 5)?),
         timeout: Duration::from_secs(args.number("timeout-secs", 60)?),
-        reconcile_event: PathBuf::from(
-            args.get("reconcile-event").unwrap_or("functions/reconcile/events/schedule.json"),
-        ),
-        reconcile_timeout: Duration::from_secs(args.number("reconcile-timeout-secs", 600)?),
         store,
         run,
         mode: args.get("mode").unwrap_or("base64").to_owned(),
         give_up_after: Duration::from_secs(args.number("give-up-secs", 5)?),
     };
-    ensure(walk.reconcile_event.is_file(), || {
-        format!("--reconcile-event {}: no such file (run from the repository's root)", walk.reconcile_event.display())
-    })?;
     walk.all().await
 }
 
@@ -132,9 +77,9 @@ impl Walk {
     async fn all(&self) -> Result<()> {
         let started = Instant::now();
         println!("A case's whole life through the functions under `cargo lambda watch`");
-        field("cases API", &self.api);
-        field("Cabital sandbox", &self.sandbox);
-        let hook = self.sandbox_get("/_sandbox/webhook-url").await?;
+        field("cases API", &self.stack.api);
+        field("Cabital sandbox", &self.stack.sandbox);
+        let hook = self.stack.sandbox_get("/_sandbox/webhook-url").await?;
         field("webhooks go to", show::text(&hook, "url"));
         ensure(hook.get("url").is_some_and(Value::is_string), || {
             "the sandbox has no webhook URL: start it with --webhook-url pointing at the webhook function".to_owned()
@@ -186,7 +131,8 @@ impl Walk {
     /// that Cabital holds exactly one case.
     async fn create(&self, ext: &str, body: &Value) -> Result<Option<String>> {
         if !self.id_pending() {
-            let created = self.api_call(Method::POST, "/v1/cases", Some(body)).await?.expect(201, "POST /v1/cases")?;
+            let created =
+                self.stack.api_call(Method::POST, "/v1/cases", Some(body)).await?.expect(201, "POST /v1/cases")?;
             let id = s(&created, "caseSystemId").to_owned();
             let case = created.get("case").cloned().unwrap_or(Value::Null);
             field("-> 201", format!("caseSystemId {id}"));
@@ -195,27 +141,32 @@ impl Walk {
             ensure(created.get("replayed") == Some(&json!(false)), || {
                 "a first create answered as a replay".to_owned()
             })?;
-            let again =
-                self.api_call(Method::POST, "/v1/cases", Some(body)).await?.expect(201, "POST /v1/cases again")?;
+            let again = self
+                .stack
+                .api_call(Method::POST, "/v1/cases", Some(body))
+                .await?
+                .expect(201, "POST /v1/cases again")?;
             ensure(s(&again, "caseSystemId") == id && again.get("replayed") == Some(&json!(true)), || {
                 format!("the same request again did not replay the first answer: {again}")
             })?;
             self.one_case_at_cabital(ext).await?;
             return Ok(Some(id));
         }
-        let pending = self.api_call(Method::POST, "/v1/cases", Some(body)).await?.expect(202, "POST /v1/cases")?;
+        let pending =
+            self.stack.api_call(Method::POST, "/v1/cases", Some(body)).await?.expect(202, "POST /v1/cases")?;
         field("-> 202", format!("{}, state {}", s(&pending, "code"), s(&pending, "state")));
         ensure(s(&pending, "code") == "case_system_id_pending" && s(&pending, "state") == "UNKNOWN", || {
             format!("expected case_system_id_pending / UNKNOWN, got {pending}")
         })?;
-        let again = self.api_call(Method::POST, "/v1/cases", Some(body)).await?.expect(202, "POST /v1/cases again")?;
+        let again =
+            self.stack.api_call(Method::POST, "/v1/cases", Some(body)).await?.expect(202, "POST /v1/cases again")?;
         ensure(again.get("replayed") == Some(&json!(true)), || format!("the same request again: {again}"))?;
         self.one_case_at_cabital(ext).await?;
         Ok(None)
     }
 
     async fn one_case_at_cabital(&self, ext: &str) -> Result<()> {
-        let at_cabital = self.sandbox_get(&format!("/_sandbox/cases?externalCaseId={ext}")).await?;
+        let at_cabital = self.stack.sandbox_get(&format!("/_sandbox/cases?externalCaseId={ext}")).await?;
         let count = at_cabital.as_array().map_or(0, Vec::len);
         ensure(count == 1, || format!("the sandbox holds {count} cases for {ext}, expected exactly 1"))?;
         ok("the same request again replays the first answer; Cabital has exactly one case");
@@ -224,7 +175,7 @@ impl Walk {
 
     /// Cabital's id of the case it holds for `ext` (the create answered none).
     async fn cabital_id_of(&self, ext: &str) -> Result<String> {
-        let at_cabital = self.sandbox_get(&format!("/_sandbox/cases?externalCaseId={ext}")).await?;
+        let at_cabital = self.stack.sandbox_get(&format!("/_sandbox/cases?externalCaseId={ext}")).await?;
         let id = at_cabital.pointer("/0/case/caseSystemId").or(at_cabital.pointer("/0/caseSystemId"));
         id.and_then(Value::as_str)
             .map(str::to_owned)
@@ -233,7 +184,8 @@ impl Walk {
 
     /// `GET /v1/cases?externalCaseId=`: the reservation's state and id.
     async fn lookup(&self, ext: &str) -> Result<Value> {
-        self.api_call(Method::GET, &format!("/v1/cases?externalCaseId={ext}"), None)
+        self.stack
+            .api_call(Method::GET, &format!("/v1/cases?externalCaseId={ext}"), None)
             .await?
             .expect(200, "GET /v1/cases?externalCaseId=")
     }
@@ -241,9 +193,8 @@ impl Walk {
     /// The sandbox's analyst sets a suggestion (with its webhook): what Cabital does when
     /// it screens by hand, or resends a webhook.
     async fn suggest_at_cabital(&self, id: &str, suggestion: &str, comment: &str) -> Result<()> {
-        let url = format!("{}/_sandbox/cases/{id}/suggestion", self.sandbox);
         let body = json!({"suggestion": suggestion, "comment": comment, "notify": true});
-        self.send(Method::POST, &url, Some(&body)).await?.expect(200, &format!("POST {url}"))?;
+        self.stack.sandbox_post(&format!("/_sandbox/cases/{id}/suggestion"), &body).await?;
         note(format!("POST /_sandbox/cases/{{id}}/suggestion {{\"suggestion\": \"{suggestion}\", \"notify\": true}}"));
         Ok(())
     }
@@ -251,25 +202,17 @@ impl Walk {
     /// No screening on create: the reconciler asks, then gives up once and flags the case
     /// for a person; then Cabital's analyst screens it by hand.
     async fn screened_by_hand(&self, id: &str, created_at: Instant) -> Result<()> {
-        let remote = self.sandbox_case(id).await?;
+        let remote = self.stack.sandbox_case(id).await?;
         ensure(remote.get("suggestion").is_none_or(Value::is_null), || {
             format!("the sandbox screened the case although it has no screening: {remote}")
         })?;
         note("Cabital screens nothing by itself (no Zero Footprint)");
         let due = created_at + self.stale_after.max(self.give_up_after) + Duration::from_millis(500);
-        let wait = due.saturating_duration_since(Instant::now());
-        if !wait.is_zero() {
-            note(format!(
-                "waiting {:.1} s (RECONCILE_NO_SUGGESTION_GIVE_UP_SECS={})",
-                wait.as_secs_f64(),
-                self.give_up_after.as_secs()
-            ));
-            tokio::time::sleep(wait).await;
-        }
+        wait_until(due, format!(" (RECONCILE_NO_SUGGESTION_GIVE_UP_SECS={})", self.give_up_after.as_secs())).await;
         for _ in 0..2 {
             self.invoke_reconcile()?;
         }
-        let view = self.get_case(id).await?;
+        let view = self.stack.get_case(id).await?;
         let case = view.get("case").cloned().unwrap_or(Value::Null);
         ensure(case.pointer("/attention/reason") == Some(&json!("no_suggestion")), || {
             format!("after the give-up the case shows no attention: {case}")
@@ -289,8 +232,8 @@ impl Walk {
     /// The gateway's case equals the sandbox's (suggestion, its comment, decision, ongoing
     /// screening), and the sandbox holds exactly one case for its external id.
     async fn equals_cabitals(&self, id: &str) -> Result<()> {
-        let case = self.get_case(id).await?.get("case").cloned().unwrap_or(Value::Null);
-        let remote = self.sandbox_case(id).await?;
+        let case = self.stack.get_case(id).await?.get("case").cloned().unwrap_or(Value::Null);
+        let remote = self.stack.sandbox_case(id).await?;
         let ext = s(&case, "externalCaseId").to_owned();
         let pairs = [
             ("suggestion", case.get("suggestion"), remote.get("suggestion")),
@@ -302,7 +245,7 @@ impl Walk {
             let (ours, theirs) = (ours.filter(|v| !v.is_null()), theirs.filter(|v| !v.is_null()));
             ensure(ours == theirs, || format!("case {id}: {name} is {ours:?} in the gateway, {theirs:?} at Cabital"))?;
         }
-        let at_cabital = self.sandbox_get(&format!("/_sandbox/cases?externalCaseId={ext}")).await?;
+        let at_cabital = self.stack.sandbox_get(&format!("/_sandbox/cases?externalCaseId={ext}")).await?;
         let count = at_cabital.as_array().map_or(0, Vec::len);
         ensure(count == 1, || format!("the sandbox holds {count} cases for {ext}, expected exactly 1"))?;
         ok(format!("{ext}: suggestion, comment, decision and ongoing screening equal Cabital's; one case there"));
@@ -314,7 +257,7 @@ impl Walk {
     async fn late_retries_counted(&self, id: &str) -> Result<()> {
         let deadline = Instant::now() + self.timeout;
         loop {
-            let deliveries = self.sandbox_get(&format!("/_sandbox/deliveries?caseSystemId={id}")).await?;
+            let deliveries = self.stack.sandbox_get(&format!("/_sandbox/deliveries?caseSystemId={id}")).await?;
             // Late: its timestamp more than the webhook's 300 s window before it was sent.
             let age = |d: &Value| -> Option<i64> {
                 let at =
@@ -328,7 +271,7 @@ impl Walk {
                 .filter(|d| s(d, "signed") == "original" && d.get("success") == Some(&json!(true)))
                 .filter(|d| age(d).is_some_and(|a| a > 300))
                 .count();
-            let view = self.get_case(id).await?;
+            let view = self.stack.get_case(id).await?;
             let hooks: Vec<Value> = events(&view).into_iter().filter(|e| s(e, "kind") == "WEBHOOK").collect();
             let counted = hooks.first().and_then(|e| e.pointer("/details/deliveries")).and_then(Value::as_u64);
             if late >= 1 && hooks.len() == 1 && counted.is_some_and(|n| n as usize > late) {
@@ -396,11 +339,14 @@ impl Walk {
         ));
 
         header(3, STEPS, "Ongoing screening on: POST /v1/cases/{id}/ogs");
-        let case =
-            self.api_call(Method::POST, &format!("/v1/cases/{id}/ogs"), None).await?.expect(200, "POST .../ogs")?;
+        let case = self
+            .stack
+            .api_call(Method::POST, &format!("/v1/cases/{id}/ogs"), None)
+            .await?
+            .expect(200, "POST .../ogs")?;
         field("-> 200", format!("ogs {}", show::text(&case, "ogs")));
         ensure(case.get("ogs") == Some(&json!(true)), || format!("ogs is not on after POST .../ogs: {case}"))?;
-        let remote = self.sandbox_case(&id).await?;
+        let remote = self.stack.sandbox_case(&id).await?;
         ensure(remote.get("ogs") == Some(&json!(true)), || "the sandbox's case does not have ogs on".to_owned())?;
         ok("on in the gateway and at Cabital");
 
@@ -408,6 +354,7 @@ impl Walk {
         let decision = json!({"caseResult": "ACCEPT", "comment": "Reviewed locally: no hit."});
         field("caseResult", "ACCEPT (\"Reviewed locally: no hit.\")");
         let case = self
+            .stack
             .api_call(Method::POST, &format!("/v1/cases/{id}/decision"), Some(&decision))
             .await?
             .expect(200, "POST .../decision")?;
@@ -415,7 +362,7 @@ impl Walk {
         ensure(s(&case, "status") == "DECIDED" && s(&case, "decision") == "ACCEPT", || {
             format!("expected DECIDED / ACCEPT, got {} / {}", s(&case, "status"), s(&case, "decision"))
         })?;
-        let remote = self.sandbox_case(&id).await?;
+        let remote = self.stack.sandbox_case(&id).await?;
         ensure(s(&remote, "decision") == "ACCEPT", || {
             format!("the sandbox's case has decision {}, expected ACCEPT", s(&remote, "decision"))
         })?;
@@ -430,8 +377,8 @@ impl Walk {
         let mut said_waiting = false;
         let mut reported: Vec<(String, String)> = Vec::new();
         loop {
-            let remote = self.sandbox_case(id).await?;
-            let deliveries = self.sandbox_get(&format!("/_sandbox/deliveries?caseSystemId={id}")).await?;
+            let remote = self.stack.sandbox_case(id).await?;
+            let deliveries = self.stack.sandbox_get(&format!("/_sandbox/deliveries?caseSystemId={id}")).await?;
             let deliveries = deliveries.as_array().cloned().unwrap_or_default();
             // A refusal (4xx) will be refused again: fail now. A 5xx or a transport
             // error is retried by the sandbox (in seconds here): say so and wait.
@@ -459,7 +406,7 @@ impl Walk {
             }
             let delivered = deliveries.iter().find(|d| d.get("success") == Some(&json!(true))).cloned();
             // A case known only by Cabital's id (the create gave none) appears with the webhook.
-            let answer = self.api_call(Method::GET, &format!("/v1/cases/{id}?limit=100"), None).await?;
+            let answer = self.stack.api_call(Method::GET, &format!("/v1/cases/{id}?limit=100"), None).await?;
             let view = if answer.status == 404 { Value::Null } else { answer.expect(200, "GET /v1/cases/{id}")? };
             let case = view.get("case").cloned().unwrap_or(Value::Null);
             let has_webhook_event = events(&view).iter().any(|e| s(e, "kind") == self.webhook_kind());
@@ -499,14 +446,14 @@ impl Walk {
 
     async fn dropped_webhook_case(&self) -> Result<String> {
         header(5, STEPS, "A second case, whose webhook the sandbox drops");
-        let saved = self.sandbox_get("/_sandbox/faults").await?;
+        let saved = self.stack.sandbox_get("/_sandbox/faults").await?;
         let mut dropping = saved.clone();
         dropping["dropWebhookRate"] = json!(1.0);
-        self.sandbox_put("/_sandbox/faults", &dropping).await?;
+        self.stack.sandbox_put("/_sandbox/faults", &dropping).await?;
         note("PUT /_sandbox/faults {\"dropWebhookRate\": 1.0}");
         let outcome = self.create_dropped().await;
         // Always put the faults back, whatever happened.
-        let restored = self.sandbox_put("/_sandbox/faults", &saved).await;
+        let restored = self.stack.sandbox_put("/_sandbox/faults", &saved).await;
         let (id, created_at) = outcome?;
         restored?;
         note("PUT /_sandbox/faults (restored as before)");
@@ -514,8 +461,8 @@ impl Walk {
             return self.dropped_without_id(&id).await;
         }
 
-        let remote = self.sandbox_case(&id).await?;
-        let view = self.get_case(&id).await?;
+        let remote = self.stack.sandbox_case(&id).await?;
+        let view = self.stack.get_case(&id).await?;
         let case = view.get("case").cloned().unwrap_or(Value::Null);
         field("sandbox says", show::suggestion(&remote));
         field("gateway shows", format!("{}, suggestion {}", s(&case, "status"), show::suggestion(&case)));
@@ -533,15 +480,9 @@ impl Walk {
 
         header(6, STEPS, "The reconciler settles it: cargo lambda invoke reconcile");
         let stale_at = created_at + self.stale_after + Duration::from_millis(500);
-        let wait = stale_at.saturating_duration_since(Instant::now());
-        if !wait.is_zero() {
-            note(format!(
-                "waiting {:.1} s until the case counts as stale (RECONCILE_STALE_AFTER_SECS={})",
-                wait.as_secs_f64(),
-                self.stale_after.as_secs()
-            ));
-            tokio::time::sleep(wait).await;
-        }
+        let why =
+            format!(" until the case counts as stale (RECONCILE_STALE_AFTER_SECS={})", self.stale_after.as_secs());
+        wait_until(stale_at, why).await;
         let mut attempt = 0;
         let case = loop {
             attempt += 1;
@@ -556,7 +497,7 @@ impl Walk {
                     show::text(&summary, "failed")
                 ),
             );
-            let case = self.get_case(&id).await?.get("case").cloned().unwrap_or(Value::Null);
+            let case = self.stack.get_case(&id).await?.get("case").cloned().unwrap_or(Value::Null);
             if case.get("suggestion").is_some_and(|v| !v.is_null()) || attempt == 3 {
                 break case;
             }
@@ -572,7 +513,7 @@ impl Walk {
                 show::suggestion(&remote)
             )
         })?;
-        let view = self.get_case(&id).await?;
+        let view = self.stack.get_case(&id).await?;
         let reconciled = events(&view).into_iter().find(|e| s(e, "kind") == "RECONCILED").ok_or_else(|| {
             Failure("the case's suggestion changed but its timeline has no RECONCILED event".to_owned())
         })?;
@@ -596,7 +537,7 @@ impl Walk {
             "the reservation changed without an id".to_owned()
         })?;
         self.one_case_at_cabital(&ext).await?;
-        let remote = self.sandbox_case(id).await?;
+        let remote = self.stack.sandbox_case(id).await?;
         let comment = s(&remote, "suggestion_comment").to_owned();
         self.suggest_at_cabital(id, s(&remote, "suggestion"), &comment).await?;
         let (_, _, case) = self.wait_for_webhook(id).await?;
@@ -624,7 +565,7 @@ impl Walk {
         }
         let deadline = Instant::now() + self.timeout;
         loop {
-            let state = self.sandbox_get(&format!("/_sandbox/cases/{id}")).await?;
+            let state = self.stack.sandbox_get(&format!("/_sandbox/cases/{id}")).await?;
             let notifications = state.get("notifications").and_then(Value::as_array).cloned().unwrap_or_default();
             if let Some(n) = notifications.first() {
                 let (made, dropped) = (n.get("deliveries"), n.get("dropped"));
@@ -650,37 +591,9 @@ impl Walk {
 
     /// `cargo lambda invoke reconcile --data-file ... -A HOST -P PORT`: the summary.
     fn invoke_reconcile(&self) -> Result<Value> {
-        let port = self.lambda_port.to_string();
-        let event = self.reconcile_event.display().to_string();
-        let args = ["lambda", "invoke", "reconcile", "--data-file", &event, "-A", &self.lambda_host, "-P", &port];
-        note(format!("$ cargo {}", args.join(" ")));
+        note(format!("$ {}", self.stack.reconciler.command_line()));
         let started = Instant::now();
-        let child = Command::new("cargo")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| Failure(format!("cannot run `cargo lambda`: {e}")))?;
-        let output = wait_with_deadline(child, self.reconcile_timeout)?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        if !output.status.success() {
-            let hint = if stderr.contains("no such command") {
-                " (cargo-lambda is not on PATH: pip install cargo-lambda, or run ./scripts/local.sh)"
-            } else {
-                ""
-            };
-            return Err(Failure(format!(
-                "`cargo lambda invoke reconcile` failed ({}){hint}:\n{}{}",
-                output.status,
-                stdout.trim(),
-                stderr.trim()
-            )));
-        }
-        let summary: Value = serde_json::from_str(stdout.trim()).map_err(|_| {
-            Failure(format!("`cargo lambda invoke reconcile` did not answer a JSON summary:\n{}", stdout.trim()))
-        })?;
+        let summary = self.stack.reconciler.invoke()?;
         note(format!("-> answered in {:.1} s", started.elapsed().as_secs_f64()));
         Ok(summary)
     }
@@ -688,7 +601,7 @@ impl Walk {
     // ------------------------------------------------------------ timelines
 
     async fn timeline(&self, id: &str, what: &str, must: &[&str], must_not: &[&str]) -> Result<()> {
-        let view = self.get_case(id).await?;
+        let view = self.stack.get_case(id).await?;
         let case = view.get("case").cloned().unwrap_or(Value::Null);
         let events = events(&view);
         println!("\n   {what}: {} (caseSystemId {id})", s(&case, "externalCaseId"));
@@ -724,48 +637,14 @@ impl Walk {
         }
         Ok(())
     }
+}
 
-    // ------------------------------------------------------------ HTTP
-
-    async fn get_case(&self, id: &str) -> Result<Value> {
-        self.api_call(Method::GET, &format!("/v1/cases/{id}?limit=100"), None).await?.expect(200, "GET /v1/cases/{id}")
-    }
-
-    async fn sandbox_case(&self, id: &str) -> Result<Value> {
-        let state = self.sandbox_get(&format!("/_sandbox/cases/{id}")).await?;
-        state.get("case").cloned().ok_or_else(|| Failure(format!("the sandbox does not know case {id}")))
-    }
-
-    async fn api_call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Answer> {
-        let url = format!("{}{path}", self.api);
-        self.send(method, &url, body).await.map_err(|e| {
-            Failure(format!(
-                "{}\n(is `cargo lambda watch` running on {}:{}, with the functions' settings?)",
-                e.0, self.lambda_host, self.lambda_port
-            ))
-        })
-    }
-
-    async fn sandbox_get(&self, path: &str) -> Result<Value> {
-        let url = format!("{}{path}", self.sandbox);
-        self.send(Method::GET, &url, None).await?.expect(200, &format!("GET {url}"))
-    }
-
-    async fn sandbox_put(&self, path: &str, body: &Value) -> Result<Value> {
-        let url = format!("{}{path}", self.sandbox);
-        self.send(Method::PUT, &url, Some(body)).await?.expect(200, &format!("PUT {url}"))
-    }
-
-    async fn send(&self, method: Method, url: &str, body: Option<&Value>) -> Result<Answer> {
-        let mut request = self.http.request(method.clone(), url);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().await.map_err(|e| Failure(format!("{method} {url}: {}", error_chain(&e))))?;
-        let status = response.status().as_u16();
-        let text = response.text().await.map_err(|e| Failure(format!("{method} {url}: reading the body: {e}")))?;
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Ok(Answer { status, body })
+/// Sleeps until `due` unless it has passed, saying how long and `why`.
+async fn wait_until(due: Instant, why: String) {
+    let wait = due.saturating_duration_since(Instant::now());
+    if !wait.is_zero() {
+        note(format!("waiting {:.1} s{why}", wait.as_secs_f64()));
+        tokio::time::sleep(wait).await;
     }
 }
 
@@ -783,39 +662,4 @@ fn new_case(external_case_id: &str, full_name: &str) -> Value {
         "individualInfo": {"gender": "MALE", "dob": "1990-04-01", "nationality": "GBR", "residentialCountry": "GBR"},
         "organizationInfo": {}
     })
-}
-
-/// Waits for `child`, killing it after `limit`; its output is read meanwhile (a full
-/// pipe would block it).
-fn wait_with_deadline(mut child: std::process::Child, limit: Duration) -> Result<std::process::Output> {
-    fn drain(pipe: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut bytes);
-            }
-            bytes
-        })
-    }
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(Failure(format!(
-                    "`cargo lambda invoke reconcile` took over {} s: killed",
-                    limit.as_secs()
-                )));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(100)),
-            Err(e) => return Err(Failure(format!("waiting for `cargo lambda invoke`: {e}"))),
-        }
-    };
-    let stdout = stdout.join().unwrap_or_default();
-    let stderr = stderr.join().unwrap_or_default();
-    Ok(std::process::Output { status, stdout, stderr })
 }
