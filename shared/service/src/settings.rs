@@ -327,28 +327,17 @@ mod tests {
     #[test]
     fn a_bad_setting_is_named_with_what_is_wrong() {
         assert_eq!(read(&[("TABLE_NAME", " ")]).unwrap_err().to_string(), "setting TABLE_NAME is required but not set");
-        let at_least_one = |name: &str| format!("setting {name} is invalid: must be at least 1");
-        for name in ["DYNAMODB_ATTEMPT_TIMEOUT_MS", "DYNAMODB_OPERATION_TIMEOUT_MS"] {
-            assert_eq!(error(&[(name, "0")]), at_least_one(name));
-        }
-        assert_eq!(
-            error(&[("DYNAMODB_ATTEMPT_TIMEOUT_MS", "13000")]),
-            "setting DYNAMODB_ATTEMPT_TIMEOUT_MS is invalid: must not exceed DYNAMODB_OPERATION_TIMEOUT_MS"
-        );
-        assert_eq!(
-            error(&[("WEBHOOK_SIGNED_PATH", "prod/webhooks")]),
-            "setting WEBHOOK_SIGNED_PATH is invalid: must start with /"
-        );
-        assert_eq!(
-            error(&[("WEBHOOK_AUTH", "none")]),
-            "setting WEBHOOK_AUTH is invalid: must be `signature` or `refetch`"
-        );
-        assert_eq!(
-            error(&[("WEBHOOK_TOLERANCE_SECS", "5m")]),
-            "setting WEBHOOK_TOLERANCE_SECS is invalid: invalid digit found in string"
-        );
-        for name in ["RECONCILE_CONCURRENCY", "RECONCILE_RATE_PER_SEC"] {
-            assert_eq!(error(&[(name, "0")]), at_least_one(name));
+        for (name, value, reason) in [
+            ("DYNAMODB_ATTEMPT_TIMEOUT_MS", "0", "must be at least 1"),
+            ("DYNAMODB_OPERATION_TIMEOUT_MS", "0", "must be at least 1"),
+            ("DYNAMODB_ATTEMPT_TIMEOUT_MS", "13000", "must not exceed DYNAMODB_OPERATION_TIMEOUT_MS"),
+            ("WEBHOOK_SIGNED_PATH", "prod/webhooks", "must start with /"),
+            ("WEBHOOK_AUTH", "none", "must be `signature` or `refetch`"),
+            ("WEBHOOK_TOLERANCE_SECS", "5m", "invalid digit found in string"),
+            ("RECONCILE_CONCURRENCY", "0", "must be at least 1"),
+            ("RECONCILE_RATE_PER_SEC", "0", "must be at least 1"),
+        ] {
+            assert_eq!(error(&[(name, value)]), format!("setting {name} is invalid: {reason}"));
         }
         assert!(error(&[("RECONCILE_NO_SUGGESTION_GIVE_UP_SECS", "0")]).contains("must be 1 to 31622400 seconds"));
     }
