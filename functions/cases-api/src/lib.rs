@@ -14,14 +14,14 @@ use std::time::Instant;
 use cabital_client::{CaseSystemId, ExternalCaseId};
 use gateway_runtime::problem::json_response;
 use gateway_runtime::{ErrorCode, Problem, Surface};
-use kyc_service::{Gateway, GatewayError, TimelineQuery};
+use kyc_service::{Gateway, GatewayError, InitError, Settings, TimelineQuery};
 use kyc_store::{MAX_TIMELINE_PAGE, TimelineOrder};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use serde_json::Value;
 
 /// The largest request body accepted.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub use kyc_service::MAX_BODY_BYTES;
 
 /// What the handler needs, built once per cold start.
 pub struct App {
@@ -30,9 +30,10 @@ pub struct App {
 }
 
 impl App {
-    /// Reads the settings and builds the clients; a bad setting stops the cold start.
-    pub async fn from_env() -> Result<Self, Error> {
-        Ok(App { gateway: Gateway::from_env().await? })
+    /// Reads the settings and builds the clients; a bad setting or secret stops the cold start.
+    pub async fn from_env() -> Result<Self, InitError> {
+        let settings = Settings::from_env()?;
+        Ok(App { gateway: Gateway::start(&settings).await? })
     }
 }
 

@@ -202,19 +202,9 @@ async fn cabital_refusals_keep_their_meaning() {
 async fn unusable_credentials_are_a_502_that_names_nothing() {
     let h = test_support::harness(|_| {}).await;
     let missing_secret = format!("cabital-test-missing-{}", uuid::Uuid::new_v4().simple());
-    let credentials = cabital_signing::CredentialStore::new(
-        cabital_signing::CredentialSource::SecretsManager {
-            client: test_support::secretsmanager_client().await,
-            secret_id: missing_secret.clone(),
-        },
-        std::time::Duration::from_secs(300),
-    );
-    let cabital = cabital_client::CabitalClient::new(
-        cabital_client::ClientConfig::new(h.sandbox.base_url().parse().unwrap()),
-        credentials,
-    )
-    .unwrap();
-    let app = cases_api::App { gateway: kyc_service::Gateway { store: h.store.clone(), cabital } };
+    let mut settings = h.settings.clone();
+    settings.cabital.secret_id = missing_secret.clone();
+    let app = cases_api::App { gateway: test_support::gateway(&settings).await };
     let resp = send(&app, &Event::fixture("create-case.json")).await;
     resp.expect_problem(502, "cabital_bad_answer");
     assert!(!resp.text.contains(&missing_secret));
@@ -229,9 +219,8 @@ async fn a_store_failure_is_a_5xx_that_names_nothing() {
     let (id, _) = create(&app(&h), None).await;
 
     // A table that is not there: not retryable, 500.
-    let missing = kyc_store::Store::new(h.store.client().clone(), "kyc-test-no-such-table");
-    let app_missing =
-        cases_api::App { gateway: kyc_service::Gateway { store: missing, cabital: h.gateway.cabital.clone() } };
+    let settings = kyc_service::Settings { table: "kyc-test-no-such-table".into(), ..h.settings.clone() };
+    let app_missing = cases_api::App { gateway: test_support::gateway(&settings).await };
     for event in
         [Event::for_case("get-case.json", &id), Event::fixture("find-case.json"), Event::fixture("create-case.json")]
     {
@@ -245,14 +234,27 @@ async fn a_store_failure_is_a_5xx_that_names_nothing() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let config = h.store.client().config().to_builder().endpoint_url(format!("http://127.0.0.1:{closed_port}")).build();
-    let unreachable = kyc_store::Store::new(aws_sdk_dynamodb::Client::from_conf(config), h.store.table_name());
-    let app_down =
-        cases_api::App { gateway: kyc_service::Gateway { store: unreachable, cabital: h.gateway.cabital.clone() } };
+    let sdk =
+        test_support::aws_config().await.into_builder().endpoint_url(format!("http://127.0.0.1:{closed_port}")).build();
+    let app_down = cases_api::App { gateway: kyc_service::Gateway::new(&h.settings, &sdk).await.unwrap() };
     let resp = send(&app_down, &Event::for_case("get-case.json", &id)).await;
     resp.expect_problem(503, "store_unavailable");
     assert!(resp.retry_after() >= 1);
     let resp = send(&app_down, &Event::fixture("create-case.json").with_json(&case_body("while-down"))).await;
     resp.expect_problem(503, "store_unavailable");
     assert!(h.sandbox.cases_by_external_id("while-down").is_empty(), "nothing sent without a reservation");
+}
+
+#[tokio::test]
+async fn a_secret_that_cannot_be_used_stops_the_cold_start_naming_no_secret() {
+    let h = test_support::harness(|_| {}).await;
+    h.gateway.warm_up().await.expect("the harness's secret is usable");
+
+    let mut settings = h.settings.clone();
+    settings.cabital.secret_id = test_support::fresh_secret(test_support::API_KEY, "").await;
+    let error = test_support::gateway(&settings).await.warm_up().await.expect_err("an unusable secret stops the start");
+    assert!(matches!(error, kyc_service::InitError::Credentials(_)), "{error:?}");
+    let shown = format!("{error} {error:?}");
+    assert!(shown.contains("malformed"), "{shown}");
+    assert!(!shown.contains(test_support::API_KEY), "{shown}");
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use gateway_runtime::metrics::{Unit, emit};
-use kyc_service::{Gateway, ReconcileSettings, Summary};
+use kyc_service::{Gateway, InitError, ReconcileSettings, Settings, Summary};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 
@@ -18,10 +18,10 @@ pub struct App {
 }
 
 impl App {
-    /// Reads the settings and builds the clients; a bad setting stops the cold start.
-    pub async fn from_env() -> Result<Self, Error> {
-        let settings = ReconcileSettings::from_env()?;
-        Ok(App { gateway: Gateway::from_env().await?, settings })
+    /// Reads the settings and builds the clients; a bad setting or secret stops the cold start.
+    pub async fn from_env() -> Result<Self, InitError> {
+        let settings = Settings::from_env()?;
+        Ok(App { gateway: Gateway::start(&settings).await?, settings: settings.reconcile })
     }
 }
 

@@ -6,12 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_dynamodb::config::Credentials;
 use cabital_client::{CaseSystemId, ExternalCaseId, Pii, ScreenType};
 use cabital_sandbox::Faults;
 use common::*;
-use kyc_service::Gateway;
+use kyc_service::{Gateway, Settings};
 use kyc_store::{CreatedCase, Reservation, Store};
 use reconcile::{App, handle};
 use time::OffsetDateTime;
@@ -94,14 +92,9 @@ async fn an_unreachable_table_fails_the_invocation() {
     let h = test_support::harness(webhooks_lost).await;
     // A port nothing listens on.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(format!("http://{closed}"))
-        .region(Region::new(test_support::REGION))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .load()
-        .await;
-    let store = Store::new(kyc_store::dynamodb_client(&sdk).await, "kyc-unreachable");
-    let app = App { gateway: Gateway { store, cabital: h.gateway.cabital.clone() }, settings: settings() };
+    let sdk = test_support::aws_config().await.into_builder().endpoint_url(format!("http://{closed}")).build();
+    let table = Settings { table: "kyc-unreachable".into(), ..h.settings.clone() };
+    let app = App { gateway: Gateway::new(&table, &sdk).await.unwrap(), settings: settings() };
 
     let result = handle(&app, scheduled_event(Duration::from_secs(60))).await;
     let error = result.expect_err("the table is unreachable: worth the schedule's retry");

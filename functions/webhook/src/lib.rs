@@ -11,7 +11,7 @@ use cabital_signing::{HEADER_KEY, HEADER_SIGN, HEADER_TIMESTAMP, IncomingHeaders
 use gateway_runtime::metrics::{Unit, emit};
 use gateway_runtime::problem::json_response;
 use gateway_runtime::{ErrorCode, Surface};
-use kyc_service::{Delivery, Gateway, RefreshOutcome, Verification, WebhookSettings};
+use kyc_service::{Delivery, Gateway, InitError, RefreshOutcome, Settings, Verification, WebhookSettings};
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 
 /// What the handler needs, built once per cold start.
@@ -23,10 +23,10 @@ pub struct App {
 }
 
 impl App {
-    /// Reads the settings and builds the clients; a bad setting stops the cold start.
-    pub async fn from_env() -> Result<Self, Error> {
-        let settings = WebhookSettings::from_env()?;
-        Ok(App { gateway: Gateway::from_env().await?, settings })
+    /// Reads the settings and builds the clients; a bad setting or secret stops the cold start.
+    pub async fn from_env() -> Result<Self, InitError> {
+        let settings = Settings::from_env()?;
+        Ok(App { gateway: Gateway::start(&settings).await?, settings: settings.webhook })
     }
 }
 

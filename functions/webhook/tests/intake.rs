@@ -215,19 +215,17 @@ async fn cabital_down_during_the_refresh_still_stores_and_answers_200() {
     assert_eq!(webhook_events(&events), [(1, Suggestion::SuggestToReject)]);
 }
 
-/// A gateway like the harness's, over another store.
+/// The harness's gateway over another store: the same Cabital client and secret, so
+/// that only the table fails.
 fn app_over(h: &test_support::Harness, store: kyc_store::Store) -> App {
-    App {
-        gateway: kyc_service::Gateway { store, cabital: h.gateway.cabital.clone() },
-        settings: WebhookSettings::default(),
-    }
+    App { gateway: kyc_service::Gateway { store, ..h.gateway.clone() }, ..app(h) }
 }
 
 #[tokio::test]
 async fn a_table_that_does_not_exist_is_503_never_2xx() {
     let h = harness(|_| {}).await;
-    let missing = kyc_store::Store::new(test_support::dynamodb().await, format!("missing-{}", uuid::Uuid::new_v4()));
-    let app = app_over(&h, missing);
+    let settings = kyc_service::Settings { table: format!("missing-{}", uuid::Uuid::new_v4()), ..h.settings.clone() };
+    let app = App { gateway: test_support::gateway(&settings).await, ..app(&h) };
     let (id, ext) = (CaseSystemId::new(uuid::Uuid::new_v4()), new_external_id());
 
     let a = deliver(&app, &signed_event(&webhook_body(&id, &ext, "SUGGEST_TO_REJECT", REJECT_COMMENT))).await;
@@ -289,22 +287,9 @@ async fn a_table_that_hangs_is_503_within_the_store_timeouts() {
 #[tokio::test]
 async fn credentials_that_cannot_be_read_are_503_so_that_cabital_retries() {
     let h = harness(|_| {}).await;
-    let credentials = cabital_signing::CredentialStore::new(
-        cabital_signing::CredentialSource::SecretsManager {
-            client: test_support::secretsmanager_client().await,
-            secret_id: format!("no-such-secret-{}", uuid::Uuid::new_v4()),
-        },
-        std::time::Duration::from_secs(300),
-    );
-    let client = cabital_client::CabitalClient::new(
-        cabital_client::ClientConfig::new(h.sandbox.base_url().parse().unwrap()),
-        credentials,
-    )
-    .unwrap();
-    let app = App {
-        gateway: kyc_service::Gateway { store: h.store.clone(), cabital: client },
-        settings: WebhookSettings::default(),
-    };
+    let mut settings = h.settings.clone();
+    settings.cabital.secret_id = format!("no-such-secret-{}", uuid::Uuid::new_v4());
+    let app = App { gateway: test_support::gateway(&settings).await, ..app(&h) };
     let (id, ext) = (CaseSystemId::new(uuid::Uuid::new_v4()), new_external_id());
 
     let a = deliver(&app, &signed_event(&webhook_body(&id, &ext, "SUGGEST_TO_REJECT", REJECT_COMMENT))).await;

@@ -1,7 +1,7 @@
 //! What the three functions share at start and at the edge.
 //!
-//! - [`settings`]: typed configuration read once from the environment; a missing or bad
-//!   setting stops the cold start with a message naming it.
+//! - [`settings`]: how settings are read from the environment (a missing or bad one stops
+//!   the cold start with a message naming it), and how to reach Cabital and AWS.
 //! - [`logging`]: JSON logs, one line per event.
 //! - [`problem`]: `application/problem+json` responses with stable codes.
 //! - [`metrics`]: CloudWatch embedded metric format lines.
@@ -12,7 +12,7 @@ pub mod problem;
 pub mod settings;
 
 pub use problem::{ErrorCode, Problem, Surface};
-pub use settings::{CabitalSettings, SettingError};
+pub use settings::{CabitalSettings, Env, SettingError};
 
 /// The current time, in UTC.
 pub fn now() -> time::OffsetDateTime {

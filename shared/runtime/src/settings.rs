@@ -1,4 +1,7 @@
-//! Settings from the environment, checked once at start.
+//! How settings are read ([`Env`], [`SettingError`]), and those the functions share with
+//! `doctor`: how to reach Cabital and AWS. The functions' whole settings, read once at a
+//! cold start, are `kyc_service::Settings`: it holds these, beside settings whose types
+//! live in crates this one does not depend on (the store's time limits).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -10,7 +13,7 @@ use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
 use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use cabital_client::{CabitalClient, ClientConfig};
-use cabital_signing::{CredentialSource, CredentialStore, SignatureEncoding};
+use cabital_signing::{CredentialSource, CredentialStore};
 use url::Url;
 
 /// A setting is missing or malformed. Names the variable, never a secret value.
@@ -29,30 +32,68 @@ pub enum SettingError {
     },
 }
 
-/// A required variable.
-pub fn required(name: &'static str) -> Result<String, SettingError> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => Ok(v),
-        _ => Err(SettingError::Missing(name)),
+/// Where settings are read from: the process's environment, or given values in tests.
+#[derive(Clone, Copy)]
+pub struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'static> {
+    /// The process's environment.
+    pub fn process() -> Self {
+        Env(&process_var)
     }
 }
 
-/// An optional variable parsed with `FromStr`, or `default` when unset.
-pub fn parsed_or<T: FromStr>(name: &'static str, default: T) -> Result<T, SettingError>
-where
-    T::Err: std::fmt::Display,
-{
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => {
-            v.trim().parse().map_err(|e: T::Err| SettingError::Invalid { name, reason: e.to_string() })
+fn process_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+impl<'a> Env<'a> {
+    /// Values from `var` (`None`: not set).
+    pub fn with(var: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Env(var)
+    }
+
+    /// A variable's value as given, or `None` when it is unset or blank.
+    pub fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    /// A required variable.
+    pub fn required(&self, name: &'static str) -> Result<String, SettingError> {
+        self.get(name).ok_or(SettingError::Missing(name))
+    }
+
+    /// An optional variable parsed (trimmed) with `FromStr`, or `default` when unset.
+    pub fn parsed_or<T: FromStr>(&self, name: &'static str, default: T) -> Result<T, SettingError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.get(name) {
+            Some(v) => v.trim().parse().map_err(|e: T::Err| SettingError::Invalid { name, reason: e.to_string() }),
+            None => Ok(default),
         }
-        _ => Ok(default),
+    }
+
+    /// A duration in whole seconds, or `default` when unset.
+    pub fn seconds_or(&self, name: &'static str, default: Duration) -> Result<Duration, SettingError> {
+        self.parsed_or(name, default.as_secs()).map(Duration::from_secs)
+    }
+
+    /// A duration in milliseconds, or `default` when unset.
+    pub fn millis_or(&self, name: &'static str, default: Duration) -> Result<Duration, SettingError> {
+        self.parsed_or(name, default.as_millis() as u64).map(Duration::from_millis)
     }
 }
 
-/// A duration in whole seconds, or `default` when unset.
-pub fn seconds_or(name: &'static str, default: u64) -> Result<Duration, SettingError> {
-    parsed_or(name, default).map(Duration::from_secs)
+/// A setting's word among `choices` (word, value), for `FromStr`: the error lists the words.
+pub fn one_of<T: Copy>(word: &str, choices: &[(&str, T)]) -> Result<T, String> {
+    match choices.iter().find(|(w, _)| *w == word) {
+        Some((_, value)) => Ok(*value),
+        None => {
+            let words: Vec<String> = choices.iter().map(|(w, _)| format!("`{w}`")).collect();
+            Err(format!("must be {}", words.join(" or ")))
+        }
+    }
 }
 
 /// The calls carry the API key, a signature and personal data: HTTPS, except to this
@@ -81,78 +122,73 @@ pub fn is_loopback(host: &url::Host<&str>) -> bool {
 pub const SECRETS_TIMEOUTS: (Duration, Duration, Duration) =
     (Duration::from_secs(2), Duration::from_secs(2), Duration::from_secs(4));
 
+/// `CABITAL_BASE_URL` when unset.
+pub const DEFAULT_BASE_URL: &str = "https://caas.cabital.com";
+
 /// How to reach Cabital: shared by the three functions.
 #[derive(Debug, Clone)]
 pub struct CabitalSettings {
-    /// `CABITAL_BASE_URL` (default `https://caas.cabital.com`).
-    pub base_url: Url,
     /// `CABITAL_SECRET_ID`: the Secrets Manager secret holding `{"apiKey", "apiSecret"}`.
     pub secret_id: String,
-    /// `CABITAL_SIGNATURE_ENCODING`: `base64` (default) or `hex`, for the calls we send.
-    pub encoding: SignatureEncoding,
     /// `CABITAL_SECRET_TTL_SECS`: how long the secret is cached (default 300).
     pub secret_ttl: Duration,
-    /// `CABITAL_REQUEST_TIMEOUT_MS`: one attempt's time limit (default 8000).
-    pub request_timeout: Duration,
-    /// `CABITAL_MAX_ATTEMPTS`: attempts for a retryable failure (default 3).
-    pub max_attempts: u32,
+    /// The client's [`ClientConfig::new`] defaults, with `CABITAL_BASE_URL` (default
+    /// [`DEFAULT_BASE_URL`]), `CABITAL_SIGNATURE_ENCODING` (`base64` or `hex`, for the
+    /// calls we send), `CABITAL_REQUEST_TIMEOUT_MS` (one attempt) and
+    /// `CABITAL_MAX_ATTEMPTS` (for a retryable failure) over them.
+    pub client: ClientConfig,
 }
 
 impl CabitalSettings {
-    /// Reads the settings from the environment.
-    pub fn from_env() -> Result<Self, SettingError> {
-        let base_url = parsed_or(
-            "CABITAL_BASE_URL",
-            Url::parse("https://caas.cabital.com")
-                .map_err(|e| SettingError::Invalid { name: "CABITAL_BASE_URL", reason: e.to_string() })?,
-        )?;
+    /// Reads the settings; unset ones take their defaults.
+    pub fn read(env: &Env) -> Result<Self, SettingError> {
+        let default_url = Url::parse(DEFAULT_BASE_URL)
+            .map_err(|e| SettingError::Invalid { name: "CABITAL_BASE_URL", reason: e.to_string() })?;
+        let d = ClientConfig::new(default_url);
+        let base_url = env.parsed_or("CABITAL_BASE_URL", d.base_url.clone())?;
         check_base_url(&base_url)?;
-        let max_attempts: u32 = parsed_or("CABITAL_MAX_ATTEMPTS", 3)?;
+        let max_attempts: u32 = env.parsed_or("CABITAL_MAX_ATTEMPTS", d.max_attempts)?;
         if max_attempts == 0 {
             return Err(SettingError::Invalid { name: "CABITAL_MAX_ATTEMPTS", reason: "must be at least 1".into() });
         }
-        Ok(CabitalSettings {
-            base_url,
-            secret_id: required("CABITAL_SECRET_ID")?,
-            encoding: parsed_or("CABITAL_SIGNATURE_ENCODING", SignatureEncoding::default())?,
-            secret_ttl: seconds_or("CABITAL_SECRET_TTL_SECS", 300)?,
-            request_timeout: Duration::from_millis(parsed_or("CABITAL_REQUEST_TIMEOUT_MS", 8000)?),
-            max_attempts,
-        })
+        let secret_id = env.required("CABITAL_SECRET_ID")?;
+        let encoding = env.parsed_or("CABITAL_SIGNATURE_ENCODING", d.encoding)?;
+        let secret_ttl = env.seconds_or("CABITAL_SECRET_TTL_SECS", Duration::from_secs(300))?;
+        let request_timeout = env.millis_or("CABITAL_REQUEST_TIMEOUT_MS", d.request_timeout)?;
+        let client = ClientConfig { base_url, encoding, request_timeout, max_attempts, ..d };
+        Ok(CabitalSettings { secret_id, secret_ttl, client })
     }
 
-    /// The credential store over Secrets Manager.
-    ///
-    /// The client has time limits ([`SECRETS_TIMEOUTS`]): the SDK sets none by default,
-    /// and a fetch that hangs (the secret's cache expired while Secrets Manager does not
-    /// answer) would otherwise hold the request until the Lambda's own timeout, where a
-    /// webhook must answer 503 in seconds so that Cabital retries.
+    /// The credential store over Secrets Manager ([`credential_store`]).
     pub fn credential_store(&self, sdk: &aws_config::SdkConfig) -> CredentialStore {
-        let (connect, attempt, operation) = SECRETS_TIMEOUTS;
-        let config = aws_sdk_secretsmanager::config::Builder::from(sdk)
-            .timeout_config(
-                aws_sdk_secretsmanager::config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(connect)
-                    .operation_attempt_timeout(attempt)
-                    .operation_timeout(operation)
-                    .build(),
-            )
-            .build();
-        let client = aws_sdk_secretsmanager::Client::from_conf(config);
-        CredentialStore::new(
-            CredentialSource::SecretsManager { client, secret_id: self.secret_id.clone() },
-            self.secret_ttl,
-        )
+        credential_store(sdk, self.secret_id.clone(), self.secret_ttl)
     }
 
     /// The Cabital client over the given credentials.
     pub fn client(&self, credentials: CredentialStore) -> Result<CabitalClient, cabital_client::CabitalError> {
-        let mut config = ClientConfig::new(self.base_url.clone());
-        config.encoding = self.encoding;
-        config.request_timeout = self.request_timeout;
-        config.max_attempts = self.max_attempts;
-        CabitalClient::new(config, credentials)
+        CabitalClient::new(self.client.clone(), credentials)
     }
+}
+
+/// The credential store over the Secrets Manager secret `secret_id`, cached for `ttl`.
+///
+/// The client has time limits ([`SECRETS_TIMEOUTS`]): the SDK sets none by default,
+/// and a fetch that hangs (the secret's cache expired while Secrets Manager does not
+/// answer) would otherwise hold the request until the Lambda's own timeout, where a
+/// webhook must answer 503 in seconds so that Cabital retries.
+pub fn credential_store(sdk: &aws_config::SdkConfig, secret_id: String, ttl: Duration) -> CredentialStore {
+    let (connect, attempt, operation) = SECRETS_TIMEOUTS;
+    let config = aws_sdk_secretsmanager::config::Builder::from(sdk)
+        .timeout_config(
+            aws_sdk_secretsmanager::config::timeout::TimeoutConfig::builder()
+                .connect_timeout(connect)
+                .operation_attempt_timeout(attempt)
+                .operation_timeout(operation)
+                .build(),
+        )
+        .build();
+    let client = aws_sdk_secretsmanager::Client::from_conf(config);
+    CredentialStore::new(CredentialSource::SecretsManager { client, secret_id }, ttl)
 }
 
 /// Which roots the AWS SDK's connections trust (`AWS_TLS_ROOTS`, the gateway's setting).
@@ -174,20 +210,30 @@ impl FromStr for AwsTlsRoots {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "amazon" => Ok(AwsTlsRoots::Amazon),
-            "mozilla" => Ok(AwsTlsRoots::Mozilla),
-            _ => Err("must be `amazon` or `mozilla`".into()),
-        }
+        one_of(s, &[("amazon", AwsTlsRoots::Amazon), ("mozilla", AwsTlsRoots::Mozilla)])
+    }
+}
+
+/// The AWS settings the gateway reads itself (the SDK reads the rest: endpoint, credentials).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// `AWS_REGION`, else `AWS_DEFAULT_REGION`, as the SDK's environment provider reads them.
+    pub region: Option<String>,
+    /// `AWS_TLS_ROOTS`, or the default for the region.
+    pub tls_roots: AwsTlsRoots,
+}
+
+impl AwsSettings {
+    /// Reads the settings; unset ones take their defaults.
+    pub fn read(env: &Env) -> Result<Self, SettingError> {
+        let region = ["AWS_REGION", "AWS_DEFAULT_REGION"].into_iter().find_map(|name| env.get(name));
+        let tls_roots =
+            env.parsed_or("AWS_TLS_ROOTS", AwsTlsRoots::default_for(region.as_deref().unwrap_or_default()))?;
+        Ok(AwsSettings { region, tls_roots })
     }
 }
 
 impl AwsTlsRoots {
-    /// `AWS_TLS_ROOTS`, or the default for `AWS_REGION`.
-    pub fn from_env() -> Result<Self, SettingError> {
-        parsed_or("AWS_TLS_ROOTS", Self::default_for(&region_in_env().unwrap_or_default()))
-    }
-
     /// `mozilla` in the China regions, `amazon` elsewhere.
     pub fn default_for(region: &str) -> Self {
         if region.trim().starts_with("cn-") { AwsTlsRoots::Mozilla } else { AwsTlsRoots::Amazon }
@@ -211,27 +257,20 @@ impl AwsTlsRoots {
 /// rest of that chain at each cold start (its web-identity link builds a whole STS
 /// client, with the parse of STS's endpoint partitions: `./bench/run.sh` measures the
 /// init). Without them, the default chain (profiles, SSO, containers, IMDS).
-pub async fn aws_sdk_config(roots: AwsTlsRoots) -> aws_config::SdkConfig {
-    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(aws_http_client(roots));
+pub async fn aws_sdk_config(aws: &AwsSettings) -> aws_config::SdkConfig {
+    let loader =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(aws_http_client(aws.tls_roots));
     let loader = if credentials_in_env() {
         loader.credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new())
     } else {
         loader
     };
     // The region likewise: Lambda sets `AWS_REGION`, the default chain's first link.
-    let loader = match region_in_env() {
-        Some(region) => loader.region(aws_config::Region::new(region)),
+    let loader = match &aws.region {
+        Some(region) => loader.region(aws_config::Region::new(region.clone())),
         None => loader,
     };
     loader.load().await
-}
-
-/// `AWS_REGION`, else `AWS_DEFAULT_REGION`, as the SDK's environment provider reads them.
-fn region_in_env() -> Option<String> {
-    ["AWS_REGION", "AWS_DEFAULT_REGION"]
-        .into_iter()
-        .filter_map(|name| std::env::var(name).ok())
-        .find(|v| !v.trim().is_empty())
 }
 
 /// Whether the environment holds an access key (what Lambda sets for the function's role).
@@ -312,6 +351,70 @@ mod tests {
         for refused in ["http://caas.cabital.com", "http://10.0.0.1", "http://localhost.example", "ftp://127.0.0.1"] {
             assert!(!ok(refused), "{refused}");
         }
+    }
+
+    /// Reads from the given pairs only.
+    fn with<T>(pairs: &[(&str, &str)], read: impl FnOnce(&Env) -> T) -> T {
+        let var = |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned());
+        read(&Env::with(&var))
+    }
+
+    #[test]
+    fn cabital_settings_default_to_the_clients_own() {
+        let s = with(&[("CABITAL_SECRET_ID", "cabital/api")], CabitalSettings::read).unwrap();
+        let d = ClientConfig::new(Url::parse(DEFAULT_BASE_URL).unwrap());
+        assert_eq!(s.secret_id, "cabital/api");
+        assert_eq!(s.secret_ttl, Duration::from_secs(300));
+        assert_eq!(s.client.base_url.as_str(), "https://caas.cabital.com/");
+        assert_eq!(s.client.encoding, cabital_signing::SignatureEncoding::Base64);
+        assert_eq!((s.client.request_timeout, s.client.max_attempts), (Duration::from_secs(8), 3));
+        assert_eq!((s.client.request_timeout, s.client.max_attempts), (d.request_timeout, d.max_attempts));
+    }
+
+    #[test]
+    fn cabital_settings_are_read_and_a_bad_one_is_named() {
+        let s = with(
+            &[
+                ("CABITAL_SECRET_ID", "id"),
+                ("CABITAL_BASE_URL", " http://127.0.0.1:9000 "),
+                ("CABITAL_SIGNATURE_ENCODING", "hex"),
+                ("CABITAL_SECRET_TTL_SECS", "30"),
+                ("CABITAL_REQUEST_TIMEOUT_MS", "1500"),
+                ("CABITAL_MAX_ATTEMPTS", "1"),
+            ],
+            CabitalSettings::read,
+        )
+        .unwrap();
+        assert_eq!(s.client.base_url.as_str(), "http://127.0.0.1:9000/");
+        assert_eq!(s.client.encoding, cabital_signing::SignatureEncoding::Hex);
+        assert_eq!(s.secret_ttl, Duration::from_secs(30));
+        assert_eq!((s.client.request_timeout, s.client.max_attempts), (Duration::from_millis(1500), 1));
+
+        let error = |pairs: &[(&str, &str)]| with(pairs, CabitalSettings::read).unwrap_err().to_string();
+        assert_eq!(error(&[("CABITAL_SECRET_ID", "  ")]), "setting CABITAL_SECRET_ID is required but not set");
+        assert_eq!(
+            error(&[("CABITAL_SECRET_ID", "id"), ("CABITAL_MAX_ATTEMPTS", "0")]),
+            "setting CABITAL_MAX_ATTEMPTS is invalid: must be at least 1"
+        );
+        assert!(
+            error(&[("CABITAL_SECRET_ID", "id"), ("CABITAL_SIGNATURE_ENCODING", "b64")])
+                .starts_with("setting CABITAL_SIGNATURE_ENCODING is invalid: ")
+        );
+        assert!(error(&[("CABITAL_BASE_URL", "http://10.0.0.1")]).starts_with("setting CABITAL_BASE_URL is invalid: "));
+    }
+
+    #[test]
+    fn the_aws_settings_take_the_region_and_its_roots() {
+        let s = with(&[("AWS_DEFAULT_REGION", "cn-north-1"), ("AWS_REGION", " ")], AwsSettings::read).unwrap();
+        assert_eq!(s, AwsSettings { region: Some("cn-north-1".into()), tls_roots: AwsTlsRoots::Mozilla });
+        let s = with(&[("AWS_REGION", "eu-west-1"), ("AWS_DEFAULT_REGION", "cn-north-1")], AwsSettings::read).unwrap();
+        assert_eq!(s, AwsSettings { region: Some("eu-west-1".into()), tls_roots: AwsTlsRoots::Amazon });
+        let s = with(&[("AWS_TLS_ROOTS", "mozilla")], AwsSettings::read).unwrap();
+        assert_eq!(s, AwsSettings { region: None, tls_roots: AwsTlsRoots::Mozilla });
+        assert_eq!(
+            with(&[("AWS_TLS_ROOTS", "os")], AwsSettings::read).unwrap_err().to_string(),
+            "setting AWS_TLS_ROOTS is invalid: must be `amazon` or `mozilla`"
+        );
     }
 
     #[test]
@@ -487,15 +590,7 @@ mod tests {
             }
         });
         let sdk = test_sdk(port).load().await;
-        let settings = CabitalSettings {
-            base_url: Url::parse("http://127.0.0.1:9").unwrap(),
-            secret_id: "hung".into(),
-            encoding: SignatureEncoding::Hex,
-            secret_ttl: Duration::from_secs(30),
-            request_timeout: Duration::from_secs(1),
-            max_attempts: 1,
-        };
-        let store = settings.credential_store(&sdk);
+        let store = credential_store(&sdk, "hung".into(), Duration::from_secs(30));
         let started = std::time::Instant::now();
         let fetched = store.get().await;
         held.abort();

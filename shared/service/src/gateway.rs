@@ -5,18 +5,17 @@ use cabital_client::{
     CabitalClient, Case, CaseSystemId, CreateAnswer, ExternalCaseId, WARM_UP_TIMEOUT, validate_decision,
     validate_new_case,
 };
-use gateway_runtime::CabitalSettings;
-use gateway_runtime::settings::{AwsTlsRoots, SettingError, aws_sdk_config, parsed_or, required};
+use gateway_runtime::settings::aws_sdk_config;
 use kyc_store::{
     CONFLICT_ATTEMPTS, CreatedCase, ExtRecord, ExtState, RemoteCheck, RemoteState, Reservation, Retry, Store,
-    StoreError, StoreTimeouts, TimelineOrder,
+    StoreError, TimelineOrder,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::error::GatewayError;
+use crate::settings::{InitError, Settings};
 use crate::views::{AwaitingCaseId, CaseView, CaseWithTimeline, CreateOutcome, Created, EventView, ExternalLookup};
 
 /// How a timeline is read.
@@ -60,56 +59,41 @@ fn now() -> OffsetDateTime {
     gateway_runtime::now()
 }
 
-/// The table client's time limits: `DYNAMODB_ATTEMPT_TIMEOUT_MS` (one attempt, default
-/// 5000) and `DYNAMODB_OPERATION_TIMEOUT_MS` (one call with its retries, default 12000).
-/// The webhook must answer 503 before its sender gives up waiting when the table hangs.
-pub fn store_timeouts() -> Result<StoreTimeouts, SettingError> {
-    let defaults = StoreTimeouts::default();
-    let millis = |name: &'static str, default: Duration| -> Result<Duration, SettingError> {
-        let ms: u64 = parsed_or(name, default.as_millis() as u64)?;
-        if ms == 0 {
-            return Err(SettingError::Invalid { name, reason: "must be at least 1".into() });
-        }
-        Ok(Duration::from_millis(ms))
-    };
-    let attempt = millis("DYNAMODB_ATTEMPT_TIMEOUT_MS", defaults.attempt)?;
-    let operation = millis("DYNAMODB_OPERATION_TIMEOUT_MS", defaults.operation)?;
-    if attempt > operation {
-        return Err(SettingError::Invalid {
-            name: "DYNAMODB_ATTEMPT_TIMEOUT_MS",
-            reason: "must not exceed DYNAMODB_OPERATION_TIMEOUT_MS".into(),
-        });
-    }
-    Ok(StoreTimeouts { attempt, operation, ..defaults })
-}
-
 /// Hex SHA-256 of the canonical request: the exact bytes that would be sent to Cabital.
 pub fn request_hash(body: &[u8]) -> String {
     hex::encode(Sha256::digest(body))
 }
 
 impl Gateway {
-    /// Builds the gateway from the environment (`TABLE_NAME`, `CABITAL_*`) and fetches
-    /// the secret once, so that a bad setting or secret stops the cold start.
-    pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        let table = required("TABLE_NAME")?;
-        let cabital = CabitalSettings::from_env()?;
-        let sdk = aws_sdk_config(AwsTlsRoots::from_env()?).await;
-        let client = cabital.client(cabital.credential_store(&sdk))?;
-        let store = Store::new(kyc_store::dynamodb_client_with(&sdk, store_timeouts()?).await, table);
-        // Together, in one round trip's time: the secret, and the first connections to
-        // DynamoDB and to Cabital, so that the first request finds them open. Only the
-        // secret can fail the cold start.
+    /// The cold start's gateway: the AWS SDK's configuration, the clients, warmed up.
+    pub async fn start(settings: &Settings) -> Result<Self, InitError> {
+        let sdk = aws_sdk_config(&settings.aws).await;
+        let gateway = Gateway::new(settings, &sdk).await?;
+        gateway.warm_up().await?;
+        Ok(gateway)
+    }
+
+    /// Builds the clients from the settings: reads no environment and calls nothing.
+    pub async fn new(settings: &Settings, sdk: &aws_config::SdkConfig) -> Result<Self, InitError> {
+        let cabital = settings.cabital.client(settings.cabital.credential_store(sdk))?;
+        let client = kyc_store::dynamodb_client_with(sdk, settings.store).await;
+        Ok(Gateway { store: Store::new(client, settings.table.clone()), cabital })
+    }
+
+    /// Fetches the secret, so that a bad secret stops the cold start, and meanwhile
+    /// opens the first connections to DynamoDB and to Cabital, so that the first
+    /// request finds them open. Only the secret can fail.
+    pub async fn warm_up(&self) -> Result<(), InitError> {
         let warm_store = async {
-            match tokio::time::timeout(WARM_UP_TIMEOUT, store.warm_up()).await {
+            match tokio::time::timeout(WARM_UP_TIMEOUT, self.store.warm_up()).await {
                 Ok(Ok(())) => tracing::debug!("DynamoDB connection warmed up"),
                 Ok(Err(e)) => tracing::info!(error = %e, "DynamoDB warm-up failed; the first request will connect"),
                 Err(_) => tracing::info!("DynamoDB warm-up timed out; the first request will connect"),
             }
         };
-        let (secret, (), ()) = tokio::join!(client.credentials().get(), warm_store, client.warm_up());
+        let (secret, (), ()) = tokio::join!(self.cabital.credentials().get(), warm_store, self.cabital.warm_up());
         secret?;
-        Ok(Gateway { store, cabital: client })
+        Ok(())
     }
 
     /// `POST /v1/cases`.

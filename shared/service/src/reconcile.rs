@@ -6,105 +6,13 @@ use std::time::{Duration, Instant};
 
 use cabital_client::CaseSystemId;
 use futures::StreamExt;
-use gateway_runtime::settings::{SettingError, parsed_or};
 use governor::{Quota, RateLimiter};
 use kyc_store::{AttentionRef, AttentionTarget, ExtState, MAX_INDEX_PAGE, RemoteCheck, StoreError};
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::gateway::Gateway;
-
-/// The reconciler's settings.
-#[derive(Debug, Clone)]
-pub struct ReconcileSettings {
-    /// `RECONCILE_STALE_AFTER_SECS`: a case awaiting a suggestion this long is asked about (default 86400).
-    pub stale_after: Duration,
-    /// `RECONCILE_REFRESH_GRACE_SECS`: a case marked for refresh is left this long to the webhook function (default 60).
-    pub refresh_grace: Duration,
-    /// `RECONCILE_OGS_CHECK_AFTER_SECS`: a case under ongoing screening is checked this often (default 7 days).
-    pub ogs_check_after: Duration,
-    /// `RECONCILE_OGS_BATCH`: at most this many ongoing-screening cases per run (default 200).
-    pub ogs_batch: usize,
-    /// `RECONCILE_BATCH`: at most this many urgent items, and this many awaiting cases,
-    /// per run (default 20000); read from the indexes page by page.
-    pub batch: usize,
-    /// `RECONCILE_CONCURRENCY`: calls to Cabital in flight at once (default 8).
-    pub concurrency: usize,
-    /// `RECONCILE_RATE_PER_SEC`: calls to Cabital per second at most (default 20).
-    pub rate_per_sec: u32,
-    /// `RECONCILE_DEADLINE_MARGIN_MS`: stop starting work this long before the deadline, and
-    /// abandon work still in flight at half of it (default 5000).
-    pub deadline_margin: Duration,
-    /// `RECONCILE_PENDING_STUCK_SECS`: a create still pending after this is taken as unknown (default 120).
-    pub pending_stuck_after: Duration,
-    /// `RECONCILE_UNKNOWN_REPORT_SECS`: an unknown creation older than this is reported for a person (default 86400).
-    pub unknown_report_after: Duration,
-    /// `RECONCILE_NO_SUGGESTION_GIVE_UP_SECS`: a case still without a suggestion this long
-    /// after its creation is no longer asked about, and reported once (default 7 days).
-    pub no_suggestion_give_up: Duration,
-}
-
-/// The longest `RECONCILE_NO_SUGGESTION_GIVE_UP_SECS` taken: beyond a year it is a typo.
-pub const MAX_NO_SUGGESTION_GIVE_UP: Duration = Duration::from_secs(366 * 86_400);
-
-impl Default for ReconcileSettings {
-    fn default() -> Self {
-        ReconcileSettings {
-            stale_after: Duration::from_secs(86_400),
-            refresh_grace: Duration::from_secs(60),
-            ogs_check_after: Duration::from_secs(7 * 86_400),
-            ogs_batch: 200,
-            batch: 20_000,
-            concurrency: 8,
-            rate_per_sec: 20,
-            deadline_margin: Duration::from_secs(5),
-            pending_stuck_after: Duration::from_secs(120),
-            unknown_report_after: Duration::from_secs(86_400),
-            no_suggestion_give_up: Duration::from_secs(7 * 86_400),
-        }
-    }
-}
-
-impl ReconcileSettings {
-    /// Reads the settings from the environment; unset ones take their defaults.
-    pub fn from_env() -> Result<Self, SettingError> {
-        let d = ReconcileSettings::default();
-        let secs = |name, default: Duration| parsed_or(name, default.as_secs()).map(Duration::from_secs);
-        let s = ReconcileSettings {
-            stale_after: secs("RECONCILE_STALE_AFTER_SECS", d.stale_after)?,
-            refresh_grace: secs("RECONCILE_REFRESH_GRACE_SECS", d.refresh_grace)?,
-            ogs_check_after: secs("RECONCILE_OGS_CHECK_AFTER_SECS", d.ogs_check_after)?,
-            ogs_batch: parsed_or("RECONCILE_OGS_BATCH", d.ogs_batch)?,
-            batch: parsed_or("RECONCILE_BATCH", d.batch)?,
-            concurrency: parsed_or("RECONCILE_CONCURRENCY", d.concurrency)?,
-            rate_per_sec: parsed_or("RECONCILE_RATE_PER_SEC", d.rate_per_sec)?,
-            deadline_margin: Duration::from_millis(parsed_or("RECONCILE_DEADLINE_MARGIN_MS", 5000)?),
-            pending_stuck_after: secs("RECONCILE_PENDING_STUCK_SECS", d.pending_stuck_after)?,
-            unknown_report_after: secs("RECONCILE_UNKNOWN_REPORT_SECS", d.unknown_report_after)?,
-            no_suggestion_give_up: secs("RECONCILE_NO_SUGGESTION_GIVE_UP_SECS", d.no_suggestion_give_up)?,
-        };
-        check_no_suggestion_give_up(s.no_suggestion_give_up)?;
-        if s.concurrency == 0 {
-            return Err(SettingError::Invalid { name: "RECONCILE_CONCURRENCY", reason: "must be at least 1".into() });
-        }
-        if s.rate_per_sec == 0 {
-            return Err(SettingError::Invalid { name: "RECONCILE_RATE_PER_SEC", reason: "must be at least 1".into() });
-        }
-        Ok(s)
-    }
-}
-
-/// `RECONCILE_NO_SUGGESTION_GIVE_UP_SECS` must be 1 s to a year: zero would give up on
-/// every new case at once, more than a year is a typo (small values are for tests).
-fn check_no_suggestion_give_up(d: Duration) -> Result<(), SettingError> {
-    if d.is_zero() || d > MAX_NO_SUGGESTION_GIVE_UP {
-        return Err(SettingError::Invalid {
-            name: "RECONCILE_NO_SUGGESTION_GIVE_UP_SECS",
-            reason: format!("must be 1 to {} seconds (a year)", MAX_NO_SUGGESTION_GIVE_UP.as_secs()),
-        });
-    }
-    Ok(())
-}
+use crate::settings::ReconcileSettings;
 
 /// One run's figures, logged as one JSON line and emitted as metrics.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -483,23 +391,6 @@ impl Gateway {
                     Outcome::Failed { retryable: e.retryable() }
                 })
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_give_up_time_refuses_zero_and_absurd_values_by_name() {
-        assert!(check_no_suggestion_give_up(ReconcileSettings::default().no_suggestion_give_up).is_ok());
-        assert_eq!(ReconcileSettings::default().no_suggestion_give_up, Duration::from_secs(604_800));
-        assert!(check_no_suggestion_give_up(Duration::from_secs(1)).is_ok(), "small values are for tests");
-        assert!(check_no_suggestion_give_up(MAX_NO_SUGGESTION_GIVE_UP).is_ok());
-        for bad in [Duration::ZERO, MAX_NO_SUGGESTION_GIVE_UP + Duration::from_secs(1), Duration::from_secs(u64::MAX)] {
-            let e = check_no_suggestion_give_up(bad).unwrap_err().to_string();
-            assert!(e.contains("RECONCILE_NO_SUGGESTION_GIVE_UP_SECS"), "{e}");
         }
     }
 }

@@ -9,92 +9,21 @@
 //! from Cabital's `GET`. A notice costs at most one `GET` per case per minute once its
 //! body is known, and is refused when Cabital does not know its case.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use cabital_client::{CabitalError, CaseSystemId, Pii, WebhookNotification};
 use cabital_signing::{IncomingHeaders, Verified, VerifyError, verify_signature};
-use gateway_runtime::settings::{SettingError, parsed_or};
 use gateway_runtime::{ErrorCode, Problem, Surface};
 use kyc_store::{CaseRecord, NoticeReason, RemoteCheck, RemoteState, StoreError, WebhookReceipt, WebhookRecorded};
 
 use crate::gateway::{Gateway, request_hash};
+use crate::settings::{WebhookAuth, WebhookSettings};
 
 /// A signature that does not verify makes the secret be fetched again, at most this often.
 const CREDENTIALS_RECHECK: Duration = Duration::from_secs(60);
 
 /// A notice whose body is already known reads its case from Cabital at most this often.
 pub const NOTICE_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
-
-/// `WEBHOOK_AUTH`: what an unsigned or unverifiable delivery is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum WebhookAuth {
-    /// `signature`: refused with 401 (a late but genuine signature is still taken).
-    #[default]
-    Signature,
-    /// `refetch`: taken as an unverified notice, and the case read from Cabital.
-    Refetch,
-}
-
-impl FromStr for WebhookAuth {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "signature" => Ok(WebhookAuth::Signature),
-            "refetch" => Ok(WebhookAuth::Refetch),
-            _ => Err("must be `signature` or `refetch`".into()),
-        }
-    }
-}
-
-/// The webhook's settings.
-#[derive(Debug, Clone)]
-pub struct WebhookSettings {
-    /// `WEBHOOK_TOLERANCE_SECS`: how far `ACCESS-TIMESTAMP` may be from now for a
-    /// delivery to count as fresh (default 300). Older signed deliveries are taken as
-    /// late: a hint, never a state change by themselves.
-    pub tolerance_secs: u64,
-    /// `WEBHOOK_SIGNED_PATH`: the path Cabital signs, when API Gateway shows another
-    /// (stage prefix, custom domain). Default: the path received.
-    pub signed_path: Option<String>,
-    /// `WEBHOOK_MAX_BODY_BYTES`: the largest body accepted (default 64 KiB).
-    pub max_body_bytes: usize,
-    /// `WEBHOOK_AUTH`: `signature` (default) or `refetch`.
-    pub auth: WebhookAuth,
-    /// `WEBHOOK_REFRESH_TIMEOUT_MS`: the most the refresh may take before answering (default 3000).
-    pub refresh_timeout: Duration,
-}
-
-impl WebhookSettings {
-    /// Reads the settings from the environment.
-    pub fn from_env() -> Result<Self, SettingError> {
-        let signed_path = std::env::var("WEBHOOK_SIGNED_PATH").ok().filter(|p| !p.trim().is_empty());
-        if let Some(p) = &signed_path
-            && !p.starts_with('/')
-        {
-            return Err(SettingError::Invalid { name: "WEBHOOK_SIGNED_PATH", reason: "must start with /".into() });
-        }
-        Ok(WebhookSettings {
-            tolerance_secs: parsed_or("WEBHOOK_TOLERANCE_SECS", 300)?,
-            signed_path,
-            max_body_bytes: parsed_or("WEBHOOK_MAX_BODY_BYTES", 64 * 1024)?,
-            auth: parsed_or("WEBHOOK_AUTH", WebhookAuth::default())?,
-            refresh_timeout: Duration::from_millis(parsed_or("WEBHOOK_REFRESH_TIMEOUT_MS", 3000)?),
-        })
-    }
-}
-
-impl Default for WebhookSettings {
-    fn default() -> Self {
-        WebhookSettings {
-            tolerance_secs: 300,
-            signed_path: None,
-            max_body_bytes: 64 * 1024,
-            auth: WebhookAuth::default(),
-            refresh_timeout: Duration::from_secs(3),
-        }
-    }
-}
 
 /// A delivery as received.
 #[derive(Clone, Copy)]

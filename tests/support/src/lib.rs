@@ -124,6 +124,8 @@ pub const API_SECRET: &str = "harness-api-secret-9f2c41d7";
 pub struct Harness {
     /// The gateway, built as the functions build theirs, but pointed at the sandbox.
     pub gateway: kyc_service::Gateway,
+    /// The settings it was built from (see [`settings`]).
+    pub settings: kyc_service::Settings,
     /// The sandbox (stopped when dropped).
     pub sandbox: cabital_sandbox::SandboxHandle,
     /// The store over the fresh table.
@@ -145,6 +147,42 @@ pub async fn fresh_secret(api_key: &str, api_secret: &str) -> String {
     name
 }
 
+/// The functions' settings for `table`, the secret `secret_id` and Cabital at
+/// `cabital_url`, read as the functions read theirs; the rest at their defaults, but
+/// for a test's patience with Cabital (2 s an attempt, retries after 10 to 100 ms).
+///
+/// # Panics
+/// When a value is refused.
+pub fn settings(table: &str, secret_id: &str, cabital_url: &str) -> kyc_service::Settings {
+    let vars = [
+        ("TABLE_NAME", table),
+        ("CABITAL_SECRET_ID", secret_id),
+        ("CABITAL_BASE_URL", cabital_url),
+        ("CABITAL_REQUEST_TIMEOUT_MS", "2000"),
+    ];
+    let var = |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned());
+    let mut settings = match kyc_service::Settings::read(&gateway_runtime::Env::with(&var)) {
+        Ok(s) => s,
+        Err(e) => panic!("the test's settings are refused: {e}"),
+    };
+    // Not settings of the functions' (the client's own defaults there).
+    settings.cabital.client.base_backoff = std::time::Duration::from_millis(10);
+    settings.cabital.client.max_backoff = std::time::Duration::from_millis(100);
+    settings
+}
+
+/// A gateway built from `settings` as the functions build theirs
+/// ([`kyc_service::Gateway::new`]), its AWS clients pointed at moto.
+///
+/// # Panics
+/// When moto is missing or the Cabital client cannot be built.
+pub async fn gateway(settings: &kyc_service::Settings) -> kyc_service::Gateway {
+    match kyc_service::Gateway::new(settings, &aws_config().await).await {
+        Ok(gateway) => gateway,
+        Err(e) => panic!("the gateway could not be built: {e}"),
+    }
+}
+
 /// Starts a sandbox (tweaked by `tweak`) and builds a gateway over it and a fresh table.
 ///
 /// # Panics
@@ -154,21 +192,10 @@ pub async fn harness(tweak: impl FnOnce(&mut cabital_sandbox::SandboxConfig)) ->
     config.seed = Some(42);
     tweak(&mut config);
     let sandbox = cabital_sandbox::spawn(config).await.expect("the Cabital sandbox starts on 127.0.0.1");
-    let store = fresh_store().await;
+    let (_, table) = fresh_table().await;
     let secret_id = fresh_secret(API_KEY, API_SECRET).await;
-    let credentials = cabital_signing::CredentialStore::new(
-        cabital_signing::CredentialSource::SecretsManager {
-            client: secretsmanager_client().await,
-            secret_id: secret_id.clone(),
-        },
-        std::time::Duration::from_secs(300),
-    );
-    let mut client_config =
-        cabital_client::ClientConfig::new(sandbox.base_url().parse().expect("the sandbox's URL parses"));
-    client_config.base_backoff = std::time::Duration::from_millis(10);
-    client_config.max_backoff = std::time::Duration::from_millis(100);
-    client_config.request_timeout = std::time::Duration::from_secs(2);
-    let cabital = cabital_client::CabitalClient::new(client_config, credentials).expect("the client builds");
-    let gateway = kyc_service::Gateway { store: store.clone(), cabital };
-    Harness { gateway, sandbox, store, secret_id }
+    let settings = settings(&table, &secret_id, &sandbox.base_url());
+    let gateway = gateway(&settings).await;
+    let store = gateway.store.clone();
+    Harness { gateway, settings, sandbox, store, secret_id }
 }

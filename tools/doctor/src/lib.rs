@@ -19,13 +19,13 @@ use cabital_signing::{
     Credentials, CredentialsError, HEADER_KEY, HEADER_SIGN, HEADER_TIMESTAMP, SignatureEncoding, SignedHeaders, sign,
 };
 use gateway_runtime::SettingError;
-use gateway_runtime::settings::{AwsTlsRoots, CabitalSettings, aws_sdk_config};
+use gateway_runtime::settings::{AwsSettings, Env, aws_sdk_config, credential_store};
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 use url::Url;
 
 /// `CABITAL_BASE_URL` when unset, as the functions default it.
-pub const DEFAULT_BASE_URL: &str = "https://caas.cabital.com";
+pub use gateway_runtime::settings::DEFAULT_BASE_URL;
 /// How far `ACCESS-TIMESTAMP` may be from Cabital's clock (`shared/cabital-api.md`).
 pub const TIMESTAMP_WINDOW_SECS: i64 = 30;
 /// Both encodings, in the order tried.
@@ -151,7 +151,8 @@ pub enum SetupError {
 /// default), then held to more: http only to loopback, no user name or password in it
 /// (it is printed), no query or fragment (the functions would drop them silently).
 pub fn settings_from(var: impl Fn(&str) -> Option<String>) -> Result<Settings, SetupError> {
-    let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+    let env = Env::with(&var);
+    let set = |name: &str| env.get(name);
     let text = set("CABITAL_BASE_URL").map(|v| v.trim().to_owned()).unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
     let base_url = Url::parse(&text).map_err(|e| SetupError::BaseUrl(e.to_string()))?;
     check_base_url(&base_url)?;
@@ -434,21 +435,13 @@ fn unix_now() -> i64 {
 
 /// Reads the credentials: from Secrets Manager exactly as the functions do (the same
 /// SDK configuration, roots and time limits), or from the environment.
-async fn credentials(source: &SecretSource, base_url: &Url) -> Result<Credentials, Failure> {
+async fn credentials(source: &SecretSource) -> Result<Credentials, Failure> {
     match source {
         SecretSource::Environment(credentials) => Ok(credentials.clone()),
         SecretSource::SecretsManager { secret_id } => {
-            let sdk: aws_config::SdkConfig = aws_sdk_config(AwsTlsRoots::from_env()?).await;
-            // Only `secret_id` and the time limits matter to `credential_store`.
-            let settings = CabitalSettings {
-                base_url: base_url.clone(),
-                secret_id: secret_id.clone(),
-                encoding: SignatureEncoding::default(),
-                secret_ttl: Duration::from_secs(300),
-                request_timeout: REQUEST_TIMEOUT,
-                max_attempts: 1,
-            };
-            Ok(settings.credential_store(&sdk).get().await?)
+            let sdk: aws_config::SdkConfig = aws_sdk_config(&AwsSettings::read(&Env::process())?).await;
+            // Read once: how long it would be cached does not matter.
+            Ok(credential_store(&sdk, secret_id.clone(), Duration::from_secs(300)).get().await?)
         }
     }
 }
@@ -535,7 +528,7 @@ pub async fn run(settings: &Settings, out: &mut dyn Write) -> Result<SignatureEn
         )?;
     }
 
-    let credentials = credentials(&settings.secret, base_url).await?;
+    let credentials = credentials(&settings.secret).await?;
     let key = credentials.api_key().as_str();
     let source = match &settings.secret {
         SecretSource::SecretsManager { secret_id } => format!("Secrets Manager secret {secret_id}"),

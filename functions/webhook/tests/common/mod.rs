@@ -23,17 +23,14 @@ pub fn now_unix() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
-/// The function's handler state over the harness's gateway, default settings.
+/// The function's handler state over the harness's gateway and settings.
 pub fn app(h: &Harness) -> App {
-    App { gateway: h.gateway.clone(), settings: WebhookSettings::default() }
+    App { gateway: h.gateway.clone(), settings: h.settings.webhook.clone() }
 }
 
 /// The same, with `WEBHOOK_AUTH=refetch`.
 pub fn refetch_app(h: &Harness) -> App {
-    App {
-        gateway: h.gateway.clone(),
-        settings: WebhookSettings { auth: WebhookAuth::Refetch, ..WebhookSettings::default() },
-    }
+    App { settings: WebhookSettings { auth: WebhookAuth::Refetch, ..h.settings.webhook.clone() }, ..app(h) }
 }
 
 /// `body` posted to the route with no signature at all.

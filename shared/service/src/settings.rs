@@ -1,0 +1,364 @@
+//! The functions' settings, each default written once here, read once at a cold start
+//! ([`Settings::from_env`]); each function uses the parts it needs.
+//!
+//! The aggregate lives in this crate, not in `gateway-runtime`, because it holds the
+//! store's time limits (`kyc-store`, which the runtime does not depend on, so that
+//! `doctor` builds without the DynamoDB SDK). How a setting is read, and the Cabital
+//! and AWS settings `doctor` shares, are the runtime's (`gateway_runtime::settings`).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use cabital_client::CabitalError;
+use cabital_signing::CredentialsError;
+use gateway_runtime::settings::{AwsSettings, CabitalSettings, Env, SettingError, one_of};
+use kyc_store::StoreTimeouts;
+
+/// The largest request body the cases API reads, and the webhook's default bound.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The longest `RECONCILE_NO_SUGGESTION_GIVE_UP_SECS` taken: beyond a year it is a typo.
+pub const MAX_NO_SUGGESTION_GIVE_UP: Duration = Duration::from_secs(366 * 86_400);
+
+/// Everything the functions read from the environment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `TABLE_NAME`: the table (required).
+    pub table: String,
+    /// `CABITAL_*`: how to reach Cabital.
+    pub cabital: CabitalSettings,
+    /// `AWS_REGION`, `AWS_TLS_ROOTS`: what the gateway reads of the AWS settings.
+    pub aws: AwsSettings,
+    /// `DYNAMODB_ATTEMPT_TIMEOUT_MS` (one attempt) and `DYNAMODB_OPERATION_TIMEOUT_MS`
+    /// (one call with its retries), over the store's defaults: the webhook must answer
+    /// 503 before its sender gives up waiting when the table hangs.
+    pub store: StoreTimeouts,
+    /// `WEBHOOK_*`: the webhook function's.
+    pub webhook: WebhookSettings,
+    /// `RECONCILE_*`: the reconciler's.
+    pub reconcile: ReconcileSettings,
+}
+
+impl Settings {
+    /// Reads the settings from the process's environment.
+    pub fn from_env() -> Result<Self, SettingError> {
+        Self::read(&Env::process())
+    }
+
+    /// Reads the settings from `env`; unset ones take their defaults.
+    pub fn read(env: &Env) -> Result<Self, SettingError> {
+        Ok(Settings {
+            table: env.required("TABLE_NAME")?,
+            cabital: CabitalSettings::read(env)?,
+            aws: AwsSettings::read(env)?,
+            store: store_timeouts(env)?,
+            webhook: WebhookSettings::read(env)?,
+            reconcile: ReconcileSettings::read(env)?,
+        })
+    }
+}
+
+/// A cold start failed. Names the setting or the service's error code, never a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// A setting is missing or malformed.
+    #[error(transparent)]
+    Setting(#[from] SettingError),
+    /// The Cabital client (its TLS configuration) could not be built.
+    #[error(transparent)]
+    Client(#[from] CabitalError),
+    /// The Cabital secret could not be read.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+}
+
+fn store_timeouts(env: &Env) -> Result<StoreTimeouts, SettingError> {
+    let defaults = StoreTimeouts::default();
+    let millis = |name: &'static str, default: Duration| -> Result<Duration, SettingError> {
+        let value = env.millis_or(name, default)?;
+        if value.is_zero() {
+            return Err(SettingError::Invalid { name, reason: "must be at least 1".into() });
+        }
+        Ok(value)
+    };
+    let attempt = millis("DYNAMODB_ATTEMPT_TIMEOUT_MS", defaults.attempt)?;
+    let operation = millis("DYNAMODB_OPERATION_TIMEOUT_MS", defaults.operation)?;
+    if attempt > operation {
+        return Err(SettingError::Invalid {
+            name: "DYNAMODB_ATTEMPT_TIMEOUT_MS",
+            reason: "must not exceed DYNAMODB_OPERATION_TIMEOUT_MS".into(),
+        });
+    }
+    Ok(StoreTimeouts { attempt, operation, ..defaults })
+}
+
+/// `WEBHOOK_AUTH`: what an unsigned or unverifiable delivery is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WebhookAuth {
+    /// `signature`: refused with 401 (a late but genuine signature is still taken).
+    #[default]
+    Signature,
+    /// `refetch`: taken as an unverified notice, and the case read from Cabital.
+    Refetch,
+}
+
+impl FromStr for WebhookAuth {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        one_of(s, &[("signature", WebhookAuth::Signature), ("refetch", WebhookAuth::Refetch)])
+    }
+}
+
+/// The webhook's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookSettings {
+    /// `WEBHOOK_TOLERANCE_SECS`: how far `ACCESS-TIMESTAMP` may be from now for a
+    /// delivery to count as fresh (default 300). Older signed deliveries are taken as
+    /// late: a hint, never a state change by themselves.
+    pub tolerance_secs: u64,
+    /// `WEBHOOK_SIGNED_PATH`: the path Cabital signs, when API Gateway shows another
+    /// (stage prefix, custom domain). Default: the path received.
+    pub signed_path: Option<String>,
+    /// `WEBHOOK_MAX_BODY_BYTES`: the largest body accepted (default [`MAX_BODY_BYTES`]).
+    pub max_body_bytes: usize,
+    /// `WEBHOOK_AUTH`: `signature` (default) or `refetch`.
+    pub auth: WebhookAuth,
+    /// `WEBHOOK_REFRESH_TIMEOUT_MS`: the most the refresh may take before answering (default 3000).
+    pub refresh_timeout: Duration,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            tolerance_secs: 300,
+            signed_path: None,
+            max_body_bytes: MAX_BODY_BYTES,
+            auth: WebhookAuth::default(),
+            refresh_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+impl WebhookSettings {
+    /// Reads the settings; unset ones take their defaults.
+    pub fn read(env: &Env) -> Result<Self, SettingError> {
+        let d = WebhookSettings::default();
+        let signed_path = env.get("WEBHOOK_SIGNED_PATH");
+        if let Some(p) = &signed_path
+            && !p.starts_with('/')
+        {
+            return Err(SettingError::Invalid { name: "WEBHOOK_SIGNED_PATH", reason: "must start with /".into() });
+        }
+        Ok(WebhookSettings {
+            tolerance_secs: env.parsed_or("WEBHOOK_TOLERANCE_SECS", d.tolerance_secs)?,
+            signed_path,
+            max_body_bytes: env.parsed_or("WEBHOOK_MAX_BODY_BYTES", d.max_body_bytes)?,
+            auth: env.parsed_or("WEBHOOK_AUTH", d.auth)?,
+            refresh_timeout: env.millis_or("WEBHOOK_REFRESH_TIMEOUT_MS", d.refresh_timeout)?,
+        })
+    }
+}
+
+/// The reconciler's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconcileSettings {
+    /// `RECONCILE_STALE_AFTER_SECS`: a case awaiting a suggestion this long is asked about (default 86400).
+    pub stale_after: Duration,
+    /// `RECONCILE_REFRESH_GRACE_SECS`: a case marked for refresh is left this long to the webhook function (default 60).
+    pub refresh_grace: Duration,
+    /// `RECONCILE_OGS_CHECK_AFTER_SECS`: a case under ongoing screening is checked this often (default 7 days).
+    pub ogs_check_after: Duration,
+    /// `RECONCILE_OGS_BATCH`: at most this many ongoing-screening cases per run (default 200).
+    pub ogs_batch: usize,
+    /// `RECONCILE_BATCH`: at most this many urgent items, and this many awaiting cases,
+    /// per run (default 20000); read from the indexes page by page.
+    pub batch: usize,
+    /// `RECONCILE_CONCURRENCY`: calls to Cabital in flight at once (default 8).
+    pub concurrency: usize,
+    /// `RECONCILE_RATE_PER_SEC`: calls to Cabital per second at most (default 20).
+    pub rate_per_sec: u32,
+    /// `RECONCILE_DEADLINE_MARGIN_MS`: stop starting work this long before the deadline, and
+    /// abandon work still in flight at half of it (default 5000).
+    pub deadline_margin: Duration,
+    /// `RECONCILE_PENDING_STUCK_SECS`: a create still pending after this is taken as unknown (default 120).
+    pub pending_stuck_after: Duration,
+    /// `RECONCILE_UNKNOWN_REPORT_SECS`: an unknown creation older than this is reported for a person (default 86400).
+    pub unknown_report_after: Duration,
+    /// `RECONCILE_NO_SUGGESTION_GIVE_UP_SECS`: a case still without a suggestion this long
+    /// after its creation is no longer asked about, and reported once (default 7 days).
+    pub no_suggestion_give_up: Duration,
+}
+
+impl Default for ReconcileSettings {
+    fn default() -> Self {
+        ReconcileSettings {
+            stale_after: Duration::from_secs(86_400),
+            refresh_grace: Duration::from_secs(60),
+            ogs_check_after: Duration::from_secs(7 * 86_400),
+            ogs_batch: 200,
+            batch: 20_000,
+            concurrency: 8,
+            rate_per_sec: 20,
+            deadline_margin: Duration::from_secs(5),
+            pending_stuck_after: Duration::from_secs(120),
+            unknown_report_after: Duration::from_secs(86_400),
+            no_suggestion_give_up: Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
+impl ReconcileSettings {
+    /// Reads the settings; unset ones take their defaults.
+    pub fn read(env: &Env) -> Result<Self, SettingError> {
+        let d = ReconcileSettings::default();
+        let s = ReconcileSettings {
+            stale_after: env.seconds_or("RECONCILE_STALE_AFTER_SECS", d.stale_after)?,
+            refresh_grace: env.seconds_or("RECONCILE_REFRESH_GRACE_SECS", d.refresh_grace)?,
+            ogs_check_after: env.seconds_or("RECONCILE_OGS_CHECK_AFTER_SECS", d.ogs_check_after)?,
+            ogs_batch: env.parsed_or("RECONCILE_OGS_BATCH", d.ogs_batch)?,
+            batch: env.parsed_or("RECONCILE_BATCH", d.batch)?,
+            concurrency: env.parsed_or("RECONCILE_CONCURRENCY", d.concurrency)?,
+            rate_per_sec: env.parsed_or("RECONCILE_RATE_PER_SEC", d.rate_per_sec)?,
+            deadline_margin: env.millis_or("RECONCILE_DEADLINE_MARGIN_MS", d.deadline_margin)?,
+            pending_stuck_after: env.seconds_or("RECONCILE_PENDING_STUCK_SECS", d.pending_stuck_after)?,
+            unknown_report_after: env.seconds_or("RECONCILE_UNKNOWN_REPORT_SECS", d.unknown_report_after)?,
+            no_suggestion_give_up: env.seconds_or("RECONCILE_NO_SUGGESTION_GIVE_UP_SECS", d.no_suggestion_give_up)?,
+        };
+        check_no_suggestion_give_up(s.no_suggestion_give_up)?;
+        if s.concurrency == 0 {
+            return Err(SettingError::Invalid { name: "RECONCILE_CONCURRENCY", reason: "must be at least 1".into() });
+        }
+        if s.rate_per_sec == 0 {
+            return Err(SettingError::Invalid { name: "RECONCILE_RATE_PER_SEC", reason: "must be at least 1".into() });
+        }
+        Ok(s)
+    }
+}
+
+/// `RECONCILE_NO_SUGGESTION_GIVE_UP_SECS` must be 1 s to a year: zero would give up on
+/// every new case at once, more than a year is a typo (small values are for tests).
+fn check_no_suggestion_give_up(d: Duration) -> Result<(), SettingError> {
+    if d.is_zero() || d > MAX_NO_SUGGESTION_GIVE_UP {
+        return Err(SettingError::Invalid {
+            name: "RECONCILE_NO_SUGGESTION_GIVE_UP_SECS",
+            reason: format!("must be 1 to {} seconds (a year)", MAX_NO_SUGGESTION_GIVE_UP.as_secs()),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads from the given pairs, with the two required settings when not given.
+    fn read(pairs: &[(&str, &str)]) -> Result<Settings, SettingError> {
+        let required = [("TABLE_NAME", "kyc"), ("CABITAL_SECRET_ID", "cabital/api")];
+        let var = |name: &str| pairs.iter().chain(&required).find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned());
+        Settings::read(&Env::with(&var))
+    }
+
+    fn error(pairs: &[(&str, &str)]) -> String {
+        read(pairs).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unset_settings_take_the_defaults_written_once() {
+        let s = read(&[]).unwrap();
+        assert_eq!(s.table, "kyc");
+        assert_eq!(s.store, StoreTimeouts::default());
+        assert_eq!(s.webhook, WebhookSettings::default());
+        assert_eq!(s.webhook.max_body_bytes, 64 * 1024);
+        assert_eq!(s.reconcile, ReconcileSettings::default());
+    }
+
+    #[test]
+    fn each_setting_is_read() {
+        let s = read(&[
+            ("TABLE_NAME", "other"),
+            ("DYNAMODB_ATTEMPT_TIMEOUT_MS", "4500"),
+            ("DYNAMODB_OPERATION_TIMEOUT_MS", "4500"),
+            ("WEBHOOK_TOLERANCE_SECS", "60"),
+            ("WEBHOOK_SIGNED_PATH", "/prod/webhooks/cabital"),
+            ("WEBHOOK_MAX_BODY_BYTES", "1024"),
+            ("WEBHOOK_AUTH", "refetch"),
+            ("WEBHOOK_REFRESH_TIMEOUT_MS", "250"),
+            ("RECONCILE_STALE_AFTER_SECS", "5"),
+            ("RECONCILE_REFRESH_GRACE_SECS", "2"),
+            ("RECONCILE_OGS_CHECK_AFTER_SECS", "20"),
+            ("RECONCILE_OGS_BATCH", "3"),
+            ("RECONCILE_BATCH", "4"),
+            ("RECONCILE_CONCURRENCY", "5"),
+            ("RECONCILE_RATE_PER_SEC", "6"),
+            ("RECONCILE_DEADLINE_MARGIN_MS", "700"),
+            ("RECONCILE_PENDING_STUCK_SECS", "8"),
+            ("RECONCILE_UNKNOWN_REPORT_SECS", "9"),
+            ("RECONCILE_NO_SUGGESTION_GIVE_UP_SECS", "10"),
+        ])
+        .unwrap();
+        let secs = Duration::from_secs;
+        assert_eq!(s.table, "other");
+        assert_eq!((s.store.attempt, s.store.operation), (Duration::from_millis(4500), Duration::from_millis(4500)));
+        assert_eq!(s.store.connect, StoreTimeouts::default().connect);
+        let webhook = WebhookSettings {
+            tolerance_secs: 60,
+            signed_path: Some("/prod/webhooks/cabital".into()),
+            max_body_bytes: 1024,
+            auth: WebhookAuth::Refetch,
+            refresh_timeout: Duration::from_millis(250),
+        };
+        assert_eq!(s.webhook, webhook);
+        let reconcile = ReconcileSettings {
+            stale_after: secs(5),
+            refresh_grace: secs(2),
+            ogs_check_after: secs(20),
+            ogs_batch: 3,
+            batch: 4,
+            concurrency: 5,
+            rate_per_sec: 6,
+            deadline_margin: Duration::from_millis(700),
+            pending_stuck_after: secs(8),
+            unknown_report_after: secs(9),
+            no_suggestion_give_up: secs(10),
+        };
+        assert_eq!(s.reconcile, reconcile);
+    }
+
+    #[test]
+    fn a_bad_setting_is_named_with_what_is_wrong() {
+        assert_eq!(read(&[("TABLE_NAME", " ")]).unwrap_err().to_string(), "setting TABLE_NAME is required but not set");
+        for (name, value, reason) in [
+            ("DYNAMODB_ATTEMPT_TIMEOUT_MS", "0", "must be at least 1"),
+            ("DYNAMODB_OPERATION_TIMEOUT_MS", "0", "must be at least 1"),
+            ("DYNAMODB_ATTEMPT_TIMEOUT_MS", "13000", "must not exceed DYNAMODB_OPERATION_TIMEOUT_MS"),
+            ("WEBHOOK_SIGNED_PATH", "prod/webhooks", "must start with /"),
+            ("WEBHOOK_AUTH", "none", "must be `signature` or `refetch`"),
+            ("WEBHOOK_TOLERANCE_SECS", "5m", "invalid digit found in string"),
+            ("RECONCILE_CONCURRENCY", "0", "must be at least 1"),
+            ("RECONCILE_RATE_PER_SEC", "0", "must be at least 1"),
+        ] {
+            assert_eq!(error(&[(name, value)]), format!("setting {name} is invalid: {reason}"));
+        }
+        assert!(error(&[("RECONCILE_NO_SUGGESTION_GIVE_UP_SECS", "0")]).contains("must be 1 to 31622400 seconds"));
+    }
+
+    #[test]
+    fn an_init_error_says_what_its_cause_says() {
+        let e = InitError::from(SettingError::Missing("TABLE_NAME"));
+        assert_eq!(e.to_string(), "setting TABLE_NAME is required but not set");
+        let e = InitError::from(CredentialsError::SecretsManager { code: "AccessDenied".into(), retryable: false });
+        assert_eq!(e.to_string(), "Secrets Manager failed (AccessDenied); retryable: false");
+    }
+
+    #[test]
+    fn the_give_up_time_refuses_zero_and_absurd_values_by_name() {
+        assert!(check_no_suggestion_give_up(ReconcileSettings::default().no_suggestion_give_up).is_ok());
+        assert_eq!(ReconcileSettings::default().no_suggestion_give_up, Duration::from_secs(604_800));
+        assert!(check_no_suggestion_give_up(Duration::from_secs(1)).is_ok(), "small values are for tests");
+        assert!(check_no_suggestion_give_up(MAX_NO_SUGGESTION_GIVE_UP).is_ok());
+        for bad in [Duration::ZERO, MAX_NO_SUGGESTION_GIVE_UP + Duration::from_secs(1), Duration::from_secs(u64::MAX)] {
+            let e = check_no_suggestion_give_up(bad).unwrap_err().to_string();
+            assert!(e.contains("RECONCILE_NO_SUGGESTION_GIVE_UP_SECS"), "{e}");
+        }
+    }
+}
