@@ -18,7 +18,7 @@
 //! DynamoDB. `BENCH_SUGGESTED=1` has Cabital answer with a suggestion, so every check
 //! is a change; use it with a few hundred cases.
 //!
-//! Seeding: see `tests/common/seed.rs` (the first case through the store, the others
+//! Seeding: see `tests/it/common/seed.rs` (the first case through the store, the others
 //! copies of its item, written in batches).
 //!
 //! The store's client sends one request at a time through test-support (moto applies
@@ -28,7 +28,7 @@
 //! line "one index page" shows its share.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
-#[path = "../tests/common/seed.rs"]
+#[path = "../tests/it/common/seed.rs"]
 mod seed;
 
 use std::time::{Duration, Instant};

@@ -3,6 +3,9 @@
 //! API secret, a signature).
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
+// Its own binary: it captures process-wide logging, which other tests running beside
+// it in one process would write into.
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::io::Write;

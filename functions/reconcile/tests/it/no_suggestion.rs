@@ -2,9 +2,8 @@
 //! asks about it until `no_suggestion_give_up` after its creation, then stops, reports
 //! it once (event, view, metric, warning) and never again; a suggestion that comes
 //! later clears it.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,6 @@
 //! A backlog larger than one page of the index is settled in one run.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
-mod common;
+use crate::common;
 #[path = "common/seed.rs"]
 mod seed;
 

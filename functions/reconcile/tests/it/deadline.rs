@@ -1,7 +1,6 @@
 //! The reconciler stops before the invocation's deadline, and the next run finishes.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

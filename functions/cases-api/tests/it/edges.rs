@@ -1,8 +1,7 @@
 //! The edges of the HTTP surface: unknown routes, wrong methods, bodies that are not
 //! JSON or too large, bad and unknown case ids, stage prefixes, base64 bodies.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
-mod common;
+use crate::common;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;

@@ -1,8 +1,7 @@
 //! Creations whose outcome never came back: a stuck PENDING becomes UNKNOWN, a PENDING
 //! that a webhook named is linked, an old UNKNOWN is reported for a person and kept.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,9 +2,8 @@
 //! handler: a create answered without the case's id (an empty 201) leaves the
 //! reservation UNKNOWN until the webhook links it; a case given up for want of a
 //! suggestion is cleared when a later screening's webhook comes.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

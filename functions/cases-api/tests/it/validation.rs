@@ -1,8 +1,7 @@
 //! Every validation rule of a create surfaces as a 400 problem+json with exactly one
 //! entry per bad field, and nothing is sent to Cabital or stored.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{Value, json};

@@ -1,9 +1,8 @@
 //! `docs/openapi.yaml` itself: an OpenAPI 3.1 document whose references resolve, whose
 //! routes are exactly the handler's, whose error codes are those of `docs/errors.md`,
 //! and whose check (used on every response of every test) rejects what does not conform.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

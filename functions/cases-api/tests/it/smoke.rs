@@ -1,5 +1,4 @@
 //! A create through the real handler, from the fixture event, against moto and the sandbox.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 use cases_api::{App, handle};
 use lambda_http::Body;

@@ -1,8 +1,7 @@
 //! Each route's success, through the real handler from the fixture events, against moto
 //! and the Cabital sandbox; every answer is also checked against `docs/openapi.yaml`.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
-mod common;
+use crate::common;
 
 use cabital_sandbox::{Suggestion as SandboxSuggestion, SuggestionChange};
 use common::*;

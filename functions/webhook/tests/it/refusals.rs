@@ -1,9 +1,8 @@
 //! Deliveries that are refused, through the real handler: every signature failure is a
 //! 401 with a stable code (with `WEBHOOK_AUTH=signature`, the default), bad bodies are
 //! 400 / 413, and nothing at all is stored.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
-mod common;
+use crate::common;
 
 use cabital_client::CaseSystemId;
 use common::*;

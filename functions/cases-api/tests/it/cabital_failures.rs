@@ -2,9 +2,8 @@
 //! sees them: a stable code, a status that says whether to retry, `Retry-After` where it
 //! applies, never a case sent twice, and never anything internal in a 5xx body (every
 //! 5xx through `send` is checked for that).
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
-mod common;
+use crate::common;
 
 use cabital_sandbox::Faults;
 use common::*;

@@ -1,9 +1,8 @@
 //! The sandbox's own webhook deliveries (signed by the sandbox, posted over HTTP, retried
 //! on its schedule) reach the real handler through a small HTTP server on 127.0.0.1:0
 //! that turns each request into the API Gateway v2 event API Gateway would make.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,9 +1,8 @@
 //! Cabital's 201 to a create may carry no body, or no `caseSystemId` (its page shows
 //! none): Cabital has the case, so the reservation becomes UNKNOWN (never freed, never
 //! sent again) and the caller gets a stable 202 saying where the id will show.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
-mod common;
+use crate::common;
 
 use cabital_sandbox::CreateAnswerMode;
 use common::*;

@@ -1,9 +1,8 @@
 //! The reconciler brings the table to Cabital's state when webhooks never came: through
 //! the real handler with the schedule fixture, under injected faults, and with two runs
 //! at once.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,8 +1,7 @@
 //! Deliveries that are accepted, through the real handler, against moto and the sandbox:
 //! repeats, concurrency, order, unknown cases, a failing refresh, a failing table.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
-mod common;
+use crate::common;
 
 use cabital_client::{CaseSystemId, Suggestion};
 use cabital_sandbox::{Faults, SuggestionChange};

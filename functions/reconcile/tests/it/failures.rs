@@ -1,8 +1,7 @@
 //! An invocation fails only for what a retry can fix (the table unreachable, Cabital
 //! down for every check), never for one bad case.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,9 +1,8 @@
 //! `POST /v1/cases` is idempotent on `externalCaseId`: the same body replays the first
 //! answer, another body is a 409, a create still in flight is a 409 with `Retry-After`,
 //! and concurrent duplicates make exactly one case at Cabital.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 
