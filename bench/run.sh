@@ -77,9 +77,9 @@ mkdir -p "$OUT/logs"
 # The functions on their own, as they ship: built with the tools, their dependencies'
 # features would be unified with the tools' and the binaries would not be the shipped ones.
 log "building the functions in release: ${FUNCTIONS[*]}"
-cargo build --release -p cases-api -p webhook -p reconcile
-log "building the tools in release: bench-hello, cabital-sandbox, bench-runner, micro-benchmarks"
-cargo build --release -p bench-hello -p cabital-sandbox -p bench --bins
+cargo build --release -p gateway-cases-api -p gateway-webhook -p gateway-reconcile
+log "building the tools in release: bench-hello, gateway-sandbox, bench-runner, micro-benchmarks"
+cargo build --release -p bench-hello -p gateway-sandbox -p bench --bins
 cargo build --release -p bench-rng-probe
 cargo bench -p bench --bench micro --no-run
 # The workspace builds aws-lc without CPU jitter entropy (.cargo/config.toml). The
@@ -125,7 +125,7 @@ if ((PROFILES)); then
         dir="$TARGET_DIR/bench-profiles/$name"
         log "building the functions with opt-level \"$level\" (the rest as release) into ${dir#"$REPO_ROOT"/}"
         CARGO_PROFILE_RELEASE_OPT_LEVEL=$level cargo build --release --target-dir "$dir" \
-            -p cases-api -p webhook -p reconcile
+            -p gateway-cases-api -p gateway-webhook -p gateway-reconcile
         sizes "$name" "opt-level \"$level\"" "$dir/release" "${FUNCTIONS[@]}"
         profile_flags+=(--profile "$name=$dir/release")
     done
@@ -148,7 +148,7 @@ start_sandbox() {
     log "starting the Cabital sandbox ($name)"
     start_service "$name" "$logfile" env RUST_LOG=warn \
         CABITAL_SANDBOX_API_KEY="$API_KEY" CABITAL_SANDBOX_API_SECRET="$API_SECRET" \
-        "$BIN/cabital-sandbox" "$@"
+        "$BIN/gateway-sandbox" "$@"
     SANDBOX_URL=""
     for ((i = 0; i < 100; i++)); do
         SANDBOX_URL="$(grep -m1 -o 'listening on http://[0-9.:]*' "$logfile" 2>/dev/null | cut -d' ' -f3 || true)"

@@ -7,7 +7,7 @@
 #   ./scripts/fuzz.sh all 60             every target, 60 s each
 #
 # Targets (fuzz/fuzz_targets/, their properties in fuzz/src/):
-#   webhook        the webhook's signature check (cabital-signing `verify`) and body
+#   webhook        the webhook's signature check (gateway-signing `verify`) and body
 #                  parsing (`WebhookNotification::from_body`) on arbitrary headers+body
 #   validate_case  `validate_new_case` and `validate_decision` on arbitrary bytes read
 #                  as JSON

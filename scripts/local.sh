@@ -39,12 +39,12 @@
 #   2. the Cabital sandbox, its webhooks pointed at the webhook function, a time factor
 #      that turns Cabital's retry schedule into seconds;
 #   3. the three functions under `cargo lambda watch`, their settings in .local/local.env;
-# and walks a case through the functions' HTTP endpoints (tests/local: `local-stack
+# and walks a case through the functions' HTTP endpoints (tests/local: `gateway-local
 # walk`), checking each step: create -> webhook -> ongoing screening -> decision, then a
 # case whose webhook the sandbox drops, settled by `cargo lambda invoke reconcile`.
 # Then schemathesis drives the cases API from docs/openapi.yaml (no 5xx, every response
 # as the document says).
-# Then the chaos run (`local-stack chaos`): N cases through the same functions while
+# Then the chaos run (`gateway-local chaos`): N cases through the same functions while
 # the sandbox delivers every webhook up to five times, reordered, drops a share, answers
 # 500/503/429 slowly with its clock off, forged and malformed deliveries are mixed in,
 # moto is frozen (SIGSTOP) for a few seconds and the API secret is rotated mid-run, and
@@ -135,8 +135,8 @@ API_KEY=local-api-key
 WEBHOOK_PATH=/webhooks/cabital
 # cargo's target directory (CARGO_TARGET_DIR, as cargo and cargo lambda watch read it).
 TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
-SANDBOX_BIN="$TARGET_DIR/debug/cabital-sandbox"
-LOCAL_STACK_BIN="$TARGET_DIR/debug/local-stack"
+SANDBOX_BIN="$TARGET_DIR/debug/gateway-sandbox"
+LOCAL_STACK_BIN="$TARGET_DIR/debug/gateway-local"
 WARMUP_TIMEOUT=${LOCAL_WARMUP_TIMEOUT:-900}
 LOG_DIR="$LOCAL_DIR/logs"
 FUNCTIONS=(cases-api webhook reconcile)
@@ -266,11 +266,11 @@ cargo lambda --version >/dev/null 2>&1 || die "'cargo lambda' does not run (carg
 
 build() {
     local start=$SECONDS fn
-    log "building the functions, the Cabital sandbox and local-stack (first time: a few minutes)"
+    log "building the functions, the Cabital sandbox and gateway-local (first time: a few minutes)"
     # Each binary alone: `cargo lambda watch` builds each function alone (`cargo run
-    # --bin NAME`), so its build then finds everything fresh; local-stack shares the
+    # --bin NAME`), so its build then finds everything fresh; gateway-local shares the
     # functions' features (see tests/local/Cargo.toml), the sandbox has its own.
-    for fn in "${FUNCTIONS[@]}" local-stack cabital-sandbox; do
+    for fn in "${FUNCTIONS[@]}" gateway-local gateway-sandbox; do
         cargo build --bin "$fn" || die "building $fn failed (see above)"
     done
     log "built in $(fmt_duration $((SECONDS - start)))"

@@ -2,7 +2,7 @@
 # The test command: everything CI runs, runnable on a fresh machine.
 #
 #   ./scripts/test.sh                     all checks and all tests
-#   ./scripts/test.sh -p cabital-signing  extra arguments go to `cargo test`
+#   ./scripts/test.sh -p gateway-signing  extra arguments go to `cargo test`
 #   ./scripts/test.sh -- --nocapture      (also to the test binaries after --)
 #   SKIP_LINT=1 ./scripts/test.sh ...     quick iteration: no cargo fmt / clippy
 #
@@ -131,7 +131,7 @@ if [[ -n "${SKIP_LOCAL_STACK:-}" && "${SKIP_LOCAL_STACK}" != 0 ]]; then
 elif ((choose_packages)); then
     warn "packages chosen: skipping the local stack's walk (it tests the whole system)"
 else
-    run_step local-stack ./scripts/local.sh --ci
+    run_step gateway-local ./scripts/local.sh --ci
     # Where Cabital's page is silent, each other answer it may give: one walk each.
     run_step cabital-modes ./scripts/local.sh --ci --cabital all
 fi

@@ -5,9 +5,9 @@
 
 use std::hint::black_box;
 
-use cabital_client::{WebhookNotification, validate_new_case};
-use cabital_signing::{Credentials, IncomingHeaders, SignatureEncoding, VerifyPolicy, sign, verify};
 use criterion::{Criterion, criterion_group, criterion_main};
+use gateway_cabital::{WebhookNotification, validate_new_case};
+use gateway_signing::{Credentials, IncomingHeaders, SignatureEncoding, VerifyPolicy, sign, verify};
 use serde_json::Value;
 
 /// The provider's sample case (`seed/cabital-caas-api.md`, "create a case").
@@ -38,7 +38,7 @@ fn intake(
     verify(creds, policy, headers, TIMESTAMP, "POST", WEBHOOK_PATH, body).ok()?;
     let notification: WebhookNotification = serde_json::from_slice(body).ok()?;
     let text = std::str::from_utf8(body).ok()?.to_owned();
-    Some((notification, text, kyc_service::request_hash(body)))
+    Some((notification, text, gateway_service::request_hash(body)))
 }
 
 fn benches(c: &mut Criterion) {
@@ -71,7 +71,7 @@ fn benches(c: &mut Criterion) {
     c.bench_function("webhook_parse", |b| {
         b.iter(|| serde_json::from_slice::<WebhookNotification>(black_box(body)).is_ok())
     });
-    c.bench_function("webhook_sha256", |b| b.iter(|| kyc_service::request_hash(black_box(body))));
+    c.bench_function("webhook_sha256", |b| b.iter(|| gateway_service::request_hash(black_box(body))));
     c.bench_function("sign", |b| {
         b.iter(|| sign(&creds, SignatureEncoding::Hex, TIMESTAMP, "POST", "/api/v1/cases", black_box(case_body)))
     });

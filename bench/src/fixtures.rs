@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cabital_sandbox::{Credential, FixtureSigning, SignatureEncoding, sign_event};
+use gateway_sandbox::{Credential, FixtureSigning, SignatureEncoding, sign_event};
 use serde_json::Value;
 
 /// A fixture could not be read or changed.

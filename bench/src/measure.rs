@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use cabital_sandbox::{CaseState, Credential};
+use gateway_sandbox::{CaseState, Credential};
 use serde_json::{Value, json};
 
 use crate::fixtures::{Fixtures, http_response};
@@ -400,16 +400,21 @@ fn secret_json(plan: &Plan) -> String {
 async fn table_and_secret(plan: &Plan) -> Result<(aws_sdk_dynamodb::Client, String, String), BoxError> {
     let run = uuid::Uuid::new_v4().simple().to_string();
     let table = format!("kyc-bench-{run}");
-    let dynamodb = test_support::dynamodb().await;
-    if let Err(e) = kyc_store::create_table(&dynamodb, &table).await
+    let dynamodb = gateway_support::dynamodb().await;
+    if let Err(e) = gateway_store::create_table(&dynamodb, &table).await
         && !e.to_string().contains("already exists")
     {
         return Err(format!("creating table {table} in moto: {e}").into());
     }
     let secret_id = format!("cabital-bench-{run}");
     let value = secret_json(plan);
-    let created =
-        test_support::secretsmanager_client().await.create_secret().name(&secret_id).secret_string(value).send().await;
+    let created = gateway_support::secretsmanager_client()
+        .await
+        .create_secret()
+        .name(&secret_id)
+        .secret_string(value)
+        .send()
+        .await;
     if let Err(e) = created {
         let text = format!("{e:?}");
         if !text.contains("ResourceExists") {
@@ -476,7 +481,7 @@ async fn transact_floor(client: &aws_sdk_dynamodb::Client, table: &str, count: u
 }
 
 async fn secret_floor(secret_id: &str, count: usize) -> Throughput {
-    let client = test_support::secretsmanager_client().await;
+    let client = gateway_support::secretsmanager_client().await;
     let mut latencies = Vec::with_capacity(count);
     let mut errors = 0;
     let started = Instant::now();

@@ -6,10 +6,10 @@
 //!
 //! An input is a request body, as is.
 
-use cabital_client::{DecisionRequest, NewCase, ValidationErrors, validate_decision, validate_new_case};
+use gateway_cabital::{DecisionRequest, NewCase, ValidationErrors, validate_decision, validate_new_case};
 use serde_json::Value;
 
-/// The largest body the cases API reads (`cases_api::MAX_BODY_BYTES`); larger is a 413.
+/// The largest body the cases API reads (`gateway_service::MAX_BODY_BYTES`); larger is a 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// "Today" for every run, so that a date of birth is in the future or not the same way

@@ -17,8 +17,8 @@
 //!   reads as: a genuine signature replayed under a rewritten timestamp header.
 
 use base64::Engine as _;
-use cabital_client::{MalformedWebhook, Suggestion, WebhookNotification};
-use cabital_signing::{Credentials, IncomingHeaders, SignatureEncoding, VerifyError, VerifyPolicy, sign, verify};
+use gateway_cabital::{MalformedWebhook, Suggestion, WebhookNotification};
+use gateway_signing::{Credentials, IncomingHeaders, SignatureEncoding, VerifyError, VerifyPolicy, sign, verify};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 

@@ -11,17 +11,17 @@
 
 use std::time::Instant;
 
-use cabital_client::{CaseSystemId, ExternalCaseId};
+use gateway_cabital::{CaseSystemId, ExternalCaseId};
 use gateway_runtime::problem::json_response;
 use gateway_runtime::{ErrorCode, Problem, Surface};
-use kyc_service::{Gateway, GatewayError, InitError, Settings, TimelineQuery};
-use kyc_store::{MAX_TIMELINE_PAGE, TimelineOrder};
+use gateway_service::{Gateway, GatewayError, InitError, Settings, TimelineQuery};
+use gateway_store::{MAX_TIMELINE_PAGE, TimelineOrder};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use serde_json::Value;
 
 /// The largest request body accepted.
-pub use kyc_service::MAX_BODY_BYTES;
+pub use gateway_service::MAX_BODY_BYTES;
 
 /// What the handler needs, built once per cold start.
 pub struct App {

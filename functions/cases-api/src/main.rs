@@ -1,6 +1,6 @@
 //! The cases API Lambda: tracing, settings, clients once per cold start, then `run`.
 
-use cases_api::{App, handle};
+use gateway_cases_api::{App, handle};
 use lambda_http::{Error, run, service_fn};
 
 // One thread: Lambda hands a process one event at a time, on one vCPU up to 1,769 MB;

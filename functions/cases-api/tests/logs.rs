@@ -12,8 +12,8 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use cabital_sandbox::{Faults, Suggestion as SandboxSuggestion, SuggestionChange};
 use common::*;
+use gateway_sandbox::{Faults, Suggestion as SandboxSuggestion, SuggestionChange};
 use serde_json::{Value, json};
 use tracing::instrument::WithSubscriber;
 use tracing_subscriber::EnvFilter;
@@ -66,7 +66,7 @@ fn subscriber(filter: &str, captured: &Captured) -> tracing::Dispatch {
 }
 
 /// Sends an event with the handler's logs captured.
-async fn logged_send(app: &cases_api::App, event: &Event, dispatch: &tracing::Dispatch) -> Resp {
+async fn logged_send(app: &gateway_cases_api::App, event: &Event, dispatch: &tracing::Dispatch) -> Resp {
     send(app, event).with_subscriber(dispatch.clone()).await
 }
 
@@ -85,12 +85,12 @@ const NEVER_LOGGED: &[&str] = &[
     "X1234567",
     "ACME",
     "VIP",
-    test_support::API_KEY,
-    test_support::API_SECRET,
+    gateway_support::API_KEY,
+    gateway_support::API_SECRET,
 ];
 
 async fn a_day_of_requests(filter: &str) {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     let captured = Captured::default();
     let dispatch = subscriber(filter, &captured);

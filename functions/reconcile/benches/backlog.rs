@@ -4,7 +4,7 @@
 //! limit that is. A figure to read, not a timed assertion.
 //!
 //! ```text
-//! MOTO_ENDPOINT=http://127.0.0.1:5577 cargo bench -p reconcile --bench backlog --profile dev -- [cases] [rate/s] [concurrency]
+//! MOTO_ENDPOINT=http://127.0.0.1:5577 cargo bench -p gateway-reconcile --bench backlog --profile dev -- [cases] [rate/s] [concurrency]
 //! ```
 //! (or `BENCH_CASES`, `BENCH_RATE`, `BENCH_CONCURRENCY`; defaults 10000, 200, 16).
 //! `--profile dev` skips the release profile's LTO build; the run waits on I/O.
@@ -21,7 +21,7 @@
 //! Seeding: see `tests/it/common/seed.rs` (the first case through the store, the others
 //! copies of its item, written in batches).
 //!
-//! The store's client sends one request at a time through test-support (moto applies
+//! The store's client sends one request at a time through gateway-support (moto applies
 //! concurrent transactions unsafely), with the store's timeouts raised: moto answers an
 //! index query by scanning the whole table (about 3 s for a page of 1,000 on 10,000
 //! items), where DynamoDB takes milliseconds. So moto bounds the figure from below; the
@@ -35,11 +35,11 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::config::StalledStreamProtectionConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
-use cabital_client::{Case, validate_new_case};
-use cabital_sandbox::Faults;
 use futures::{StreamExt, TryStreamExt};
-use kyc_service::{Gateway, ReconcileSettings};
-use kyc_store::Store;
+use gateway_cabital::{Case, validate_new_case};
+use gateway_sandbox::Faults;
+use gateway_service::{Gateway, ReconcileSettings};
+use gateway_store::Store;
 use time::OffsetDateTime;
 
 /// The longest a Lambda invocation may run.
@@ -56,10 +56,10 @@ fn param(position: usize, env: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// test-support's moto client (one request at a time), with timeouts long enough for
+/// gateway-support's moto client (one request at a time), with timeouts long enough for
 /// moto's index queries on a large table.
 async fn patient_dynamodb() -> aws_sdk_dynamodb::Client {
-    let sdk = test_support::aws_config().await;
+    let sdk = gateway_support::aws_config().await;
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(5))
         .operation_attempt_timeout(Duration::from_secs(300))
@@ -90,7 +90,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let concurrency = param(2, "BENCH_CONCURRENCY", 16);
     let suggested = std::env::var("BENCH_SUGGESTED").is_ok_and(|v| v == "1");
 
-    let h = test_support::harness(|cfg| {
+    let h = gateway_support::harness(|cfg| {
         cfg.webhook_url = None;
         // Unscreened for the length of the run, unless asked otherwise.
         cfg.screening_delay_ms = if suggested { 0 } else { 86_400_000 };

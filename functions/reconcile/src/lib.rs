@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use gateway_runtime::metrics::{Unit, emit};
-use kyc_service::{Gateway, InitError, ReconcileSettings, Settings, Summary};
+use gateway_service::{Gateway, InitError, ReconcileSettings, Settings, Summary};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 

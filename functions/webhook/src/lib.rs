@@ -7,11 +7,11 @@
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use cabital_signing::{HEADER_KEY, HEADER_SIGN, HEADER_TIMESTAMP, IncomingHeaders};
 use gateway_runtime::metrics::{Unit, emit};
 use gateway_runtime::problem::json_response;
 use gateway_runtime::{ErrorCode, Surface};
-use kyc_service::{Delivery, Gateway, InitError, RefreshOutcome, Settings, Verification, WebhookSettings};
+use gateway_service::{Delivery, Gateway, InitError, RefreshOutcome, Settings, Verification, WebhookSettings};
+use gateway_signing::{HEADER_KEY, HEADER_SIGN, HEADER_TIMESTAMP, IncomingHeaders};
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 
 /// What the handler needs, built once per cold start.

@@ -1,7 +1,7 @@
 //! The webhook Lambda: tracing, settings, clients once per cold start, then `run`.
 
+use gateway_webhook::{App, handle};
 use lambda_http::{Error, run, service_fn};
-use webhook::{App, handle};
 
 // One thread: Lambda hands a process one event at a time, on one vCPU up to 1,769 MB;
 // worker threads would only be spawned and parked at each cold start (`./bench/run.sh`

@@ -11,11 +11,11 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use cabital_client::CaseSystemId;
-use cabital_sandbox::{Faults, SuggestionChange};
 use common::*;
+use gateway_cabital::CaseSystemId;
+use gateway_sandbox::{Faults, SuggestionChange};
+use gateway_support::{API_KEY, API_SECRET, Harness, harness};
 use serde_json::Value;
-use test_support::{API_KEY, API_SECRET, Harness, harness};
 
 const FULL_NAME: &str = "Zelda Quintessa Pii-Person";
 /// The comment Cabital holds (read by the refresh).
@@ -36,7 +36,7 @@ async fn every_outcome(h: &Harness) -> (CaseSystemId, Vec<String>) {
 
     let (id, ext) = create_case(h, FULL_NAME).await;
     let change = SuggestionChange {
-        suggestion: cabital_sandbox::Suggestion::SuggestToReject,
+        suggestion: gateway_sandbox::Suggestion::SuggestToReject,
         comment: Some(CABITAL_COMMENT.into()),
         notify: false,
     };
@@ -117,8 +117,8 @@ async fn logs_name_the_case_and_the_outcome_but_no_personal_data_or_secret() {
     let buffer = Buffer::default();
     let writer = buffer.clone();
     // Stricter than production (RUST_LOG=info): everything our crates say, down to trace.
-    let filter = "info,cabital_sandbox=off,webhook=trace,kyc_service=trace,kyc_store=trace,cabital_client=trace,\
-                  cabital_signing=trace,gateway_runtime=trace";
+    let filter = "info,gateway_sandbox=off,gateway_webhook=trace,gateway_service=trace,gateway_store=trace,gateway_cabital=trace,\
+                  gateway_signing=trace,gateway_runtime=trace";
     let subscriber = tracing_subscriber::fmt()
         .json()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
@@ -165,7 +165,7 @@ async fn the_functions_stdout_has_metrics_and_logs_without_personal_data_or_secr
     let output = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
         .env(CHILD, &report)
-        .env("RUST_LOG", "info,cabital_sandbox=off") // the function's own setting; the sandbox is not the function
+        .env("RUST_LOG", "info,gateway_sandbox=off") // the function's own setting; the sandbox is not the function
         .output()
         .unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();

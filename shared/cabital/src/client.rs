@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cabital_signing::{
+use gateway_signing::{
     CredentialStore, CredentialsError, HEADER_KEY, HEADER_SIGN, HEADER_TIMESTAMP, SignatureEncoding, sign,
 };
 use rand::Rng;

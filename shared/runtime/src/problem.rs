@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cabital_signing::VerifyError;
+use gateway_signing::VerifyError;
 use serde::Serialize;
 
 /// Which function answers: a code's title may differ between them.
@@ -170,7 +170,7 @@ pub struct Problem {
     /// What happened, for a person. Never internal details on a 5xx, never personal data.
     pub detail: Option<String>,
     /// One entry per bad field, for validation failures.
-    pub errors: Option<Vec<cabital_client::FieldError>>,
+    pub errors: Option<Vec<gateway_cabital::FieldError>>,
     /// Seconds to wait before retrying, also sent as `Retry-After`.
     pub retry_after: Option<Duration>,
 }
@@ -221,7 +221,7 @@ impl Problem {
     }
 
     /// Adds the per-field errors.
-    pub fn errors(mut self, errors: Vec<cabital_client::FieldError>) -> Self {
+    pub fn errors(mut self, errors: Vec<gateway_cabital::FieldError>) -> Self {
         self.errors = Some(errors);
         self
     }

@@ -1,6 +1,6 @@
 //! How settings are read ([`Env`], [`SettingError`]), and those the functions share with
 //! `doctor`: how to reach Cabital and AWS. The functions' whole settings, read once at a
-//! cold start, are `kyc_service::Settings`: it holds these, beside settings whose types
+//! cold start, are `gateway_service::Settings`: it holds these, beside settings whose types
 //! live in crates this one does not depend on (the store's time limits).
 
 use std::str::FromStr;
@@ -12,8 +12,8 @@ use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
 use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use cabital_client::{CabitalClient, ClientConfig};
-use cabital_signing::{CredentialSource, CredentialStore};
+use gateway_cabital::{CabitalClient, ClientConfig};
+use gateway_signing::{CredentialSource, CredentialStore};
 use url::Url;
 
 /// A setting is missing or malformed. Names the variable, never a secret value.
@@ -165,7 +165,7 @@ impl CabitalSettings {
     }
 
     /// The Cabital client over the given credentials.
-    pub fn client(&self, credentials: CredentialStore) -> Result<CabitalClient, cabital_client::CabitalError> {
+    pub fn client(&self, credentials: CredentialStore) -> Result<CabitalClient, gateway_cabital::CabitalError> {
         CabitalClient::new(self.client.clone(), credentials)
     }
 }
@@ -366,7 +366,7 @@ mod tests {
         assert_eq!(s.secret_id, "cabital/api");
         assert_eq!(s.secret_ttl, Duration::from_secs(300));
         assert_eq!(s.client.base_url.as_str(), "https://caas.cabital.com/");
-        assert_eq!(s.client.encoding, cabital_signing::SignatureEncoding::Base64);
+        assert_eq!(s.client.encoding, gateway_signing::SignatureEncoding::Base64);
         assert_eq!((s.client.request_timeout, s.client.max_attempts), (Duration::from_secs(8), 3));
         assert_eq!((s.client.request_timeout, s.client.max_attempts), (d.request_timeout, d.max_attempts));
     }
@@ -386,7 +386,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.client.base_url.as_str(), "http://127.0.0.1:9000/");
-        assert_eq!(s.client.encoding, cabital_signing::SignatureEncoding::Hex);
+        assert_eq!(s.client.encoding, gateway_signing::SignatureEncoding::Hex);
         assert_eq!(s.secret_ttl, Duration::from_secs(30));
         assert_eq!((s.client.request_timeout, s.client.max_attempts), (Duration::from_millis(1500), 1));
 

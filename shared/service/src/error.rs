@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use cabital_client::{CabitalError, ValidationErrors};
+use gateway_cabital::{CabitalError, ValidationErrors};
 use gateway_runtime::{ErrorCode, Problem, Surface};
-use kyc_store::StoreError;
+use gateway_store::StoreError;
 
 /// A failure the caller can act on.
 #[derive(Debug, thiserror::Error)]

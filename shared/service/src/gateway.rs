@@ -1,12 +1,12 @@
 //! The cases flows: create (idempotent on `externalCaseId`), read, ongoing screening,
 //! decision, and reading Cabital's current state into the record.
 
-use cabital_client::{
+use gateway_cabital::{
     CabitalClient, Case, CaseSystemId, CreateAnswer, ExternalCaseId, WARM_UP_TIMEOUT, validate_decision,
     validate_new_case,
 };
 use gateway_runtime::settings::aws_sdk_config;
-use kyc_store::{
+use gateway_store::{
     CONFLICT_ATTEMPTS, CreatedCase, ExtRecord, ExtState, RemoteCheck, RemoteState, Reservation, Retry, Store,
     StoreError, TimelineOrder,
 };
@@ -76,7 +76,7 @@ impl Gateway {
     /// Builds the clients from the settings: reads no environment and calls nothing.
     pub async fn new(settings: &Settings, sdk: &aws_config::SdkConfig) -> Result<Self, InitError> {
         let cabital = settings.cabital.client(settings.cabital.credential_store(sdk))?;
-        let client = kyc_store::dynamodb_client_with(sdk, settings.store).await;
+        let client = gateway_store::dynamodb_client_with(sdk, settings.store).await;
         Ok(Gateway { store: Store::new(client, settings.table.clone()), cabital })
     }
 
@@ -109,7 +109,7 @@ impl Gateway {
         let hash = request_hash(submitted.as_bytes());
 
         let token =
-            match self.store.reserve_external_id(&ext, &hash, &cabital_client::Pii(submitted.clone()), now()).await? {
+            match self.store.reserve_external_id(&ext, &hash, &gateway_cabital::Pii(submitted.clone()), now()).await? {
                 Reservation::Reserved { token } => token,
                 Reservation::Existing(existing) => {
                     if !existing.same_request(&hash) {
@@ -169,8 +169,8 @@ impl Gateway {
             case_system_id: id,
             external_case_id: ext.clone(),
             screen_type: case.screen_type,
-            submitted_json: cabital_client::Pii(submitted),
-            response_json: cabital_client::Pii(serde_json::to_string(&answer).unwrap_or_default()),
+            submitted_json: gateway_cabital::Pii(submitted),
+            response_json: gateway_cabital::Pii(serde_json::to_string(&answer).unwrap_or_default()),
             suggestion: answer.suggestion,
             suggestion_comment: answer.suggestion_comment.clone(),
             ogs: answer.ogs,
@@ -220,7 +220,7 @@ impl Gateway {
         let page =
             self.store.timeline(&id, query.order, query.limit, query.cursor.as_deref()).await.map_err(|e| match e {
                 StoreError::InvalidCursor => {
-                    GatewayError::Validation(cabital_client::ValidationErrors(vec![cabital_client::FieldError {
+                    GatewayError::Validation(gateway_cabital::ValidationErrors(vec![gateway_cabital::FieldError {
                         field: "cursor".into(),
                         code: "invalid_cursor",
                         message: "is not a cursor this API gave".into(),

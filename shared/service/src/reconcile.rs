@@ -4,10 +4,10 @@ use std::collections::{HashSet, VecDeque};
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
-use cabital_client::CaseSystemId;
 use futures::StreamExt;
+use gateway_cabital::CaseSystemId;
+use gateway_store::{AttentionRef, AttentionTarget, ExtState, MAX_INDEX_PAGE, RemoteCheck, StoreError};
 use governor::{Quota, RateLimiter};
-use kyc_store::{AttentionRef, AttentionTarget, ExtState, MAX_INDEX_PAGE, RemoteCheck, StoreError};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -64,7 +64,7 @@ enum Outcome {
 pub enum ReconcileError {
     /// The indexes could not be read.
     #[error("could not list the cases needing a look: {0}")]
-    Listing(#[from] kyc_store::StoreError),
+    Listing(#[from] gateway_store::StoreError),
     /// Every item tried failed with a retryable error, and none succeeded.
     #[error("all {0} checks failed with retryable errors")]
     AllFailed(usize),
@@ -363,7 +363,7 @@ impl Gateway {
                 let result = match (record.state, record.case_system_id) {
                     (ExtState::Unknown, Some(id)) => self
                         .store
-                        .resolve_unknown(ext, &id, kyc_store::EventSource::Reconciler, now)
+                        .resolve_unknown(ext, &id, gateway_store::EventSource::Reconciler, now)
                         .await
                         .map(|_| Outcome::ResolvedUnknown),
                     // The creating invocation died. If a webhook already named the case

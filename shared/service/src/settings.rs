@@ -2,17 +2,17 @@
 //! ([`Settings::from_env`]); each function uses the parts it needs.
 //!
 //! The aggregate lives in this crate, not in `gateway-runtime`, because it holds the
-//! store's time limits (`kyc-store`, which the runtime does not depend on, so that
+//! store's time limits (`gateway-store`, which the runtime does not depend on, so that
 //! `doctor` builds without the DynamoDB SDK). How a setting is read, and the Cabital
 //! and AWS settings `doctor` shares, are the runtime's (`gateway_runtime::settings`).
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use cabital_client::CabitalError;
-use cabital_signing::CredentialsError;
+use gateway_cabital::CabitalError;
 use gateway_runtime::settings::{AwsSettings, CabitalSettings, Env, SettingError, one_of};
-use kyc_store::StoreTimeouts;
+use gateway_signing::CredentialsError;
+use gateway_store::StoreTimeouts;
 
 /// The largest request body the cases API reads, and the webhook's default bound.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

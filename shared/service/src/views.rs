@@ -1,7 +1,7 @@
 //! What the API answers: cases and their timelines as JSON.
 
-use cabital_client::{CaseSystemId, Decision, ExternalCaseId, ScreenType, Suggestion};
-use kyc_store::{CaseRecord, Event, EventDetail, ExtRecord, StateChange, format_time};
+use gateway_cabital::{CaseSystemId, Decision, ExternalCaseId, ScreenType, Suggestion};
+use gateway_store::{CaseRecord, Event, EventDetail, ExtRecord, StateChange, format_time};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -118,7 +118,7 @@ fn change(c: &StateChange) -> Value {
 
 /// What a webhook and a notice both show: the body as received and its deliveries.
 fn delivered(
-    body: &cabital_client::Pii<String>,
+    body: &gateway_cabital::Pii<String>,
     body_sha256: &str,
     deliveries: u32,
     first_received_at: time::OffsetDateTime,
@@ -238,7 +238,7 @@ impl AwaitingCaseId {
     pub(crate) fn new(ext: &ExternalCaseId, cabital_status: u16, replayed: bool) -> Self {
         AwaitingCaseId {
             external_case_id: ext.clone(),
-            state: kyc_store::ExtState::Unknown.as_str(),
+            state: gateway_store::ExtState::Unknown.as_str(),
             code: CASE_SYSTEM_ID_PENDING,
             cabital_status,
             detail: "Cabital has the case but did not give its caseSystemId. It will not be sent again; \

@@ -11,10 +11,10 @@
 
 use std::time::Duration;
 
-use cabital_client::{CabitalError, CaseSystemId, Pii, WebhookNotification};
-use cabital_signing::{IncomingHeaders, Verified, VerifyError, verify_signature};
+use gateway_cabital::{CabitalError, CaseSystemId, Pii, WebhookNotification};
 use gateway_runtime::{ErrorCode, Problem, Surface};
-use kyc_store::{CaseRecord, NoticeReason, RemoteCheck, RemoteState, StoreError, WebhookReceipt, WebhookRecorded};
+use gateway_signing::{IncomingHeaders, Verified, VerifyError, verify_signature};
+use gateway_store::{CaseRecord, NoticeReason, RemoteCheck, RemoteState, StoreError, WebhookReceipt, WebhookRecorded};
 
 use crate::gateway::{Gateway, request_hash};
 use crate::settings::{WebhookAuth, WebhookSettings};
@@ -158,7 +158,7 @@ pub struct Accepted {
     /// What the refresh did.
     pub refresh: RefreshOutcome,
     /// The case.
-    pub case_system_id: cabital_client::CaseSystemId,
+    pub case_system_id: gateway_cabital::CaseSystemId,
     /// What the delivery was taken as.
     pub verification: Verification,
 }
@@ -220,7 +220,7 @@ impl Gateway {
     async fn authenticate(&self, settings: &WebhookSettings, d: &Delivery<'_>) -> Result<Authenticity, WebhookError> {
         let path = settings.signed_path.as_deref().unwrap_or(d.path_and_query);
         let check =
-            |c: &cabital_signing::Credentials| verify_signature(c, d.headers, d.now_unix, d.method, path, d.body);
+            |c: &gateway_signing::Credentials| verify_signature(c, d.headers, d.now_unix, d.method, path, d.body);
         let credentials = self.cabital.credentials().get().await.map_err(|_| WebhookError::Credentials)?;
         let outcome = match check(&credentials) {
             Err(VerifyError::UnknownKey | VerifyError::Mismatch) => {

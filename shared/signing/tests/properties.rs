@@ -1,7 +1,7 @@
 //! Properties: verification never panics on anything, and accepts exactly what was signed.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
-use cabital_signing::{Credentials, IncomingHeaders, SignatureEncoding, VerifyPolicy, sign, verify};
+use gateway_signing::{Credentials, IncomingHeaders, SignatureEncoding, VerifyPolicy, sign, verify};
 use proptest::prelude::*;
 
 fn creds() -> Credentials {

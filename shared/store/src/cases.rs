@@ -3,7 +3,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use cabital_client::{CaseSystemId, Decision, Pii};
+use gateway_cabital::{CaseSystemId, Decision, Pii};
 use time::OffsetDateTime;
 
 use crate::codec::{self, Expr, s};

@@ -123,6 +123,6 @@ impl ClassifyRetry for TransactionConflictClassifier {
     }
 
     fn name(&self) -> &'static str {
-        "kyc-store transaction conflict"
+        "gateway-store transaction conflict"
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use cabital_client::{CaseSystemId, ExternalCaseId, Pii};
+use gateway_cabital::{CaseSystemId, ExternalCaseId, Pii};
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
@@ -529,7 +529,7 @@ impl Expr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cabital_client::{Decision, Suggestion};
+    use gateway_cabital::{Decision, Suggestion};
     use time::macros::datetime;
 
     fn case() -> CaseRecord {
@@ -537,7 +537,7 @@ mod tests {
         CaseRecord {
             case_system_id: "6d92e7b4-715c-4ce3-a028-19f1c8c9fa6c".parse().unwrap(),
             external_case_id: ExternalCaseId::parse("ext-1").unwrap(),
-            screen_type: Some(cabital_client::ScreenType::Individual),
+            screen_type: Some(gateway_cabital::ScreenType::Individual),
             origin: Origin::Api,
             status: CaseStatus::Decided,
             suggestion: Some(Suggestion::SuggestToAccept),

@@ -19,7 +19,7 @@ pub enum StoreError {
     #[error("version conflict on case {case_system_id}: expected version {expected}")]
     VersionConflict {
         /// The case that changed.
-        case_system_id: cabital_client::CaseSystemId,
+        case_system_id: gateway_cabital::CaseSystemId,
         /// The version the caller expected.
         expected: u64,
     },

@@ -20,7 +20,7 @@
 //! (cases under ongoing screening by last check).
 //!
 //! Personal data (submitted bodies, webhook bodies, comments) is held in
-//! [`cabital_client::Pii`], never in `Debug` output, error messages or logs.
+//! [`gateway_cabital::Pii`], never in `Debug` output, error messages or logs.
 
 #![warn(missing_docs)]
 

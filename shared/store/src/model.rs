@@ -1,6 +1,6 @@
 //! The typed records the store reads and writes.
 
-use cabital_client::{CaseSystemId, Decision, ExternalCaseId, Pii, ScreenType, Suggestion};
+use gateway_cabital::{CaseSystemId, Decision, ExternalCaseId, Pii, ScreenType, Suggestion};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -387,8 +387,8 @@ pub struct RemoteState {
     pub ogs: bool,
 }
 
-impl From<&cabital_client::Case> for RemoteState {
-    fn from(case: &cabital_client::Case) -> Self {
+impl From<&gateway_cabital::Case> for RemoteState {
+    fn from(case: &gateway_cabital::Case) -> Self {
         RemoteState {
             suggestion: case.suggestion,
             suggestion_comment: case.suggestion_comment.clone(),

@@ -12,7 +12,7 @@ pub const CONFLICT_ATTEMPTS: usize = 4;
 /// [`Retry::lost`] each time it loses:
 ///
 /// ```
-/// # use kyc_store::{CONFLICT_ATTEMPTS, Retry};
+/// # use gateway_store::{CONFLICT_ATTEMPTS, Retry};
 /// let mut retry = Retry::new(CONFLICT_ATTEMPTS);
 /// let mut tries = 0;
 /// let out: Result<(), &str> = loop {

@@ -2,7 +2,7 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem, Update};
-use cabital_client::{CaseSystemId, ExternalCaseId};
+use gateway_cabital::{CaseSystemId, ExternalCaseId};
 use time::OffsetDateTime;
 
 use crate::codec::{self, Expr, Item, n, s};

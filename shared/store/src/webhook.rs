@@ -1,7 +1,7 @@
 //! Webhook deliveries: durable first, one event per distinct body, counted deliveries.
 
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
-use cabital_client::CaseSystemId;
+use gateway_cabital::CaseSystemId;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 

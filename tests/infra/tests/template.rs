@@ -1,6 +1,6 @@
 //! `infra/template.yaml` held against the code.
 //!
-//! - the table equals `kyc_store::table_definition()` (keys, attributes, indexes,
+//! - the table equals `gateway_store::table_definition()` (keys, attributes, indexes,
 //!   billing), with point-in-time recovery, encryption, and deletion protection in prod;
 //! - IAM: no wildcard action, no wildcard resource, and each function's role grants
 //!   exactly what its code uses (declared below, with pointers into the code);
@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use gateway_runtime::metrics::Unit;
-use kyc_store::{ATTENTION_INDEX, KeyElement, OGS_INDEX, table_definition};
+use gateway_store::{ATTENTION_INDEX, KeyElement, OGS_INDEX, table_definition};
 use serde_json::{Map, Value, json};
 
 // ------------------------------------------------------------------ what the code uses
@@ -48,7 +48,7 @@ const ITEM_ACTIONS: [(&str, On); 3] =
 /// The DynamoDB actions of each function, beyond [`ITEM_ACTIONS`].
 fn extra_dynamodb_actions(function: &str) -> Vec<(&'static str, On)> {
     match function {
-        // functions/cases-api -> kyc_service::Gateway (shared/service/src/gateway.rs):
+        // functions/cases-api -> gateway_service::Gateway (shared/service/src/gateway.rs):
         // create / get / find / ogs / decide / refresh. `get_case` reads the timeline,
         // `Store::timeline` (cases.rs): a Query on the table itself, no index.
         "CasesApiFunction" => vec![("dynamodb:Query", On::Table)],
@@ -276,14 +276,14 @@ fn check_table_definition(t: &Value) -> Vec<String> {
     for key in ["BillingMode", "KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes"] {
         if actual[key] != expected[key] {
             violations.push(format!(
-                "{name}.{key} differs from kyc_store::table_definition()\n  template: {}\n  code:     {}",
+                "{name}.{key} differs from gateway_store::table_definition()\n  template: {}\n  code:     {}",
                 actual[key], expected[key]
             ));
         }
     }
     for absent in ["LocalSecondaryIndexes", "ProvisionedThroughput"] {
         if !p[absent].is_null() {
-            violations.push(format!("{name}.{absent} is not in kyc_store::table_definition()"));
+            violations.push(format!("{name}.{absent} is not in gateway_store::table_definition()"));
         }
     }
     violations
@@ -469,7 +469,7 @@ fn expected_grants(t: &Value, function: &str) -> Result<BTreeSet<(String, String
     want.insert(grant("logs:CreateLogStream", log_group.clone()));
     want.insert(grant("logs:PutLogEvents", log_group));
     // All three sign (cases-api, reconcile) or verify (webhook) with the Cabital secret:
-    // cabital_signing::CredentialStore (shared/signing/src/credentials.rs).
+    // gateway_signing::CredentialStore (shared/signing/src/credentials.rs).
     want.insert(grant("secretsmanager:GetSecretValue", secret));
     for (action, on) in ITEM_ACTIONS.into_iter().chain(extra_dynamodb_actions(function)) {
         let resource = match on {
@@ -799,7 +799,7 @@ fn assert_none(what: &str, violations: Vec<String>) {
 
 #[test]
 fn table_equals_the_store_definition() {
-    assert_none("table vs kyc_store::table_definition()", check_table_definition(&load()));
+    assert_none("table vs gateway_store::table_definition()", check_table_definition(&load()));
 }
 
 #[test]

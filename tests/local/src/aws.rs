@@ -34,7 +34,7 @@ pub async fn config() -> Result<SdkConfig> {
         env_or("AWS_SECRET_ACCESS_KEY", "testing"),
         None,
         None,
-        "local-stack",
+        "gateway-local",
     );
     Ok(aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint)

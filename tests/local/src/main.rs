@@ -1,22 +1,22 @@
-//! `local-stack`: the helper behind `./scripts/local.sh`.
+//! `gateway-local`: the helper behind `./scripts/local.sh`.
 //!
 //! ```text
-//! local-stack setup --table NAME --secret-id NAME --api-key KEY --api-secret SECRET
+//! gateway-local setup --table NAME --secret-id NAME --api-key KEY --api-secret SECRET
 //!     Creates the table (from the store's one definition) and the secret in moto.
 //!     Idempotent: an existing table is kept, an existing secret gets the given value.
 //!
-//! local-stack walk --api URL --sandbox URL [--table NAME] [--stale-after-secs N] ...
+//! gateway-local walk --api URL --sandbox URL [--table NAME] [--stale-after-secs N] ...
 //!     Walks one case's whole life through the functions' real HTTP endpoints under
 //!     `cargo lambda watch`, checking every step; exits 1 at the first wrong outcome.
 //!
-//! local-stack chaos --api URL --webhook URL --sandbox URL --table NAME --secret-id NAME
+//! gateway-local chaos --api URL --webhook URL --sandbox URL --table NAME --secret-id NAME
 //!                   --moto-pid PID --log-file PATH [--cases N] [--concurrency N] ...
 //!     Drives N cases through the functions while the sandbox injects faults, bad
 //!     deliveries are mixed in, moto is frozen once and the secret rotated; then checks
 //!     that DynamoDB equals the sandbox, no delivery was lost or double-counted, no bad
 //!     delivery was stored, and the functions' log holds no secret or personal data.
 //!
-//! local-stack ping URL [--method GET|POST] [--timeout-secs N]
+//! gateway-local ping URL [--method GET|POST] [--timeout-secs N]
 //!     One HTTP request; prints the status code. Used to warm the functions up.
 //! ```
 //!
@@ -54,14 +54,14 @@ pub fn ensure(ok: bool, message: impl FnOnce() -> String) -> Result<()> {
 }
 
 const USAGE: &str = "usage:
-  local-stack setup --table NAME --secret-id NAME --api-key KEY --api-secret SECRET
-  local-stack walk --api URL --sandbox URL [--table NAME] [--stale-after-secs N]
+  gateway-local setup --table NAME --secret-id NAME --api-key KEY --api-secret SECRET
+  gateway-local walk --api URL --sandbox URL [--table NAME] [--stale-after-secs N]
                    [--timeout-secs N] [--reconcile-event PATH] [--name-suffix TEXT]
-  local-stack chaos --api URL --webhook URL --sandbox URL --table NAME --secret-id NAME
+  gateway-local chaos --api URL --webhook URL --sandbox URL --table NAME --secret-id NAME
                     --moto-pid PID --log-file PATH [--cases N] [--concurrency N]
                     [--reconcile-event PATH] [--reconcile-every-secs N] [--moto-stop-secs N]
                     [--settle-timeout-secs N] [--max-backlog N] [--seed N]
-  local-stack ping URL [--method GET|POST] [--timeout-secs N]
+  gateway-local ping URL [--method GET|POST] [--timeout-secs N]
 
 moto's endpoint: MOTO_ENDPOINT, else AWS_ENDPOINT_URL (required by setup and chaos, and by
 walk with --table).";
@@ -97,7 +97,7 @@ async fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure(message)) => {
-            eprintln!("local-stack {command}: FAILED: {message}");
+            eprintln!("gateway-local {command}: FAILED: {message}");
             ExitCode::FAILURE
         }
     }

@@ -18,11 +18,11 @@ pub async fn run(args: &Args) -> Result<()> {
     let endpoint = aws::endpoint()?;
     let sdk = aws::config().await?;
 
-    let dynamodb = kyc_store::dynamodb_client(&sdk).await;
+    let dynamodb = gateway_store::dynamodb_client(&sdk).await;
     if table_exists(&dynamodb, table).await? {
         println!("table {table}: already there (kept)");
     } else {
-        match kyc_store::create_table(&dynamodb, table).await {
+        match gateway_store::create_table(&dynamodb, table).await {
             Ok(()) => println!("table {table}: created from the store's definition"),
             // Created meanwhile by another run: that is the same table.
             Err(_) if table_exists(&dynamodb, table).await? => println!("table {table}: already there (kept)"),

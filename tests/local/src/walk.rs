@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use cabital_client::CaseSystemId;
+use gateway_cabital::CaseSystemId;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -38,7 +38,7 @@ struct Walk {
     /// The longest wait for a webhook or a state.
     timeout: Duration,
     /// The table, to read the timelines straight from it as well.
-    store: Option<kyc_store::Store>,
+    store: Option<gateway_store::Store>,
     /// Makes this run's external ids unique.
     run: String,
     /// How the sandbox answers where Cabital's page is silent (`./scripts/local.sh --cabital`).
@@ -53,7 +53,7 @@ pub async fn run(args: &Args) -> Result<()> {
     let store = match args.get("table") {
         Some(table) => {
             let sdk = aws::config().await?;
-            Some(kyc_store::Store::new(kyc_store::dynamodb_client(&sdk).await, table))
+            Some(gateway_store::Store::new(gateway_store::dynamodb_client(&sdk).await, table))
         }
         None => None,
     };
@@ -625,7 +625,7 @@ impl Walk {
         if let Some(store) = &self.store {
             let case_id: CaseSystemId = id.parse().map_err(|_| Failure(format!("`{id}` is not a case id")))?;
             let page = store
-                .timeline(&case_id, kyc_store::TimelineOrder::Oldest, kyc_store::MAX_TIMELINE_PAGE, None)
+                .timeline(&case_id, gateway_store::TimelineOrder::Oldest, gateway_store::MAX_TIMELINE_PAGE, None)
                 .await
                 .map_err(|e| Failure(format!("reading {id}'s events from the table: {e}")))?;
             let in_table: Vec<&str> = page.events.iter().map(|e| e.event_id.as_str()).collect();

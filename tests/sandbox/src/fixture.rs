@@ -3,7 +3,7 @@
 //!
 //! A signed fixture carries a fixed `ACCESS-TIMESTAMP`, so it is expired by the time
 //! anyone invokes it; [`sign_event`] signs it again for a given time (the
-//! `cabital-sandbox-sign` binary: for now). What is signed is
+//! `gateway-sandbox-sign` binary: for now). What is signed is
 //! `timestamp + METHOD + path + body`: the method from `requestContext.http.method`,
 //! the path `rawPath` (`?rawQueryString` appended when not empty) unless another path
 //! is given (the function's `WEBHOOK_SIGNED_PATH`), the body as API Gateway hands it

@@ -8,7 +8,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! let sandbox = cabital_sandbox::spawn(cabital_sandbox::SandboxConfig::with_credential("key", "secret")).await?;
+//! let sandbox = gateway_sandbox::spawn(gateway_sandbox::SandboxConfig::with_credential("key", "secret")).await?;
 //! let base_url = sandbox.base_url(); // http://127.0.0.1:PORT
 //! # let _ = base_url;
 //! sandbox.shutdown().await;
@@ -26,7 +26,7 @@
 //! - `POST /_sandbox/reset` -> 204
 //!
 //! [`sign_event`] signs an API Gateway v2 webhook event fixture as Cabital would, for
-//! `cargo lambda invoke` of the webhook function (the `cabital-sandbox-sign` binary).
+//! `cargo lambda invoke` of the webhook function (the `gateway-sandbox-sign` binary).
 
 mod api;
 mod auth;

@@ -1,4 +1,4 @@
-//! `cabital-sandbox`: the Cabital CaaS fake as a process, for scripts and local runs.
+//! `gateway-sandbox`: the Cabital CaaS fake as a process, for scripts and local runs.
 //!
 //! Settings come from flags, or from `CABITAL_SANDBOX_<FLAG>` environment variables
 //! (flag name in upper snake case, e.g. `CABITAL_SANDBOX_API_SECRET`); a flag wins.
@@ -10,12 +10,12 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::str::FromStr;
 
-use cabital_sandbox::{Credential, RetryHeaders, SandboxConfig, SignatureEncoding, WebhookSigning};
+use gateway_sandbox::{Credential, RetryHeaders, SandboxConfig, SignatureEncoding, WebhookSigning};
 use tracing_subscriber::EnvFilter;
 use url::Url;
 
 // What Cabital's page leaves open, each answer a mode.
-use cabital_sandbox::CreateAnswerMode;
+use gateway_sandbox::CreateAnswerMode;
 
 struct Flag {
     name: &'static str,
@@ -74,7 +74,7 @@ const FLAGS: &[Flag] = &[
 
 fn usage() -> String {
     let mut text = String::from(
-        "usage: cabital-sandbox [FLAGS]\n\nEvery flag can also be set as CABITAL_SANDBOX_<FLAG> (upper snake case).\n\n",
+        "usage: gateway-sandbox [FLAGS]\n\nEvery flag can also be set as CABITAL_SANDBOX_<FLAG> (upper snake case).\n\n",
     );
     for flag in FLAGS {
         let left = match flag.value {
@@ -300,20 +300,20 @@ async fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(problem) => {
-            eprintln!("cabital-sandbox: {problem}\n(see --help)");
+            eprintln!("gateway-sandbox: {problem}\n(see --help)");
             return ExitCode::from(2);
         }
     };
-    let sandbox = match cabital_sandbox::spawn(config).await {
+    let sandbox = match gateway_sandbox::spawn(config).await {
         Ok(sandbox) => sandbox,
         Err(e) => {
-            eprintln!("cabital-sandbox: cannot start: {e}");
+            eprintln!("gateway-sandbox: cannot start: {e}");
             return ExitCode::FAILURE;
         }
     };
     let mut stdout = std::io::stdout();
     if writeln!(stdout, "listening on {}", sandbox.base_url()).and_then(|()| stdout.flush()).is_err() {
-        eprintln!("cabital-sandbox: cannot write to stdout");
+        eprintln!("gateway-sandbox: cannot write to stdout");
         return ExitCode::FAILURE;
     }
     stop_signal().await;

@@ -53,7 +53,7 @@ pub async fn aws_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(moto_endpoint())
         .region(Region::new(REGION))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test-support"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "gateway-support"))
         .http_client(one_at_a_time(inner))
         .load()
         .await
@@ -84,9 +84,9 @@ impl HttpConnector for OneAtATime {
 }
 
 /// A DynamoDB client for moto, built like the functions build theirs
-/// ([`kyc_store::dynamodb_client`]).
+/// ([`gateway_store::dynamodb_client`]).
 pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
-    kyc_store::dynamodb_client(&aws_config().await).await
+    gateway_store::dynamodb_client(&aws_config().await).await
 }
 
 /// A Secrets Manager client for moto.
@@ -102,16 +102,16 @@ pub async fn secretsmanager_client() -> aws_sdk_secretsmanager::Client {
 pub async fn fresh_table() -> (aws_sdk_dynamodb::Client, String) {
     let client = dynamodb().await;
     let name = format!("kyc-test-{}", uuid::Uuid::new_v4().simple());
-    if let Err(e) = kyc_store::create_table(&client, &name).await {
+    if let Err(e) = gateway_store::create_table(&client, &name).await {
         panic!("could not create table {name} in moto at {}: {e}", moto_endpoint());
     }
     (client, name)
 }
 
-/// A [`kyc_store::Store`] over a fresh table.
-pub async fn fresh_store() -> kyc_store::Store {
+/// A [`gateway_store::Store`] over a fresh table.
+pub async fn fresh_store() -> gateway_store::Store {
     let (client, name) = fresh_table().await;
-    kyc_store::Store::new(client, name)
+    gateway_store::Store::new(client, name)
 }
 
 /// The API key every harness uses, at the sandbox and in the secret.
@@ -123,13 +123,13 @@ pub const API_SECRET: &str = "harness-api-secret-9f2c41d7";
 /// credentials read from a real Secrets Manager secret in moto.
 pub struct Harness {
     /// The gateway, built as the functions build theirs, but pointed at the sandbox.
-    pub gateway: kyc_service::Gateway,
+    pub gateway: gateway_service::Gateway,
     /// The settings it was built from (see [`settings`]).
-    pub settings: kyc_service::Settings,
+    pub settings: gateway_service::Settings,
     /// The sandbox (stopped when dropped).
-    pub sandbox: cabital_sandbox::SandboxHandle,
+    pub sandbox: gateway_sandbox::SandboxHandle,
     /// The store over the fresh table.
-    pub store: kyc_store::Store,
+    pub store: gateway_store::Store,
     /// The secret's name in moto.
     pub secret_id: String,
 }
@@ -153,7 +153,7 @@ pub async fn fresh_secret(api_key: &str, api_secret: &str) -> String {
 ///
 /// # Panics
 /// When a value is refused.
-pub fn settings(table: &str, secret_id: &str, cabital_url: &str) -> kyc_service::Settings {
+pub fn settings(table: &str, secret_id: &str, cabital_url: &str) -> gateway_service::Settings {
     let vars = [
         ("TABLE_NAME", table),
         ("CABITAL_SECRET_ID", secret_id),
@@ -161,7 +161,7 @@ pub fn settings(table: &str, secret_id: &str, cabital_url: &str) -> kyc_service:
         ("CABITAL_REQUEST_TIMEOUT_MS", "2000"),
     ];
     let var = |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned());
-    let mut settings = match kyc_service::Settings::read(&gateway_runtime::Env::with(&var)) {
+    let mut settings = match gateway_service::Settings::read(&gateway_runtime::Env::with(&var)) {
         Ok(s) => s,
         Err(e) => panic!("the test's settings are refused: {e}"),
     };
@@ -172,12 +172,12 @@ pub fn settings(table: &str, secret_id: &str, cabital_url: &str) -> kyc_service:
 }
 
 /// A gateway built from `settings` as the functions build theirs
-/// ([`kyc_service::Gateway::new`]), its AWS clients pointed at moto.
+/// ([`gateway_service::Gateway::new`]), its AWS clients pointed at moto.
 ///
 /// # Panics
 /// When moto is missing or the Cabital client cannot be built.
-pub async fn gateway(settings: &kyc_service::Settings) -> kyc_service::Gateway {
-    match kyc_service::Gateway::new(settings, &aws_config().await).await {
+pub async fn gateway(settings: &gateway_service::Settings) -> gateway_service::Gateway {
+    match gateway_service::Gateway::new(settings, &aws_config().await).await {
         Ok(gateway) => gateway,
         Err(e) => panic!("the gateway could not be built: {e}"),
     }
@@ -187,11 +187,11 @@ pub async fn gateway(settings: &kyc_service::Settings) -> kyc_service::Gateway {
 ///
 /// # Panics
 /// When moto is missing or the sandbox cannot start.
-pub async fn harness(tweak: impl FnOnce(&mut cabital_sandbox::SandboxConfig)) -> Harness {
-    let mut config = cabital_sandbox::SandboxConfig::with_credential(API_KEY, API_SECRET);
+pub async fn harness(tweak: impl FnOnce(&mut gateway_sandbox::SandboxConfig)) -> Harness {
+    let mut config = gateway_sandbox::SandboxConfig::with_credential(API_KEY, API_SECRET);
     config.seed = Some(42);
     tweak(&mut config);
-    let sandbox = cabital_sandbox::spawn(config).await.expect("the Cabital sandbox starts on 127.0.0.1");
+    let sandbox = gateway_sandbox::spawn(config).await.expect("the Cabital sandbox starts on 127.0.0.1");
     let (_, table) = fresh_table().await;
     let secret_id = fresh_secret(API_KEY, API_SECRET).await;
     let settings = settings(&table, &secret_id, &sandbox.base_url());

@@ -6,5 +6,5 @@
 fn a_missing_endpoint_panics_with_directions() {
     // SAFETY: this binary runs this one test; no other thread reads the environment.
     unsafe { std::env::remove_var("MOTO_ENDPOINT") };
-    test_support::moto_endpoint();
+    gateway_support::moto_endpoint();
 }

@@ -15,11 +15,11 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cabital_signing::{
-    Credentials, CredentialsError, HEADER_KEY, HEADER_SIGN, HEADER_TIMESTAMP, SignatureEncoding, SignedHeaders, sign,
-};
 use gateway_runtime::SettingError;
 use gateway_runtime::settings::{AwsSettings, Env, aws_sdk_config, credential_store};
+use gateway_signing::{
+    Credentials, CredentialsError, HEADER_KEY, HEADER_SIGN, HEADER_TIMESTAMP, SignatureEncoding, SignedHeaders, sign,
+};
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 use url::Url;

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use cabital_doctor::{Invocation, USAGE, invocation, run, settings_from};
+use gateway_doctor::{Invocation, USAGE, invocation, run, settings_from};
 
 fn main() -> ExitCode {
     match invocation(std::env::args_os().skip(1)) {

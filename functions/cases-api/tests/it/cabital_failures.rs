@@ -5,27 +5,27 @@
 
 use crate::common;
 
-use cabital_sandbox::Faults;
 use common::*;
-use kyc_store::ExtState;
+use gateway_sandbox::Faults;
+use gateway_store::ExtState;
 use serde_json::{Value, json};
 
-fn ext(id: &str) -> cabital_client::ExternalCaseId {
-    cabital_client::ExternalCaseId::parse(id).unwrap()
+fn ext(id: &str) -> gateway_cabital::ExternalCaseId {
+    gateway_cabital::ExternalCaseId::parse(id).unwrap()
 }
 
-async fn reservation(h: &test_support::Harness, id: &str) -> kyc_store::ExtRecord {
+async fn reservation(h: &gateway_support::Harness, id: &str) -> gateway_store::ExtRecord {
     h.store.get_external(&ext(id)).await.unwrap().expect("the reservation is stored")
 }
 
 /// The attempts the harness's client makes at a retryable failure.
 fn client_attempts() -> u64 {
-    u64::from(cabital_client::ClientConfig::new("http://127.0.0.1".parse().unwrap()).max_attempts)
+    u64::from(gateway_cabital::ClientConfig::new("http://127.0.0.1".parse().unwrap()).max_attempts)
 }
 
 #[tokio::test]
 async fn a_429_beyond_the_retry_budget_is_a_503_with_retry_after() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     // One request a hundred seconds: the first create takes the only token.
     h.sandbox.set_faults(Faults { rate_limit_per_sec: 0.01, ..Faults::default() }).unwrap();
@@ -58,7 +58,7 @@ async fn a_429_beyond_the_retry_budget_is_a_503_with_retry_after() {
 
 #[tokio::test]
 async fn a_503_storm_is_a_503_and_nothing_is_recorded() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     let (id, _) = create(&app, Some(&case_body("before-the-storm"))).await;
     h.sandbox.set_faults(Faults { error_rate_503: 1.0, ..Faults::default() }).unwrap();
@@ -90,7 +90,7 @@ async fn a_503_storm_is_a_503_and_nothing_is_recorded() {
 
 #[tokio::test]
 async fn a_500_on_create_is_an_unknown_outcome_never_sent_again() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     h.sandbox.set_faults(Faults { error_rate_500: 1.0, ..Faults::default() }).unwrap();
 
@@ -130,7 +130,7 @@ async fn a_500_on_create_is_an_unknown_outcome_never_sent_again() {
 async fn a_timeout_on_create_is_an_unknown_outcome_never_sent_twice() {
     // Cabital takes far longer than the client waits (the harness's client: 2 s); the
     // sandbox creates the case first, so the answer is lost as in real life.
-    let h = test_support::harness(|c| c.faults.latency_ms = 10_000).await;
+    let h = gateway_support::harness(|c| c.faults.latency_ms = 10_000).await;
     let app = app(&h);
     let resp = send(&app, &Event::fixture("create-case.json")).await;
     resp.expect_problem(504, "cabital_outcome_unknown");
@@ -148,7 +148,7 @@ async fn a_timeout_on_create_is_an_unknown_outcome_never_sent_twice() {
 
 #[tokio::test]
 async fn a_timeout_on_a_safe_call_is_a_504_cabital_timeout() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     let (id, _) = create(&app, None).await;
     h.sandbox.set_faults(Faults { latency_ms: 10_000, ..Faults::default() }).unwrap();
@@ -161,13 +161,13 @@ async fn a_timeout_on_a_safe_call_is_a_504_cabital_timeout() {
 
 #[tokio::test]
 async fn cabital_refusals_keep_their_meaning() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     // Cabital already has this externalCaseId (created around the gateway): its 409
     // means it has the case. The reservation stays UNKNOWN (never freed, never sent
     // again) and the caller gets 202 `case_system_id_pending`.
     let body = case_body("made-elsewhere");
-    let new_case = cabital_client::validate_new_case(&body, gateway_runtime::now().date()).unwrap();
+    let new_case = gateway_cabital::validate_new_case(&body, gateway_runtime::now().date()).unwrap();
     h.gateway.cabital.create_case(&new_case).await.expect("created directly at the sandbox");
     let resp = send(&app, &Event::fixture("create-case.json").with_json(&body)).await;
     resp.expect(202);
@@ -191,7 +191,7 @@ async fn cabital_refusals_keep_their_meaning() {
     assert_eq!(stored_kinds(&h.store, &id).await, ["CREATED"]);
 
     // Cabital refuses our key (rotated there, not here): 502, and nothing internal said.
-    h.sandbox.set_credentials(vec![cabital_sandbox::Credential::new("another-key", "another-secret")]);
+    h.sandbox.set_credentials(vec![gateway_sandbox::Credential::new("another-key", "another-secret")]);
     let resp = send(&app, &Event::for_case("decision.json", &id)).await;
     resp.expect_problem(502, "cabital_refused");
     assert_eq!(resp.json["detail"], "Cabital answered 401");
@@ -199,11 +199,11 @@ async fn cabital_refusals_keep_their_meaning() {
 
 #[tokio::test]
 async fn unusable_credentials_are_a_502_that_names_nothing() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let missing_secret = format!("cabital-test-missing-{}", uuid::Uuid::new_v4().simple());
     let mut settings = h.settings.clone();
     settings.cabital.secret_id = missing_secret.clone();
-    let app = cases_api::App { gateway: test_support::gateway(&settings).await };
+    let app = gateway_cases_api::App { gateway: gateway_support::gateway(&settings).await };
     let resp = send(&app, &Event::fixture("create-case.json")).await;
     resp.expect_problem(502, "cabital_bad_answer");
     assert!(!resp.text.contains(&missing_secret));
@@ -214,12 +214,12 @@ async fn unusable_credentials_are_a_502_that_names_nothing() {
 
 #[tokio::test]
 async fn a_store_failure_is_a_5xx_that_names_nothing() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let (id, _) = create(&app(&h), None).await;
 
     // A table that is not there: not retryable, 500.
-    let settings = kyc_service::Settings { table: "kyc-test-no-such-table".into(), ..h.settings.clone() };
-    let app_missing = cases_api::App { gateway: test_support::gateway(&settings).await };
+    let settings = gateway_service::Settings { table: "kyc-test-no-such-table".into(), ..h.settings.clone() };
+    let app_missing = gateway_cases_api::App { gateway: gateway_support::gateway(&settings).await };
     for event in
         [Event::for_case("get-case.json", &id), Event::fixture("find-case.json"), Event::fixture("create-case.json")]
     {
@@ -233,9 +233,12 @@ async fn a_store_failure_is_a_5xx_that_names_nothing() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let sdk =
-        test_support::aws_config().await.into_builder().endpoint_url(format!("http://127.0.0.1:{closed_port}")).build();
-    let app_down = cases_api::App { gateway: kyc_service::Gateway::new(&h.settings, &sdk).await.unwrap() };
+    let sdk = gateway_support::aws_config()
+        .await
+        .into_builder()
+        .endpoint_url(format!("http://127.0.0.1:{closed_port}"))
+        .build();
+    let app_down = gateway_cases_api::App { gateway: gateway_service::Gateway::new(&h.settings, &sdk).await.unwrap() };
     let resp = send(&app_down, &Event::for_case("get-case.json", &id)).await;
     resp.expect_problem(503, "store_unavailable");
     assert!(resp.retry_after() >= 1);
@@ -246,14 +249,15 @@ async fn a_store_failure_is_a_5xx_that_names_nothing() {
 
 #[tokio::test]
 async fn a_secret_that_cannot_be_used_stops_the_cold_start_naming_no_secret() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     h.gateway.warm_up().await.expect("the harness's secret is usable");
 
     let mut settings = h.settings.clone();
-    settings.cabital.secret_id = test_support::fresh_secret(test_support::API_KEY, "").await;
-    let error = test_support::gateway(&settings).await.warm_up().await.expect_err("an unusable secret stops the start");
-    assert!(matches!(error, kyc_service::InitError::Credentials(_)), "{error:?}");
+    settings.cabital.secret_id = gateway_support::fresh_secret(gateway_support::API_KEY, "").await;
+    let error =
+        gateway_support::gateway(&settings).await.warm_up().await.expect_err("an unusable secret stops the start");
+    assert!(matches!(error, gateway_service::InitError::Credentials(_)), "{error:?}");
     let shown = format!("{error} {error:?}");
     assert!(shown.contains("malformed"), "{shown}");
-    assert!(!shown.contains(test_support::API_KEY), "{shown}");
+    assert!(!shown.contains(gateway_support::API_KEY), "{shown}");
 }

@@ -4,12 +4,12 @@
 
 use crate::common;
 
-use cabital_sandbox::CreateAnswerMode;
 use common::*;
-use kyc_store::ExtState;
+use gateway_sandbox::CreateAnswerMode;
+use gateway_store::ExtState;
 
 async fn created_without_id(mode: CreateAnswerMode, ext: &str) {
-    let h = test_support::harness(|c| c.create_answer = mode).await;
+    let h = gateway_support::harness(|c| c.create_answer = mode).await;
     let app = app(&h);
     let body = case_body(ext);
     let resp = send(&app, &Event::fixture("create-case.json").with_json(&body)).await;
@@ -22,7 +22,7 @@ async fn created_without_id(mode: CreateAnswerMode, ext: &str) {
     assert_eq!(resp.json["lookup"], format!("/v1/cases?externalCaseId={ext}"));
     assert_eq!(resp.json["replayed"], false);
 
-    let parsed = cabital_client::ExternalCaseId::parse(ext).unwrap();
+    let parsed = gateway_cabital::ExternalCaseId::parse(ext).unwrap();
     let kept = h.store.get_external(&parsed).await.unwrap().expect("the reservation is kept");
     assert_eq!((kept.state, kept.case_system_id, kept.cabital_status), (ExtState::Unknown, None, Some(201)));
     assert_eq!(h.sandbox.cases_by_external_id(ext).len(), 1, "Cabital has it");
@@ -53,7 +53,7 @@ async fn a_201_without_case_system_id_keeps_the_reservation_unknown_and_answers_
 
 #[tokio::test]
 async fn a_full_201_is_still_a_201_with_the_case() {
-    let h = test_support::harness(|c| c.create_answer = CreateAnswerMode::Full).await;
+    let h = gateway_support::harness(|c| c.create_answer = CreateAnswerMode::Full).await;
     let app = app(&h);
     let resp = send(&app, &Event::fixture("create-case.json").with_json(&case_body("answer-full-1"))).await;
     resp.expect(201);
@@ -62,7 +62,7 @@ async fn a_full_201_is_still_a_201_with_the_case() {
 
 #[tokio::test]
 async fn a_get_without_case_system_id_reads_the_case_live() {
-    let h = test_support::harness(|c| c.get_without_case_system_id = true).await;
+    let h = gateway_support::harness(|c| c.get_without_case_system_id = true).await;
     let app = app(&h);
     let (id, _) = create(&app, Some(&case_body("answer-get-1"))).await;
     let resp = send(&app, &Event::for_case("get-case-live.json", &id)).await;

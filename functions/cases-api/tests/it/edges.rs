@@ -9,7 +9,7 @@ use common::*;
 use serde_json::json;
 
 /// Asserts Cabital was never called and the table holds nothing at all.
-async fn assert_nothing_sent_or_stored(h: &test_support::Harness) {
+async fn assert_nothing_sent_or_stored(h: &gateway_support::Harness) {
     assert_eq!(sandbox_requests_total(h), 0, "{:?}", h.sandbox.stats().requests);
     let items = table_items(&h.store).await;
     assert!(items.is_empty(), "the table holds {items:?}");
@@ -17,7 +17,7 @@ async fn assert_nothing_sent_or_stored(h: &test_support::Harness) {
 
 #[tokio::test]
 async fn an_unknown_route_is_a_404() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     send(&app, &Event::fixture("unknown-route.json")).await.expect_problem(404, "route_not_found");
     let id = FIXTURE_CASE_ID;
@@ -30,7 +30,7 @@ async fn an_unknown_route_is_a_404() {
 
 #[tokio::test]
 async fn a_wrong_method_is_a_405_that_says_which_are_allowed() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     let id = FIXTURE_CASE_ID;
     let cases = [
@@ -54,7 +54,7 @@ async fn a_wrong_method_is_a_405_that_says_which_are_allowed() {
 
 #[tokio::test]
 async fn a_body_that_is_not_json_is_a_415() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     send(&app, &Event::fixture("create-case-not-json.json")).await.expect_problem(415, "unsupported_media_type");
     let create = Event::fixture("create-case.json");
@@ -77,7 +77,7 @@ async fn a_body_that_is_not_json_is_a_415() {
 
 #[tokio::test]
 async fn malformed_json_is_a_400_that_does_not_quote_the_body() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     for body in ["", "{", "{\"fullName\": \"John Doe\",}", "{\"externalCaseId\": \"x\"} trailing", "nul"] {
         let resp = send(&app, &Event::fixture("create-case.json").with_body(body)).await;
@@ -98,7 +98,7 @@ async fn malformed_json_is_a_400_that_does_not_quote_the_body() {
 /// scripts/schemathesis_hooks.py.)
 #[tokio::test]
 async fn a_body_that_is_not_utf8_is_malformed_json() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     let valid = case_body(FIXTURE_EXTERNAL_ID).to_string();
     let bodies: [&[u8]; 3] = [b"\xff[", b"{\"fullName\": \"\xc3\x28\"}", &[valid.as_bytes(), b"\x80"].concat()];
@@ -117,11 +117,11 @@ async fn a_body_that_is_not_utf8_is_malformed_json() {
 
 #[tokio::test]
 async fn a_body_over_64_kib_is_a_413() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     let valid = case_body(FIXTURE_EXTERNAL_ID).to_string();
     // Whitespace is valid JSON: pad a valid case to the bound, then one byte past it.
-    let at_bound = format!("{valid}{}", " ".repeat(cases_api::MAX_BODY_BYTES - valid.len()));
+    let at_bound = format!("{valid}{}", " ".repeat(gateway_cases_api::MAX_BODY_BYTES - valid.len()));
     let over = format!("{at_bound} ");
     assert_eq!(over.len(), 64 * 1024 + 1);
     let resp = send(&app, &Event::fixture("create-case.json").with_body(over.clone())).await;
@@ -136,7 +136,7 @@ async fn a_body_over_64_kib_is_a_413() {
 
 #[tokio::test]
 async fn a_bad_case_id_is_a_400_and_an_unknown_one_a_404() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     let fixtures = ["get-case.json", "get-case-live.json", "ogs-on.json", "ogs-off.json", "decision.json"];
     for name in fixtures {
@@ -153,7 +153,7 @@ async fn a_bad_case_id_is_a_400_and_an_unknown_one_a_404() {
 
 #[tokio::test]
 async fn stage_prefixes_trailing_slashes_and_base64_bodies_are_understood() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     // A base64 body, as API Gateway sends one it does not take for text.
     let body = case_body(FIXTURE_EXTERNAL_ID).to_string();
@@ -175,7 +175,7 @@ async fn stage_prefixes_trailing_slashes_and_base64_bodies_are_understood() {
 
 #[tokio::test]
 async fn api_gateways_route_key_and_path_parameters_route_and_a_default_route_falls_back_to_the_path() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     let (id, _) = create(&app, None).await;
     // The fixtures carry what API Gateway sends: the template and the id apart.
@@ -226,11 +226,11 @@ fn every_fixture_names_a_documented_route_or_the_default_one() {
 
 #[tokio::test]
 async fn the_gateway_validates_a_decision_before_anything_is_read_or_sent() {
-    let h = test_support::harness(|_| {}).await;
-    let id: cabital_client::CaseSystemId = FIXTURE_CASE_ID.parse().unwrap();
+    let h = gateway_support::harness(|_| {}).await;
+    let id: gateway_cabital::CaseSystemId = FIXTURE_CASE_ID.parse().unwrap();
     let bad = json!({"caseResult": "MAYBE", "comment": 7, "by": "me"});
     match h.gateway.decide(id, &bad).await {
-        Err(kyc_service::GatewayError::Validation(errs)) => {
+        Err(gateway_service::GatewayError::Validation(errs)) => {
             let mut fields: Vec<&str> = errs.0.iter().map(|e| e.field.as_str()).collect();
             fields.sort_unstable();
             assert_eq!(fields, ["by", "caseResult", "comment"]);

@@ -10,7 +10,7 @@ use common::*;
 use serde_json::{Value, json};
 
 /// Asserts the sandbox and the table hold exactly one case for `ext`, with one CREATED event.
-async fn assert_exactly_one_case(h: &test_support::Harness, ext: &str) -> String {
+async fn assert_exactly_one_case(h: &gateway_support::Harness, ext: &str) -> String {
     let at_sandbox = h.sandbox.cases_by_external_id(ext);
     assert_eq!(at_sandbox.len(), 1, "cases at the sandbox for {ext}");
     assert_eq!(h.sandbox.stats().creates, 1);
@@ -24,7 +24,7 @@ async fn assert_exactly_one_case(h: &test_support::Harness, ext: &str) -> String
 
 #[tokio::test]
 async fn the_same_body_twice_replays_the_first_answer() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     let event = Event::fixture("create-case.json");
     let first = send(&app, &event).await;
@@ -62,7 +62,7 @@ async fn the_same_body_twice_replays_the_first_answer() {
 
 #[tokio::test]
 async fn the_same_id_with_another_body_is_a_409() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     let (id, _) = create(&app, None).await;
     let mut other = case_body(FIXTURE_EXTERNAL_ID);
@@ -86,23 +86,28 @@ async fn the_same_id_with_another_body_is_a_409() {
 
 /// The hash the gateway reserves a body under.
 fn request_hash(body: &Value) -> String {
-    let case = cabital_client::validate_new_case(body, gateway_runtime::now().date()).expect("a valid body");
-    kyc_service::request_hash(serde_json::to_string(&case).unwrap().as_bytes())
+    let case = gateway_cabital::validate_new_case(body, gateway_runtime::now().date()).expect("a valid body");
+    gateway_service::request_hash(serde_json::to_string(&case).unwrap().as_bytes())
 }
 
 #[tokio::test]
 async fn a_create_in_flight_is_a_409_with_retry_after() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     let body = Event::fixture("create-case.json").json_body();
     // Another invocation holds the reservation and has not heard back from Cabital yet.
-    let ext = cabital_client::ExternalCaseId::parse(FIXTURE_EXTERNAL_ID).unwrap();
+    let ext = gateway_cabital::ExternalCaseId::parse(FIXTURE_EXTERNAL_ID).unwrap();
     let reserved = h
         .store
-        .reserve_external_id(&ext, &request_hash(&body), &cabital_client::Pii(body.to_string()), gateway_runtime::now())
+        .reserve_external_id(
+            &ext,
+            &request_hash(&body),
+            &gateway_cabital::Pii(body.to_string()),
+            gateway_runtime::now(),
+        )
         .await
         .unwrap();
-    assert!(matches!(reserved, kyc_store::Reservation::Reserved { .. }));
+    assert!(matches!(reserved, gateway_store::Reservation::Reserved { .. }));
 
     let resp = send(&app, &Event::fixture("create-case.json")).await;
     resp.expect_problem(409, "create_in_flight");
@@ -122,7 +127,7 @@ async fn a_create_in_flight_is_a_409_with_retry_after() {
 }
 
 /// Fires `n` creates with the bodies given at once, each on its own task.
-async fn concurrently(app: &Arc<cases_api::App>, bodies: Vec<Value>) -> Vec<Resp> {
+async fn concurrently(app: &Arc<gateway_cases_api::App>, bodies: Vec<Value>) -> Vec<Resp> {
     let tasks = bodies.into_iter().map(|body| {
         let app = Arc::clone(app);
         tokio::spawn(async move { send(&app, &Event::fixture("create-case.json").with_json(&body)).await })
@@ -133,7 +138,7 @@ async fn concurrently(app: &Arc<cases_api::App>, bodies: Vec<Value>) -> Vec<Resp
 /// Five identical creates at once: one case at Cabital; every other answer is the
 /// replay or a 409 `create_in_flight` with `Retry-After`.
 async fn five_identical_creates(latency_ms: u64) {
-    let h = test_support::harness(|c| c.faults.latency_ms = latency_ms).await;
+    let h = gateway_support::harness(|c| c.faults.latency_ms = latency_ms).await;
     let app = Arc::new(app(&h));
     let body = Event::fixture("create-case.json").json_body();
     let answers = concurrently(&app, vec![body.clone(); 5]).await;
@@ -175,7 +180,7 @@ async fn concurrent_identical_creates_with_a_slow_cabital_make_one_case() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_creates_with_one_id_and_different_bodies_make_one_case() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = Arc::new(app(&h));
     let bodies: Vec<Value> = (0..5)
         .map(|i| {

@@ -56,7 +56,7 @@ fn the_document_is_openapi_3_1_and_every_reference_resolves() {
         .iter()
         .find(|p| p["name"] == "limit")
         .expect("limit is documented");
-    assert_eq!(limit["schema"]["maximum"], kyc_store::MAX_TIMELINE_PAGE);
+    assert_eq!(limit["schema"]["maximum"], gateway_store::MAX_TIMELINE_PAGE);
 }
 
 #[test]
@@ -72,9 +72,9 @@ fn the_examples_in_the_document_conform_to_their_schemas() {
                 let value = &example["value"];
                 let accepted = match content["schema"]["$ref"].as_str() {
                     Some("#/components/schemas/NewCase") => {
-                        cabital_client::validate_new_case(value, gateway_runtime::now().date()).map(drop)
+                        gateway_cabital::validate_new_case(value, gateway_runtime::now().date()).map(drop)
                     }
-                    Some("#/components/schemas/DecisionRequest") => cabital_client::validate_decision(value).map(drop),
+                    Some("#/components/schemas/DecisionRequest") => gateway_cabital::validate_decision(value).map(drop),
                     other => panic!("{method} {template}: no handler check for an example of {other:?}"),
                 };
                 accepted.unwrap_or_else(|e| panic!("the example {name} is refused: {e:?}"));
@@ -99,7 +99,7 @@ async fn the_documented_routes_are_the_handlers_routes() {
     assert_eq!(spec().operations(), expected);
 
     // Every documented operation is served; every other method on a documented path is a 405.
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     let id = uuid::Uuid::new_v4().to_string();
     let templates: BTreeSet<&String> = expected.iter().map(|(_, t)| t).collect();
@@ -214,7 +214,7 @@ fn with_body(resp: &Resp, body: Value) -> Resp {
 
 #[tokio::test]
 async fn responses_that_do_not_conform_fail_the_check() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     let created = send(&app, &Event::fixture("create-case.json")).await;
     created.expect(201);

@@ -3,13 +3,13 @@
 
 use crate::common;
 
-use cabital_sandbox::{Suggestion as SandboxSuggestion, SuggestionChange};
 use common::*;
+use gateway_sandbox::{Suggestion as SandboxSuggestion, SuggestionChange};
 use serde_json::{Value, json};
 
 #[tokio::test]
 async fn create_makes_exactly_one_case_at_the_sandbox_and_in_dynamodb() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     let event = Event::fixture("create-case.json");
     let resp = send(&app, &event).await;
@@ -38,18 +38,18 @@ async fn create_makes_exactly_one_case_at_the_sandbox_and_in_dynamodb() {
     assert_eq!(items.get("EVENT").map(Vec::len), Some(1), "{items:?}");
     let ext = h
         .store
-        .get_external(&cabital_client::ExternalCaseId::parse(FIXTURE_EXTERNAL_ID).unwrap())
+        .get_external(&gateway_cabital::ExternalCaseId::parse(FIXTURE_EXTERNAL_ID).unwrap())
         .await
         .unwrap()
         .expect("the reservation is stored");
-    assert_eq!(ext.state, kyc_store::ExtState::Created);
+    assert_eq!(ext.state, gateway_store::ExtState::Created);
     assert_eq!(ext.case_system_id.map(|c| c.to_string()), Some(id.clone()));
     let case = stored_case(&h.store, &id).await;
     assert_eq!(case.external_case_id.as_str(), FIXTURE_EXTERNAL_ID);
     let events = stored_events(&h.store, &id).await;
     assert_eq!(events.len(), 1);
     match &events[0].detail {
-        kyc_store::EventDetail::Created { submitted, response } => {
+        gateway_store::EventDetail::Created { submitted, response } => {
             let submitted: Value = serde_json::from_str(submitted.as_ref().expect("what was sent").expose()).unwrap();
             assert_eq!(submitted["fullName"], "John Doe");
             let response: Value = serde_json::from_str(response.as_ref().expect("Cabital's answer").expose()).unwrap();
@@ -61,7 +61,7 @@ async fn create_makes_exactly_one_case_at_the_sandbox_and_in_dynamodb() {
 
 #[tokio::test]
 async fn an_organisation_is_created_from_its_fixture() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     let resp = send(&app, &Event::fixture("create-case-organisation.json")).await;
     resp.expect(201);
@@ -73,7 +73,7 @@ async fn an_organisation_is_created_from_its_fixture() {
 
 #[tokio::test]
 async fn get_answers_the_stored_case_with_its_created_event() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     let (id, created) = create(&app, None).await;
     let resp = send(&app, &Event::for_case("get-case.json", &id)).await;
@@ -100,7 +100,7 @@ fn kinds(resp: &Resp) -> Vec<String> {
 }
 
 /// Reads every page of a case's timeline with `limit`, in `order`.
-async fn all_pages(app: &cases_api::App, id: &str, order: &str, limit: u32) -> (Vec<String>, usize) {
+async fn all_pages(app: &gateway_cases_api::App, id: &str, order: &str, limit: u32) -> (Vec<String>, usize) {
     let mut ids = Vec::new();
     let mut pages = 0;
     let mut cursor: Option<String> = None;
@@ -126,7 +126,7 @@ async fn all_pages(app: &cases_api::App, id: &str, order: &str, limit: u32) -> (
 
 #[tokio::test]
 async fn the_timeline_reads_in_both_orders_and_in_pages() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     let (id, _) = create(&app, None).await;
     send(&app, &Event::for_case("ogs-on.json", &id)).await.expect(200);
@@ -162,7 +162,7 @@ async fn the_timeline_reads_in_both_orders_and_in_pages() {
 
 #[tokio::test]
 async fn a_bad_cursor_or_query_is_a_400() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     let (id, _) = create(&app, None).await;
     send(&app, &Event::for_case("ogs-on.json", &id)).await.expect(200);
@@ -186,9 +186,9 @@ async fn a_bad_cursor_or_query_is_a_400() {
     assert_eq!(resp.json["errors"][0]["field"], "cursor");
 
     // The largest page is the store's; one more is refused, not cut short in silence.
-    let largest = kyc_store::MAX_TIMELINE_PAGE.to_string();
+    let largest = gateway_store::MAX_TIMELINE_PAGE.to_string();
     send(&app, &Event::for_case("get-case.json", &id).with_query(&[("limit", &largest)])).await.expect(200);
-    let over = (kyc_store::MAX_TIMELINE_PAGE + 1).to_string();
+    let over = (gateway_store::MAX_TIMELINE_PAGE + 1).to_string();
     for query in
         [[("limit", "0")], [("limit", over.as_str())], [("limit", "ten")], [("order", "sideways")], [("live", "yes")]]
     {
@@ -199,7 +199,7 @@ async fn a_bad_cursor_or_query_is_a_400() {
 
 #[tokio::test]
 async fn live_get_records_what_changed_at_cabital() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     let (id, created) = create(&app, None).await;
     // The sandbox screens at once, but its create answer carries no suggestion yet.
@@ -249,13 +249,13 @@ async fn live_get_records_what_changed_at_cabital() {
 
     // And the table holds it.
     let stored = stored_case(&h.store, &id).await;
-    assert_eq!(stored.suggestion, Some(cabital_client::Suggestion::SuggestToReject));
+    assert_eq!(stored.suggestion, Some(gateway_cabital::Suggestion::SuggestToReject));
     assert_eq!(stored_kinds(&h.store, &id).await, ["CREATED", "REFRESHED", "REFRESHED"]);
 }
 
 #[tokio::test]
 async fn find_by_external_case_id() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     let (id, created) = create(&app, None).await;
     let resp = send(&app, &Event::fixture("find-case.json")).await;
@@ -283,7 +283,7 @@ async fn find_by_external_case_id() {
 
 #[tokio::test]
 async fn ongoing_screening_on_then_off() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     let (id, _) = create(&app, None).await;
     assert!(!sandbox_case(&h, &id).case.ogs);
@@ -313,7 +313,7 @@ async fn ongoing_screening_on_then_off() {
 
 #[tokio::test]
 async fn a_decision_is_forwarded_and_recorded() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     let (id, _) = create(&app, None).await;
     let resp = send(&app, &Event::for_case("decision.json", &id)).await;
@@ -324,12 +324,12 @@ async fn a_decision_is_forwarded_and_recorded() {
     assert!(resp.json["decidedAt"].is_string());
 
     let at_sandbox = sandbox_case(&h, &id);
-    assert_eq!(at_sandbox.case.decision, Some(cabital_sandbox::CaseResult::Accept));
+    assert_eq!(at_sandbox.case.decision, Some(gateway_sandbox::CaseResult::Accept));
     assert_eq!(at_sandbox.case.decision_comment.as_deref(), Some("Reviewed by compliance."));
     assert_eq!(at_sandbox.decision_history.len(), 1);
 
     let stored = stored_case(&h.store, &id).await;
-    assert_eq!(stored.decision, Some(cabital_client::Decision::Accept));
+    assert_eq!(stored.decision, Some(gateway_cabital::Decision::Accept));
     assert_eq!(stored_kinds(&h.store, &id).await, ["CREATED", "DECISION"]);
     let read = send(&app, &Event::for_case("get-case.json", &id).with_query(&[("order", "newest")])).await;
     assert_eq!(
@@ -347,7 +347,7 @@ async fn a_decision_is_forwarded_and_recorded() {
 
 #[tokio::test]
 async fn a_bad_decision_is_a_400_and_is_not_sent() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     let (id, _) = create(&app, None).await;
     let cases: [(Value, Vec<(&str, &str)>); 6] = [

@@ -1,6 +1,6 @@
 //! A create through the real handler, from the fixture event, against moto and the sandbox.
 
-use cases_api::{App, handle};
+use gateway_cases_api::{App, handle};
 use lambda_http::Body;
 
 fn fixture(name: &str) -> String {
@@ -9,7 +9,7 @@ fn fixture(name: &str) -> String {
 
 #[tokio::test]
 async fn create_from_the_fixture_then_read_it_back() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = App { gateway: h.gateway.clone() };
     let request = lambda_http::request::from_str(&fixture("create-case.json")).unwrap();
     let response = handle(&app, request).await.unwrap();

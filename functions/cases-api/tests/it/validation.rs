@@ -26,7 +26,7 @@ fn sorted(expected: &[(&str, &str)]) -> Vec<(String, String)> {
 
 /// Sends a create and asserts its 400 names exactly `expected`, with messages that never
 /// echo a submitted value.
-async fn assert_invalid(app: &cases_api::App, event: &Event, expected: &[(&str, &str)]) {
+async fn assert_invalid(app: &gateway_cases_api::App, event: &Event, expected: &[(&str, &str)]) {
     let resp = send(app, event).await;
     resp.expect_problem(400, "validation_failed");
     assert_eq!(entries(&resp), sorted(expected), "for {}", event.0["body"]);
@@ -45,7 +45,7 @@ async fn assert_invalid(app: &cases_api::App, event: &Event, expected: &[(&str, 
 }
 
 /// Asserts Cabital was never called and the table holds nothing at all.
-async fn assert_nothing_sent_or_stored(h: &test_support::Harness) {
+async fn assert_nothing_sent_or_stored(h: &gateway_support::Harness) {
     let stats = h.sandbox.stats();
     assert_eq!(stats.creates, 0);
     assert_eq!(sandbox_requests_total(h), 0, "{:?}", stats.requests);
@@ -75,7 +75,7 @@ fn organisation() -> Value {
 
 #[tokio::test]
 async fn the_invalid_fixtures_name_every_bad_field_once() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     // screenType is unknown, so the info object cannot be judged against it.
     assert_invalid(
@@ -105,7 +105,7 @@ async fn the_invalid_fixtures_name_every_bad_field_once() {
 
 #[tokio::test]
 async fn every_rule_of_a_case() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     let big = "x".repeat(17 * 1024);
     let cases: Vec<(Value, Vec<(&str, &str)>)> = vec![
@@ -254,7 +254,7 @@ async fn every_rule_of_a_case() {
 
 #[tokio::test]
 async fn the_bounds_themselves_are_accepted() {
-    let h = test_support::harness(|_| {}).await;
+    let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);
     // 36 characters of two bytes each: characters are counted, not bytes.
     let mut body = with("/externalCaseId", json!("ü".repeat(36)));

@@ -6,17 +6,17 @@ mod seed;
 
 use std::time::{Duration, Instant};
 
-use cabital_client::{Case, validate_new_case};
 use common::*;
 use futures::StreamExt;
-use kyc_service::ReconcileSettings;
-use kyc_store::MAX_INDEX_PAGE;
+use gateway_cabital::{Case, validate_new_case};
+use gateway_service::ReconcileSettings;
+use gateway_store::MAX_INDEX_PAGE;
 use time::OffsetDateTime;
 
 #[tokio::test]
 async fn more_awaiting_cases_than_one_index_page_are_all_checked_in_one_run() {
     // Cabital has not screened them yet: each check is an unchanged, cheap update on moto.
-    let h = test_support::harness(|cfg| {
+    let h = gateway_support::harness(|cfg| {
         cfg.webhook_url = None;
         cfg.screening_delay_ms = 86_400_000;
     })

@@ -6,14 +6,14 @@ use crate::common;
 
 use std::time::Duration;
 
-use cabital_sandbox::{Faults, Suggestion as SandboxSuggestion, SuggestionChange};
 use common::*;
-use kyc_service::{ReconcileError, ReconcileSettings, Summary};
-use kyc_store::CaseStatus;
-use reconcile::{App, handle};
+use gateway_reconcile::{App, handle};
+use gateway_sandbox::{Faults, Suggestion as SandboxSuggestion, SuggestionChange};
+use gateway_service::{ReconcileError, ReconcileSettings, Summary};
+use gateway_store::CaseStatus;
 
 /// No webhook URL: every webhook is lost, as with `drop_webhook_rate` 1.0.
-fn webhooks_lost(cfg: &mut cabital_sandbox::SandboxConfig) {
+fn webhooks_lost(cfg: &mut gateway_sandbox::SandboxConfig) {
     cfg.webhook_url = None;
     cfg.faults.drop_webhook_rate = 1.0;
     // The suggestion comes after the create's answer, so the stored case awaits it.
@@ -22,7 +22,7 @@ fn webhooks_lost(cfg: &mut cabital_sandbox::SandboxConfig) {
 
 #[tokio::test]
 async fn one_run_of_the_handler_settles_every_case_whose_webhook_was_dropped() {
-    let h = test_support::harness(webhooks_lost).await;
+    let h = gateway_support::harness(webhooks_lost).await;
     let ids = create_cases(&h, 50).await;
     wait_screened(&h, &ids).await;
     for id in &ids {
@@ -56,7 +56,7 @@ async fn one_run_of_the_handler_settles_every_case_whose_webhook_was_dropped() {
 
 #[tokio::test]
 async fn cases_converge_within_a_few_runs_despite_5xx_and_429() {
-    let h = test_support::harness(webhooks_lost).await;
+    let h = gateway_support::harness(webhooks_lost).await;
     let ids = create_cases(&h, 30).await;
     wait_screened(&h, &ids).await;
     h.sandbox
@@ -110,7 +110,7 @@ async fn cases_converge_within_a_few_runs_despite_5xx_and_429() {
 
 #[tokio::test]
 async fn two_runs_at_once_record_each_change_once() {
-    let h = test_support::harness(webhooks_lost).await;
+    let h = gateway_support::harness(webhooks_lost).await;
     let ids = create_cases(&h, 40).await;
     wait_screened(&h, &ids).await;
     // Slow answers, so that the two runs overlap case by case.
@@ -135,7 +135,7 @@ async fn two_runs_at_once_record_each_change_once() {
 
 #[tokio::test]
 async fn a_change_by_ongoing_screening_whose_webhook_was_lost_is_found_by_the_sweep() {
-    let h = test_support::harness(webhooks_lost).await;
+    let h = gateway_support::harness(webhooks_lost).await;
     let ids = create_cases(&h, 3).await;
     wait_screened(&h, &ids).await;
     h.gateway.reconcile(&settings(), std::time::Instant::now() + Duration::from_secs(60)).await.unwrap();
@@ -171,7 +171,7 @@ async fn a_change_by_ongoing_screening_whose_webhook_was_lost_is_found_by_the_sw
 
 #[tokio::test]
 async fn the_sweep_takes_a_bounded_number_of_ongoing_cases_per_run_oldest_first() {
-    let h = test_support::harness(webhooks_lost).await;
+    let h = gateway_support::harness(webhooks_lost).await;
     let ids = create_cases(&h, 3).await;
     wait_screened(&h, &ids).await;
     h.gateway.reconcile(&settings(), std::time::Instant::now() + Duration::from_secs(60)).await.unwrap();

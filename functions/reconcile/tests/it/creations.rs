@@ -5,15 +5,15 @@ use crate::common;
 
 use std::time::Duration;
 
-use cabital_client::{ExternalCaseId, NewCase, Pii, validate_new_case};
 use common::*;
-use kyc_service::{ReconcileSettings, request_hash};
-use kyc_store::{EventKind, EventSource, ExtState, Reservation, Resolution};
-use test_support::Harness;
+use gateway_cabital::{ExternalCaseId, NewCase, Pii, validate_new_case};
+use gateway_service::{ReconcileSettings, request_hash};
+use gateway_store::{EventKind, EventSource, ExtState, Reservation, Resolution};
+use gateway_support::Harness;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-fn harness_config(cfg: &mut cabital_sandbox::SandboxConfig) {
+fn harness_config(cfg: &mut gateway_sandbox::SandboxConfig) {
     cfg.webhook_url = None;
 }
 
@@ -45,7 +45,7 @@ fn ago(d: Duration) -> OffsetDateTime {
 
 #[tokio::test]
 async fn a_pending_creation_older_than_the_setting_is_marked_unknown_and_a_fresh_one_is_left_alone() {
-    let h = test_support::harness(harness_config).await;
+    let h = gateway_support::harness(harness_config).await;
     let stuck = new_ext();
     reserve(&h, &stuck, ago(Duration::from_secs(600))).await;
     let in_flight = new_ext();
@@ -61,7 +61,7 @@ async fn a_pending_creation_older_than_the_setting_is_marked_unknown_and_a_fresh
 
 #[tokio::test]
 async fn an_unknown_creation_older_than_the_setting_is_reported_every_run_and_never_dropped() {
-    let h = test_support::harness(harness_config).await;
+    let h = gateway_support::harness(harness_config).await;
     let old = new_ext();
     let at = ago(Duration::from_secs(2 * 86_400));
     let token = reserve(&h, &old, at).await;
@@ -85,7 +85,7 @@ async fn an_unknown_creation_older_than_the_setting_is_reported_every_run_and_ne
 
 #[tokio::test]
 async fn a_stuck_pending_creation_that_a_webhook_named_is_linked_to_its_case() {
-    let h = test_support::harness(harness_config).await;
+    let h = gateway_support::harness(harness_config).await;
     let ext = new_ext();
     reserve(&h, &ext, ago(Duration::from_secs(600))).await;
     // Cabital created the case; the creating invocation died before recording it, and

@@ -4,19 +4,19 @@ use crate::common;
 
 use std::time::Duration;
 
-use cabital_sandbox::Faults;
 use common::*;
-use kyc_service::ReconcileSettings;
-use reconcile::{App, handle};
+use gateway_reconcile::{App, handle};
+use gateway_sandbox::Faults;
+use gateway_service::ReconcileSettings;
 
-fn webhooks_lost(cfg: &mut cabital_sandbox::SandboxConfig) {
+fn webhooks_lost(cfg: &mut gateway_sandbox::SandboxConfig) {
     cfg.webhook_url = None;
     cfg.screening_delay_ms = 50;
 }
 
 #[tokio::test]
 async fn a_deadline_shorter_than_the_work_stops_the_run_and_the_next_run_finishes() {
-    let h = test_support::harness(webhooks_lost).await;
+    let h = gateway_support::harness(webhooks_lost).await;
     let ids = create_cases(&h, 200).await;
     wait_screened(&h, &ids).await;
 
@@ -55,7 +55,7 @@ async fn a_deadline_shorter_than_the_work_stops_the_run_and_the_next_run_finishe
 
 #[tokio::test]
 async fn calls_still_in_flight_at_the_deadline_are_abandoned_not_waited_for() {
-    let h = test_support::harness(webhooks_lost).await;
+    let h = gateway_support::harness(webhooks_lost).await;
     let ids = create_cases(&h, 5).await;
     wait_screened(&h, &ids).await;
     // Cabital answers far later than the invocation lives (and than the client's own

@@ -5,16 +5,16 @@ use crate::common;
 
 use std::time::Duration;
 
-use cabital_client::{CaseSystemId, ExternalCaseId, Pii, ScreenType};
-use cabital_sandbox::Faults;
 use common::*;
-use kyc_service::{Gateway, Settings};
-use kyc_store::{CreatedCase, Reservation, Store};
-use reconcile::{App, handle};
+use gateway_cabital::{CaseSystemId, ExternalCaseId, Pii, ScreenType};
+use gateway_reconcile::{App, handle};
+use gateway_sandbox::Faults;
+use gateway_service::{Gateway, Settings};
+use gateway_store::{CreatedCase, Reservation, Store};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-fn webhooks_lost(cfg: &mut cabital_sandbox::SandboxConfig) {
+fn webhooks_lost(cfg: &mut gateway_sandbox::SandboxConfig) {
     cfg.webhook_url = None;
     cfg.screening_delay_ms = 50;
 }
@@ -46,7 +46,7 @@ async fn record_unknown_to_cabital(store: &Store) -> CaseSystemId {
 
 #[tokio::test]
 async fn a_case_cabital_does_not_know_fails_alone_and_the_invocation_succeeds() {
-    let h = test_support::harness(webhooks_lost).await;
+    let h = gateway_support::harness(webhooks_lost).await;
     let ids = create_cases(&h, 3).await;
     wait_screened(&h, &ids).await;
     let ghost = record_unknown_to_cabital(&h.store).await;
@@ -69,7 +69,7 @@ async fn a_case_cabital_does_not_know_fails_alone_and_the_invocation_succeeds() 
 
 #[tokio::test]
 async fn cabital_unavailable_for_every_check_fails_the_invocation_for_a_retry() {
-    let h = test_support::harness(webhooks_lost).await;
+    let h = gateway_support::harness(webhooks_lost).await;
     let ids = create_cases(&h, 3).await;
     wait_screened(&h, &ids).await;
     h.sandbox.set_faults(Faults { error_rate_503: 1.0, ..Faults::default() }).unwrap();
@@ -88,10 +88,10 @@ async fn cabital_unavailable_for_every_check_fails_the_invocation_for_a_retry() 
 
 #[tokio::test]
 async fn an_unreachable_table_fails_the_invocation() {
-    let h = test_support::harness(webhooks_lost).await;
+    let h = gateway_support::harness(webhooks_lost).await;
     // A port nothing listens on.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let sdk = test_support::aws_config().await.into_builder().endpoint_url(format!("http://{closed}")).build();
+    let sdk = gateway_support::aws_config().await.into_builder().endpoint_url(format!("http://{closed}")).build();
     let table = Settings { table: "kyc-unreachable".into(), ..h.settings.clone() };
     let app = App { gateway: Gateway::new(&table, &sdk).await.unwrap(), settings: settings() };
 

@@ -7,10 +7,10 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use cabital_sandbox::{Suggestion as SandboxSuggestion, SuggestionChange};
 use common::*;
-use kyc_service::{ReconcileSettings, TimelineQuery};
-use kyc_store::{CaseStatus, EventKind, RemoteCheck};
+use gateway_sandbox::{Suggestion as SandboxSuggestion, SuggestionChange};
+use gateway_service::{ReconcileSettings, TimelineQuery};
+use gateway_store::{CaseStatus, EventKind, RemoteCheck};
 
 fn give_up_after(secs: u64) -> ReconcileSettings {
     ReconcileSettings { no_suggestion_give_up: Duration::from_secs(secs), ..settings() }
@@ -22,7 +22,7 @@ fn deadline() -> Instant {
 
 #[tokio::test]
 async fn a_case_without_suggestion_is_given_up_once_and_cleared_by_a_later_suggestion() {
-    let h = test_support::harness(|c| c.no_screening = true).await;
+    let h = gateway_support::harness(|c| c.no_screening = true).await;
     let ids = create_cases(&h, 1).await;
     let id = ids[0];
     assert_eq!(stored(&h.store, &id).await.status, CaseStatus::AwaitingSuggestion);
@@ -76,7 +76,7 @@ async fn a_case_without_suggestion_is_given_up_once_and_cleared_by_a_later_sugge
 #[tokio::test]
 async fn a_case_with_a_suggestion_is_never_given_up() {
     // Screened, but the webhook is lost: the reconciler finds the suggestion instead.
-    let h = test_support::harness(|c| {
+    let h = gateway_support::harness(|c| {
         c.webhook_url = None;
         c.screening_delay_ms = 50;
     })
@@ -107,7 +107,7 @@ impl std::io::Write for Captured {
 #[tokio::test]
 async fn the_give_up_is_one_warning_with_the_cases_ids_and_no_personal_data() {
     use tracing_subscriber::util::SubscriberInitExt as _;
-    let h = test_support::harness(|c| c.no_screening = true).await;
+    let h = gateway_support::harness(|c| c.no_screening = true).await;
     let ids = create_cases(&h, 1).await;
     let ext = stored(&h.store, &ids[0]).await.external_case_id;
     tokio::time::sleep(Duration::from_millis(1100)).await;

@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::Request;
-use cabital_client::{ExternalCaseId, Suggestion};
-use cabital_sandbox::CreateAnswerMode;
 use common::*;
-use kyc_service::CreateOutcome;
-use kyc_store::ExtState;
+use gateway_cabital::{ExternalCaseId, Suggestion};
+use gateway_sandbox::CreateAnswerMode;
+use gateway_service::CreateOutcome;
+use gateway_store::ExtState;
+use gateway_webhook::App;
 use serde_json::json;
-use webhook::App;
 
 /// Hands every request to the function, as API Gateway would.
 async fn receiver(app: App) -> std::net::SocketAddr {
@@ -33,7 +33,7 @@ async fn receiver(app: App) -> std::net::SocketAddr {
 #[tokio::test]
 async fn an_unknown_creation_from_an_empty_201_is_linked_by_the_sandboxs_signed_webhook() {
     // The webhook comes a little after the create's answer, as Cabital's does.
-    let h = test_support::harness(|c| {
+    let h = gateway_support::harness(|c| {
         c.create_answer = CreateAnswerMode::Empty;
         c.webhook_delay_ms = 300;
     })
@@ -64,7 +64,7 @@ async fn an_unknown_creation_from_an_empty_201_is_linked_by_the_sandboxs_signed_
     let mut linked = None;
     for _ in 0..400 {
         let rec = h.store.get_external(&parsed).await.unwrap().unwrap();
-        let case = h.store.get_case(&cabital_client::CaseSystemId::new(id)).await.unwrap();
+        let case = h.store.get_case(&gateway_cabital::CaseSystemId::new(id)).await.unwrap();
         if rec.state == ExtState::Created
             && let Some(case) = case
             && case.suggestion.is_some()
@@ -78,9 +78,9 @@ async fn an_unknown_creation_from_an_empty_201_is_linked_by_the_sandboxs_signed_
     let (rec, case) = linked.unwrap_or_else(|| panic!("not linked: deliveries {:#?}", h.sandbox.deliveries()));
     assert_eq!(rec.case_system_id.map(|c| c.uuid()), Some(id));
     assert_eq!(case.suggestion, Some(Suggestion::SuggestToReject));
-    assert_eq!(case.origin, kyc_store::Origin::Api);
+    assert_eq!(case.origin, gateway_store::Origin::Api);
     let events = timeline(&h, &case.case_system_id).await;
-    assert!(events.iter().any(|e| e.kind() == kyc_store::EventKind::Created), "{:?}", kinds(&events));
+    assert!(events.iter().any(|e| e.kind() == gateway_store::EventKind::Created), "{:?}", kinds(&events));
 
     // The same create again now answers the case, and nothing was sent twice.
     let again = h.gateway.create_case(&body).await.unwrap();
@@ -92,24 +92,24 @@ async fn an_unknown_creation_from_an_empty_201_is_linked_by_the_sandboxs_signed_
 /// sandbox's signed webhook when Cabital screens it later.
 #[tokio::test]
 async fn a_case_given_up_without_suggestion_is_cleared_by_a_later_signed_webhook() {
-    let h = test_support::harness(|c| c.no_screening = true).await;
+    let h = gateway_support::harness(|c| c.no_screening = true).await;
     let addr = receiver(app(&h)).await;
     h.sandbox.set_webhook_url(Some(format!("http://{addr}{PATH}").parse().unwrap())).unwrap();
     let (id, _) = create_case(&h, "John Doe").await;
     assert!(h.sandbox.deliveries().is_empty(), "no screening, no webhook");
 
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let settings = kyc_service::ReconcileSettings {
+    let settings = gateway_service::ReconcileSettings {
         stale_after: Duration::ZERO,
         no_suggestion_give_up: Duration::from_secs(1),
-        ..kyc_service::ReconcileSettings::default()
+        ..gateway_service::ReconcileSettings::default()
     };
     let run = h.gateway.reconcile(&settings, std::time::Instant::now() + Duration::from_secs(30)).await.unwrap();
     assert_eq!(run.no_suggestion_given_up, 1, "{run:?}");
     assert!(case(&h, &id).await.unwrap().no_suggestion_since.is_some());
 
-    let change = cabital_sandbox::SuggestionChange {
-        suggestion: cabital_sandbox::Suggestion::SuggestToAccept,
+    let change = gateway_sandbox::SuggestionChange {
+        suggestion: gateway_sandbox::Suggestion::SuggestToAccept,
         comment: None,
         notify: true,
     };

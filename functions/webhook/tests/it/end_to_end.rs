@@ -12,11 +12,11 @@ use std::time::Duration;
 use axum::body::Body as AxumBody;
 use axum::extract::Request;
 use axum::response::Response;
-use cabital_client::{CaseSystemId, Suggestion};
-use cabital_sandbox::Faults;
 use common::*;
-use test_support::{Harness, harness};
-use webhook::App;
+use gateway_cabital::{CaseSystemId, Suggestion};
+use gateway_sandbox::Faults;
+use gateway_support::{Harness, harness};
+use gateway_webhook::App;
 
 /// The receiver: answers 500 to the first `fail_first` requests without passing them
 /// on, then hands each to the function.
@@ -55,7 +55,7 @@ fn point_sandbox_at(h: &Harness, receiver: &Receiver) {
 
 /// Polls (bounded) until the sandbox has had a 2xx for each of `notifications` deliveries
 /// of the case, and the case is recorded with a suggestion and no pending refresh.
-async fn settled(h: &Harness, id: &CaseSystemId, successes: usize) -> kyc_store::CaseRecord {
+async fn settled(h: &Harness, id: &CaseSystemId, successes: usize) -> gateway_store::CaseRecord {
     for _ in 0..400 {
         let ok = h.sandbox.deliveries().iter().filter(|d| d.case_system_id == id.uuid() && d.success).count();
         if ok >= successes
@@ -90,8 +90,8 @@ async fn the_sandboxs_own_webhook_is_accepted_end_to_end() {
     assert_eq!(deliveries[0].status_code, Some(200), "{deliveries:#?}");
     let events = timeline(&h, &id).await;
     assert_eq!(webhook_events(&events), [(1, Suggestion::SuggestToReject)], "{:?}", kinds(&events));
-    match events.iter().find(|e| e.kind() == kyc_store::EventKind::Webhook).map(|e| &e.detail) {
-        Some(kyc_store::EventDetail::Webhook { body, .. }) => {
+    match events.iter().find(|e| e.kind() == gateway_store::EventKind::Webhook).map(|e| &e.detail) {
+        Some(gateway_store::EventDetail::Webhook { body, .. }) => {
             assert_eq!(body.expose(), &deliveries[0].body, "the body is kept exactly as the sandbox sent it")
         }
         other => panic!("{other:?}"),

@@ -3,13 +3,13 @@
 
 use crate::common;
 
-use cabital_client::{CaseSystemId, Suggestion};
-use cabital_sandbox::{Faults, SuggestionChange};
 use common::*;
-use kyc_service::WebhookSettings;
-use kyc_store::{AttentionPriority, CaseStatus, ChangedField, EventKind, Origin};
-use test_support::{API_KEY, API_SECRET, harness};
-use webhook::App;
+use gateway_cabital::{CaseSystemId, Suggestion};
+use gateway_sandbox::{Faults, SuggestionChange};
+use gateway_service::WebhookSettings;
+use gateway_store::{AttentionPriority, CaseStatus, ChangedField, EventKind, Origin};
+use gateway_support::{API_KEY, API_SECRET, harness};
+use gateway_webhook::App;
 
 const REJECT_COMMENT: &str = "Matched list Sandbox OFAC SDN";
 
@@ -86,7 +86,7 @@ async fn an_older_suggestion_retried_after_a_newer_one_does_not_overwrite_it() {
 
     // Ongoing screening finds a hit later.
     let change = SuggestionChange {
-        suggestion: cabital_sandbox::Suggestion::SuggestToReject,
+        suggestion: gateway_sandbox::Suggestion::SuggestToReject,
         comment: Some("Matched list later".into()),
         notify: false,
     };
@@ -121,7 +121,7 @@ async fn an_older_body_arriving_first_still_gives_cabitals_current_state() {
     let app = app(&h);
     let (id, ext) = create_case(&h, "John Doe").await; // screened: accept
     let change = SuggestionChange {
-        suggestion: cabital_sandbox::Suggestion::SuggestToReject,
+        suggestion: gateway_sandbox::Suggestion::SuggestToReject,
         comment: Some("Matched list later".into()),
         notify: false,
     };
@@ -210,21 +210,22 @@ async fn cabital_down_during_the_refresh_still_stores_and_answers_200() {
     assert_eq!(a.body["refresh"], "deferred");
     let case = h.store.get_case(&id).await.unwrap().unwrap();
     assert!(case.needs_refresh);
-    let events = h.store.timeline(&id, kyc_store::TimelineOrder::Oldest, 50, None).await.unwrap().events;
+    let events = h.store.timeline(&id, gateway_store::TimelineOrder::Oldest, 50, None).await.unwrap().events;
     assert_eq!(webhook_events(&events), [(1, Suggestion::SuggestToReject)]);
 }
 
 /// The harness's gateway over another store: the same Cabital client and secret, so
 /// that only the table fails.
-fn app_over(h: &test_support::Harness, store: kyc_store::Store) -> App {
-    App { gateway: kyc_service::Gateway { store, ..h.gateway.clone() }, ..app(h) }
+fn app_over(h: &gateway_support::Harness, store: gateway_store::Store) -> App {
+    App { gateway: gateway_service::Gateway { store, ..h.gateway.clone() }, ..app(h) }
 }
 
 #[tokio::test]
 async fn a_table_that_does_not_exist_is_503_never_2xx() {
     let h = harness(|_| {}).await;
-    let settings = kyc_service::Settings { table: format!("missing-{}", uuid::Uuid::new_v4()), ..h.settings.clone() };
-    let app = App { gateway: test_support::gateway(&settings).await, ..app(&h) };
+    let settings =
+        gateway_service::Settings { table: format!("missing-{}", uuid::Uuid::new_v4()), ..h.settings.clone() };
+    let app = App { gateway: gateway_support::gateway(&settings).await, ..app(&h) };
     let (id, ext) = (CaseSystemId::new(uuid::Uuid::new_v4()), new_external_id());
 
     let a = deliver(&app, &signed_event(&webhook_body(&id, &ext, "SUGGEST_TO_REJECT", REJECT_COMMENT))).await;
@@ -239,8 +240,9 @@ async fn dynamodb_unreachable_is_503_never_2xx() {
     let h = harness(|_| {}).await;
     // A port nobody listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let sdk = test_support::aws_config().await.into_builder().endpoint_url(format!("http://127.0.0.1:{port}")).build();
-    let unreachable = kyc_store::Store::new(kyc_store::dynamodb_client(&sdk).await, h.store.table_name());
+    let sdk =
+        gateway_support::aws_config().await.into_builder().endpoint_url(format!("http://127.0.0.1:{port}")).build();
+    let unreachable = gateway_store::Store::new(gateway_store::dynamodb_client(&sdk).await, h.store.table_name());
     let app = app_over(&h, unreachable);
     let (id, ext) = (CaseSystemId::new(uuid::Uuid::new_v4()), new_external_id());
 
@@ -262,13 +264,15 @@ async fn a_table_that_hangs_is_503_within_the_store_timeouts() {
             open.push(socket);
         }
     });
-    let sdk = test_support::aws_config().await.into_builder().endpoint_url(format!("http://127.0.0.1:{port}")).build();
-    let timeouts = kyc_store::StoreTimeouts {
+    let sdk =
+        gateway_support::aws_config().await.into_builder().endpoint_url(format!("http://127.0.0.1:{port}")).build();
+    let timeouts = gateway_store::StoreTimeouts {
         attempt: std::time::Duration::from_millis(300),
         operation: std::time::Duration::from_millis(900),
-        ..kyc_store::StoreTimeouts::default()
+        ..gateway_store::StoreTimeouts::default()
     };
-    let hung = kyc_store::Store::new(kyc_store::dynamodb_client_with(&sdk, timeouts).await, h.store.table_name());
+    let hung =
+        gateway_store::Store::new(gateway_store::dynamodb_client_with(&sdk, timeouts).await, h.store.table_name());
     let app = app_over(&h, hung);
     let (id, ext) = (CaseSystemId::new(uuid::Uuid::new_v4()), new_external_id());
 
@@ -288,7 +292,7 @@ async fn credentials_that_cannot_be_read_are_503_so_that_cabital_retries() {
     let h = harness(|_| {}).await;
     let mut settings = h.settings.clone();
     settings.cabital.secret_id = format!("no-such-secret-{}", uuid::Uuid::new_v4());
-    let app = App { gateway: test_support::gateway(&settings).await, ..app(&h) };
+    let app = App { gateway: gateway_support::gateway(&settings).await, ..app(&h) };
     let (id, ext) = (CaseSystemId::new(uuid::Uuid::new_v4()), new_external_id());
 
     let a = deliver(&app, &signed_event(&webhook_body(&id, &ext, "SUGGEST_TO_REJECT", REJECT_COMMENT))).await;
@@ -311,7 +315,9 @@ async fn a_base64_body_from_api_gateway_is_verified_over_its_decoded_bytes() {
     let a = deliver(&app, &event.to_string()).await;
     assert_eq!(a.status, 200, "{}", a.text);
     match &timeline(&h, &id).await[0].detail {
-        kyc_store::EventDetail::Webhook { body: stored, .. } => assert_eq!(stored.expose(), &body, "kept as received"),
+        gateway_store::EventDetail::Webhook { body: stored, .. } => {
+            assert_eq!(stored.expose(), &body, "kept as received")
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -372,7 +378,7 @@ async fn only_post_is_taken() {
 
 #[tokio::test]
 async fn either_encoding_and_a_separate_webhook_secret_verify() {
-    use cabital_signing::SignatureEncoding::{Base64, Hex};
+    use gateway_signing::SignatureEncoding::{Base64, Hex};
     let h = harness(|_| {}).await;
     let app = app(&h);
     let (id, ext) = create_case(&h, "Ivan Blocklisted").await;
@@ -388,7 +394,7 @@ async fn either_encoding_and_a_separate_webhook_secret_verify() {
     // The secret gains a webhook secret of its own (no webhook key: any ACCESS-KEY).
     const HOOK_SECRET: &str = "partner-provided-webhook-secret-1";
     let value = format!(r#"{{"apiKey":"{API_KEY}","apiSecret":"{API_SECRET}","webhookSecret":"{HOOK_SECRET}"}}"#);
-    test_support::secretsmanager_client()
+    gateway_support::secretsmanager_client()
         .await
         .put_secret_value()
         .secret_id(&h.secret_id)
@@ -436,7 +442,7 @@ async fn a_late_signed_delivery_is_a_hint_never_a_state_change() {
     assert_eq!((notice.status, notice.body["verification"].as_str()), (200, Some("notice_late_signature")));
     let events = timeline(&h, &id).await;
     assert_eq!(webhook_events(&events), [(3, Suggestion::SuggestToReject)]);
-    assert_eq!(notice_events(&events), [(1, kyc_store::NoticeReason::LateSignature)]);
+    assert_eq!(notice_events(&events), [(1, gateway_store::NoticeReason::LateSignature)]);
     let case = case(&h, &id).await.unwrap();
     assert_eq!(case.suggestion, Some(Suggestion::SuggestToReject), "never the notice's claim");
     assert!(!case.needs_refresh, "the GET settled it");
@@ -482,7 +488,7 @@ async fn refetch_mode_takes_unsigned_notices_and_the_state_only_from_cabital() {
 
     let events = timeline(&h, &id).await;
     assert!(webhook_events(&events).is_empty(), "no notice is shown as Cabital's words");
-    use kyc_store::NoticeReason::{SignatureNotVerified, Unsigned};
+    use gateway_store::NoticeReason::{SignatureNotVerified, Unsigned};
     assert_eq!(notice_events(&events), [(4, Unsigned), (1, SignatureNotVerified)]);
     assert_eq!(case(&h, &id).await.unwrap().suggestion, Some(Suggestion::SuggestToReject));
 
@@ -508,11 +514,11 @@ async fn a_notice_links_an_unknown_creation_with_cabitals_ids_never_the_bodys() 
     let app = refetch_app(&h);
     // Cabital has the case; the gateway's reservation of its external id is UNKNOWN.
     let (id, ext) = create_case_at_cabital_only(&h, "Ivan Blocklisted").await;
-    let ext_id = cabital_client::ExternalCaseId::parse(&ext).unwrap();
+    let ext_id = gateway_cabital::ExternalCaseId::parse(&ext).unwrap();
     let now = gateway_runtime::now();
-    let hash = kyc_service::request_hash(b"submitted");
-    let token = match h.store.reserve_external_id(&ext_id, &hash, &cabital_client::Pii("{}".into()), now).await {
-        Ok(kyc_store::Reservation::Reserved { token }) => token,
+    let hash = gateway_service::request_hash(b"submitted");
+    let token = match h.store.reserve_external_id(&ext_id, &hash, &gateway_cabital::Pii("{}".into()), now).await {
+        Ok(gateway_store::Reservation::Reserved { token }) => token,
         other => panic!("{other:?}"),
     };
     h.store.mark_unknown(&ext_id, token, now).await.unwrap();
@@ -526,8 +532,8 @@ async fn a_notice_links_an_unknown_creation_with_cabitals_ids_never_the_bodys() 
     assert_eq!(case.suggestion, Some(Suggestion::SuggestToReject));
     assert!(!case.needs_refresh);
     let reservation = h.store.get_external(&ext_id).await.unwrap().unwrap();
-    assert_eq!((reservation.state, reservation.case_system_id), (kyc_store::ExtState::Created, Some(id)));
-    let fake = cabital_client::ExternalCaseId::parse("not-the-real-external-id").unwrap();
+    assert_eq!((reservation.state, reservation.case_system_id), (gateway_store::ExtState::Created, Some(id)));
+    let fake = gateway_cabital::ExternalCaseId::parse("not-the-real-external-id").unwrap();
     assert!(h.store.get_external(&fake).await.unwrap().is_none());
     let kinds = kinds(&timeline(&h, &id).await);
     assert!(kinds.contains(&EventKind::UnverifiedNotice) && !kinds.contains(&EventKind::Webhook), "{kinds:?}");

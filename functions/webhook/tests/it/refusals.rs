@@ -4,9 +4,9 @@
 
 use crate::common;
 
-use cabital_client::CaseSystemId;
 use common::*;
-use test_support::{API_KEY, API_SECRET, Harness, harness};
+use gateway_cabital::CaseSystemId;
+use gateway_support::{API_KEY, API_SECRET, Harness, harness};
 
 const COMMENT: &str = "Matched list Sandbox OFAC SDN";
 
@@ -137,7 +137,7 @@ async fn bad_bodies_are_400_or_413_and_store_nothing() {
     let id = CaseSystemId::new(uuid::Uuid::new_v4());
     let ext = new_external_id();
     let good = webhook_body(&id, &ext, "SUGGEST_TO_REJECT", COMMENT);
-    let max = kyc_service::WebhookSettings::default().max_body_bytes;
+    let max = gateway_service::WebhookSettings::default().max_body_bytes;
     let oversized = webhook_body(&id, &ext, "SUGGEST_TO_REJECT", &"x".repeat(max));
 
     let cases: Vec<(&str, String, u16, &str)> = vec![
@@ -182,7 +182,7 @@ async fn bad_bodies_are_400_or_413_and_store_nothing() {
 /// table, executable.
 #[test]
 fn the_committed_fixtures_are_what_the_readme_says() {
-    use cabital_signing::{Credentials, IncomingHeaders, VerifyError, VerifyPolicy, verify};
+    use gateway_signing::{Credentials, IncomingHeaders, VerifyError, VerifyPolicy, verify};
     let credentials = Credentials::new(FIXTURE_KEY, FIXTURE_SECRET).unwrap();
     let policy = VerifyPolicy { tolerance_secs: 300 };
     let expected: [(&str, Result<(), VerifyError>); 8] = [
@@ -213,7 +213,7 @@ fn the_committed_fixtures_are_what_the_readme_says() {
             "webhook-malformed-json.json" => assert!(serde_json::from_str::<serde_json::Value>(body).is_err()),
             "webhook-unknown-suggestion.json" => assert!(body.contains("SUGGEST_TO_MAYBE")),
             "webhook-oversized.json" => assert!(body.len() > 64 * 1024),
-            _ => assert!(serde_json::from_str::<cabital_client::WebhookNotification>(body).is_ok(), "{name}"),
+            _ => assert!(serde_json::from_str::<gateway_cabital::WebhookNotification>(body).is_ok(), "{name}"),
         }
     }
     // Every fixture in events/ is checked here.

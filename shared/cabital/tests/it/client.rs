@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use cabital_client::{
+use gateway_cabital::{
     CabitalClient, CabitalError, ClientConfig, CreateAnswer, Decision, DecisionRequest, NewCase, Pii, Suggestion,
     validate_new_case,
 };
-use cabital_sandbox::{CreateAnswerMode, Credential, Faults, SandboxConfig, SandboxHandle};
-use cabital_signing::{CredentialSource, CredentialStore, Credentials};
+use gateway_sandbox::{CreateAnswerMode, Credential, Faults, SandboxConfig, SandboxHandle};
+use gateway_signing::{CredentialSource, CredentialStore, Credentials};
 use serde_json::json;
 
 const KEY: &str = "client-test-key";
@@ -18,7 +18,7 @@ async fn sandbox(faults: Faults) -> SandboxHandle {
     let mut config = SandboxConfig::with_credential(KEY, SECRET);
     config.seed = Some(11);
     config.faults = faults;
-    cabital_sandbox::spawn(config).await.expect("sandbox starts")
+    gateway_sandbox::spawn(config).await.expect("sandbox starts")
 }
 
 fn client_with(sandbox: &SandboxHandle, creds: Credentials, tweak: impl FnOnce(&mut ClientConfig)) -> CabitalClient {
@@ -80,7 +80,7 @@ async fn errors_are_typed_and_say_whether_to_retry() {
     let sb = sandbox(Faults::default()).await;
     let c = client(&sb);
     // 404: unknown case; not retried.
-    let missing = cabital_client::CaseSystemId::new(uuid::Uuid::new_v4());
+    let missing = gateway_cabital::CaseSystemId::new(uuid::Uuid::new_v4());
     let e = c.get_case(missing).await.unwrap_err();
     assert_eq!(e.status(), Some(404), "{e:?}");
     assert!(!e.retryable());
@@ -126,7 +126,7 @@ async fn a_500_on_create_is_an_unknown_outcome_and_not_repeated() {
     assert!(e.outcome_unknown() && e.retryable());
     assert_eq!(sb.stats().injected_500, 1, "a create that may have been processed is never sent twice");
     // Reads are safe to repeat: retried up to the limit.
-    let id = cabital_client::CaseSystemId::new(uuid::Uuid::new_v4());
+    let id = gateway_cabital::CaseSystemId::new(uuid::Uuid::new_v4());
     let _ = c.get_case(id).await.unwrap_err();
     assert_eq!(sb.stats().injected_500, 4);
 }
@@ -237,7 +237,7 @@ async fn the_warm_up_opens_the_connection_the_first_call_uses() {
     let c = client_with_url(&url);
     c.warm_up().await;
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1, "the warm-up connects");
-    let err = c.get_case(cabital_client::CaseSystemId::new(uuid::Uuid::new_v4())).await.unwrap_err();
+    let err = c.get_case(gateway_cabital::CaseSystemId::new(uuid::Uuid::new_v4())).await.unwrap_err();
     assert_eq!(err.status(), Some(404));
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1, "the first call reuses the warm-up's connection");
 }
@@ -275,7 +275,7 @@ async fn a_base_url_path_is_kept_and_signed() {
     let creds = Credentials::new(KEY, SECRET).unwrap();
     let store = CredentialStore::new(CredentialSource::Static(creds.clone()), Duration::from_secs(300));
     let client = CabitalClient::new(config, store).unwrap();
-    let id: cabital_client::CaseSystemId = "6d92e7b4-715c-4ce3-a028-19f1c8c9fa6c".parse().unwrap();
+    let id: gateway_cabital::CaseSystemId = "6d92e7b4-715c-4ce3-a028-19f1c8c9fa6c".parse().unwrap();
     let err = client.get_case(id).await.unwrap_err();
     assert_eq!(err.status(), Some(404));
 
@@ -286,20 +286,20 @@ async fn a_base_url_path_is_kept_and_signed() {
         head.lines()
             .find_map(|l| l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()))
     };
-    let headers = cabital_signing::IncomingHeaders {
+    let headers = gateway_signing::IncomingHeaders {
         access_key: header("access-key"),
         access_timestamp: header("access-timestamp"),
         access_sign: header("access-sign"),
     };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    assert!(cabital_signing::verify_signature(&creds, headers, now, "GET", &path, b"").is_ok(), "{head}");
+    assert!(gateway_signing::verify_signature(&creds, headers, now, "GET", &path, b"").is_ok(), "{head}");
 }
 
 async fn sandbox_with(tweak: impl FnOnce(&mut SandboxConfig)) -> SandboxHandle {
     let mut config = SandboxConfig::with_credential(KEY, SECRET);
     config.seed = Some(12);
     tweak(&mut config);
-    cabital_sandbox::spawn(config).await.expect("sandbox starts")
+    gateway_sandbox::spawn(config).await.expect("sandbox starts")
 }
 
 #[tokio::test]

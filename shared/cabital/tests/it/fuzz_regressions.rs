@@ -11,7 +11,7 @@ mod webhook;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use cabital_client::ValidationErrors;
+use gateway_cabital::ValidationErrors;
 
 fn regressions(target: &str) -> BTreeMap<String, Vec<u8>> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions").join(target);
@@ -42,7 +42,7 @@ fn replay(target: &str, expected: &[(&str, &str)], describe: impl Fn(&[u8]) -> S
     assert!(wrong.is_empty(), "fuzz/regressions/{target}/:\n{}", wrong.join("\n"));
 }
 
-fn verify_outcome(r: &Result<i64, cabital_signing::VerifyError>) -> String {
+fn verify_outcome(r: &Result<i64, gateway_signing::VerifyError>) -> String {
     match r {
         Ok(_) => "accepted".to_owned(),
         Err(e) => e.code().to_owned(),

@@ -1,8 +1,8 @@
 //! Properties: validation and webhook parsing never panic on anything, and whatever
 //! validation accepts, the (independently written) sandbox accepts too.
 
-use cabital_client::{CabitalClient, ClientConfig, WebhookNotification, validate_new_case};
-use cabital_signing::{CredentialSource, CredentialStore, Credentials};
+use gateway_cabital::{CabitalClient, ClientConfig, WebhookNotification, validate_new_case};
+use gateway_signing::{CredentialSource, CredentialStore, Credentials};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -95,7 +95,7 @@ proptest! {
     #[test]
     fn validation_never_panics_on_arbitrary_json(v in arbitrary_json()) {
         let _ = validate_new_case(&v, today());
-        let _ = cabital_client::validate_decision(&v);
+        let _ = gateway_cabital::validate_decision(&v);
     }
 
     #[test]
@@ -112,10 +112,10 @@ proptest! {
 #[test]
 fn whatever_validation_accepts_the_sandbox_accepts() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let mut config = cabital_sandbox::SandboxConfig::with_credential("prop-key", "prop-secret");
+    let mut config = gateway_sandbox::SandboxConfig::with_credential("prop-key", "prop-secret");
     config.reject_duplicate_external_id = false;
     config.seed = Some(3);
-    let sandbox = rt.block_on(cabital_sandbox::spawn(config)).unwrap();
+    let sandbox = rt.block_on(gateway_sandbox::spawn(config)).unwrap();
     let store = CredentialStore::new(
         CredentialSource::Static(Credentials::new("prop-key", "prop-secret").unwrap()),
         std::time::Duration::from_secs(60),

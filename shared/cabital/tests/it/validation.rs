@@ -1,6 +1,6 @@
 //! Validation of case and decision submissions: every rule of `cabital-api.md`.
 
-use cabital_client::{Decision, ScreenType, validate_decision, validate_new_case};
+use gateway_cabital::{Decision, ScreenType, validate_decision, validate_new_case};
 use serde_json::{Value, json};
 use time::macros::date;
 
@@ -173,7 +173,7 @@ fn both_comment_spellings_are_read() {
         let mut v = base.clone();
         v[k1] = json!("s");
         v[k2] = json!("d");
-        let c: cabital_client::Case = serde_json::from_value(v).unwrap();
+        let c: gateway_cabital::Case = serde_json::from_value(v).unwrap();
         assert_eq!(c.suggestion_comment.as_deref().map(String::as_str), Some("s"));
         assert_eq!(c.decision_comment.as_deref().map(String::as_str), Some("d"));
         assert!(c.ogs);

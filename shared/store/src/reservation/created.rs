@@ -1,7 +1,7 @@
 //! `PENDING` or `UNKNOWN` → `CREATED` with Cabital's answer (a 201): the reservation,
 //! the case and its CREATED event in one transaction.
 
-use cabital_client::{CaseSystemId, ExternalCaseId};
+use gateway_cabital::{CaseSystemId, ExternalCaseId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 

@@ -2,7 +2,7 @@
 //! reservation, the case and a CREATED event in one transaction. A `PENDING` one only
 //! gets the case's id noted, for its create to finish.
 
-use cabital_client::{CaseSystemId, ExternalCaseId, Pii, ScreenType};
+use gateway_cabital::{CaseSystemId, ExternalCaseId, Pii, ScreenType};
 use time::OffsetDateTime;
 
 use crate::codec::{self, Expr, s, t};

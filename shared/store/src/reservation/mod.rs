@@ -18,7 +18,7 @@ mod rejected;
 mod reserve;
 mod unknown;
 
-use cabital_client::ExternalCaseId;
+use gateway_cabital::ExternalCaseId;
 use uuid::Uuid;
 
 use crate::codec::{Expr, s};

@@ -1,7 +1,7 @@
 //! `PENDING` → `REJECTED`: Cabital refused the create (a 4xx); the id may be reserved
 //! again.
 
-use cabital_client::ExternalCaseId;
+use gateway_cabital::ExternalCaseId;
 use time::OffsetDateTime;
 use uuid::Uuid;
 

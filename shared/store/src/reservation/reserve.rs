@@ -1,7 +1,7 @@
 //! Absent or `REJECTED` → `PENDING`: an external id reserved for a create about to be
 //! sent to Cabital.
 
-use cabital_client::{ExternalCaseId, Pii};
+use gateway_cabital::{ExternalCaseId, Pii};
 use time::OffsetDateTime;
 use uuid::Uuid;
 

@@ -2,7 +2,7 @@
 //! case's id, or the creating invocation died. The reservation stays urgent until a
 //! webhook names the case.
 
-use cabital_client::ExternalCaseId;
+use gateway_cabital::ExternalCaseId;
 use time::OffsetDateTime;
 use uuid::Uuid;
 

@@ -3,13 +3,13 @@
 
 use crate::common;
 
-use cabital_client::{Pii, ScreenType, Suggestion};
 use common::*;
-use kyc_store::{
+use gateway_cabital::{Pii, ScreenType, Suggestion};
+use gateway_store::{
     AttentionPriority, CaseStatus, CreatedOutcome, EventDetail, EventKind, EventSource, ExtState, Origin, Resolution,
     StoreError, TimelineOrder,
 };
-use test_support::fresh_store;
+use gateway_support::fresh_store;
 
 #[tokio::test]
 async fn a_created_case_is_stored_with_its_created_event() {

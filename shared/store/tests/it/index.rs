@@ -2,12 +2,12 @@
 
 use crate::common;
 
-use cabital_client::{Pii, Suggestion};
 use common::*;
-use kyc_store::{AttentionTarget, RemoteCheck, RemoteState};
-use test_support::fresh_store;
+use gateway_cabital::{Pii, Suggestion};
+use gateway_store::{AttentionTarget, RemoteCheck, RemoteState};
+use gateway_support::fresh_store;
 
-fn targets(refs: &[kyc_store::AttentionRef]) -> Vec<AttentionTarget> {
+fn targets(refs: &[gateway_store::AttentionRef]) -> Vec<AttentionTarget> {
     refs.iter().map(|r| r.target.clone()).collect()
 }
 
@@ -108,6 +108,7 @@ async fn queries_return_the_oldest_entries_across_shards_up_to_the_limit() {
     assert!(all.windows(2).all(|w| w[0].since <= w[1].since), "oldest first");
     assert!(store.awaiting_since_before(at(10_000), 0).await.unwrap().is_empty());
     // The ids spread over more than one shard, or the test proves nothing.
-    let shards: std::collections::HashSet<_> = created.iter().map(|id| kyc_store::shard_of(&id.to_string())).collect();
+    let shards: std::collections::HashSet<_> =
+        created.iter().map(|id| gateway_store::shard_of(&id.to_string())).collect();
     assert!(shards.len() > 1);
 }

@@ -3,12 +3,12 @@
 
 use crate::common;
 
-use cabital_client::{Pii, Suggestion};
 use common::*;
-use kyc_store::{EventDetail, EventKind, RemoteCheck, RemoteState, StoreError, TimelineOrder};
-use test_support::fresh_store;
+use gateway_cabital::{Pii, Suggestion};
+use gateway_store::{EventDetail, EventKind, RemoteCheck, RemoteState, StoreError, TimelineOrder};
+use gateway_support::fresh_store;
 
-async fn overdue_events(store: &kyc_store::Store, id: &cabital_client::CaseSystemId) -> Vec<EventDetail> {
+async fn overdue_events(store: &gateway_store::Store, id: &gateway_cabital::CaseSystemId) -> Vec<EventDetail> {
     let page = store.timeline(id, TimelineOrder::Oldest, 50, None).await.unwrap();
     page.events.into_iter().filter(|e| e.kind() == EventKind::SuggestionOverdue).map(|e| e.detail).collect()
 }
@@ -31,7 +31,7 @@ async fn a_case_is_given_up_once_at_its_version_and_a_suggestion_clears_it() {
     assert_eq!(given_up.version, case.version + 1);
     assert_eq!(overdue_events(&store, &id).await, [EventDetail::SuggestionOverdue { waited_secs: 100 }]);
     let listed = store.awaiting_since_before(at(1000), 100).await.unwrap();
-    assert!(listed.iter().all(|r| r.target != kyc_store::AttentionTarget::Case(id)), "{listed:?}");
+    assert!(listed.iter().all(|r| r.target != gateway_store::AttentionTarget::Case(id)), "{listed:?}");
 
     // Never twice.
     assert!(!store.give_up_no_suggestion(&id, given_up.version, at(200)).await.unwrap());

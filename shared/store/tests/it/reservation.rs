@@ -2,10 +2,10 @@
 
 use crate::common;
 
-use cabital_client::Pii;
 use common::*;
-use kyc_store::{AttentionPriority, ExtState, Reservation, StoreError};
-use test_support::fresh_store;
+use gateway_cabital::Pii;
+use gateway_store::{AttentionPriority, ExtState, Reservation, StoreError};
+use gateway_support::fresh_store;
 
 #[tokio::test]
 async fn a_new_id_is_reserved_pending_and_urgent() {

@@ -4,8 +4,8 @@ use crate::common;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::*;
-use kyc_store::{Store, StoreError, table_definition};
-use test_support::{dynamodb, fresh_table};
+use gateway_store::{Store, StoreError, table_definition};
+use gateway_support::{dynamodb, fresh_table};
 
 #[tokio::test]
 async fn the_created_table_matches_the_definition() {

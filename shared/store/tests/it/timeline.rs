@@ -3,11 +3,11 @@
 use crate::common;
 
 use common::*;
-use kyc_store::{EventKind, StoreError, TimelineOrder};
-use test_support::fresh_store;
+use gateway_store::{EventKind, StoreError, TimelineOrder};
+use gateway_support::fresh_store;
 
 /// A case with seven events at distinct times: CREATED, then OGS_ON / OGS_OFF x3.
-async fn case_with_seven_events(store: &kyc_store::Store) -> cabital_client::CaseSystemId {
+async fn case_with_seven_events(store: &gateway_store::Store) -> gateway_cabital::CaseSystemId {
     let (_, id) = create_case(store, at(0)).await;
     for i in 1..=6 {
         store.record_ogs(&id, i % 2 == 1, at(i * 60)).await.unwrap();
@@ -16,11 +16,11 @@ async fn case_with_seven_events(store: &kyc_store::Store) -> cabital_client::Cas
 }
 
 async fn all_pages(
-    store: &kyc_store::Store,
-    id: &cabital_client::CaseSystemId,
+    store: &gateway_store::Store,
+    id: &gateway_cabital::CaseSystemId,
     order: TimelineOrder,
     limit: u32,
-) -> Vec<Vec<kyc_store::Event>> {
+) -> Vec<Vec<gateway_store::Event>> {
     let mut pages = Vec::new();
     let mut cursor: Option<String> = None;
     loop {

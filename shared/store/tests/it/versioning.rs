@@ -2,13 +2,13 @@
 
 use crate::common;
 
-use cabital_client::{Decision, Pii, Suggestion};
 use common::*;
-use kyc_store::{
+use gateway_cabital::{Decision, Pii, Suggestion};
+use gateway_store::{
     AttentionPriority, CaseStatus, ChangedField, EventDetail, EventKind, EventSource, RemoteCheck, RemoteState,
     StoreError, TimelineOrder,
 };
-use test_support::fresh_store;
+use gateway_support::fresh_store;
 
 fn accepted() -> RemoteState {
     RemoteState {
@@ -18,7 +18,7 @@ fn accepted() -> RemoteState {
     }
 }
 
-async fn kinds(store: &kyc_store::Store, id: &cabital_client::CaseSystemId) -> Vec<EventKind> {
+async fn kinds(store: &gateway_store::Store, id: &gateway_cabital::CaseSystemId) -> Vec<EventKind> {
     let page = store.timeline(id, TimelineOrder::Oldest, 50, None).await.unwrap();
     page.events.iter().map(|e| e.kind()).collect()
 }

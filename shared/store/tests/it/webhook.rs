@@ -3,15 +3,15 @@
 
 use crate::common;
 
-use cabital_client::{Pii, Suggestion};
 use common::*;
-use kyc_store::{
+use gateway_cabital::{Pii, Suggestion};
+use gateway_store::{
     AttentionPriority, CaseStatus, EventDetail, EventKind, EventSource, Origin, StoreError, TimelineOrder,
     WebhookRecorded,
 };
-use test_support::fresh_store;
+use gateway_support::fresh_store;
 
-fn webhook_events(events: &[kyc_store::Event]) -> Vec<(u32, Suggestion)> {
+fn webhook_events(events: &[gateway_store::Event]) -> Vec<(u32, Suggestion)> {
     events
         .iter()
         .filter_map(|e| match &e.detail {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use cabital_client::CaseSystemId;
+use gateway_cabital::CaseSystemId;
 use rand::{Rng, SeedableRng as _};
 use reqwest::Method;
 use serde_json::{Value, json};

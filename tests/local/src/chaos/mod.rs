@@ -148,7 +148,7 @@ struct Chaos {
     webhook: String,
     webhook_path: String,
     reconcile_every: Duration,
-    store: kyc_store::Store,
+    store: gateway_store::Store,
     secrets: aws_sdk_secretsmanager::Client,
     secret_id: String,
     moto_pid: u32,
@@ -200,7 +200,7 @@ pub async fn run(args: &Args) -> Result<()> {
     let cases = args.number("cases", 100)? as usize;
     crate::ensure(cases >= 10, || "--cases: at least 10".to_owned())?;
     let sdk = aws::config().await?;
-    let store = kyc_store::Store::new(kyc_store::dynamodb_client(&sdk).await, table);
+    let store = gateway_store::Store::new(gateway_store::dynamodb_client(&sdk).await, table);
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
     let seed = match args.get("seed") {
         Some(_) => args.number("seed", 0)?,

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use cabital_client::CaseSystemId;
+use gateway_cabital::CaseSystemId;
 use serde_json::{Value, json};
 
 use super::faults::CLOCK_OFFSET_SECS;
@@ -305,19 +305,24 @@ impl Chaos {
             loop {
                 let page = self
                     .store
-                    .timeline(&id, kyc_store::TimelineOrder::Oldest, kyc_store::MAX_TIMELINE_PAGE, cursor.as_deref())
+                    .timeline(
+                        &id,
+                        gateway_store::TimelineOrder::Oldest,
+                        gateway_store::MAX_TIMELINE_PAGE,
+                        cursor.as_deref(),
+                    )
                     .await
                     .map_err(|e| Failure(format!("reading case {id}'s events: {e}")))?;
                 for event in &page.events {
                     match &event.detail {
-                        kyc_store::EventDetail::Webhook { body, deliveries, .. } => {
+                        gateway_store::EventDetail::Webhook { body, deliveries, .. } => {
                             let entry = events.entry(body.expose().clone()).or_default();
                             entry.0 += 1;
                             entry.1 += u64::from(*deliveries);
                         }
-                        kyc_store::EventDetail::UnverifiedNotice { body, deliveries, reason, .. } => {
+                        gateway_store::EventDetail::UnverifiedNotice { body, deliveries, reason, .. } => {
                             let body = body.expose().clone();
-                            if *reason != kyc_store::NoticeReason::LateSignature {
+                            if *reason != gateway_store::NoticeReason::LateSignature {
                                 v.violations.push(format!("case {id}: a {reason} notice, with webhooks signed"));
                             }
                             if body.contains("chaos-bad-") {

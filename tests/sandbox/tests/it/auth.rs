@@ -5,8 +5,8 @@ use crate::common;
 
 use std::time::{Duration, SystemTime};
 
-use cabital_sandbox::{Credential, Faults, SignatureEncoding};
 use common::{Api, KEY, Raw, SECRET, individual, now, sandbox, sign};
+use gateway_sandbox::{Credential, Faults, SignatureEncoding};
 use serde_json::{Value, json};
 
 async fn status(api: &Api, raw: Raw) -> u16 {

@@ -1,4 +1,4 @@
-//! The `cabital-sandbox` binary: flags, the ready line, a signed request, refusal of a
+//! The `gateway-sandbox` binary: flags, the ready line, a signed request, refusal of a
 //! bad setting.
 
 use crate::common;
@@ -19,7 +19,7 @@ impl Drop for Killed {
 
 #[tokio::test]
 async fn binary_prints_its_address_and_serves() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cabital-sandbox"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gateway-sandbox"))
         .args([
             "--port",
             "0",
@@ -59,7 +59,7 @@ async fn binary_prints_its_address_and_serves() {
 
 #[test]
 fn binary_refuses_bad_settings() {
-    let output = Command::new(env!("CARGO_BIN_EXE_cabital-sandbox"))
+    let output = Command::new(env!("CARGO_BIN_EXE_gateway-sandbox"))
         .args(["--api-key", "k", "--api-secret", "s", "--error-rate-500", "1.5"])
         .output()
         .unwrap();
@@ -67,7 +67,7 @@ fn binary_refuses_bad_settings() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("errorRate500"));
     assert!(output.stdout.is_empty());
 
-    let output = Command::new(env!("CARGO_BIN_EXE_cabital-sandbox")).env_clear().output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_gateway-sandbox")).env_clear().output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("no credentials"));
 }

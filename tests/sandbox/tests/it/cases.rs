@@ -4,8 +4,8 @@ use crate::common;
 
 use std::time::Duration;
 
-use cabital_sandbox::{CaseResult, Suggestion, SuggestionSource};
 use common::{Api, individual, sandbox, wait_until_async};
+use gateway_sandbox::{CaseResult, Suggestion, SuggestionSource};
 use serde_json::{Value, json};
 use uuid::Uuid;
 

@@ -2,8 +2,8 @@
 
 use crate::common;
 
-use cabital_sandbox::{Faults, Stats};
 use common::{Api, individual, sandbox};
+use gateway_sandbox::{Faults, Stats};
 use serde_json::{Value, json};
 
 #[tokio::test]

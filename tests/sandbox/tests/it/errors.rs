@@ -5,8 +5,8 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use cabital_sandbox::{ErrorBody, Faults};
 use common::{Api, Raw, individual, sandbox};
+use gateway_sandbox::{ErrorBody, Faults};
 use serde_json::{Value, json};
 
 async fn error(response: reqwest::Response, status: u16) -> ErrorBody {
@@ -253,7 +253,7 @@ async fn oversized_body_is_413() {
     let sandbox = sandbox(|_| {}).await;
     let api = Api::new(&sandbox);
     let mut body = individual("big-1", "John Doe");
-    body["padding"] = json!("x".repeat(cabital_sandbox::MAX_BODY_BYTES));
+    body["padding"] = json!("x".repeat(gateway_sandbox::MAX_BODY_BYTES));
     error(api.call("POST", "/api/v1/cases", &body.to_string()).await, 413).await;
 }
 

@@ -1,4 +1,4 @@
-//! cabital-sandbox's integration tests, one binary: the SDK and the crate link once, not once per file.
+//! gateway-sandbox's integration tests, one binary: the SDK and the crate link once, not once per file.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod auth;

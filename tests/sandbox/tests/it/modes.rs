@@ -5,13 +5,13 @@ use crate::common;
 
 use std::time::Duration;
 
-use cabital_sandbox::{CreateAnswerMode, SignatureEncoding, Suggestion, SuggestionChange};
 use common::{Api, Receiver, individual, sandbox};
+use gateway_sandbox::{CreateAnswerMode, SignatureEncoding, Suggestion, SuggestionChange};
 use serde_json::Value;
 use uuid::Uuid;
 
 /// The tests' own signer writes hex: say so rather than rely on the default.
-fn hex(config: &mut cabital_sandbox::SandboxConfig) {
+fn hex(config: &mut gateway_sandbox::SandboxConfig) {
     config.signature_encoding = SignatureEncoding::Hex;
 }
 

@@ -1,4 +1,4 @@
-//! The `cabital-sandbox-sign` binary: signs an API Gateway v2 event fixture.
+//! The `gateway-sandbox-sign` binary: signs an API Gateway v2 event fixture.
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -7,7 +7,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cabital-sandbox-sign");
+const BIN: &str = env!("CARGO_BIN_EXE_gateway-sandbox-sign");
 
 fn fixture() -> String {
     json!({
@@ -127,5 +127,5 @@ fn refuses_bad_usage_without_writing_anything() {
 
     let (code, stdout, _) = run(&["--help"], "");
     assert_eq!(code, Some(0));
-    assert!(stdout.starts_with("usage: cabital-sandbox-sign"));
+    assert!(stdout.starts_with("usage: gateway-sandbox-sign"));
 }

@@ -5,8 +5,8 @@ use crate::common;
 
 use std::time::Duration;
 
-use cabital_sandbox::{Credential, Faults, Suggestion, SuggestionChange};
 use common::{Api, KEY, Receiver, SECRET, individual, sandbox, webhook_signature_ok};
+use gateway_sandbox::{Credential, Faults, Suggestion, SuggestionChange};
 use serde_json::{Value, json};
 use url::Url;
 use uuid::Uuid;
@@ -111,7 +111,7 @@ async fn failed_deliveries_are_retried_four_times_then_dropped() {
     assert!(hits.iter().all(|h| webhook_signature_ok(h, SECRET)));
     // The gaps follow the (scaled) schedule: each at least its delay.
     let gaps: Vec<Duration> = hits.windows(2).map(|w| w[1].at - w[0].at).collect();
-    for (gap, secs) in gaps.iter().zip(cabital_sandbox::RETRY_DELAYS_SECS) {
+    for (gap, secs) in gaps.iter().zip(gateway_sandbox::RETRY_DELAYS_SECS) {
         let floor = Duration::from_secs_f64(secs as f64 * FAST * 0.9);
         assert!(*gap >= floor, "{gaps:?}");
     }
@@ -333,7 +333,7 @@ async fn reset_cancels_pending_webhooks() {
 
 #[tokio::test]
 async fn webhooks_signed_with_a_separate_credential_or_not_at_all() {
-    use cabital_sandbox::WebhookSigning;
+    use gateway_sandbox::WebhookSigning;
     let receiver = Receiver::start(|_| 200).await;
     let separate = sandbox(|c| {
         c.webhook_url = Some(hook_url(&receiver));
@@ -362,7 +362,7 @@ async fn webhooks_signed_with_a_separate_credential_or_not_at_all() {
 
 #[tokio::test]
 async fn retries_can_carry_the_first_attempts_headers_as_old_as_the_schedule() {
-    use cabital_sandbox::RetryHeaders;
+    use gateway_sandbox::RetryHeaders;
     // The lost-ack fault makes every 2xx count as failed: all five attempts are made.
     let receiver = Receiver::start(|_| 200).await;
     let sandbox = sandbox(|c| {
@@ -383,7 +383,7 @@ async fn retries_can_carry_the_first_attempts_headers_as_old_as_the_schedule() {
     // Each retry's timestamp is as old as the scaled schedule says: at least 5 min, 1 h
     // 5 min, 6 h 5 min, 24 h 5 min before the retry.
     let mut elapsed = 0;
-    for (i, delay) in cabital_sandbox::RETRY_DELAYS_SECS.iter().enumerate() {
+    for (i, delay) in gateway_sandbox::RETRY_DELAYS_SECS.iter().enumerate() {
         elapsed += *delay as i64;
         let age = now - stamps[i + 1];
         assert!(age >= elapsed - 2, "retry {} is {age} s old, expected about {elapsed}: {stamps:?}", i + 1);

@@ -1,18 +1,18 @@
 //! The secret read from Secrets Manager (moto), as the functions read it. Needs
 //! `MOTO_ENDPOINT` (`./scripts/test.sh` sets it): without it the helpers panic.
 
-use cabital_sandbox::{SandboxConfig, SignatureEncoding};
+use gateway_sandbox::{SandboxConfig, SignatureEncoding};
 
 use crate::{API_KEY, API_SECRET, Run, doctor};
 
 async fn doctor_with_secret_id(base_url: &str, secret_id: &str) -> Run {
-    let moto = test_support::moto_endpoint();
+    let moto = gateway_support::moto_endpoint();
     doctor(
         &[
             ("CABITAL_BASE_URL", base_url),
             ("CABITAL_SECRET_ID", secret_id),
             ("AWS_ENDPOINT_URL", &moto),
-            ("AWS_REGION", test_support::REGION),
+            ("AWS_REGION", gateway_support::REGION),
             ("AWS_ACCESS_KEY_ID", "testing"),
             ("AWS_SECRET_ACCESS_KEY", "testing"),
             ("AWS_EC2_METADATA_DISABLED", "true"),
@@ -28,8 +28,8 @@ async fn the_secret_from_secrets_manager_names_the_encoding() {
         signature_encoding: SignatureEncoding::Base64,
         ..SandboxConfig::with_credential(API_KEY, API_SECRET)
     };
-    let sandbox = cabital_sandbox::spawn(config).await.expect("the sandbox starts");
-    let secret_id = test_support::fresh_secret(API_KEY, API_SECRET).await;
+    let sandbox = gateway_sandbox::spawn(config).await.expect("the sandbox starts");
+    let secret_id = gateway_support::fresh_secret(API_KEY, API_SECRET).await;
     let run = doctor_with_secret_id(&sandbox.base_url(), &secret_id).await;
     assert_eq!(run.code, Some(0), "{}", run.all());
     assert_eq!(run.last_line(), "CABITAL_SIGNATURE_ENCODING=base64", "{}", run.all());
@@ -39,7 +39,7 @@ async fn the_secret_from_secrets_manager_names_the_encoding() {
 
 #[tokio::test]
 async fn a_missing_secret_is_named() {
-    let _ = test_support::moto_endpoint();
-    let run = doctor_with_secret_id("http://127.0.0.1:9", "cabital-doctor-no-such-secret").await;
+    let _ = gateway_support::moto_endpoint();
+    let run = doctor_with_secret_id("http://127.0.0.1:9", "gateway-doctor-no-such-secret").await;
     run.assert_failed(1, "resourcenotfoundexception");
 }

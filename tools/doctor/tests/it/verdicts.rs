@@ -1,13 +1,13 @@
 //! Against the sandbox: the encoding named, or the failure said.
 
-use cabital_sandbox::{Faults, SandboxConfig, SandboxHandle, SignatureEncoding};
+use gateway_sandbox::{Faults, SandboxConfig, SandboxHandle, SignatureEncoding};
 
 use crate::{API_KEY, API_SECRET, doctor_with_keys};
 
 async fn sandbox(encoding: SignatureEncoding, faults: Faults) -> SandboxHandle {
     let config =
         SandboxConfig { signature_encoding: encoding, faults, ..SandboxConfig::with_credential(API_KEY, API_SECRET) };
-    cabital_sandbox::spawn(config).await.expect("the sandbox starts")
+    gateway_sandbox::spawn(config).await.expect("the sandbox starts")
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ pub mod openapi;
 
 use std::collections::BTreeMap;
 
-use cases_api::{App, handle};
+use gateway_cases_api::{App, handle};
 use lambda_http::{Body, Context, RequestExt};
 use serde_json::{Value, json};
 
@@ -288,8 +288,8 @@ pub const INTERNAL_WORDS: &[&str] = &[
     "localhost",
     "kyc-test-",
     "cabital-test-",
-    test_support::API_KEY,
-    test_support::API_SECRET,
+    gateway_support::API_KEY,
+    gateway_support::API_SECRET,
 ];
 
 /// Asserts a (5xx) body names nothing internal.
@@ -299,14 +299,14 @@ pub fn assert_nothing_internal(resp: &Resp) {
         assert!(!resp.text.contains(word), "a {} body says {word:?}: {}", resp.status, resp.text);
     }
     for (name, value) in &resp.headers {
-        for word in [test_support::API_KEY, test_support::API_SECRET] {
+        for word in [gateway_support::API_KEY, gateway_support::API_SECRET] {
             assert!(!value.contains(word), "header {name} carries a secret");
         }
     }
 }
 
 /// The app over a harness's gateway.
-pub fn app(h: &test_support::Harness) -> App {
+pub fn app(h: &gateway_support::Harness) -> App {
     App { gateway: h.gateway.clone() }
 }
 
@@ -330,17 +330,17 @@ pub fn case_body(external_case_id: &str) -> Value {
 }
 
 /// Requests the sandbox counted for one endpoint, e.g. `"POST /api/v1/cases"`.
-pub fn sandbox_requests(h: &test_support::Harness, endpoint: &str) -> u64 {
+pub fn sandbox_requests(h: &gateway_support::Harness, endpoint: &str) -> u64 {
     h.sandbox.stats().requests.get(endpoint).copied().unwrap_or(0)
 }
 
 /// Every request the sandbox counted.
-pub fn sandbox_requests_total(h: &test_support::Harness) -> u64 {
+pub fn sandbox_requests_total(h: &gateway_support::Harness) -> u64 {
     h.sandbox.stats().requests.values().sum()
 }
 
 /// Items in the harness's table, by the kind of their sort key (`CASE`, `EXT`, `EVENT`, `WEBHOOK`).
-pub async fn table_items(store: &kyc_store::Store) -> BTreeMap<String, Vec<BTreeMap<String, String>>> {
+pub async fn table_items(store: &gateway_store::Store) -> BTreeMap<String, Vec<BTreeMap<String, String>>> {
     let mut out: BTreeMap<String, Vec<BTreeMap<String, String>>> = BTreeMap::new();
     let mut start = None;
     loop {
@@ -367,28 +367,28 @@ pub async fn table_items(store: &kyc_store::Store) -> BTreeMap<String, Vec<BTree
 }
 
 /// How many items of a kind the table holds.
-pub async fn count_items(store: &kyc_store::Store, kind: &str) -> usize {
+pub async fn count_items(store: &gateway_store::Store, kind: &str) -> usize {
     table_items(store).await.get(kind).map_or(0, Vec::len)
 }
 
 /// Every event of a case, oldest first, read from the table.
-pub async fn stored_events(store: &kyc_store::Store, id: &str) -> Vec<kyc_store::Event> {
-    let id: cabital_client::CaseSystemId = id.parse().expect("a case id");
-    store.timeline(&id, kyc_store::TimelineOrder::Oldest, 200, None).await.expect("the timeline reads").events
+pub async fn stored_events(store: &gateway_store::Store, id: &str) -> Vec<gateway_store::Event> {
+    let id: gateway_cabital::CaseSystemId = id.parse().expect("a case id");
+    store.timeline(&id, gateway_store::TimelineOrder::Oldest, 200, None).await.expect("the timeline reads").events
 }
 
 /// The kinds of a case's stored events, oldest first.
-pub async fn stored_kinds(store: &kyc_store::Store, id: &str) -> Vec<&'static str> {
+pub async fn stored_kinds(store: &gateway_store::Store, id: &str) -> Vec<&'static str> {
     stored_events(store, id).await.iter().map(|e| e.kind().as_str()).collect()
 }
 
 /// The case as stored.
-pub async fn stored_case(store: &kyc_store::Store, id: &str) -> kyc_store::CaseRecord {
-    let id: cabital_client::CaseSystemId = id.parse().expect("a case id");
+pub async fn stored_case(store: &gateway_store::Store, id: &str) -> gateway_store::CaseRecord {
+    let id: gateway_cabital::CaseSystemId = id.parse().expect("a case id");
     store.get_case(&id).await.expect("the case reads").expect("the case is stored")
 }
 
 /// The sandbox's state of a case.
-pub fn sandbox_case(h: &test_support::Harness, id: &str) -> cabital_sandbox::CaseState {
+pub fn sandbox_case(h: &gateway_support::Harness, id: &str) -> gateway_sandbox::CaseState {
     h.sandbox.case(id.parse().expect("a case id")).expect("the sandbox has the case")
 }

@@ -6,18 +6,18 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use cabital_client::CaseSystemId;
-use kyc_service::ReconcileSettings;
-use kyc_store::{CaseRecord, EventKind, Store, TimelineOrder};
+use gateway_cabital::CaseSystemId;
+use gateway_service::ReconcileSettings;
+use gateway_store::{CaseRecord, EventKind, Store, TimelineOrder};
+use gateway_support::Harness;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
-use test_support::Harness;
 
 /// Warnings and errors to the test's captured output (shown when it fails): why a case
 /// failed or was abandoned.
 pub fn init_logs() {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("warn,kyc_service=info"))
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn,gateway_service=info"))
         .with_ansi(false)
         .with_test_writer()
         .try_init();

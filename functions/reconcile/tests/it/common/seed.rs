@@ -9,9 +9,9 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use cabital_client::{Case, NewCase, Pii};
-use kyc_service::request_hash;
-use kyc_store::{ATTN_SHARD, CreatedCase, PK, Reservation, SK, Store, shard_of};
+use gateway_cabital::{Case, NewCase, Pii};
+use gateway_service::request_hash;
+use gateway_store::{ATTN_SHARD, CreatedCase, PK, Reservation, SK, Store, shard_of};
 use time::OffsetDateTime;
 
 /// Records `cases` (created at Cabital from `first`'s body and others like it) as

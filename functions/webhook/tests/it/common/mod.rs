@@ -6,14 +6,14 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use cabital_client::{CaseSystemId, Suggestion};
-use cabital_signing::{Credentials, SignatureEncoding, sign};
-use kyc_service::{WebhookAuth, WebhookSettings};
-use kyc_store::{CaseRecord, Event, EventDetail, EventKind, StateChange, TimelineOrder};
+use gateway_cabital::{CaseSystemId, Suggestion};
+use gateway_service::{WebhookAuth, WebhookSettings};
+use gateway_signing::{Credentials, SignatureEncoding, sign};
+use gateway_store::{CaseRecord, Event, EventDetail, EventKind, StateChange, TimelineOrder};
+use gateway_support::{API_KEY, API_SECRET, Harness};
+use gateway_webhook::{App, handle};
 use lambda_http::Body;
 use serde_json::{Value, json};
-use test_support::{API_KEY, API_SECRET, Harness};
-use webhook::{App, handle};
 
 /// The route Cabital posts to.
 pub const PATH: &str = "/webhooks/cabital";
@@ -45,7 +45,7 @@ pub fn signed_event_aged(body: &str, age_secs: i64) -> String {
 }
 
 /// The UNVERIFIED_NOTICE events: (deliveries, reason).
-pub fn notice_events(events: &[Event]) -> Vec<(u32, kyc_store::NoticeReason)> {
+pub fn notice_events(events: &[Event]) -> Vec<(u32, gateway_store::NoticeReason)> {
     events
         .iter()
         .filter_map(|e| match &e.detail {
@@ -177,7 +177,7 @@ pub fn new_external_id() -> String {
 }
 
 /// Creates a case through the gateway (so at the sandbox and in the table); the
-/// sandbox's screening then suggests by the name (see `cabital_sandbox::screening`).
+/// sandbox's screening then suggests by the name (see `gateway_sandbox::screening`).
 pub async fn create_case(h: &Harness, full_name: &str) -> (CaseSystemId, String) {
     let ext = new_external_id();
     let body = json!({
@@ -201,7 +201,7 @@ pub async fn create_case_at_cabital_only(h: &Harness, full_name: &str) -> (CaseS
         "individualInfo": {"gender": "MALE", "dob": "1985-12-24", "nationality": "HKG", "residentialCountry": "HKG"},
         "organizationInfo": {}
     });
-    let case = cabital_client::validate_new_case(&body, gateway_today()).unwrap();
+    let case = gateway_cabital::validate_new_case(&body, gateway_today()).unwrap();
     let answer = h
         .gateway
         .cabital
@@ -274,16 +274,16 @@ pub const FIXTURE_SECRET: &str = "fixture-api-secret-not-for-production";
 /// The time the committed fixtures are signed for.
 pub const FIXTURE_TIMESTAMP: i64 = 1_795_914_000;
 
-/// A fixture signed again, as `cabital-sandbox-sign` does, for `now + offset_secs`.
+/// A fixture signed again, as `gateway-sandbox-sign` does, for `now + offset_secs`.
 pub fn resigned_fixture(name: &str, key: &str, secret: &str, offset_secs: i64) -> String {
     let mut event: Value = serde_json::from_str(&fixture(name)).unwrap();
-    let signing = cabital_sandbox::FixtureSigning {
-        credential: cabital_sandbox::Credential::new(key, secret),
+    let signing = gateway_sandbox::FixtureSigning {
+        credential: gateway_sandbox::Credential::new(key, secret),
         timestamp: now_unix() + offset_secs,
         path: None,
-        encoding: cabital_sandbox::SignatureEncoding::Hex,
+        encoding: gateway_sandbox::SignatureEncoding::Hex,
     };
-    cabital_sandbox::sign_event(&mut event, &signing).unwrap();
+    gateway_sandbox::sign_event(&mut event, &signing).unwrap();
     event.to_string()
 }
 

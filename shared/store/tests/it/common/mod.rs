@@ -1,8 +1,8 @@
 //! Fixtures shared by the store's tests (each test file compiles its own copy).
 #![allow(dead_code)]
 
-use cabital_client::{CaseSystemId, ExternalCaseId, Pii, ScreenType, Suggestion};
-use kyc_store::{CreatedCase, Reservation, Store, WebhookReceipt};
+use gateway_cabital::{CaseSystemId, ExternalCaseId, Pii, ScreenType, Suggestion};
+use gateway_store::{CreatedCase, Reservation, Store, WebhookReceipt};
 use sha2::{Digest, Sha256};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};

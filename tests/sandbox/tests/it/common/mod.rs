@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
-use cabital_sandbox::{SandboxConfig, SandboxHandle};
+use gateway_sandbox::{SandboxConfig, SandboxHandle};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -39,9 +39,9 @@ pub fn now() -> i64 {
 pub async fn sandbox(tweak: impl FnOnce(&mut SandboxConfig)) -> SandboxHandle {
     let mut config = SandboxConfig::with_credential(KEY, SECRET);
     config.seed = Some(7);
-    config.signature_encoding = cabital_sandbox::SignatureEncoding::Hex;
+    config.signature_encoding = gateway_sandbox::SignatureEncoding::Hex;
     tweak(&mut config);
-    cabital_sandbox::spawn(config).await.unwrap()
+    gateway_sandbox::spawn(config).await.unwrap()
 }
 
 /// Everything about a request, explicitly: what is signed and what is sent can differ.

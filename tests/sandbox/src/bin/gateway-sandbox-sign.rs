@@ -1,10 +1,10 @@
-//! `cabital-sandbox-sign`: signs an API Gateway v2 webhook event fixture as Cabital
+//! `gateway-sandbox-sign`: signs an API Gateway v2 webhook event fixture as Cabital
 //! would, for now (or a given time), so that `cargo lambda invoke` can send it to the
 //! webhook function. Lives with the sandbox, not the function, so that it never ships
 //! in a Lambda package.
 //!
 //! ```text
-//! cabital-sandbox-sign --api-key KEY --api-secret SECRET functions/webhook/events/webhook-signed.json > /tmp/now.json
+//! gateway-sandbox-sign --api-key KEY --api-secret SECRET functions/webhook/events/webhook-signed.json > /tmp/now.json
 //! cargo lambda invoke webhook --data-file /tmp/now.json
 //! ```
 
@@ -12,9 +12,9 @@ use std::io::{Read as _, Write as _};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cabital_sandbox::{Credential, FixtureSigning, SignatureEncoding, sign_event};
+use gateway_sandbox::{Credential, FixtureSigning, SignatureEncoding, sign_event};
 
-const USAGE: &str = "usage: cabital-sandbox-sign [FLAGS] FIXTURE|-
+const USAGE: &str = "usage: gateway-sandbox-sign [FLAGS] FIXTURE|-
 
 Writes the API Gateway v2 event FIXTURE (- for stdin) to stdout with its access-key,
 access-timestamp and access-sign headers set to a signature made now.
@@ -136,12 +136,12 @@ fn main() -> ExitCode {
         Ok(Some(options)) => match run(options) {
             Ok(()) => ExitCode::SUCCESS,
             Err(problem) => {
-                eprintln!("cabital-sandbox-sign: {problem}");
+                eprintln!("gateway-sandbox-sign: {problem}");
                 ExitCode::FAILURE
             }
         },
         Err(problem) => {
-            eprintln!("cabital-sandbox-sign: {problem}\n(see --help)");
+            eprintln!("gateway-sandbox-sign: {problem}\n(see --help)");
             ExitCode::from(2)
         }
     }
