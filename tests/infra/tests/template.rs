@@ -673,10 +673,15 @@ fn check_functions(t: &Value) -> Vec<String> {
             violations.push(format!("{function}: CodeUri must be {code_uri} (relative to infra/)"));
         }
         let manifest = repo_root().join("functions").join(folder).join("Cargo.toml");
-        let package_line = format!("name = \"{folder}\"");
+        // The package gateway-<folder>, whose one binary is the function's name.
+        let package_line = format!("name = \"gateway-{folder}\"");
+        let bin = format!("[[bin]]\nname = \"{folder}\"");
         match std::fs::read_to_string(&manifest) {
-            Ok(text) if text.lines().any(|l| l.trim() == package_line) => {}
-            _ => violations.push(format!("{function}: {} is not the crate {folder}", manifest.display())),
+            Ok(text) if text.lines().any(|l| l.trim() == package_line) && text.contains(&bin) => {}
+            _ => violations.push(format!(
+                "{function}: {} is not the crate gateway-{folder} with bin {folder}",
+                manifest.display()
+            )),
         }
         match ref_of(&r["Properties"]["LoggingConfig"]["LogGroup"]) {
             Some(group) if type_of(t, group) == Some("AWS::Logs::LogGroup") => {}
