@@ -9,14 +9,17 @@
 #   ./bench/run.sh --quick      a smoke run: 3 init runs, 40 requests, 50 reconcile cases
 #                               (its table goes to .local/bench/RESULTS.md, not bench/)
 #
-# What it does: builds the three functions, the hello-world floor (bench/hello), the
-# sandbox and the driver (bench-runner) with the workspace's release profile; measures
-# sizes (stripped, and `bootstrap` zipped as SAM ships it); runs the criterion
-# micro-benchmarks (bench/benches/micro.rs); starts moto and the Cabital sandbox on
-# 127.0.0.1; then bench-runner serves a local Lambda Runtime API to each release
-# binary: init (spawn to first `next`, against hello and a boto3 Python peer), first
-# vs second request, peak RSS, webhook deliveries, a reconcile run against a slow,
-# rate-limited sandbox (a second one, whose cases are not screened yet). Everything it starts is stopped on exit, error or Ctrl-C.
+# What it does: builds the three functions, the two hello-world floors (bench/hello-lean:
+# current-thread, no subscriber; bench/hello: the lambda_runtime example's), the sandbox
+# and the driver (bench-runner) with the workspace's release profile; measures sizes
+# (stripped, and `bootstrap` zipped as SAM ships it); runs the criterion micro-benchmarks
+# (bench/benches/micro.rs); starts moto and the Cabital sandbox on 127.0.0.1; then
+# bench-runner serves a local Lambda Runtime API to each release binary: init (spawn to
+# first `next`, against both hellos and a boto3 Python peer), first vs second request,
+# peak RSS, webhook deliveries, a reconcile run against a slow, rate-limited sandbox (a
+# second one, whose cases are not screened yet). Everything it starts is stopped on
+# exit, error or Ctrl-C. The table replaces bench/RESULTS.md above its "## History",
+# which stays.
 #
 # Environment (defaults in brackets):
 #   BENCH_INIT_RUNS [30]  BENCH_REQUESTS [200]  BENCH_RECONCILE_CASES [250]
@@ -78,17 +81,22 @@ mkdir -p "$OUT/logs"
 # features would be unified with the tools' and the binaries would not be the shipped ones.
 log "building the functions in release: ${FUNCTIONS[*]}"
 cargo build --release -p gateway-cases-api -p gateway-webhook -p gateway-reconcile
-log "building the tools in release: bench-hello, gateway-sandbox, bench-runner, micro-benchmarks"
-cargo build --release -p bench-hello -p gateway-sandbox -p bench --bins
-cargo build --release -p bench-rng-probe
-cargo bench -p bench --bench micro --no-run
+# The two floors likewise, each on its own: built with the tools, tokio would get their features.
+for hello in gateway-hello-lean gateway-hello; do
+    log "building the floor $hello in release"
+    cargo build --release -p "$hello"
+done
+log "building the tools in release: gateway-sandbox, bench-runner, micro-benchmarks"
+cargo build --release -p gateway-sandbox -p gateway-bench --bins
+cargo build --release -p gateway-rng-probe
+cargo bench -p gateway-bench --bench micro --no-run
 # The workspace builds aws-lc without CPU jitter entropy (.cargo/config.toml). The
 # aws-lc probe again with aws-lc's default, jitter entropy on (a build-time switch of
 # aws-lc-sys; the environment wins over the config), in its own target folder: it
 # only builds aws-lc.
 JITTER_DIR="$TARGET_DIR/bench-profiles/jitter"
-log "building bench-rng-probe with aws-lc's default (AWS_LC_SYS_NO_JITTER_ENTROPY=0) into ${JITTER_DIR#"$REPO_ROOT"/}"
-AWS_LC_SYS_NO_JITTER_ENTROPY=0 cargo build --release --target-dir "$JITTER_DIR" -p bench-rng-probe
+log "building gateway-rng-probe with aws-lc's default (AWS_LC_SYS_NO_JITTER_ENTROPY=0) into ${JITTER_DIR#"$REPO_ROOT"/}"
+AWS_LC_SYS_NO_JITTER_ENTROPY=0 cargo build --release --target-dir "$JITTER_DIR" -p gateway-rng-probe
 
 # The release profile as the workspace sets it, for the table's header.
 RELEASE_PROFILE="$(awk '/^\[profile\.release\]/{on=1; next} /^\[/{on=0} on && /=/{gsub(/ /, ""); printf "%s%s", sep, $0; sep=", "}' Cargo.toml)"
@@ -101,7 +109,7 @@ sizes() {
 import io, os, sys, zipfile
 profile, settings, folder, names = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 for name in names:
-    path = os.path.join(folder, "bench-hello" if name == "hello" else name)
+    path = os.path.join(folder, name)
     buf = io.BytesIO()
     # As SAM packages a provided.al2023 function: one executable named bootstrap, deflated.
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
@@ -110,10 +118,11 @@ for name in names:
         info.compress_type = zipfile.ZIP_DEFLATED
         with open(path, "rb") as f:
             z.writestr(info, f.read())
-    print(f"{profile}\t{settings}\t{name}\t{os.path.getsize(path)}\t{len(buf.getvalue())}")
+    subject = name.removeprefix("bench-")
+    print(f"{profile}\t{settings}\t{subject}\t{os.path.getsize(path)}\t{len(buf.getvalue())}")
 EOF
 }
-sizes release "$RELEASE_PROFILE" "$BIN" "${FUNCTIONS[@]}" hello
+sizes release "$RELEASE_PROFILE" "$BIN" "${FUNCTIONS[@]}" gateway-hello-lean gateway-hello
 
 # ---- other profiles, measured against the release profile
 profile_flags=()
@@ -134,7 +143,7 @@ fi
 # ---- micro-benchmarks, before anything else runs
 log "criterion micro-benchmarks (${MEASUREMENT_SECS}s each; log: ${OUT#"$REPO_ROOT"/}/criterion.log)"
 rm -rf "$CRITERION_DIR"
-CRITERION_HOME="$CRITERION_DIR" cargo bench -p bench --bench micro -- \
+CRITERION_HOME="$CRITERION_DIR" cargo bench -p gateway-bench --bench micro -- \
     --warm-up-time 1 --measurement-time "$MEASUREMENT_SECS" >"$OUT/criterion.log" 2>&1 ||
     die "the micro-benchmarks failed (see ${OUT#"$REPO_ROOT"/}/criterion.log)"
 
@@ -173,8 +182,8 @@ setsid "$BIN/bench-runner" measure --repo "$REPO_ROOT" --bin-dir "$BIN" --python
     --sandbox-url "$MAIN_SANDBOX_URL" --reconcile-sandbox-url "$RECONCILE_SANDBOX_URL" --api-key "$API_KEY" --api-secret "$API_SECRET" --logs "$OUT/logs" \
     --out "$RESULTS" --init-runs "$INIT_RUNS" --requests "$REQUESTS" --reconcile-cases "$RECONCILE_CASES" \
     --rate-limit "$RATE_LIMIT" --latency-ms "$LATENCY_MS" ${profile_flags[@]+"${profile_flags[@]}"} \
-    --rng-probe "default=$JITTER_DIR/release/bench-rng-probe" \
-    --rng-probe "no-jitter=$BIN/bench-rng-probe" &
+    --rng-probe "default=$JITTER_DIR/release/gateway-rng-probe" \
+    --rng-probe "no-jitter=$BIN/gateway-rng-probe" &
 RUNNER_PID=$!
 _SERVICE_PIDS+=("$RUNNER_PID")
 _SERVICE_NAMES+=(bench-runner)

@@ -1,6 +1,6 @@
 //! Micro-benchmarks of the CPU work with no I/O: signing, verification, validation, and
 //! the webhook intake's part of a delivery (verify + parse + SHA-256), on the
-//! provider's own samples. `cargo bench -p bench --bench micro`; `./bench/run.sh` reads
+//! provider's own samples. `cargo bench -p gateway-bench --bench micro`; `./bench/run.sh` reads
 //! the medians from criterion's `estimates.json`.
 
 use std::hint::black_box;

@@ -11,11 +11,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bench::measure::{Plan, measure};
-use bench::report::{Meta, read_sizes, render};
-use bench::results::Results;
+use gateway_bench::measure::{Plan, measure};
+use gateway_bench::report::{Meta, read_sizes, render};
+use gateway_bench::results::Results;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where the results file's history starts: kept when a run rewrites the file.
+const HISTORY: &str = "\n## History";
 
 /// `--flag value` pairs, in order (a flag may repeat).
 struct Flags(Vec<(String, String)>);
@@ -40,6 +43,12 @@ impl Flags {
         self.0.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
+    /// Every `--name KEY=VALUE`, split at the first `=`.
+    fn pairs(&self, name: &str) -> Result<Vec<(String, String)>, String> {
+        let split = |kv: &str| kv.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned()));
+        self.all(name).map(|kv| split(kv).ok_or_else(|| format!("`--{name}` is KEY=VALUE, not `{kv}`"))).collect()
+    }
+
     fn required(&self, name: &str) -> Result<&str, String> {
         self.get(name).ok_or_else(|| format!("`--{name}` is required"))
     }
@@ -57,27 +66,15 @@ async fn run_measure(flags: &Flags) -> Result<(), BoxError> {
         Some(r) => PathBuf::from(r),
         None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/..")),
     };
-    let mut profiles = Vec::new();
-    for p in flags.all("profile") {
-        let (name, dir) = p.split_once('=').ok_or("`--profile` is NAME=DIR")?;
-        profiles.push((name.to_owned(), PathBuf::from(dir)));
-    }
-    let mut rng_probes = Vec::new();
-    for p in flags.all("rng-probe") {
-        let (name, path) = p.split_once('=').ok_or("`--rng-probe` is NAME=PATH")?;
-        rng_probes.push((name.to_owned(), PathBuf::from(path)));
-    }
-    let mut function_env = Vec::new();
-    for kv in flags.all("function-env") {
-        let (k, v) = kv.split_once('=').ok_or("`--function-env` is KEY=VALUE")?;
-        function_env.push((k.to_owned(), v.to_owned()));
-    }
+    let paths = |name: &str| -> Result<Vec<(String, PathBuf)>, String> {
+        flags.pairs(name).map(|v| v.into_iter().map(|(k, p)| (k, PathBuf::from(p))).collect())
+    };
     let plan = Plan {
-        rng_probes,
-        function_env,
+        rng_probes: paths("rng-probe")?,
+        function_env: flags.pairs("function-env")?,
         repo,
         bin_dir: PathBuf::from(flags.required("bin-dir")?),
-        profiles,
+        profiles: paths("profile")?,
         python: PathBuf::from(flags.required("python")?),
         sandbox_url: flags.required("sandbox-url")?.trim_end_matches('/').to_owned(),
         reconcile_sandbox_url: flags
@@ -105,15 +102,14 @@ fn run_report(flags: &Flags) -> Result<(), BoxError> {
     let text = std::fs::read_to_string(flags.required("results")?)?;
     let results: Results = serde_json::from_str(&text)?;
     let sizes = read_sizes(&PathBuf::from(flags.required("sizes")?));
-    let mut meta = Meta::default();
-    for kv in flags.all("meta") {
-        let (k, v) = kv.split_once('=').ok_or("`--meta` is KEY=VALUE")?;
-        meta.values.insert(k.to_owned(), v.to_owned());
-    }
+    let meta = Meta { values: flags.pairs("meta")?.into_iter().collect() };
     let table = render(&results, &sizes, &PathBuf::from(flags.required("criterion")?), &meta);
     print!("{table}");
     if let Some(path) = flags.get("write") {
-        std::fs::write(path, format!("# Benchmark results\n\nWritten by `./bench/run.sh`.\n\n{table}"))?;
+        // What the file says below the run's table, its history, stays.
+        let old = std::fs::read_to_string(path).unwrap_or_default();
+        let history = old.find(HISTORY).map(|at| &old[at..]).unwrap_or_default();
+        std::fs::write(path, format!("# Benchmark results\n\nWritten by `./bench/run.sh`.\n\n{table}{history}"))?;
     }
     Ok(())
 }

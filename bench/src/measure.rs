@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 use crate::fixtures::{Fixtures, http_response};
 use crate::instant_aws::InstantAws;
 use crate::process::{Process, Program};
-use crate::results::{FirstSecond, Init, Machine, Reconcile, Results, Rss, Throughput, median, ms};
+use crate::results::{
+    EXAMPLE_HELLO, FUNCTIONS, FirstSecond, Init, LEAN_HELLO, Machine, Reconcile, Results, Rss, Throughput, median, ms,
+};
 use crate::runtime_api::{Outcome, RuntimeApi};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -208,24 +210,22 @@ pub async fn measure(plan: &Plan) -> Result<Results, BoxError> {
     let fixtures = Fixtures::load(&plan.repo)?;
 
     let function = |name: &str, dir: &Path| Program::binary(name, dir.join(name));
-    let hello = Program::binary("hello", plan.bin_dir.join("bench-hello"));
+    let floors =
+        [LEAN_HELLO, EXAMPLE_HELLO].map(|name| Program::binary(name, plan.bin_dir.join(format!("bench-{name}"))));
     let python = Program {
         name: "python".into(),
         path: plan.python.clone(),
         args: vec![plan.repo.join("bench/peers/python_init.py").display().to_string()],
         env: Vec::new(),
     };
-    let functions = ["cases-api", "webhook", "reconcile"];
 
     // 1. Init, interleaved so that a busy moment of the machine hits every program alike.
-    let mut programs: Vec<(Program, String)> = vec![(hello.clone(), "release".into()), (python.clone(), "-".into())];
-    for f in functions {
-        programs.push((function(f, &plan.bin_dir), "release".into()));
-    }
-    for (profile, dir) in &plan.profiles {
-        for f in functions {
-            programs.push((function(f, dir), profile.clone()));
-        }
+    let mut programs: Vec<(Program, String)> = floors.iter().map(|f| (f.clone(), "release".into())).collect();
+    programs.push((python, "-".into()));
+    let profiles = std::iter::once(("release", plan.bin_dir.as_path()))
+        .chain(plan.profiles.iter().map(|(name, dir)| (name.as_str(), dir.as_path())));
+    for (profile, dir) in profiles {
+        programs.extend(FUNCTIONS.map(|f| (function(f, dir), profile.to_owned())));
     }
     progress(&format!("init: {} programs x {} runs (+1 warm-up each)", programs.len(), plan.init_runs));
     results.init = init_runs(plan, &programs, &env, &mut results.problems).await;
@@ -234,8 +234,8 @@ pub async fn measure(plan: &Plan) -> Result<Results, BoxError> {
     // time to answer (see `instant_aws`).
     let instant = InstantAws::start(&secret_id, &secret_json(plan)).await?;
     let instant_env = base_env(plan, &instant.url(), &table, &secret_id, &home);
-    // hello, Python and the three functions as they ship (not the other profiles).
-    let instant_programs = programs[..2 + functions.len()].to_vec();
+    // The floors, Python and the three functions as they ship (not the other profiles).
+    let instant_programs = programs[..floors.len() + 1 + FUNCTIONS.len()].to_vec();
     progress(&format!(
         "init against instant AWS endpoints ({}): {} programs x {} runs",
         instant.url(),
@@ -254,25 +254,15 @@ pub async fn measure(plan: &Plan) -> Result<Results, BoxError> {
     // endpoints are plain HTTP): aws-lc seeding its generator.
     for (name, path) in &plan.rng_probes {
         progress(&format!("aws-lc first randomness ({name}): {} fresh processes", plan.init_runs.max(1)));
-        let mut runs = Vec::new();
-        for _ in 0..plan.init_runs.max(1) {
-            match rng_probe(path) {
-                Ok(first_ms) => runs.push(first_ms),
-                Err(e) => {
-                    results.problems.push(format!("aws-lc probe {name}: {e}"));
-                    break;
-                }
-            }
-        }
-        if !runs.is_empty() {
-            let median_ms = median(&runs);
-            results.rng_first.push(Init {
+        match (0..plan.init_runs.max(1)).map(|_| rng_probe(path)).collect::<Result<Vec<f64>, _>>() {
+            Ok(runs_ms) => results.rng_first.push(Init {
                 subject: name.clone(),
                 profile: "-".into(),
-                runs_ms: runs,
-                median_ms,
+                median_ms: median(&runs_ms),
+                runs_ms,
                 ..Init::default()
-            });
+            }),
+            Err(e) => results.problems.push(format!("aws-lc probe {name}: {e}")),
         }
     }
 
@@ -312,20 +302,12 @@ pub async fn measure(plan: &Plan) -> Result<Results, BoxError> {
     // Whatever happened, leave the sandbox without faults.
     let _ = http.put(format!("{}/_sandbox/faults", plan.reconcile_sandbox_url)).json(&json!({})).send().await;
 
-    // The floor's RSS over the same number of requests.
-    progress(&format!("hello: {} invocations", plan.requests));
-    match Running::launch(&hello, &env, &[], &plan.logs).await {
-        Ok((mut running, _, _)) => {
-            for _ in 0..plan.requests {
-                if let Err(e) = running.invoke(fixtures.schedule()?, INVOKE_TIMEOUT).await {
-                    results.problems.push(format!("hello: {e}"));
-                    break;
-                }
-            }
-            results.rss.push(Rss { subject: "hello".into(), requests: plan.requests, peak_kib: running.peak_rss() });
-            running.stop();
+    // The floors' RSS over the same number of requests.
+    for floor in &floors {
+        progress(&format!("{}: {} invocations", floor.name, plan.requests));
+        if let Err(e) = floor_rss(plan, &env, &fixtures, floor, &mut results).await {
+            results.problems.push(format!("{}: {e}", floor.name));
         }
-        Err(e) => results.problems.push(format!("hello: {e}")),
     }
 
     results.machine.load_end = load_1m();
@@ -334,48 +316,52 @@ pub async fn measure(plan: &Plan) -> Result<Results, BoxError> {
     Ok(results)
 }
 
+/// A floor's peak RSS over as many requests as the functions serve.
+async fn floor_rss(
+    plan: &Plan,
+    env: &Env,
+    fixtures: &Fixtures,
+    floor: &Program,
+    results: &mut Results,
+) -> Result<(), BoxError> {
+    let (mut running, _, _) = Running::launch(floor, env, &[], &plan.logs).await?;
+    for _ in 0..plan.requests {
+        running.invoke(fixtures.schedule()?, INVOKE_TIMEOUT).await?;
+    }
+    results.rss.push(Rss { subject: floor.name.clone(), requests: plan.requests, peak_kib: running.peak_rss() });
+    running.stop();
+    Ok(())
+}
+
 /// Init runs, interleaved (one of each program per round) so that a busy moment of the
 /// machine hits every program alike, after one untimed warm-up round. Each round runs
 /// them in its own order ([`round_order`]): no program always runs right after the
 /// same one (the Python peer's 300 ms and its exit slow whatever follows it).
 async fn init_runs(plan: &Plan, programs: &[(Program, String)], env: &Env, problems: &mut Vec<String>) -> Vec<Init> {
-    let mut runs: Vec<Vec<f64>> = vec![Vec::new(); programs.len()];
-    let mut cpu_runs: Vec<Vec<f64>> = vec![Vec::new(); programs.len()];
-    let mut rounds: Vec<Vec<usize>> = vec![Vec::new(); programs.len()];
+    let mut inits: Vec<Init> = programs
+        .iter()
+        .map(|(program, profile)| Init { subject: program.name.clone(), profile: profile.clone(), ..Init::default() })
+        .collect();
     for round in 0..=plan.init_runs {
         for i in round_order(round, programs.len()) {
-            let (program, _) = &programs[i];
-            match Running::launch(program, env, &[], &plan.logs).await {
+            match Running::launch(&programs[i].0, env, &[], &plan.logs).await {
                 Ok((running, init, cpu)) => {
                     running.stop();
                     if round > 0 {
-                        runs[i].push(ms(init));
-                        rounds[i].push(round);
-                        if let Some(cpu) = cpu {
-                            cpu_runs[i].push(ms(cpu));
-                        }
+                        let timed = &mut inits[i];
+                        timed.runs_ms.push(ms(init));
+                        timed.rounds.push(round);
+                        timed.cpu_runs_ms.extend(cpu.map(ms));
                     }
                 }
                 Err(e) => problems.push(format!("init: {e}")),
             }
         }
     }
-    let mut inits = Vec::new();
-    for ((((program, profile), runs_ms), cpu_runs_ms), rounds) in programs.iter().zip(runs).zip(cpu_runs).zip(rounds) {
-        if runs_ms.is_empty() {
-            continue;
-        }
-        let median_ms = median(&runs_ms);
-        let cpu_median_ms = if cpu_runs_ms.is_empty() { 0.0 } else { median(&cpu_runs_ms) };
-        inits.push(Init {
-            subject: program.name.clone(),
-            profile: profile.clone(),
-            runs_ms,
-            median_ms,
-            cpu_runs_ms,
-            cpu_median_ms,
-            rounds,
-        });
+    inits.retain(|i| !i.runs_ms.is_empty());
+    for i in &mut inits {
+        i.median_ms = median(&i.runs_ms);
+        i.cpu_median_ms = median(&i.cpu_runs_ms);
     }
     inits
 }
@@ -433,65 +419,60 @@ fn rng_probe(path: &Path) -> Result<f64, BoxError> {
     first.ok_or_else(|| format!("{} printed `{}`", path.display(), text.trim()).into())
 }
 
-async fn moto_floor(client: &aws_sdk_dynamodb::Client, table: &str, count: usize) -> Throughput {
+/// `count` calls one after another, each timed: the emulator's own floor for a request.
+async fn timed_calls<T, E>(
+    subject: &str,
+    count: usize,
+    mut call: impl AsyncFnMut(usize) -> Result<T, E>,
+) -> Throughput {
     let mut latencies = Vec::with_capacity(count);
     let mut errors = 0;
     let started = Instant::now();
     for n in 0..count {
         let t = Instant::now();
-        let r = client
-            .get_item()
-            .table_name(table)
-            .key("pk", AttributeValue::S(format!("BENCH#{n}")))
-            .key("sk", AttributeValue::S("NONE".into()))
-            .send()
-            .await;
+        let r = call(n).await;
         latencies.push(ms(t.elapsed()));
         errors += usize::from(r.is_err());
     }
-    Throughput::from_latencies("moto GetItem (from the runner)", &latencies, errors, started.elapsed())
+    Throughput::from_latencies(subject, &latencies, errors, started.elapsed())
+}
+
+async fn moto_floor(client: &aws_sdk_dynamodb::Client, table: &str, count: usize) -> Throughput {
+    timed_calls("moto GetItem (from the runner)", count, async |n| {
+        let key = |v: String| AttributeValue::S(v);
+        client
+            .get_item()
+            .table_name(table)
+            .key("pk", key(format!("BENCH#{n}")))
+            .key("sk", key("NONE".into()))
+            .send()
+            .await
+    })
+    .await
 }
 
 async fn transact_floor(client: &aws_sdk_dynamodb::Client, table: &str, count: usize) -> Throughput {
     use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
-    let mut latencies = Vec::with_capacity(count);
-    let mut errors = 0;
-    let started = Instant::now();
-    for n in 0..count {
+    timed_calls("moto TransactWriteItems (from the runner)", count, async |n| {
         let put = Put::builder()
             .table_name(table)
             .item("pk", AttributeValue::S(format!("BENCH#TX#{n}")))
             .item("sk", AttributeValue::S("NONE".into()))
             .condition_expression("attribute_not_exists(pk)")
-            .build();
-        let t = Instant::now();
-        let r = match put {
-            Ok(put) => {
-                client.transact_write_items().transact_items(TransactWriteItem::builder().put(put).build()).send().await
-            }
-            Err(_) => {
-                errors += 1;
-                continue;
-            }
-        };
-        latencies.push(ms(t.elapsed()));
-        errors += usize::from(r.is_err());
-    }
-    Throughput::from_latencies("moto TransactWriteItems (from the runner)", &latencies, errors, started.elapsed())
+            .build()
+            .map_err(BoxError::from)?;
+        let item = TransactWriteItem::builder().put(put).build();
+        client.transact_write_items().transact_items(item).send().await.map_err(BoxError::from)
+    })
+    .await
 }
 
 async fn secret_floor(secret_id: &str, count: usize) -> Throughput {
     let client = gateway_support::secretsmanager_client().await;
-    let mut latencies = Vec::with_capacity(count);
-    let mut errors = 0;
-    let started = Instant::now();
-    for _ in 0..count {
-        let t = Instant::now();
-        let r = client.get_secret_value().secret_id(secret_id).send().await;
-        latencies.push(ms(t.elapsed()));
-        errors += usize::from(r.is_err());
-    }
-    Throughput::from_latencies("moto GetSecretValue (from the runner)", &latencies, errors, started.elapsed())
+    timed_calls("moto GetSecretValue (from the runner)", count, async |_| {
+        client.get_secret_value().secret_id(secret_id).send().await
+    })
+    .await
 }
 
 /// A created case: Cabital's id and the partner's.

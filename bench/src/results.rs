@@ -31,10 +31,27 @@ pub fn percentile(values: &[f64], p: f64) -> f64 {
     v[rank.min(v.len()) - 1]
 }
 
+/// The functions, by the names their binaries and rows have.
+pub const FUNCTIONS: [&str; 3] = ["cases-api", "webhook", "reconcile"];
+/// The strict floor: `bench/hello-lean` (current-thread, no subscriber), the one the
+/// ≤ 2x target is judged against.
+pub const LEAN_HELLO: &str = "hello-lean";
+/// The `lambda_runtime` example's hello world (`bench/hello`), the second floor.
+pub const EXAMPLE_HELLO: &str = "hello";
+
+/// What an init ratio is taken on: spawn to first `next`, or time on CPU by then.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Measure {
+    /// Wall time, spawn to first `next`.
+    Wall,
+    /// Time on CPU at the first `next`, all threads.
+    Cpu,
+}
+
 /// Init times of one program: spawn to its first `next` request.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Init {
-    /// The program (`cases-api`, `hello`, `python`...).
+    /// The program (`cases-api`, `hello-lean`, `hello`, `python`...).
     pub subject: String,
     /// The build profile (`release` for the workspace's own).
     pub profile: String,
@@ -54,18 +71,39 @@ pub struct Init {
     pub rounds: Vec<usize>,
 }
 
+impl Init {
+    /// The median of `measure`.
+    pub fn median(&self, measure: Measure) -> f64 {
+        match measure {
+            Measure::Wall => self.median_ms,
+            Measure::Cpu => self.cpu_median_ms,
+        }
+    }
+
+    /// The runs of `measure`, one per entry of `rounds`; `None` when some run's CPU
+    /// time was not read (then the runs cannot be paired by round).
+    fn runs(&self, measure: Measure) -> Option<&[f64]> {
+        let runs = match measure {
+            Measure::Wall => &self.runs_ms,
+            Measure::Cpu => &self.cpu_runs_ms,
+        };
+        (runs.len() == self.rounds.len()).then_some(runs.as_slice())
+    }
+}
+
 /// `subject`'s init over `floor`'s, paired by round: each round's ratio is taken
 /// between runs a few milliseconds apart, so a busy moment of the machine (it is
 /// shared) weighs on both sides of it. The median ratio and the middle half's bounds
 /// (25th and 75th percentiles); `None` without a common round.
-pub fn paired_ratio(subject: &Init, floor: &Init) -> Option<Ratio> {
+pub fn paired_ratio(subject: &Init, floor: &Init, measure: Measure) -> Option<Ratio> {
+    let floor_runs = floor.runs(measure)?;
     let ratios: Vec<f64> = subject
         .rounds
         .iter()
-        .zip(&subject.runs_ms)
+        .zip(subject.runs(measure)?)
         .filter_map(|(round, ms)| {
             let at = floor.rounds.iter().position(|r| r == round)?;
-            let f = *floor.runs_ms.get(at)?;
+            let f = *floor_runs.get(at)?;
             (f > 0.0).then(|| ms / f)
         })
         .collect();
@@ -77,6 +115,15 @@ pub fn paired_ratio(subject: &Init, floor: &Init) -> Option<Ratio> {
         low: percentile(&ratios, 25.0),
         high: percentile(&ratios, 75.0),
         pairs: ratios.len(),
+    })
+}
+
+/// `subject`'s `measure` over `floor`'s: paired by round when the runs say their
+/// rounds, else (an older run's results) the ratio of the medians, with no pairs.
+pub fn vs_floor(subject: &Init, floor: &Init, measure: Measure) -> Ratio {
+    paired_ratio(subject, floor, measure).unwrap_or_else(|| {
+        let r = subject.median(measure) / floor.median(measure);
+        Ratio { median: r, low: r, high: r, pairs: 0 }
     })
 }
 
@@ -210,7 +257,7 @@ pub struct Results {
     pub finished_at: String,
     /// Init of each program, each profile.
     pub init: Vec<Init>,
-    /// Init of hello, Python and the functions against AWS answering at once
+    /// Init of the two hellos, Python and the functions against AWS answering at once
     /// (`instant_aws`): the functions' own init.
     #[serde(default)]
     pub init_instant: Vec<Init>,
@@ -258,22 +305,37 @@ mod tests {
     }
 
     #[test]
+    fn cpu_ratios_pair_by_round_when_every_run_was_read() {
+        let cpu = |runs_ms: &[f64], cpu_runs_ms: &[f64]| Init {
+            cpu_runs_ms: cpu_runs_ms.to_vec(),
+            cpu_median_ms: median(cpu_runs_ms),
+            ..init(runs_ms, &[1, 2, 3])
+        };
+        let floor = cpu(&[1.0; 3], &[1.0, 2.0, 1.0]);
+        let r = vs_floor(&cpu(&[5.0; 3], &[3.0, 6.0, 3.0]), &floor, Measure::Cpu);
+        assert_eq!((r.median, r.pairs), (3.0, 3));
+        // A run whose CPU time was not read: the medians' ratio, unpaired.
+        let r = vs_floor(&cpu(&[5.0; 3], &[3.0, 6.0]), &floor, Measure::Cpu);
+        assert_eq!((r.median, r.pairs), (4.5, 0));
+    }
+
+    #[test]
     fn paired_ratio_pairs_runs_of_the_same_round() {
         // Round 2 was slow for both: paired, it does not move the ratio.
         let floor = init(&[1.0, 1.0, 4.0, 1.0], &[1, 2, 3, 4]);
         let subject = init(&[2.0, 2.0, 8.0, 2.0], &[1, 2, 3, 4]);
-        let r = paired_ratio(&subject, &floor).expect("four pairs");
+        let r = paired_ratio(&subject, &floor, Measure::Wall).expect("four pairs");
         assert_eq!((r.median, r.low, r.high, r.pairs), (2.0, 2.0, 2.0, 4));
         // A round the floor missed is left out, not paired with another round's run.
         let floor = init(&[1.0, 2.0], &[1, 3]);
         let subject = init(&[1.5, 9.0, 3.0], &[1, 2, 3]);
-        let r = paired_ratio(&subject, &floor).expect("two pairs");
+        let r = paired_ratio(&subject, &floor, Measure::Wall).expect("two pairs");
         assert_eq!((r.median, r.low, r.high, r.pairs), (1.5, 1.5, 1.5, 2));
-        assert_eq!(paired_ratio(&subject, &init(&[1.0], &[7])), None);
+        assert_eq!(paired_ratio(&subject, &init(&[1.0], &[7]), Measure::Wall), None);
         // Spread: the middle half's bounds by nearest rank.
         let floor = init(&[1.0; 4], &[1, 2, 3, 4]);
         let subject = init(&[1.0, 2.0, 3.0, 4.0], &[1, 2, 3, 4]);
-        let r = paired_ratio(&subject, &floor).expect("four pairs");
+        let r = paired_ratio(&subject, &floor, Measure::Wall).expect("four pairs");
         assert_eq!((r.low, r.median, r.high), (1.0, 2.5, 3.0));
     }
 

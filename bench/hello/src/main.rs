@@ -1,6 +1,6 @@
-//! `bench-hello`: the hello-world Rust Lambda, as the runtime's own examples write it
-//! (default tracing subscriber, then `run`). Its init is the floor the functions'
-//! init is compared with; it answers every event with the event itself.
+//! `gateway-hello`: the `lambda_runtime` example's hello world, as the runtime's own
+//! examples write it (tokio's multi-thread runtime, the default tracing subscriber, then
+//! `run`). The second floor beside `gateway-hello-lean`; it answers every event with the event itself.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;

@@ -1,4 +1,4 @@
-//! `bench-rng-probe`: prints, in milliseconds, how long this fresh process's first and
+//! `gateway-rng-probe`: prints, in milliseconds, how long this fresh process's first and
 //! second 32 random bytes from aws-lc took. The first is what the first TLS handshake
 //! of a function pays (rustls over aws-lc draws its key share from it): with aws-lc's
 //! CPU jitter entropy source, it seeds the generator then. `./bench/run.sh` builds it
@@ -22,7 +22,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("bench-rng-probe: aws-lc gave no randomness");
+            eprintln!("gateway-rng-probe: aws-lc gave no randomness");
             ExitCode::FAILURE
         }
     }
