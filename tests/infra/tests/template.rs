@@ -5,6 +5,8 @@
 //! - IAM: no wildcard action, no wildcard resource, and each function's role grants
 //!   exactly what its code uses (declared below, with pointers into the code);
 //! - the only route without IAM auth is `POST /webhooks/cabital`;
+//! - the webhook route throttled on its own limits, reserved concurrency per function
+//!   (the reconciler exactly 1);
 //! - every function is a cargo-lambda build on `provided.al2023`, with its own log
 //!   group (with retention); the alarms and outputs of issue 6 exist.
 //!
@@ -708,6 +710,38 @@ fn check_functions(t: &Value) -> Vec<String> {
     violations
 }
 
+/// The public webhook route throttled on its own parameters; the cases API and the
+/// webhook capped by a reserved concurrency (a parameter, 0 = unreserved); the
+/// reconciler exactly 1, so that no two runs overlap.
+fn check_throttles_and_concurrency(t: &Value) -> Vec<String> {
+    let mut violations = Vec::new();
+    let api = of_type(t, "AWS::Serverless::HttpApi");
+    let webhook_route =
+        api.first().map(|(_, a)| &a["Properties"]["RouteSettings"]["POST /webhooks/cabital"]).unwrap_or(&Value::Null);
+    for (setting, parameter) in
+        [("ThrottlingRateLimit", "WebhookThrottleRateLimit"), ("ThrottlingBurstLimit", "WebhookThrottleBurstLimit")]
+    {
+        if ref_of(&webhook_route[setting]) != Some(parameter) || t["Parameters"][parameter].is_null() {
+            violations.push(format!("the webhook route: {setting} must be !Ref {parameter}, a parameter"));
+        }
+    }
+    for (function, parameter, condition) in [
+        ("CasesApiFunction", "CasesApiReservedConcurrency", "ReservesCasesApi"),
+        ("WebhookFunction", "WebhookReservedConcurrency", "ReservesWebhook"),
+    ] {
+        let expected = json!({"Fn::If": [condition, {"Ref": parameter}, {"Ref": "AWS::NoValue"}]});
+        if fn_prop(t, function, "ReservedConcurrentExecutions") != &expected || t["Parameters"][parameter].is_null() {
+            violations.push(format!(
+                "{function}: ReservedConcurrentExecutions must be !If [{condition}, !Ref {parameter}, !Ref AWS::NoValue]"
+            ));
+        }
+    }
+    if fn_prop(t, "ReconcileFunction", "ReservedConcurrentExecutions") != &json!(1) {
+        violations.push("ReconcileFunction: ReservedConcurrentExecutions must be 1 (one run at a time)".into());
+    }
+    violations
+}
+
 /// The first alarm on `namespace` / `metric`, if any.
 fn alarm<'t>(t: &'t Value, namespace: &str, metric: &str) -> Option<&'t Value> {
     of_type(t, "AWS::CloudWatch::Alarm")
@@ -835,6 +869,11 @@ fn functions_are_cargo_lambda_builds_with_logs() {
 #[test]
 fn alarms_and_outputs_exist() {
     assert_none("alarms and outputs", check_alarms_and_outputs(&load()));
+}
+
+#[test]
+fn the_webhook_route_is_throttled_apart_and_concurrency_is_reserved() {
+    assert_none("throttles and concurrency", check_throttles_and_concurrency(&load()));
 }
 
 // ------------------------------------------------------------------ each rule, broken once
@@ -1063,5 +1102,21 @@ fn a_missing_no_suggestion_setting_or_alarm_is_caught() {
     });
     caught(check_alarms_and_outputs, "ReconcileNoSuggestionGivenUp", |t| {
         resources_mut(t).remove("ReconcileNoSuggestionAlarm");
+    });
+}
+
+#[test]
+fn shared_throttles_and_unbounded_concurrency_are_caught() {
+    caught(check_throttles_and_concurrency, "ThrottlingRateLimit", |t| {
+        t["Resources"]["HttpApi"]["Properties"].as_object_mut().unwrap().remove("RouteSettings");
+    });
+    caught(check_throttles_and_concurrency, "WebhookFunction: ReservedConcurrentExecutions", |t| {
+        t["Resources"]["WebhookFunction"]["Properties"].as_object_mut().unwrap().remove("ReservedConcurrentExecutions");
+    });
+    caught(check_throttles_and_concurrency, "CasesApiFunction: ReservedConcurrentExecutions", |t| {
+        t["Resources"]["CasesApiFunction"]["Properties"]["ReservedConcurrentExecutions"] = json!(5);
+    });
+    caught(check_throttles_and_concurrency, "one run at a time", |t| {
+        t["Resources"]["ReconcileFunction"]["Properties"]["ReservedConcurrentExecutions"] = json!(2);
     });
 }
