@@ -12,6 +12,7 @@
 use std::time::Instant;
 
 use gateway_cabital::{CaseSystemId, ExternalCaseId};
+use gateway_runtime::metrics::{Unit, emit};
 use gateway_runtime::problem::json_response;
 use gateway_runtime::{ErrorCode, Problem, Surface};
 use gateway_service::{Gateway, GatewayError, InitError, Settings, TimelineQuery};
@@ -73,7 +74,20 @@ pub async fn handle(app: &App, request: Request) -> Result<Response<Body>, Error
         external_case_id = ids.external_case_id.as_deref(),
         "request"
     );
+    emit(&[("Function", "cases-api")], &status_metrics(status, started.elapsed().as_millis() as f64));
     Ok(response.map(Body::from))
+}
+
+/// One answer counted by its status class, for the alarms: a 5xx here is a
+/// problem+json answer, which Lambda's Errors metric never sees.
+fn status_metrics(status: u16, latency_ms: f64) -> [(&'static str, f64, Unit); 4] {
+    let is = |class: u16| f64::from(u8::from(status / 100 == class));
+    [
+        ("CasesApi2xx", is(2), Unit::Count),
+        ("CasesApi4xx", is(4), Unit::Count),
+        ("CasesApi5xx", is(5), Unit::Count),
+        ("CasesApiLatency", latency_ms, Unit::Milliseconds),
+    ]
 }
 
 /// The routes, as API Gateway's route templates (`infra/template.yaml` declares the
@@ -295,4 +309,22 @@ async fn decide(app: &App, request: &Request, raw_id: &str, ids: &mut Ids) -> Re
     let case = app.gateway.decide(id, &body).await.map_err(failed)?;
     ids.external_case_id = Some(case.external_case_id.to_string());
     Ok(json_response(200, &case))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::status_metrics;
+
+    #[test]
+    fn each_answer_counts_once_in_its_status_class() {
+        for (status, class) in [(200, "CasesApi2xx"), (202, "CasesApi2xx"), (404, "CasesApi4xx"), (503, "CasesApi5xx")]
+        {
+            let metrics = status_metrics(status, 7.0);
+            let counted: Vec<&str> =
+                metrics.iter().filter(|(name, value, _)| name.ends_with("xx") && *value == 1.0).map(|m| m.0).collect();
+            assert_eq!(counted, [class], "{status}");
+            assert_eq!(metrics.iter().filter(|(name, _, _)| name.ends_with("xx")).map(|m| m.1).sum::<f64>(), 1.0);
+        }
+        assert_eq!(status_metrics(200, 7.0)[3].1, 7.0);
+    }
 }

@@ -89,8 +89,12 @@ const PUBLIC_ROUTE: (&str, &str) = ("POST", "/webhooks/cabital");
 /// Custom-metric alarms issue 6 asks for, with the crate whose code emits the metric
 /// (through `gateway_runtime::metrics::emit`, which also publishes every metric without
 /// dimensions: so these alarms use none).
-const CUSTOM_METRIC_ALARMS: [(&str, &str); 3] =
-    [("WebhookRefused", "webhook"), ("ReconcileBacklog", "reconcile"), ("ReconcileNoSuggestionGivenUp", "reconcile")];
+const CUSTOM_METRIC_ALARMS: [(&str, &str); 4] = [
+    ("WebhookRefused", "webhook"),
+    ("ReconcileBacklog", "reconcile"),
+    ("ReconcileNoSuggestionGivenUp", "reconcile"),
+    ("CasesApi5xx", "cases-api"),
+];
 
 // ------------------------------------------------------------------ the template
 
@@ -742,6 +746,50 @@ fn check_throttles_and_concurrency(t: &Value) -> Vec<String> {
     violations
 }
 
+/// Alarms reach a person: a prod stack cannot be deployed without a topic, and every
+/// alarm notifies it; API Gateway's own 5xx and a surge of 4xx on the webhook route
+/// (route-level metrics, on) are watched.
+fn check_alarms_reach_someone(t: &Value) -> Vec<String> {
+    let mut violations = Vec::new();
+    let rule = &t["Rules"]["ProdNeedsAlarmTopic"];
+    let asserted = one_or_many(&rule["Assertions"])
+        .iter()
+        .any(|a| a["Assert"] == json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]}));
+    if rule["RuleCondition"] != json!({"Fn::Equals": [{"Ref": "Stage"}, "prod"]}) || !asserted {
+        violations.push("Rules.ProdNeedsAlarmTopic: in prod, AlarmTopicArn must not be empty".into());
+    }
+    let notify = json!({"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]});
+    for (name, a) in of_type(t, "AWS::CloudWatch::Alarm") {
+        if a["Properties"]["AlarmActions"] != notify {
+            violations.push(format!("{name}: AlarmActions must notify AlarmTopicArn"));
+        }
+    }
+    let api = json!({"Name": "ApiId", "Value": {"Ref": "HttpApi"}});
+    let stage = json!({"Name": "Stage", "Value": "$default"});
+    let watched = |metric: &str, dimensions: &Value| {
+        of_type(t, "AWS::CloudWatch::Alarm").into_iter().any(|(_, a)| {
+            let p = &a["Properties"];
+            p["Namespace"] == "AWS/ApiGateway" && p["MetricName"] == metric && &p["Dimensions"] == dimensions
+        })
+    };
+    if !watched("5xx", &json!([api, stage])) {
+        violations.push("no alarm on API Gateway's 5xx (ApiId, Stage $default)".into());
+    }
+    let (method, path) = PUBLIC_ROUTE;
+    let route = json!([api, {"Name": "Method", "Value": method}, {"Name": "Resource", "Value": path}, stage]);
+    if !watched("4xx", &route) {
+        violations.push(format!("no alarm on 4xx of the route {method} {path}"));
+    }
+    let settings = of_type(t, "AWS::Serverless::HttpApi")
+        .first()
+        .map(|(_, a)| &a["Properties"]["RouteSettings"][format!("{method} {path}")])
+        .unwrap_or(&Value::Null);
+    if settings["DetailedMetricsEnabled"] != true {
+        violations.push(format!("{method} {path}: DetailedMetricsEnabled must be on (its 4xx alarm reads them)"));
+    }
+    violations
+}
+
 /// The first alarm on `namespace` / `metric`, if any.
 fn alarm<'t>(t: &'t Value, namespace: &str, metric: &str) -> Option<&'t Value> {
     of_type(t, "AWS::CloudWatch::Alarm")
@@ -874,6 +922,11 @@ fn alarms_and_outputs_exist() {
 #[test]
 fn the_webhook_route_is_throttled_apart_and_concurrency_is_reserved() {
     assert_none("throttles and concurrency", check_throttles_and_concurrency(&load()));
+}
+
+#[test]
+fn alarms_reach_someone() {
+    assert_none("alarms reach a person", check_alarms_reach_someone(&load()));
 }
 
 // ------------------------------------------------------------------ each rule, broken once
@@ -1118,5 +1171,31 @@ fn shared_throttles_and_unbounded_concurrency_are_caught() {
     });
     caught(check_throttles_and_concurrency, "one run at a time", |t| {
         t["Resources"]["ReconcileFunction"]["Properties"]["ReservedConcurrentExecutions"] = json!(2);
+    });
+}
+
+#[test]
+fn alarms_that_reach_no_one_are_caught() {
+    caught(check_alarms_reach_someone, "ProdNeedsAlarmTopic", |t| {
+        t.as_object_mut().unwrap().remove("Rules");
+    });
+    caught(check_alarms_reach_someone, "ProdNeedsAlarmTopic", |t| {
+        t["Rules"]["ProdNeedsAlarmTopic"]["RuleCondition"] = json!({"Fn::Equals": [{"Ref": "Stage"}, "dev"]});
+    });
+    caught(check_alarms_reach_someone, "Api5xxAlarm: AlarmActions", |t| {
+        t["Resources"]["Api5xxAlarm"]["Properties"].as_object_mut().unwrap().remove("AlarmActions");
+    });
+    caught(check_alarms_reach_someone, "API Gateway's 5xx", |t| {
+        resources_mut(t).remove("Api5xxAlarm");
+    });
+    caught(check_alarms_reach_someone, "4xx of the route", |t| {
+        t["Resources"]["WebhookRoute4xxAlarm"]["Properties"]["Dimensions"][2]["Value"] = json!("/v1/cases");
+    });
+    caught(check_alarms_reach_someone, "DetailedMetricsEnabled", |t| {
+        t["Resources"]["HttpApi"]["Properties"]["RouteSettings"]["POST /webhooks/cabital"]["DetailedMetricsEnabled"] =
+            json!(false);
+    });
+    caught(check_alarms_and_outputs, "CabitalGateway/CasesApi5xx", |t| {
+        resources_mut(t).remove("CasesApi5xxAlarm");
     });
 }
