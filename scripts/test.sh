@@ -16,7 +16,8 @@
 # in each other Cabital mode (`./scripts/local.sh --ci --cabital all`: hex, unsigned
 # webhooks, an empty create answer, no screening, ...; about 1.5 min each), cfn-lint
 # and `sam validate --lint` of infra/template.yaml, then
-# `sam build` of the three functions (release, x86_64, into .aws-sam/build).
+# `sam build` of the three functions as a deploy builds them (release, arm64, into
+# .aws-sam/build).
 #
 # Environment:
 #   SKIP_LINT=1           skip cargo fmt and cargo clippy (the template checks take
@@ -48,25 +49,29 @@ START=$SECONDS
 skip_lint() { [[ -n "${SKIP_LINT:-}" && "${SKIP_LINT}" != 0 ]]; }
 skip_sam_build() { [[ -n "${SKIP_SAM_BUILD:-}" && "${SKIP_SAM_BUILD}" != 0 ]]; }
 
-# The three functions as SAM builds them, natively (x86_64: arm64 is for deploys, see
-# infra/README.md). SAM runs `cargo lambda build --release` in each function's folder
-# and shows cargo's output only at the end, so each build runs here first, the same
-# way, with cargo's progress on screen; `sam build` then finds them up to date in the
-# shared target/ and only copies the binaries into .aws-sam/build.
+# The three functions as a deploy builds them: arm64 (samconfig.toml), cross-compiled by
+# cargo-lambda through its zig. SAM runs `cargo lambda build --release --arm64` in each
+# function's folder and shows cargo's output only at the end, so each build runs here
+# first, the same way, with cargo's progress on screen; `sam build` then finds them up
+# to date in the shared target/ and only copies the binaries into .aws-sam/build.
 sam_build() {
-    local dir start
+    local dir start f
+    log "rustup target add aarch64-unknown-linux-gnu (the deploy's architecture)"
+    rustup target add aarch64-unknown-linux-gnu
     for dir in functions/cases-api functions/webhook functions/reconcile; do
-        log "cargo lambda build --release in $dir (cold: ~10 min for the first, which builds every dependency; then ~3 min each, an LTO link)"
+        log "cargo lambda build --release --arm64 in $dir (cold: ~6 min for the first, which builds every dependency; then ~3 min each, an LTO link)"
         start=$SECONDS
-        (cd "$dir" && cargo lambda build --release)
+        (cd "$dir" && cargo lambda build --release --arm64)
         log "$dir built in $(fmt_duration $((SECONDS - start)))"
     done
-    log "sam build --template $TEMPLATE --parameter-overrides LambdaArchitecture=x86_64"
-    sam build --template "$TEMPLATE" --parameter-overrides LambdaArchitecture=x86_64 \
+    log "sam build --template $TEMPLATE --parameter-overrides LambdaArchitecture=arm64"
+    sam build --template "$TEMPLATE" --parameter-overrides LambdaArchitecture=arm64 \
         --build-dir .aws-sam/build
-    local f
     for f in CasesApiFunction WebhookFunction ReconcileFunction; do
         [[ -x ".aws-sam/build/$f/bootstrap" ]] || die "sam build left no .aws-sam/build/$f/bootstrap"
+        # ELF e_machine, bytes 18-19: 0xb7 is AArch64.
+        [[ "$(od -An -tx1 -j18 -N2 ".aws-sam/build/$f/bootstrap" | tr -d ' ')" == b700 ]] ||
+            die ".aws-sam/build/$f/bootstrap is not an arm64 binary"
     done
 }
 
