@@ -20,6 +20,6 @@ pub use models::{
     IndividualInfo, MalformedWebhook, NewCase, Pii, ScreenType, Suggestion, UnknownValue, WebhookNotification,
 };
 pub use validation::{
-    FieldError, MAX_COMMENT_CHARS, MAX_FULL_NAME_CHARS, MAX_ORGANIZATION_INFO_BYTES, ValidationErrors,
-    validate_decision, validate_new_case,
+    FieldError, MAX_COMMENT_CHARS, MAX_ECHOED_FIELD_CHARS, MAX_FIELD_ERRORS, MAX_FULL_NAME_CHARS,
+    MAX_ORGANIZATION_INFO_BYTES, ValidationErrors, validate_decision, validate_new_case,
 };
