@@ -16,8 +16,9 @@ mod validation;
 #[cfg(feature = "client")]
 pub use client::{CabitalClient, CabitalError, ClientConfig, CreateAnswer, WARM_UP_TIMEOUT};
 pub use models::{
-    BirthDate, Case, CaseSystemId, CountryCode, Decision, DecisionRequest, ExternalCaseId, Gender, IdError,
-    IndividualInfo, MalformedWebhook, NewCase, Pii, ScreenType, Suggestion, UnknownValue, WebhookNotification,
+    BirthDate, Case, CaseSystemId, Comment, CountryCode, CutText, Decision, DecisionRequest, ExternalCaseId, Gender,
+    IdError, IndividualInfo, MAX_STORED_COMMENT_BYTES, MalformedWebhook, NewCase, Pii, ScreenType, Suggestion,
+    UnknownValue, WebhookNotification,
 };
 pub use validation::{
     FieldError, MAX_COMMENT_CHARS, MAX_ECHOED_FIELD_CHARS, MAX_FIELD_ERRORS, MAX_FULL_NAME_CHARS,
