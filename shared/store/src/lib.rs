@@ -24,6 +24,7 @@
 
 #![warn(missing_docs)]
 
+mod backoff;
 mod cases;
 mod client;
 mod codec;
@@ -36,10 +37,11 @@ mod schema;
 mod store;
 mod webhook;
 
+pub use backoff::{Deferral, IndexSlot};
 pub use cases::MAX_TIMELINE_PAGE;
 pub use client::{MAX_ATTEMPTS, StoreTimeouts, dynamodb_client, dynamodb_client_with};
 pub use error::StoreError;
-pub use index::MAX_INDEX_PAGE;
+pub use index::{MAX_DUE_COUNT, MAX_INDEX_PAGE};
 pub use model::{
     Applied, Attention, AttentionPriority, AttentionRef, AttentionTarget, CaseRecord, CaseStatus, ChangedField,
     CreatedCase, CreatedOutcome, Event, EventDetail, EventKind, EventSource, ExtRecord, ExtState, NoticeReason, Origin,
