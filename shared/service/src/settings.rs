@@ -168,7 +168,9 @@ pub struct ReconcileSettings {
     pub refresh_grace: Duration,
     /// `RECONCILE_OGS_CHECK_AFTER_SECS`: a case under ongoing screening is checked this often (default 7 days).
     pub ogs_check_after: Duration,
-    /// `RECONCILE_OGS_BATCH`: at most this many ongoing-screening cases per run (default 200).
+    /// `RECONCILE_OGS_BATCH`: at most this many ongoing-screening cases per run (default
+    /// 20000). Each run takes every case that would pass `ogs_check_after` before the
+    /// next run, within this and the run's capacity (`rate_per_sec` x its time).
     pub ogs_batch: usize,
     /// `RECONCILE_BATCH`: at most this many urgent items, and this many awaiting cases,
     /// per run (default 20000); read from the indexes page by page.
@@ -187,6 +189,13 @@ pub struct ReconcileSettings {
     /// `RECONCILE_NO_SUGGESTION_GIVE_UP_SECS`: a case still without a suggestion this long
     /// after its creation is no longer asked about, and reported once (default 7 days).
     pub no_suggestion_give_up: Duration,
+    /// `RECONCILE_SCHEDULE`: the schedule's expression, `rate(N minutes|hours|days)`, as
+    /// the template gives it to EventBridge (default `rate(15 minutes)`): the time
+    /// between runs, which the backoff and the ongoing-screening sweep count in.
+    pub schedule_period: Duration,
+    /// `RECONCILE_BACKOFF_MAX_SECS`: the longest an item the reconciler could not settle
+    /// waits before it is tried again (default 86400). The wait doubles from two runs.
+    pub backoff_max: Duration,
 }
 
 impl Default for ReconcileSettings {
@@ -195,7 +204,7 @@ impl Default for ReconcileSettings {
             stale_after: Duration::from_secs(86_400),
             refresh_grace: Duration::from_secs(60),
             ogs_check_after: Duration::from_secs(7 * 86_400),
-            ogs_batch: 200,
+            ogs_batch: 20_000,
             batch: 20_000,
             concurrency: 8,
             rate_per_sec: 20,
@@ -203,6 +212,8 @@ impl Default for ReconcileSettings {
             pending_stuck_after: Duration::from_secs(120),
             unknown_report_after: Duration::from_secs(86_400),
             no_suggestion_give_up: Duration::from_secs(7 * 86_400),
+            schedule_period: Duration::from_secs(15 * 60),
+            backoff_max: Duration::from_secs(86_400),
         }
     }
 }
@@ -223,7 +234,15 @@ impl ReconcileSettings {
             pending_stuck_after: env.seconds_or("RECONCILE_PENDING_STUCK_SECS", d.pending_stuck_after)?,
             unknown_report_after: env.seconds_or("RECONCILE_UNKNOWN_REPORT_SECS", d.unknown_report_after)?,
             no_suggestion_give_up: env.seconds_or("RECONCILE_NO_SUGGESTION_GIVE_UP_SECS", d.no_suggestion_give_up)?,
+            schedule_period: env.parsed_or("RECONCILE_SCHEDULE", RatePeriod(d.schedule_period))?.0,
+            backoff_max: env.seconds_or("RECONCILE_BACKOFF_MAX_SECS", d.backoff_max)?,
         };
+        if s.backoff_max.is_zero() || s.backoff_max > MAX_NO_SUGGESTION_GIVE_UP {
+            return Err(SettingError::Invalid {
+                name: "RECONCILE_BACKOFF_MAX_SECS",
+                reason: format!("must be 1 to {} seconds (a year)", MAX_NO_SUGGESTION_GIVE_UP.as_secs()),
+            });
+        }
         check_no_suggestion_give_up(s.no_suggestion_give_up)?;
         if s.concurrency == 0 {
             return Err(SettingError::Invalid { name: "RECONCILE_CONCURRENCY", reason: "must be at least 1".into() });
@@ -232,6 +251,33 @@ impl ReconcileSettings {
             return Err(SettingError::Invalid { name: "RECONCILE_RATE_PER_SEC", reason: "must be at least 1".into() });
         }
         Ok(s)
+    }
+}
+
+/// The period of an EventBridge `rate(...)` expression. A `cron(...)` schedule has no
+/// one period, so the reconciler (which sizes its work by it) refuses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RatePeriod(pub Duration);
+
+impl FromStr for RatePeriod {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let expected = || format!("must be rate(N minutes|hours|days), not {s:?}");
+        let inner = s.strip_prefix("rate(").and_then(|r| r.strip_suffix(')')).ok_or_else(expected)?;
+        let (value, unit) = inner.trim().split_once(' ').ok_or_else(expected)?;
+        let value: u64 = value.parse().map_err(|_| expected())?;
+        let unit_secs = match unit.trim() {
+            "minute" | "minutes" => 60,
+            "hour" | "hours" => 3600,
+            "day" | "days" => 86_400,
+            _ => return Err(expected()),
+        };
+        match value.checked_mul(unit_secs) {
+            Some(secs) if value >= 1 && secs <= MAX_NO_SUGGESTION_GIVE_UP.as_secs() => {
+                Ok(RatePeriod(Duration::from_secs(secs)))
+            }
+            _ => Err(format!("must be 1 minute to a year, not {s:?}")),
+        }
     }
 }
 
@@ -294,6 +340,8 @@ mod tests {
             ("RECONCILE_PENDING_STUCK_SECS", "8"),
             ("RECONCILE_UNKNOWN_REPORT_SECS", "9"),
             ("RECONCILE_NO_SUGGESTION_GIVE_UP_SECS", "10"),
+            ("RECONCILE_SCHEDULE", "rate(2 hours)"),
+            ("RECONCILE_BACKOFF_MAX_SECS", "11"),
         ])
         .unwrap();
         let secs = Duration::from_secs;
@@ -320,6 +368,8 @@ mod tests {
             pending_stuck_after: secs(8),
             unknown_report_after: secs(9),
             no_suggestion_give_up: secs(10),
+            schedule_period: secs(7200),
+            backoff_max: secs(11),
         };
         assert_eq!(s.reconcile, reconcile);
     }
@@ -336,10 +386,30 @@ mod tests {
             ("WEBHOOK_TOLERANCE_SECS", "5m", "invalid digit found in string"),
             ("RECONCILE_CONCURRENCY", "0", "must be at least 1"),
             ("RECONCILE_RATE_PER_SEC", "0", "must be at least 1"),
+            (
+                "RECONCILE_SCHEDULE",
+                "cron(0 * * * ? *)",
+                "must be rate(N minutes|hours|days), not \"cron(0 * * * ? *)\"",
+            ),
+            ("RECONCILE_SCHEDULE", "rate(0 minutes)", "must be 1 minute to a year, not \"rate(0 minutes)\""),
+            ("RECONCILE_BACKOFF_MAX_SECS", "0", "must be 1 to 31622400 seconds (a year)"),
         ] {
             assert_eq!(error(&[(name, value)]), format!("setting {name} is invalid: {reason}"));
         }
         assert!(error(&[("RECONCILE_NO_SUGGESTION_GIVE_UP_SECS", "0")]).contains("must be 1 to 31622400 seconds"));
+    }
+
+    #[test]
+    fn the_schedule_period_is_read_from_its_rate_expression() {
+        for (expr, secs) in
+            [("rate(15 minutes)", 900), ("rate(1 minute)", 60), ("rate(1 hour)", 3600), ("rate(2 days)", 172_800)]
+        {
+            assert_eq!(expr.parse::<RatePeriod>(), Ok(RatePeriod(Duration::from_secs(secs))), "{expr}");
+        }
+        assert_eq!(ReconcileSettings::default().schedule_period, Duration::from_secs(900));
+        for bad in ["15 minutes", "rate(15)", "rate(x minutes)", "rate(5 weeks)", "rate(99999999999999 days)"] {
+            assert!(bad.parse::<RatePeriod>().is_err(), "{bad}");
+        }
     }
 
     #[test]
