@@ -35,6 +35,25 @@ async fn ogs_cases(h: &Harness, count: usize) -> Vec<CaseSystemId> {
     ids
 }
 
+/// Sets the cases' last ongoing-screening check `ago` (as if that long had passed).
+async fn last_checked(h: &Harness, ids: &[CaseSystemId], ago: time::Duration) {
+    let checked = format_time(OffsetDateTime::now_utc() - ago);
+    for id in ids {
+        h.store
+            .client()
+            .update_item()
+            .table_name(h.store.table_name())
+            .key("pk", AttributeValue::S(format!("CASE#{id}")))
+            .key("sk", AttributeValue::S("CASE".into()))
+            .update_expression("SET #at = :at")
+            .expression_attribute_names("#at", OGS_CHECKED_AT)
+            .expression_attribute_values(":at", AttributeValue::S(checked.clone()))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_run_takes_every_ongoing_case_due_however_many_beyond_the_old_fixed_batch_of_200() {
     // Not screened at the sandbox: each check is an unchanged, cheap update on moto.
@@ -83,17 +102,19 @@ async fn a_run_takes_every_ongoing_case_due_however_many_beyond_the_old_fixed_ba
 async fn a_run_takes_the_ongoing_cases_that_would_be_late_by_the_next_run() {
     let h = gateway_support::harness(webhooks_lost).await;
     let ids = ogs_cases(&h, 3).await;
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Last checked 55 minutes ago; checked every hour at most.
+    last_checked(&h, &ids, time::Duration::minutes(55)).await;
+    let hourly = |period| ReconcileSettings {
+        ogs_check_after: Duration::from_secs(3600),
+        schedule_period: period,
+        ..settings()
+    };
 
-    // Checked 6 s ago, every 10 s at most. On a fast schedule the next run comes in
-    // time: nothing is due yet.
-    let cycle = Duration::from_secs(10);
-    let fast = ReconcileSettings { ogs_check_after: cycle, schedule_period: Duration::from_millis(100), ..settings() };
-    let early = h.gateway.reconcile(&fast, deadline()).await.unwrap();
+    // Runs every minute: the next run comes in time, nothing is due yet.
+    let early = h.gateway.reconcile(&hourly(Duration::from_secs(60)), deadline()).await.unwrap();
     assert_eq!(early.found, 0, "{early:?}");
-    // Runs 5 s apart: the next run would come after 11 s, so this one checks them.
-    let slow = ReconcileSettings { ogs_check_after: cycle, schedule_period: Duration::from_secs(5), ..settings() };
-    let run = h.gateway.reconcile(&slow, deadline()).await.unwrap();
+    // Runs every 10 minutes: the next run would come after the hour, so this one checks them.
+    let run = h.gateway.reconcile(&hourly(Duration::from_secs(600)), deadline()).await.unwrap();
     assert_eq!((run.found, run.checked, run.due_not_checked), (ids.len(), ids.len(), 0), "{run:?}");
     drop_table(&h).await;
 }
@@ -101,18 +122,12 @@ async fn a_run_takes_the_ongoing_cases_that_would_be_late_by_the_next_run() {
 #[tokio::test]
 async fn what_a_run_cannot_take_is_reported_as_due_but_not_checked_until_it_is() {
     let h = gateway_support::harness(webhooks_lost).await;
-    ogs_cases(&h, 5).await;
+    let ids = ogs_cases(&h, 5).await;
 
-    // Every ongoing case is due (checked over 3 s ago, 3 s at most between checks); a
-    // run takes 2 at most.
-    let cycle = Duration::from_secs(3);
-    tokio::time::sleep(cycle + Duration::from_millis(100)).await;
-    let s = ReconcileSettings {
-        ogs_check_after: cycle,
-        schedule_period: Duration::from_millis(100),
-        ogs_batch: 2,
-        ..settings()
-    };
+    // Every ongoing case is due (checked two hours ago, every hour at most); a run
+    // takes 2 at most.
+    last_checked(&h, &ids, time::Duration::hours(2)).await;
+    let s = ReconcileSettings { ogs_check_after: Duration::from_secs(3600), ogs_batch: 2, ..settings() };
     let mut runs = Vec::new();
     for _ in 0..3 {
         let summary = h.gateway.reconcile(&s, deadline()).await.unwrap();
