@@ -124,14 +124,20 @@ impl Index {
 }
 
 /// Where an item tried `attempts` times in a row without settling goes in its index,
-/// `cutoff` being the run's cutoff there: due again 2^attempts runs later (two, four,
-/// eight...), at most `backoff_max`, less half a run, so that a run starting a little
-/// early (EventBridge's jitter) does not push it one run further.
-fn backed_off_since(s: &ReconcileSettings, cutoff: OffsetDateTime, attempts: u32) -> OffsetDateTime {
+/// `cutoff` being the run's cutoff there and `tried` how far into the run it was tried:
+/// due again 2^attempts runs after the try (two, four, eight...), at most `backoff_max`,
+/// less half a run, so that a run starting a little early (EventBridge's jitter) does
+/// not push it one run further.
+fn backed_off_since(
+    s: &ReconcileSettings,
+    cutoff: OffsetDateTime,
+    tried: time::Duration,
+    attempts: u32,
+) -> OffsetDateTime {
     let runs = 1u32.checked_shl(attempts).unwrap_or(u32::MAX);
     let wait = s.schedule_period.saturating_mul(runs).min(s.backoff_max.max(s.schedule_period));
     let wait = wait.saturating_sub(s.schedule_period / 2);
-    cutoff + time::Duration::try_from(wait).unwrap_or(time::Duration::ZERO)
+    cutoff + tried.max(time::Duration::ZERO) + time::Duration::try_from(wait).unwrap_or(time::Duration::ZERO)
 }
 
 /// The ongoing-screening cutoff: every case that would pass `ogs_check_after` before the
@@ -418,7 +424,8 @@ impl Gateway {
         if !outcome.backs_off() {
             return (outcome, false);
         }
-        let next = |attempts| backed_off_since(s, cutoff, attempts);
+        let tried = gateway_runtime::now() - now;
+        let next = |attempts| backed_off_since(s, cutoff, tried, attempts);
         match self.store.defer_index_entry(&listed.target, index.slot(), listed.since, next).await {
             Ok(Deferral::Deferred { attempts }) => {
                 match &listed.target {

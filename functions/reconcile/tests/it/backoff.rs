@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// Runs every `PERIOD`: a first backoff is two periods less half a period.
-const PERIOD: Duration = Duration::from_secs(1);
+const PERIOD: Duration = Duration::from_secs(2);
 
 fn every_period() -> ReconcileSettings {
     ReconcileSettings { schedule_period: PERIOD, ..settings() }

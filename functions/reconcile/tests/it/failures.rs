@@ -51,8 +51,8 @@ async fn a_case_cabital_does_not_know_fails_alone_and_the_invocation_succeeds() 
     wait_screened(&h, &ids).await;
     let ghost = record_unknown_to_cabital(&h.store).await;
 
-    // Runs every second, so that the bad case's backoff (two runs) passes within the test.
-    let period = Duration::from_secs(1);
+    // Runs every 2 s, so that the bad case's backoff (two runs) passes within the test.
+    let period = Duration::from_secs(2);
     let app = App { gateway: h.gateway.clone(), settings: ReconcileSettings { schedule_period: period, ..settings() } };
     let summary = handle(&app, scheduled_event(Duration::from_secs(60))).await.unwrap();
     assert_eq!((summary.found, summary.changed, summary.failed, summary.backed_off), (4, 3, 1, 1), "{summary:?}");
