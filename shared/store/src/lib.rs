@@ -17,7 +17,9 @@
 //!
 //! Two sparse, write-sharded indexes serve the reconciler: `attention` (`attnAt` =
 //! `0#<time>` urgent, `1#<time>` awaiting a suggestion since the last check) and `ogs`
-//! (cases under ongoing screening by last check).
+//! (cases under ongoing screening by last check). An entry the reconciler could not
+//! settle is moved forward in its index with its tries counted (`backoffAttempts`,
+//! [`Store::defer_index_entry`]); any other write of the entry clears the count.
 //!
 //! Personal data (submitted bodies, webhook bodies, comments) is held in
 //! [`gateway_cabital::Pii`], never in `Debug` output, error messages or logs.
