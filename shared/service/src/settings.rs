@@ -72,7 +72,7 @@ impl Settings {
         let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
         let (c, w, r) = (&self.cabital, &self.webhook, &self.reconcile);
         // (setting, value, least, most, unit)
-        let ranges: [(&'static str, u64, u64, u64, &str); 19] = [
+        let ranges: [(&'static str, u64, u64, u64, &str); 20] = [
             ("CABITAL_SECRET_TTL_SECS", secs(c.secret_ttl), 1, DAY, "seconds"),
             ("CABITAL_REQUEST_TIMEOUT_MS", ms(c.client.request_timeout), 1, 60_000, "milliseconds"),
             ("CABITAL_MAX_ATTEMPTS", u64::from(c.client.max_attempts), 1, 10, ""),
@@ -100,6 +100,7 @@ impl Settings {
                 MAX_NO_SUGGESTION_GIVE_UP.as_secs(),
                 "seconds",
             ),
+            ("RECONCILE_BACKOFF_MAX_SECS", secs(r.backoff_max), 1, MAX_NO_SUGGESTION_GIVE_UP.as_secs(), "seconds"),
         ];
         for (name, value, least, most, unit) in ranges {
             if !(least..=most).contains(&value) {
@@ -224,7 +225,9 @@ pub struct ReconcileSettings {
     pub refresh_grace: Duration,
     /// `RECONCILE_OGS_CHECK_AFTER_SECS`: a case under ongoing screening is checked this often (default 7 days).
     pub ogs_check_after: Duration,
-    /// `RECONCILE_OGS_BATCH`: at most this many ongoing-screening cases per run (default 200).
+    /// `RECONCILE_OGS_BATCH`: at most this many ongoing-screening cases per run (default
+    /// 20000). Each run takes every case that would pass `ogs_check_after` before the
+    /// next run, within this and the run's capacity (`rate_per_sec` x its time).
     pub ogs_batch: usize,
     /// `RECONCILE_BATCH`: at most this many urgent items, and this many awaiting cases,
     /// per run (default 20000); read from the indexes page by page.
@@ -243,6 +246,13 @@ pub struct ReconcileSettings {
     /// `RECONCILE_NO_SUGGESTION_GIVE_UP_SECS`: a case still without a suggestion this long
     /// after its creation is no longer asked about, and reported once (default 7 days).
     pub no_suggestion_give_up: Duration,
+    /// `RECONCILE_SCHEDULE`: the schedule's expression, `rate(N minutes|hours|days)`, as
+    /// the template gives it to EventBridge (default `rate(15 minutes)`): the time
+    /// between runs, which the backoff and the ongoing-screening sweep count in.
+    pub schedule_period: Duration,
+    /// `RECONCILE_BACKOFF_MAX_SECS`: the longest an item the reconciler could not settle
+    /// waits before it is tried again (default 86400). The wait doubles from two runs.
+    pub backoff_max: Duration,
 }
 
 impl Default for ReconcileSettings {
@@ -251,7 +261,7 @@ impl Default for ReconcileSettings {
             stale_after: Duration::from_secs(86_400),
             refresh_grace: Duration::from_secs(60),
             ogs_check_after: Duration::from_secs(7 * 86_400),
-            ogs_batch: 200,
+            ogs_batch: 20_000,
             batch: 20_000,
             concurrency: 8,
             rate_per_sec: 20,
@@ -259,6 +269,8 @@ impl Default for ReconcileSettings {
             pending_stuck_after: Duration::from_secs(120),
             unknown_report_after: Duration::from_secs(86_400),
             no_suggestion_give_up: Duration::from_secs(7 * 86_400),
+            schedule_period: Duration::from_secs(15 * 60),
+            backoff_max: Duration::from_secs(86_400),
         }
     }
 }
@@ -279,8 +291,37 @@ impl ReconcileSettings {
             pending_stuck_after: env.seconds_or("RECONCILE_PENDING_STUCK_SECS", d.pending_stuck_after)?,
             unknown_report_after: env.seconds_or("RECONCILE_UNKNOWN_REPORT_SECS", d.unknown_report_after)?,
             no_suggestion_give_up: env.seconds_or("RECONCILE_NO_SUGGESTION_GIVE_UP_SECS", d.no_suggestion_give_up)?,
+            schedule_period: env.parsed_or("RECONCILE_SCHEDULE", RatePeriod(d.schedule_period))?.0,
+            backoff_max: env.seconds_or("RECONCILE_BACKOFF_MAX_SECS", d.backoff_max)?,
         };
         Ok(s)
+    }
+}
+
+/// The period of an EventBridge `rate(...)` expression. A `cron(...)` schedule has no
+/// one period, so the reconciler (which sizes its work by it) refuses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RatePeriod(pub Duration);
+
+impl FromStr for RatePeriod {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let expected = || format!("must be rate(N minutes|hours|days), not {s:?}");
+        let inner = s.strip_prefix("rate(").and_then(|r| r.strip_suffix(')')).ok_or_else(expected)?;
+        let (value, unit) = inner.trim().split_once(' ').ok_or_else(expected)?;
+        let value: u64 = value.parse().map_err(|_| expected())?;
+        let unit_secs = match unit.trim() {
+            "minute" | "minutes" => 60,
+            "hour" | "hours" => 3600,
+            "day" | "days" => 86_400,
+            _ => return Err(expected()),
+        };
+        match value.checked_mul(unit_secs) {
+            Some(secs) if value >= 1 && secs <= MAX_NO_SUGGESTION_GIVE_UP.as_secs() => {
+                Ok(RatePeriod(Duration::from_secs(secs)))
+            }
+            _ => Err(format!("must be 1 minute to a year, not {s:?}")),
+        }
     }
 }
 
@@ -331,6 +372,8 @@ mod tests {
             ("RECONCILE_PENDING_STUCK_SECS", "8"),
             ("RECONCILE_UNKNOWN_REPORT_SECS", "9"),
             ("RECONCILE_NO_SUGGESTION_GIVE_UP_SECS", "10"),
+            ("RECONCILE_SCHEDULE", "rate(2 hours)"),
+            ("RECONCILE_BACKOFF_MAX_SECS", "11"),
         ])
         .unwrap();
         let secs = Duration::from_secs;
@@ -357,6 +400,8 @@ mod tests {
             pending_stuck_after: secs(8),
             unknown_report_after: secs(9),
             no_suggestion_give_up: secs(10),
+            schedule_period: secs(7200),
+            backoff_max: secs(11),
         };
         assert_eq!(s.reconcile, reconcile);
     }
@@ -376,6 +421,13 @@ mod tests {
             ("RECONCILE_NO_SUGGESTION_GIVE_UP_SECS", "0", "must be 1 to 31622400 seconds, is 0"),
             ("WEBHOOK_MAX_BODY_BYTES", "1048576", "must be 512 to 262144 bytes, is 1048576"),
             ("RECONCILE_DEADLINE_MARGIN_MS", "-1", "invalid digit found in string"),
+            (
+                "RECONCILE_SCHEDULE",
+                "cron(0 * * * ? *)",
+                "must be rate(N minutes|hours|days), not \"cron(0 * * * ? *)\"",
+            ),
+            ("RECONCILE_SCHEDULE", "rate(0 minutes)", "must be 1 minute to a year, not \"rate(0 minutes)\""),
+            ("RECONCILE_BACKOFF_MAX_SECS", "0", "must be 1 to 31622400 seconds, is 0"),
         ] {
             assert_eq!(error(&[(name, value)]), format!("setting {name} is invalid: {reason}"));
         }
@@ -388,7 +440,7 @@ mod tests {
         let day = 86_400u64;
         // (setting, smallest taken, largest taken), each alone: the store's two limits are
         // also held in order (an attempt within its call), at their defaults 5 s and 12 s.
-        let ranges: [(&str, u64, u64); 19] = [
+        let ranges: [(&str, u64, u64); 20] = [
             ("CABITAL_SECRET_TTL_SECS", 1, day),
             ("CABITAL_REQUEST_TIMEOUT_MS", 1, 60_000),
             ("CABITAL_MAX_ATTEMPTS", 1, 10),
@@ -408,6 +460,7 @@ mod tests {
             ("RECONCILE_PENDING_STUCK_SECS", 1, day),
             ("RECONCILE_UNKNOWN_REPORT_SECS", 1, 30 * day),
             ("RECONCILE_NO_SUGGESTION_GIVE_UP_SECS", 1, MAX_NO_SUGGESTION_GIVE_UP.as_secs()),
+            ("RECONCILE_BACKOFF_MAX_SECS", 1, MAX_NO_SUGGESTION_GIVE_UP.as_secs()),
         ];
         for (name, least, most) in ranges {
             for ok in [least, most] {
@@ -422,6 +475,19 @@ mod tests {
                 let e = e.to_string();
                 assert!(e.starts_with(&format!("setting {name} is invalid: must ")), "{name}={bad}: {e}");
             }
+        }
+    }
+
+    #[test]
+    fn the_schedule_period_is_read_from_its_rate_expression() {
+        for (expr, secs) in
+            [("rate(15 minutes)", 900), ("rate(1 minute)", 60), ("rate(1 hour)", 3600), ("rate(2 days)", 172_800)]
+        {
+            assert_eq!(expr.parse::<RatePeriod>(), Ok(RatePeriod(Duration::from_secs(secs))), "{expr}");
+        }
+        assert_eq!(ReconcileSettings::default().schedule_period, Duration::from_secs(900));
+        for bad in ["15 minutes", "rate(15)", "rate(x minutes)", "rate(5 weeks)", "rate(99999999999999 days)"] {
+            assert!(bad.parse::<RatePeriod>().is_err(), "{bad}");
         }
     }
 

@@ -146,14 +146,21 @@ pub(crate) fn parse_attention(s: &str) -> Option<Attention> {
     Some(Attention { priority, since: parse_time(rest)? })
 }
 
-fn attention_value(a: &Attention) -> String {
+/// The stored value of an attention entry: `<priority>#<time>`.
+pub(crate) fn attention_value(a: &Attention) -> String {
     format!("{}{}", a.priority.prefix(), format_time(a.since))
 }
 
 /// An item's attributes in the attention index, `None` out of it; `id` (the case's or
-/// the external id's own id) picks the shard.
-fn attention_attributes(id: &str, a: Option<&Attention>) -> [(&'static str, Option<AttributeValue>); 2] {
-    [(ATTN_SHARD, a.map(|_| s(schema::attn_shard(schema::shard_of(id))))), (ATTN_AT, a.map(|a| s(attention_value(a))))]
+/// the external id's own id) picks the shard. Every such write also clears the
+/// reconciler's backoff count: whatever (re)places an item in the index makes it due as
+/// written, and only the reconciler's deferral (`Store::defer_index_entry`) sets it.
+fn attention_attributes(id: &str, a: Option<&Attention>) -> [(&'static str, Option<AttributeValue>); 3] {
+    [
+        (ATTN_SHARD, a.map(|_| s(schema::attn_shard(schema::shard_of(id))))),
+        (ATTN_AT, a.map(|a| s(attention_value(a)))),
+        (attr::BACKOFF_ATTEMPTS, None),
+    ]
 }
 
 // ---------------------------------------------------------------- values

@@ -1294,3 +1294,106 @@ fn data_left_on_the_default_key_is_caught() {
         role_statements(t, "ReconcileRole").retain(|s| s.get("Fn::If").is_none());
     });
 }
+
+// ------------------------------------------------------------------ the reconciler at scale
+
+/// The reconciler reads the schedule it runs on (it sizes its ongoing-screening sweep
+/// and its per-item backoff in runs), which must then be a rate; what every run leaves
+/// due for hours, and each item no retry settles, raise alarms (dimension-less totals of
+/// metrics the reconciler emits) that reach the alarm topic.
+fn check_reconciler_at_scale(t: &Value) -> Vec<String> {
+    let mut violations = Vec::new();
+    let env = &fn_prop(t, "ReconcileFunction", "Environment")["Variables"]["RECONCILE_SCHEDULE"];
+    if ref_of(env) != Some("ReconcileSchedule") {
+        violations
+            .push("ReconcileFunction: RECONCILE_SCHEDULE must be !Ref ReconcileSchedule (its own schedule)".into());
+    }
+    let schedule = &t["Parameters"]["ReconcileSchedule"];
+    let pattern = schedule["AllowedPattern"].as_str().unwrap_or_default();
+    let default = schedule["Default"].as_str().unwrap_or_default();
+    if !pattern.starts_with("^rate\\(") || !pattern.ends_with("\\)$") || !default.starts_with("rate(") {
+        violations.push(format!(
+            "parameter ReconcileSchedule: only rate(...) expressions (AllowedPattern ^rate\\(...\\)$), is {pattern:?}, default {default:?}"
+        ));
+    }
+    let namespace = gateway_runtime::metrics::NAMESPACE;
+    let notify = json!({"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]});
+    let source = repo_root().join("functions/reconcile/src/lib.rs");
+    let text = std::fs::read_to_string(&source).unwrap_or_default();
+    for metric in ["ReconcileDueNotChecked", "ReconcileStuck"] {
+        if !text.contains(&format!("\"{metric}\"")) {
+            violations.push(format!("{} never emits {metric}", source.display()));
+        }
+        let Some(p) = alarm(t, namespace, metric) else {
+            violations.push(format!("no alarm on {namespace}/{metric}"));
+            continue;
+        };
+        let common =
+            p["Dimensions"].is_null() && p["TreatMissingData"] == "notBreaching" && p["AlarmActions"] == notify;
+        let shape = match metric {
+            // Above zero in every run of several periods in a row: not a burst draining.
+            "ReconcileDueNotChecked" => {
+                let periods = p["EvaluationPeriods"].as_u64().unwrap_or(0);
+                p["Statistic"] == "Minimum"
+                    && p["Threshold"] == 0
+                    && p["ComparisonOperator"] == "GreaterThanThreshold"
+                    && periods >= 2
+                    && p["DatapointsToAlarm"].as_u64().is_none_or(|d| d == periods)
+            }
+            // Each item, each time it is counted.
+            _ => {
+                p["Statistic"] == "Sum"
+                    && p["Threshold"] == 1
+                    && p["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+            }
+        };
+        if !common || !shape {
+            violations.push(format!(
+                "the {metric} alarm: no dimensions, into the alarm topic, notBreaching, and {}",
+                if metric == "ReconcileDueNotChecked" {
+                    "Minimum > 0 in every one of 2 or more periods"
+                } else {
+                    "Sum >= 1"
+                }
+            ));
+        }
+    }
+    violations
+}
+
+#[test]
+fn the_reconciler_reads_its_schedule_and_its_shortfall_and_stuck_items_are_alarmed() {
+    assert_none("the reconciler at scale", check_reconciler_at_scale(&load()));
+}
+
+#[test]
+fn a_reconciler_blind_to_its_schedule_or_its_shortfall_is_caught() {
+    caught(check_reconciler_at_scale, "RECONCILE_SCHEDULE", |t| {
+        t["Resources"]["ReconcileFunction"]["Properties"]["Environment"]["Variables"]
+            .as_object_mut()
+            .unwrap()
+            .remove("RECONCILE_SCHEDULE");
+    });
+    caught(check_reconciler_at_scale, "parameter ReconcileSchedule", |t| {
+        t["Parameters"]["ReconcileSchedule"].as_object_mut().unwrap().remove("AllowedPattern");
+    });
+    caught(check_reconciler_at_scale, "no alarm on CabitalGateway/ReconcileDueNotChecked", |t| {
+        resources_mut(t).remove("ReconcileDueNotCheckedAlarm");
+    });
+    caught(check_reconciler_at_scale, "the ReconcileDueNotChecked alarm", |t| {
+        t["Resources"]["ReconcileDueNotCheckedAlarm"]["Properties"]["Statistic"] = json!("Sum");
+    });
+    caught(check_reconciler_at_scale, "the ReconcileDueNotChecked alarm", |t| {
+        t["Resources"]["ReconcileDueNotCheckedAlarm"]["Properties"]["EvaluationPeriods"] = json!(1);
+        t["Resources"]["ReconcileDueNotCheckedAlarm"]["Properties"]["DatapointsToAlarm"] = json!(1);
+    });
+    caught(check_reconciler_at_scale, "the ReconcileDueNotChecked alarm", |t| {
+        t["Resources"]["ReconcileDueNotCheckedAlarm"]["Properties"].as_object_mut().unwrap().remove("AlarmActions");
+    });
+    caught(check_alarms_reach_someone, "ReconcileDueNotCheckedAlarm: AlarmActions", |t| {
+        t["Resources"]["ReconcileDueNotCheckedAlarm"]["Properties"].as_object_mut().unwrap().remove("AlarmActions");
+    });
+    caught(check_reconciler_at_scale, "no alarm on CabitalGateway/ReconcileStuck", |t| {
+        resources_mut(t).remove("ReconcileStuckAlarm");
+    });
+}
