@@ -3,7 +3,8 @@
 //! Bound the body (413), verify the signature over the raw bytes (401; with
 //! `WEBHOOK_AUTH=refetch` an unverified delivery is a notice instead), parse strictly
 //! (400), store durably and idempotently (503 when it cannot, so that Cabital retries),
-//! answer 200, after a refresh bounded in time.
+//! answer 200, after a refresh bounded in time. An exact repeat of a stored delivery
+//! (same timestamp and signature) is answered 200 as a `replay`, and costs nothing more.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -67,6 +68,33 @@ async fn receive(app: &App, request: &Request, request_id: &str, started: Instan
     };
     let latency = || started.elapsed().as_millis() as f64;
     match app.gateway.receive_webhook(&app.settings, delivery).await {
+        Ok(accepted) if accepted.recorded.replay => {
+            let verification = accepted.verification.as_str();
+            // The reason is stable: a replay is logged and counted apart from a delivery.
+            tracing::info!(
+                request_id,
+                case_system_id = %accepted.case_system_id,
+                reason = verification,
+                deliveries = accepted.recorded.deliveries,
+                latency_ms = latency() as u64,
+                "webhook replay: an exact repeat of a stored delivery, not counted"
+            );
+            emit(
+                &[("Function", "webhook")],
+                &[("WebhookReplay", 1.0, Unit::Count), ("WebhookLatency", latency(), Unit::Milliseconds)],
+            );
+            json_response(
+                200,
+                &Stored {
+                    stored: true,
+                    verification,
+                    deliveries: accepted.recorded.deliveries,
+                    duplicate: true,
+                    case_known: accepted.recorded.case_was_known,
+                    refresh: accepted.refresh.as_str(),
+                },
+            )
+        }
         Ok(accepted) => {
             let duplicate = !accepted.recorded.first_delivery;
             let refresh = accepted.refresh.as_str();
@@ -129,11 +157,12 @@ async fn receive(app: &App, request: &Request, request_id: &str, started: Instan
 
 /// The answer to a stored delivery. Cabital only needs the 2xx; the rest is for people
 /// reading the delivery log: `verification` says what the delivery was taken as
-/// (`signed`; `late_repeat`, an old signature over a body already received; or
-/// `notice_*`, an unverified notice), a case the table did not know yet
-/// (`caseKnown: false`) is kept and reported, and `refresh` says whether Cabital's
-/// current state was applied (`changed`, `unchanged`), left for the reconciler
-/// (`deferred`), or not asked again within a minute for a known notice (`skipped`).
+/// (`signed`; `late_repeat`, an old signature over a body already received;
+/// `notice_*`, an unverified notice; or `replay`, an exact repeat of a delivery already
+/// stored, not counted again), a case the table did not know yet (`caseKnown: false`)
+/// is kept and reported, and `refresh` says whether Cabital's current state was applied
+/// (`changed`, `unchanged`), left for the reconciler (`deferred`), not asked again
+/// within a minute for a known body (`skipped`), or not needed (`none`, a replay).
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Stored {

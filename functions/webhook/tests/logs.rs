@@ -28,8 +28,11 @@ const WEBHOOK_COMMENT: &str = "Webhook note: Zelda lives at 1 Secret Street";
 async fn every_outcome(h: &Harness) -> (CaseSystemId, Vec<String>) {
     let app = app(h);
     let mut signatures = Vec::new();
+    // Each at its own timestamp: the same signature twice would be a replay.
+    let mut timestamp = now_unix();
     let mut signed = |body: &str, secret: &str| {
-        let headers = signature(API_KEY, secret, now_unix(), PATH, body.as_bytes());
+        timestamp -= 1;
+        let headers = signature(API_KEY, secret, timestamp, PATH, body.as_bytes());
         signatures.push(headers[2].1.clone());
         event("POST", PATH, "", &headers, body.as_bytes())
     };
@@ -43,12 +46,13 @@ async fn every_outcome(h: &Harness) -> (CaseSystemId, Vec<String>) {
     h.sandbox.set_suggestion(id.uuid(), change).unwrap();
     let body = webhook_body(&id, &ext, "SUGGEST_TO_REJECT", WEBHOOK_COMMENT);
 
+    let first = signed(&body, API_SECRET);
     let outcomes = [
-        (signed(&body, API_SECRET), 200),         // stored, refreshed
-        (signed(&body, API_SECRET), 200),         // duplicate
-        (signed(&body, "a-forger's-guess"), 401), // forged
+        (first.clone(), 200),                                                 // stored, refreshed
+        (signed(&body, API_SECRET), 200),                                     // duplicate
+        (signed(&body, "a-forger's-guess"), 401),                             // forged
         (signed(&body.replace("REJECT", "ACCEPT"), "a-forger's-guess"), 401), // forged, other body
-        (signed(&body[..body.len() - 5], API_SECRET), 400), // malformed
+        (signed(&body[..body.len() - 5], API_SECRET), 400),                   // malformed
         (signed(&body.replace("SUGGEST_TO_REJECT", "SUGGEST_TO_MAYBE"), API_SECRET), 400), // unknown enum
         (signed(&webhook_body(&id, &ext, "SUGGEST_TO_REJECT", &WEBHOOK_COMMENT.repeat(2000)), API_SECRET), 413),
         (
@@ -68,9 +72,13 @@ async fn every_outcome(h: &Harness) -> (CaseSystemId, Vec<String>) {
         let a = deliver(&app, &event).await;
         assert_eq!(a.status, status, "{}", a.text);
     }
-    // Cabital failing during the refresh.
+    // The first delivery captured and replayed.
+    let a = deliver(&app, &first).await;
+    assert_eq!((a.status, a.body["verification"].as_str()), (200, Some("replay")), "{}", a.text);
+    // Cabital failing during the refresh (of a new body: a known one is read once a minute).
     h.sandbox.set_faults(Faults { error_rate_503: 1.0, ..Faults::default() }).unwrap();
-    let a = deliver(&app, &signed(&body, API_SECRET)).await;
+    let newer = webhook_body(&id, &ext, "SUGGEST_TO_REJECT", &format!("{WEBHOOK_COMMENT}, again"));
+    let a = deliver(&app, &signed(&newer, API_SECRET)).await;
     assert_eq!((a.status, a.body["refresh"].as_str()), (200, Some("deferred")), "{}", a.text);
     h.sandbox.set_faults(Faults::default()).unwrap();
 
@@ -139,6 +147,8 @@ async fn logs_name_the_case_and_the_outcome_but_no_personal_data_or_secret() {
         output.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
     let messages: Vec<&str> = lines.iter().filter_map(|l| l["fields"]["message"].as_str()).collect();
     assert_eq!(messages.iter().filter(|m| **m == "webhook stored").count(), 4, "{messages:?}");
+    let replays = messages.iter().filter(|m| m.starts_with("webhook replay")).count();
+    assert_eq!(replays, 1, "{messages:?}");
     assert_eq!(messages.iter().filter(|m| **m == "webhook refused").count(), 5, "{messages:?}");
     assert!(output.contains(&id.to_string()), "the case's id is logged");
     for reason in ["signature_mismatch", "malformed_body", "body_too_large"] {
@@ -177,7 +187,7 @@ async fn the_functions_stdout_has_metrics_and_logs_without_personal_data_or_secr
 
     let json_lines: Vec<Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let metrics: Vec<&Value> = json_lines.iter().filter(|l| l.get("_aws").is_some()).collect();
-    assert_eq!(metrics.len(), 9, "one EMF line per delivery:\n{stdout}");
+    assert_eq!(metrics.len(), 10, "one EMF line per delivery:\n{stdout}");
     for line in &metrics {
         // Nothing but the envelope, the dimensions (from fixed sets) and numbers.
         for (key, value) in line.as_object().unwrap() {
@@ -194,6 +204,7 @@ async fn the_functions_stdout_has_metrics_and_logs_without_personal_data_or_secr
     }
     assert_eq!(metrics.iter().filter(|l| l.get("WebhookReceived").is_some()).count(), 4);
     assert_eq!(metrics.iter().filter(|l| l.get("WebhookRefused").is_some()).count(), 5);
+    assert_eq!(metrics.iter().filter(|l| l.get("WebhookReplay").is_some()).count(), 1);
     assert!(
         json_lines.iter().any(|l| l["message"] == "webhook stored" && l["case_system_id"].is_string()),
         "the logs are the function's JSON lines:\n{stdout}"

@@ -8,13 +8,21 @@
 //! (or one more delivery of a body already known), and the case's state taken only
 //! from Cabital's `GET`. A notice costs at most one `GET` per case per minute once its
 //! body is known, and is refused when Cabital does not know its case.
+//!
+//! A verified signature's (timestamp, signature) pair is remembered with the delivery
+//! it came with: an exact repeat (a captured delivery replayed) is answered 200 as a
+//! `replay` and costs nothing else. A known body under a new signature is one more
+//! delivery, and reads the case from Cabital at most once per case per minute.
 
 use std::time::Duration;
 
 use gateway_cabital::{CabitalError, CaseSystemId, Pii, WebhookNotification};
 use gateway_runtime::{ErrorCode, Problem, Surface};
-use gateway_signing::{IncomingHeaders, Verified, VerifyError, verify_signature};
-use gateway_store::{CaseRecord, NoticeReason, RemoteCheck, RemoteState, StoreError, WebhookReceipt, WebhookRecorded};
+use gateway_signing::{IncomingHeaders, SignatureEncoding, Verified, VerifyError, verify_signature};
+use gateway_store::{
+    CaseRecord, NoticeReason, RemoteCheck, RemoteState, SignaturePair, StoreError, WebhookReceipt, WebhookRecorded,
+};
+use sha2::{Digest, Sha256};
 
 use crate::gateway::{Gateway, request_hash};
 use crate::settings::{WebhookAuth, WebhookSettings};
@@ -22,8 +30,14 @@ use crate::settings::{WebhookAuth, WebhookSettings};
 /// A signature that does not verify makes the secret be fetched again, at most this often.
 const CREDENTIALS_RECHECK: Duration = Duration::from_secs(60);
 
-/// A notice whose body is already known reads its case from Cabital at most this often.
+/// A delivery whose body is already known reads its case from Cabital at most this often.
 pub const NOTICE_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How long a verified signature pair is remembered, at least (twice the tolerance, if
+/// longer): Cabital resends a failed delivery for up to ~24 h after its first attempt,
+/// possibly under that attempt's headers. A replay after this is a late repeat: one
+/// counted delivery and at most one `GET` per minute, then remembered again.
+pub const REPLAY_MEMORY: Duration = Duration::from_secs(25 * 60 * 60);
 
 /// A delivery as received.
 #[derive(Clone, Copy)]
@@ -109,19 +123,22 @@ pub enum RefreshOutcome {
     Unchanged,
     /// The refresh failed or timed out: the case stays marked for the reconciler.
     Deferred,
-    /// A notice whose body is known, within a minute of the case's last read: not read
-    /// again now; the case stays marked for the reconciler.
+    /// A body already known, within a minute of the case's last read: not read again
+    /// now; the case stays marked for the reconciler.
     Skipped,
+    /// A replay: nothing was stored, so nothing is to be read.
+    None,
 }
 
 impl RefreshOutcome {
-    /// For logs and the answer: `changed`, `unchanged`, `deferred`, `skipped`.
+    /// For logs and the answer: `changed`, `unchanged`, `deferred`, `skipped`, `none`.
     pub fn as_str(self) -> &'static str {
         match self {
             RefreshOutcome::Changed => "changed",
             RefreshOutcome::Unchanged => "unchanged",
             RefreshOutcome::Deferred => "deferred",
             RefreshOutcome::Skipped => "skipped",
+            RefreshOutcome::None => "none",
         }
     }
 }
@@ -135,6 +152,9 @@ pub enum Verification {
     LateRepeat,
     /// An unverified notice.
     Notice(NoticeReason),
+    /// An exact repeat (same timestamp and signature) of a delivery already stored:
+    /// answered 2xx, not counted, nothing read from Cabital.
+    Replay,
 }
 
 impl Verification {
@@ -146,6 +166,7 @@ impl Verification {
             Verification::Notice(NoticeReason::Unsigned) => "notice_unsigned",
             Verification::Notice(NoticeReason::SignatureNotVerified) => "notice_signature_not_verified",
             Verification::Notice(NoticeReason::LateSignature) => "notice_late_signature",
+            Verification::Replay => "replay",
         }
     }
 }
@@ -165,7 +186,7 @@ pub struct Accepted {
 
 /// What verifying a delivery's signature found.
 enum Authenticity {
-    Fresh,
+    Fresh(Verified),
     Late(Verified),
     Unverified(NoticeReason),
 }
@@ -188,10 +209,21 @@ impl Gateway {
         let body_sha256 = request_hash(d.body);
         let id = notification.case_system_id;
         match authenticity {
-            Authenticity::Fresh => {
-                let receipt = signed_receipt(&notification, body, body_sha256);
-                let recorded = self.store.record_webhook(&receipt, gateway_runtime::now()).await?;
-                let refresh = self.bounded_refresh(settings, id).await;
+            Authenticity::Fresh(verified) => {
+                let now = gateway_runtime::now();
+                let mut receipt = signed_receipt(&notification, body, body_sha256);
+                receipt.signature = signature_pair(settings, &d, &verified, now);
+                let recorded = self.store.record_webhook(&receipt, now).await?;
+                if recorded.replay {
+                    return Ok(replay(recorded, id));
+                }
+                // A new body always; a known one under a new signature at most once a minute.
+                let refresh =
+                    if recorded.first_delivery || self.store.claim_refetch(&id, now, NOTICE_REFETCH_INTERVAL).await? {
+                        self.bounded_refresh(settings, id).await
+                    } else {
+                        RefreshOutcome::Skipped
+                    };
                 Ok(Accepted { recorded, refresh, case_system_id: id, verification: Verification::Signed })
             }
             Authenticity::Late(verified) => {
@@ -201,15 +233,18 @@ impl Gateway {
                     signed_with = verified.signed_with.as_str(),
                     "signed delivery outside the window: taken as a hint"
                 );
+                let pair = signature_pair(settings, &d, &verified, gateway_runtime::now());
                 if self.store.body_seen(&id, &body_sha256, false).await? {
-                    let receipt = signed_receipt(&notification, body, body_sha256);
+                    let receipt =
+                        WebhookReceipt { signature: pair, ..signed_receipt(&notification, body, body_sha256) };
                     self.take_hint(settings, receipt, true, Verification::LateRepeat).await
                 } else {
-                    self.take_notice(settings, &notification, body, body_sha256, NoticeReason::LateSignature).await
+                    let reason = NoticeReason::LateSignature;
+                    self.take_notice(settings, &notification, body, body_sha256, reason, pair).await
                 }
             }
             Authenticity::Unverified(reason) => {
-                self.take_notice(settings, &notification, body, body_sha256, reason).await
+                self.take_notice(settings, &notification, body, body_sha256, reason, None).await
             }
         }
     }
@@ -235,7 +270,7 @@ impl Gateway {
             other => other,
         };
         match outcome {
-            Ok(v) if v.skew_secs.unsigned_abs() <= settings.tolerance_secs => Ok(Authenticity::Fresh),
+            Ok(v) if v.skew_secs.unsigned_abs() <= settings.tolerance_secs => Ok(Authenticity::Fresh(v)),
             Ok(v) => Ok(Authenticity::Late(v)),
             Err(e) => match settings.auth {
                 WebhookAuth::Signature => Err(WebhookError::Unauthorized(e)),
@@ -249,7 +284,8 @@ impl Gateway {
     }
 
     /// An unverified notice: the ids and state it records come from the stored case or
-    /// from Cabital's `GET`, never from the body.
+    /// from Cabital's `GET`, never from the body. `signature`: the pair of a late but
+    /// verified signature, remembered against its replay.
     async fn take_notice(
         &self,
         settings: &WebhookSettings,
@@ -257,12 +293,13 @@ impl Gateway {
         body: &str,
         body_sha256: String,
         reason: NoticeReason,
+        signature: Option<SignaturePair>,
     ) -> Result<Accepted, WebhookError> {
         let id = notification.case_system_id;
         let verification = Verification::Notice(reason);
         if let Some(case) = self.store.get_case(&id).await? {
             let body_known = self.store.body_seen(&id, &body_sha256, true).await?;
-            let receipt = notice_receipt_from_case(&case, body, body_sha256, reason);
+            let receipt = WebhookReceipt { signature, ..notice_receipt_from_case(&case, body, body_sha256, reason) };
             return self.take_hint(settings, receipt, body_known, verification).await;
         }
         // A case the gateway does not know: only Cabital's answer says whether it exists.
@@ -288,8 +325,12 @@ impl Gateway {
             suggestion_comment: remote.suggestion_comment.clone(),
             body: Pii(body.to_owned()),
             body_sha256,
+            signature,
         };
         let recorded = self.store.record_webhook(&receipt, asked_at).await?;
+        if recorded.replay {
+            return Ok(replay(recorded, id));
+        }
         // The case was made from this very answer: apply it to clear the refresh mark,
         // without a second GET unless another writer got there meanwhile.
         let state = RemoteState::from(&remote);
@@ -302,7 +343,8 @@ impl Gateway {
     }
 
     /// A hint about a known case: count the delivery durably, then read the case from
-    /// Cabital, unless its body is known and the case was read in the last minute.
+    /// Cabital, unless its body is known and the case was read in the last minute. A
+    /// replay is neither counted nor read.
     async fn take_hint(
         &self,
         settings: &WebhookSettings,
@@ -312,8 +354,11 @@ impl Gateway {
     ) -> Result<Accepted, WebhookError> {
         let id = receipt.case_system_id;
         let now = gateway_runtime::now();
-        let claimed = self.store.claim_refetch(&id, now, NOTICE_REFETCH_INTERVAL).await?;
         let recorded = self.store.record_webhook(&receipt, now).await?;
+        if recorded.replay {
+            return Ok(replay(recorded, id));
+        }
+        let claimed = self.store.claim_refetch(&id, now, NOTICE_REFETCH_INTERVAL).await?;
         let refresh =
             if body_known && !claimed { RefreshOutcome::Skipped } else { self.bounded_refresh(settings, id).await };
         Ok(Accepted { recorded, refresh, case_system_id: id, verification })
@@ -337,6 +382,33 @@ impl Gateway {
     }
 }
 
+/// The answer to a replay: nothing stored now, nothing read.
+fn replay(recorded: WebhookRecorded, id: CaseSystemId) -> Accepted {
+    Accepted { recorded, refresh: RefreshOutcome::None, case_system_id: id, verification: Verification::Replay }
+}
+
+/// The remembered form of a verified signature: SHA-256 over the timestamp and the
+/// signature's digest (not its text, which hex in either case or base64 spell), kept
+/// for [`REPLAY_MEMORY`] or twice the tolerance, whichever is longer.
+fn signature_pair(
+    settings: &WebhookSettings,
+    d: &Delivery<'_>,
+    verified: &Verified,
+    now: time::OffsetDateTime,
+) -> Option<SignaturePair> {
+    // The signature verified, so it decodes; `None` only if that ever stopped holding.
+    let (_, digest) = SignatureEncoding::decode_any(d.headers.access_sign?.trim())?;
+    let mut hasher = Sha256::new();
+    hasher.update(verified.timestamp.to_string().as_bytes());
+    hasher.update(b"\n");
+    hasher.update(digest);
+    // Capped at a year, so that no tolerance setting can overflow the date.
+    let memory = REPLAY_MEMORY
+        .max(Duration::from_secs(settings.tolerance_secs.saturating_mul(2)))
+        .min(Duration::from_secs(366 * 24 * 60 * 60));
+    Some(SignaturePair { sha256: hex::encode(hasher.finalize()), expires_at: now + memory })
+}
+
 /// A verified delivery: its values are Cabital's words.
 fn signed_receipt(notification: &WebhookNotification, body: &str, body_sha256: String) -> WebhookReceipt {
     WebhookReceipt {
@@ -347,6 +419,7 @@ fn signed_receipt(notification: &WebhookNotification, body: &str, body_sha256: S
         suggestion_comment: notification.comment.clone(),
         body: Pii(body.to_owned()),
         body_sha256,
+        signature: None,
     }
 }
 
@@ -366,5 +439,6 @@ fn notice_receipt_from_case(
         suggestion_comment: case.suggestion_comment.clone(),
         body: Pii(body.to_owned()),
         body_sha256,
+        signature: None,
     }
 }

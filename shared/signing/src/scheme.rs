@@ -45,8 +45,9 @@ impl SignatureEncoding {
 
     /// Reads a signature written in either encoding: 64 hex digits (either case: a peer
     /// printing upper case signed the same digest) or 44 characters of padded base64.
-    /// The two lengths differ, so a text is never read both ways.
-    fn decode_any(text: &str) -> Option<(SignatureEncoding, [u8; DIGEST_LEN])> {
+    /// The two lengths differ, so a text is never read both ways. The digest, not the
+    /// text, is what identifies a signature: one digest has many spellings.
+    pub fn decode_any(text: &str) -> Option<(SignatureEncoding, [u8; DIGEST_LEN])> {
         let mut digest = [0u8; DIGEST_LEN];
         if text.len() == 2 * DIGEST_LEN {
             hex::decode_to_slice(text, &mut digest).ok()?;

@@ -438,6 +438,19 @@ pub struct WebhookReceipt {
     pub body: Pii<String>,
     /// Lowercase hex SHA-256 of `body`.
     pub body_sha256: String,
+    /// The verified signature it came with, remembered with it so that an exact repeat
+    /// is a replay; `None` when there is none to trust (an unverified notice).
+    pub signature: Option<SignaturePair>,
+}
+
+/// A verified delivery's (`ACCESS-TIMESTAMP`, `ACCESS-SIGN`) pair, as remembered: only
+/// a hash of it, never the signature itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignaturePair {
+    /// Lowercase hex SHA-256 of the pair.
+    pub sha256: String,
+    /// Until when it is remembered (the item's TTL; read as absent once past).
+    pub expires_at: OffsetDateTime,
 }
 
 /// The result of [`crate::Store::record_webhook`].
@@ -449,6 +462,9 @@ pub struct WebhookRecorded {
     pub deliveries: u32,
     /// Whether the case was already recorded before this delivery.
     pub case_was_known: bool,
+    /// An exact repeat of a stored delivery (its signature pair is remembered): nothing
+    /// was written, nothing counted; `deliveries` is the stored count.
+    pub replay: bool,
 }
 
 /// A change of a case's state read from Cabital.

@@ -5,7 +5,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, IndexStatus, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TableStatus,
+    ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
 };
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -91,6 +91,10 @@ pub(crate) mod attr {
 
     /// On the refetch item: when a read from Cabital was last granted, in Unix ms.
     pub(crate) const REFETCH_AT_MS: &str = "refetchAtMs";
+
+    /// The table's TTL attribute (Unix seconds, a Number): DynamoDB deletes an item
+    /// some time (up to two days) after it, so a reader takes a past one as absent.
+    pub(crate) const EXPIRES_AT: &str = "expiresAt";
 }
 
 /// How many partitions each sparse index is spread over, so that no single index key
@@ -167,6 +171,8 @@ pub struct TableDefinition {
     pub global_secondary_indexes: Vec<IndexDefinition>,
     /// `PAY_PER_REQUEST` (on-demand).
     pub billing_mode: &'static str,
+    /// The attribute DynamoDB's time to live reads (enabled).
+    pub time_to_live_attribute: &'static str,
 }
 
 /// The table's one definition.
@@ -190,6 +196,7 @@ pub fn table_definition() -> TableDefinition {
             },
         ],
         billing_mode: "PAY_PER_REQUEST",
+        time_to_live_attribute: attr::EXPIRES_AT,
     }
 }
 
@@ -205,8 +212,8 @@ fn sdk_keys(keys: &[KeyElement]) -> Result<Vec<KeySchemaElement>, StoreError> {
         .collect()
 }
 
-/// Creates the table from [`table_definition`] and waits until it and its indexes are
-/// active (up to a minute).
+/// Creates the table from [`table_definition`], waits until it and its indexes are
+/// active (up to a minute), then turns its time to live on.
 #[tracing::instrument(skip(client), err)]
 pub async fn create_table(client: &Client, table_name: &str) -> Result<(), StoreError> {
     let def = table_definition();
@@ -250,6 +257,18 @@ pub async fn create_table(client: &Client, table_name: &str) -> Result<(), Store
             let indexes_active =
                 table.global_secondary_indexes().iter().all(|i| i.index_status() == Some(&IndexStatus::Active));
             if table.table_status() == Some(&TableStatus::Active) && indexes_active {
+                let ttl = TimeToLiveSpecification::builder()
+                    .attribute_name(def.time_to_live_attribute)
+                    .enabled(true)
+                    .build()
+                    .map_err(StoreError::build)?;
+                client
+                    .update_time_to_live()
+                    .table_name(table_name)
+                    .time_to_live_specification(ttl)
+                    .send()
+                    .await
+                    .map_err(from_sdk)?;
                 return Ok(());
             }
         }
@@ -292,6 +311,10 @@ pub(crate) fn notice_sk(body_sha256: &str) -> String {
 }
 /// The item that spaces out the reads of a case from Cabital that notices cause.
 pub(crate) const REFETCH_SK: &str = "REFETCH";
+/// `SEEN#<sha256 of a verified signature pair>`: the pair's replay guard.
+pub(crate) fn seen_sk(pair_sha256: &str) -> String {
+    format!("SEEN#{pair_sha256}")
+}
 /// `ATTN#<n>`
 pub(crate) fn attn_shard(n: u8) -> String {
     format!("ATTN#{n}")

@@ -32,12 +32,17 @@ impl Store {
     /// - a repeat delivery (or the loser of two concurrent first deliveries): the
     ///   delivery count of the de-duplication item and of the event goes up, and the
     ///   case is flagged again, in one transaction.
+    /// - with a verified signature: its pair is remembered (`SEEN#<hash>`, with a TTL) in
+    ///   the same transaction, so a delivery that was not stored leaves nothing behind
+    ///   and its retry under the same headers is stored. An exact repeat of a remembered
+    ///   pair writes nothing and answers `replay` (one of two at once loses the pair's
+    ///   condition, reads again and finds it).
     ///
     /// The suggestion of the webhook never overwrites a known case's state: the body
     /// has no timestamp, so the caller reads Cabital's current state and applies it
     /// ([`Store::apply_remote_state`]). A reservation left `PENDING` or `UNKNOWN` for
     /// the named external id is linked, best-effort.
-    #[tracing::instrument(skip_all, fields(case_system_id = %receipt.case_system_id, external_case_id = %receipt.external_case_id, first_delivery, deliveries), err)]
+    #[tracing::instrument(skip_all, fields(case_system_id = %receipt.case_system_id, external_case_id = %receipt.external_case_id, first_delivery, deliveries, replay), err)]
     pub async fn record_webhook(
         &self,
         receipt: &WebhookReceipt,
@@ -50,14 +55,37 @@ impl Store {
         let id = receipt.case_system_id;
         let case_pk = schema::case_pk(&id);
         let dedupe_sk = dedupe_sk(receipt);
+        let seen_sk = receipt.signature.as_ref().map(|pair| schema::seen_sk(&pair.sha256));
+        if let Some(pair) = &receipt.signature {
+            check_sha256(&pair.sha256, "signature sha256")?;
+        }
 
         let mut retry = Retry::new(WEBHOOK_ATTEMPTS);
         let recorded = loop {
-            let (dedupe, case) = futures::try_join!(
+            let seen_read = async {
+                match &seen_sk {
+                    Some(sk) => self.get_item(case_pk.clone(), sk).await,
+                    None => Ok(None),
+                }
+            };
+            let (dedupe, case, seen) = futures::try_join!(
                 self.get_item(case_pk.clone(), &dedupe_sk),
                 self.get_item(case_pk.clone(), schema::CASE_SK),
+                seen_read,
             )?;
             let case_known = case.is_some();
+            if let Some(seen) = &seen
+                && !expired(seen, now)?
+            {
+                let deliveries = dedupe.map(|item| read_dedupe(&item)).transpose()?.map_or(0, |d| d.deliveries);
+                tracing::Span::current().record("replay", true);
+                return Ok(WebhookRecorded {
+                    first_delivery: false,
+                    deliveries,
+                    case_was_known: case_known,
+                    replay: true,
+                });
+            }
             if let Some(case) = &case {
                 let known = Reader::new(case).str(attr::EXTERNAL_CASE_ID)?;
                 if known != receipt.external_case_id.as_str() {
@@ -66,29 +94,32 @@ impl Store {
             }
             let case_write = self.webhook_case_write(receipt, case_known, now)?;
 
-            let outcome = match dedupe.map(|item| read_dedupe(&item)).transpose()? {
-                None => {
-                    let items = self.first_delivery(receipt, &dedupe_sk, case_write, now)?;
-                    self.transact(items).await.map(|()| WebhookRecorded {
-                        first_delivery: true,
-                        deliveries: 1,
-                        case_was_known: case_known,
-                    })
-                }
-                Some(seen) => {
-                    let items = self.repeat_delivery(&case_pk, &dedupe_sk, &seen, case_write, now)?;
-                    self.transact(items).await.map(|()| WebhookRecorded {
+            let (mut items, recorded) = match dedupe.map(|item| read_dedupe(&item)).transpose()? {
+                None => (
+                    self.first_delivery(receipt, &dedupe_sk, case_write, now)?,
+                    WebhookRecorded { first_delivery: true, deliveries: 1, case_was_known: case_known, replay: false },
+                ),
+                Some(seen) => (
+                    self.repeat_delivery(&case_pk, &dedupe_sk, &seen, case_write, now)?,
+                    WebhookRecorded {
                         first_delivery: false,
                         deliveries: seen.deliveries.saturating_add(1),
                         case_was_known: case_known,
-                    })
-                }
+                        replay: false,
+                    },
+                ),
             };
-            match outcome {
-                Ok(recorded) => break recorded,
+            if let (Some(pair), Some(sk)) = (&receipt.signature, &seen_sk) {
+                items.push(self.seen_put(&case_pk, sk, pair.expires_at, now)?);
+            }
+            match self.transact(items).await {
+                Ok(()) => break recorded,
                 // A concurrent delivery or writer got there first (the de-duplication
-                // item now exists, the case item appeared or changed): read again.
-                Err(TxError::Cancelled(r)) if r.transient() || r.condition_failed(0) || r.condition_failed(2) => {
+                // item now exists, the case item appeared or changed, the same pair was
+                // just remembered): read again.
+                Err(TxError::Cancelled(r))
+                    if r.transient() || r.condition_failed(0) || r.condition_failed(2) || r.condition_failed(3) =>
+                {
                     retry.lost(StoreError::TransactionConflict)?;
                 }
                 Err(e) => return Err(e.into_store()),
@@ -157,6 +188,30 @@ impl Store {
             self.tx_update(Self::key(case_pk.to_owned(), sk), &expr, &condition)
         };
         Ok(vec![count(dedupe_sk)?, count(&seen.event_sk)?, case_write])
+    }
+
+    /// [seen put]: remembers a signature pair, unless remembered and not yet expired.
+    fn seen_put(
+        &self,
+        case_pk: &str,
+        seen_sk: &str,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let item = Item::from([
+            (PK.to_owned(), s(case_pk)),
+            (SK.to_owned(), s(seen_sk)),
+            (attr::EXPIRES_AT.to_owned(), n(unix_secs(expires_at))),
+            (attr::FIRST_RECEIVED_AT.to_owned(), t(now)),
+        ]);
+        let mut expr = Expr::new();
+        let condition = format!(
+            "attribute_not_exists({}) OR {} < {}",
+            expr.name(PK),
+            expr.name(attr::EXPIRES_AT),
+            expr.value(n(unix_secs(now)))
+        );
+        self.tx_put(item, &condition, &expr)
     }
 
     /// The case's part of a delivery: flag a known case for refresh (urgent), or create
@@ -240,6 +295,16 @@ fn dedupe_sk(receipt: &WebhookReceipt) -> String {
         None => schema::webhook_sk(&receipt.body_sha256),
         Some(_) => schema::notice_sk(&receipt.body_sha256),
     }
+}
+
+/// Unix seconds, as the TTL attribute holds them (times before 1970 do not occur here).
+fn unix_secs(at: OffsetDateTime) -> u64 {
+    u64::try_from(at.unix_timestamp()).unwrap_or(0)
+}
+
+/// Whether an item's TTL has passed: DynamoDB deletes such items late, if at all soon.
+fn expired(item: &Item, now: OffsetDateTime) -> Result<bool, StoreError> {
+    Ok(Reader::new(item).opt_u64(attr::EXPIRES_AT)?.is_some_and(|at| at < unix_secs(now)))
 }
 
 fn read_dedupe(item: &Item) -> Result<Dedupe, StoreError> {

@@ -1,7 +1,8 @@
 //! `infra/template.yaml` held against the code.
 //!
 //! - the table equals `gateway_store::table_definition()` (keys, attributes, indexes,
-//!   billing), with point-in-time recovery, encryption, and deletion protection in prod;
+//!   billing, time to live), with point-in-time recovery, encryption, and deletion
+//!   protection in prod;
 //! - a partner's own KMS key (`KmsKeyArn`), when given, encrypts the table, the secret
 //!   and every log group, and is granted only through Secrets Manager;
 //! - IAM: no wildcard action, no wildcard resource, and each function's role grants
@@ -251,6 +252,7 @@ fn expected_table() -> Value {
         "KeySchema": key_schema(&def.key_schema),
         "AttributeDefinitions": attributes,
         "GlobalSecondaryIndexes": indexes,
+        "TimeToLiveSpecification": {"AttributeName": def.time_to_live_attribute, "Enabled": true},
     })
 }
 
@@ -282,9 +284,11 @@ fn check_table_definition(t: &Value) -> Vec<String> {
         "KeySchema": p["KeySchema"],
         "AttributeDefinitions": sorted_by(&p["AttributeDefinitions"], "AttributeName"),
         "GlobalSecondaryIndexes": sorted_by(&p["GlobalSecondaryIndexes"], "IndexName"),
+        "TimeToLiveSpecification": p["TimeToLiveSpecification"],
     });
     let expected = expected_table();
-    for key in ["BillingMode", "KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes"] {
+    for key in ["BillingMode", "KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes", "TimeToLiveSpecification"]
+    {
         if actual[key] != expected[key] {
             violations.push(format!(
                 "{name}.{key} differs from gateway_store::table_definition()\n  template: {}\n  code:     {}",
@@ -1048,6 +1052,19 @@ fn table_drift_is_caught() {
             .push(json!({"AttributeName": "x", "AttributeType": "S"}));
     });
     caught(check_table_definition, "BillingMode differs", |t| table(t)["BillingMode"] = json!("PROVISIONED"));
+}
+
+#[test]
+fn time_to_live_drift_is_caught() {
+    caught(check_table_definition, "TimeToLiveSpecification differs", |t| {
+        table(t).as_object_mut().unwrap().remove("TimeToLiveSpecification");
+    });
+    caught(check_table_definition, "TimeToLiveSpecification differs", |t| {
+        table(t)["TimeToLiveSpecification"]["Enabled"] = json!(false);
+    });
+    caught(check_table_definition, "TimeToLiveSpecification differs", |t| {
+        table(t)["TimeToLiveSpecification"]["AttributeName"] = json!("ttl");
+    });
 }
 
 #[test]

@@ -56,6 +56,14 @@ impl Route {
         }
     }
 
+    /// The case id segment of the path, if the route has one.
+    fn case_id(&self) -> Option<&str> {
+        match self {
+            Self::Cases => None,
+            Self::Case(id) | Self::Ogs(id) | Self::Decision(id) => Some(id),
+        }
+    }
+
     fn allowed(&self) -> &'static [Method] {
         match self {
             Self::Cases | Self::Decision(_) => &[Method::POST],
@@ -133,6 +141,9 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
     let latency = {
         let mut state = shared.lock();
         *state.stats.requests.entry(endpoint.clone()).or_default() += 1;
+        if let Some(id) = route.as_ref().and_then(Route::case_id) {
+            *state.case_requests.entry(id.to_owned()).or_default().entry(endpoint.clone()).or_default() += 1;
+        }
         Duration::from_millis(state.faults.latency_ms)
     };
 

@@ -24,6 +24,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/cases", get(list_cases))
         .route("/cases/{id}", get(get_case))
         .route("/cases/{id}/suggestion", post(post_suggestion))
+        .route("/cases/{id}/requests", get(case_requests))
         .route("/deliveries", get(deliveries))
         .route("/stats", get(stats))
         .route("/faults", get(get_faults).put(put_faults))
@@ -63,6 +64,11 @@ async fn get_case(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> 
         Some(case) => json(case),
         None => error_response(StatusCode::NOT_FOUND, "case not found"),
     }
+}
+
+/// The API requests that named a case, per endpoint (`{}` for none): what one case cost.
+async fn case_requests(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    json(shared.lock().case_requests.get(&id).cloned().unwrap_or_default())
 }
 
 async fn post_suggestion(State(shared): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> Response {

@@ -20,6 +20,7 @@
 //! - `POST /_sandbox/cases/{id}/suggestion`: [`SuggestionChange`] -> [`CaseState`]
 //! - `GET /_sandbox/deliveries[?caseSystemId=]`: `[DeliveryAttempt]`
 //! - `GET /_sandbox/stats`: [`Stats`]
+//! - `GET /_sandbox/cases/{id}/requests`: API requests naming that case id, per endpoint
 //! - `GET`/`PUT /_sandbox/faults`: [`Faults`]
 //! - `PUT /_sandbox/credentials`: `[{"apiKey", "apiSecret"}]` -> 204
 //! - `GET`/`PUT /_sandbox/webhook-url`: [`WebhookUrl`]

@@ -155,6 +155,9 @@ pub(crate) struct State {
     pub order: Vec<Uuid>,
     pub deliveries: Vec<DeliveryAttempt>,
     pub stats: Stats,
+    /// API requests per case id (the path's segment, known or not) and endpoint,
+    /// counted on arrival like `stats.requests`: what one case cost the API.
+    pub case_requests: HashMap<String, BTreeMap<String, u64>>,
     pub rng: StdRng,
     pub bucket: TokenBucket,
     pub next_notification_id: u64,
@@ -170,6 +173,7 @@ impl State {
             order: Vec::new(),
             deliveries: Vec::new(),
             stats: Stats { seed, ..Stats::default() },
+            case_requests: HashMap::new(),
             rng: StdRng::seed_from_u64(seed),
             bucket: TokenBucket::new(config.faults.rate_limit_per_sec),
             next_notification_id: 1,

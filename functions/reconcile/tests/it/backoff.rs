@@ -94,6 +94,7 @@ async fn a_case_cabital_answers_404_for_backs_off_and_a_webhook_makes_it_due_at_
         external_case_id: case.external_case_id.clone(),
         suggestion: Some(Suggestion::SuggestToAccept),
         suggestion_comment: None,
+        signature: None,
         body_sha256: request_hash(body.as_bytes()),
         body: Pii(body),
     };

@@ -44,6 +44,10 @@ async fn the_created_table_matches_the_definition() {
         .collect();
     assert_eq!(indexes, expected);
     assert_eq!(table.billing_mode_summary().and_then(|b| b.billing_mode()).map(|b| b.as_str()), Some(def.billing_mode));
+
+    let ttl = client.describe_time_to_live().table_name(&name).send().await.unwrap().time_to_live_description.unwrap();
+    assert_eq!(ttl.attribute_name(), Some(def.time_to_live_attribute));
+    assert_eq!(ttl.time_to_live_status().map(|s| s.as_str()), Some("ENABLED"));
 }
 
 #[tokio::test]

@@ -31,8 +31,14 @@ async fn the_same_body_five_times_is_one_event_delivered_five_times() {
     for i in 0..5 {
         results.push(store.record_webhook(&delivery, at(300 * (i + 1))).await.unwrap());
     }
-    assert_eq!(results[0], WebhookRecorded { first_delivery: true, deliveries: 1, case_was_known: true });
-    assert_eq!(results[4], WebhookRecorded { first_delivery: false, deliveries: 5, case_was_known: true });
+    assert_eq!(
+        results[0],
+        WebhookRecorded { first_delivery: true, deliveries: 1, case_was_known: true, replay: false }
+    );
+    assert_eq!(
+        results[4],
+        WebhookRecorded { first_delivery: false, deliveries: 5, case_was_known: true, replay: false }
+    );
 
     let events = store.timeline(&id, TimelineOrder::Oldest, 50, None).await.unwrap().events;
     assert_eq!(webhook_events(&events), [(5, Suggestion::SuggestToAccept)]);
@@ -93,7 +99,7 @@ async fn a_webhook_for_an_unknown_case_creates_it_from_the_webhook() {
     let ext = new_ext();
     let id = new_case_id();
     let recorded = store.record_webhook(&receipt(id, &ext, Suggestion::SuggestToReject, "hit"), at(5)).await.unwrap();
-    assert_eq!(recorded, WebhookRecorded { first_delivery: true, deliveries: 1, case_was_known: false });
+    assert_eq!(recorded, WebhookRecorded { first_delivery: true, deliveries: 1, case_was_known: false, replay: false });
 
     let case = store.get_case(&id).await.unwrap().expect("the case is kept, not dropped");
     assert_eq!(case.origin, Origin::Webhook);
@@ -133,4 +139,94 @@ async fn a_body_that_does_not_match_its_hash_is_refused() {
     assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
     assert!(!err.retryable());
     assert_eq!(store.get_case(&id).await.unwrap(), None);
+}
+
+/// A delivery with a verified signature pair, remembered until `expires_at`.
+fn signed(
+    delivery: &gateway_store::WebhookReceipt,
+    pair: &str,
+    expires_at: time::OffsetDateTime,
+) -> gateway_store::WebhookReceipt {
+    let signature = gateway_store::SignaturePair { sha256: sha256(pair), expires_at };
+    gateway_store::WebhookReceipt { signature: Some(signature), ..delivery.clone() }
+}
+
+#[tokio::test]
+async fn an_exact_repeat_of_a_signature_pair_is_a_replay_that_writes_nothing() {
+    let store = fresh_store().await;
+    let (ext, id) = create_case(&store, at(0)).await;
+    let delivery = signed(&receipt(id, &ext, Suggestion::SuggestToAccept, "fine"), "ts-1\nsig-1", at(3600));
+
+    let first = store.record_webhook(&delivery, at(10)).await.unwrap();
+    assert_eq!(first, WebhookRecorded { first_delivery: true, deliveries: 1, case_was_known: true, replay: false });
+    let version = store.get_case(&id).await.unwrap().unwrap().version;
+    for i in 0..3 {
+        let again = store.record_webhook(&delivery, at(20 + i)).await.unwrap();
+        assert_eq!(again, WebhookRecorded { first_delivery: false, deliveries: 1, case_was_known: true, replay: true });
+    }
+    let events = store.timeline(&id, TimelineOrder::Oldest, 50, None).await.unwrap().events;
+    assert_eq!(webhook_events(&events), [(1, Suggestion::SuggestToAccept)]);
+    assert_eq!(store.get_case(&id).await.unwrap().unwrap().version, version, "a replay does not touch the case");
+
+    // The same body under another signature is one more delivery.
+    let resigned = signed(&delivery, "ts-2\nsig-2", at(3600));
+    let second = store.record_webhook(&resigned, at(30)).await.unwrap();
+    assert_eq!(second, WebhookRecorded { first_delivery: false, deliveries: 2, case_was_known: true, replay: false });
+    let case = store.get_case(&id).await.unwrap().unwrap();
+    assert!(case.needs_refresh, "a counted repeat flags the case for the reconciler");
+}
+
+#[tokio::test]
+async fn concurrent_repeats_of_one_pair_store_one_delivery() {
+    let store = fresh_store().await;
+    let (ext, id) = create_case(&store, at(0)).await;
+    let delivery = signed(&receipt(id, &ext, Suggestion::SuggestToReject, "hit"), "ts\nsig", at(3600));
+
+    let all = futures::future::join_all((0..8).map(|_| store.record_webhook(&delivery, at(10)))).await;
+    let all: Vec<WebhookRecorded> = all.into_iter().map(Result::unwrap).collect();
+    assert_eq!(all.iter().filter(|r| !r.replay).count(), 1, "{all:?}");
+    assert!(all.iter().filter(|r| !r.replay).all(|r| r.first_delivery), "{all:?}");
+    let events = store.timeline(&id, TimelineOrder::Oldest, 50, None).await.unwrap().events;
+    assert_eq!(webhook_events(&events), [(1, Suggestion::SuggestToReject)]);
+}
+
+#[tokio::test]
+async fn a_pair_past_its_expiry_is_taken_as_absent_even_before_dynamodb_deletes_it() {
+    let store = fresh_store().await;
+    let (ext, id) = create_case(&store, at(0)).await;
+    let delivery = signed(&receipt(id, &ext, Suggestion::SuggestToAccept, "fine"), "ts\nsig", at(100));
+
+    assert!(!store.record_webhook(&delivery, at(10)).await.unwrap().replay);
+    assert!(store.record_webhook(&delivery, at(99)).await.unwrap().replay, "still remembered at 99 s");
+    let later = signed(&delivery, "ts\nsig", at(500));
+    let after = store.record_webhook(&later, at(101)).await.unwrap();
+    assert_eq!(after, WebhookRecorded { first_delivery: false, deliveries: 2, case_was_known: true, replay: false });
+    assert!(store.record_webhook(&later, at(102)).await.unwrap().replay, "remembered again, until 500 s");
+}
+
+#[tokio::test]
+async fn a_signature_pair_is_stored_hashed_with_its_ttl() {
+    let store = fresh_store().await;
+    let (ext, id) = create_case(&store, at(0)).await;
+    let delivery = signed(&receipt(id, &ext, Suggestion::SuggestToAccept, "fine"), "ts\nsig", at(3600));
+    store.record_webhook(&delivery, at(10)).await.unwrap();
+
+    let pk = format!("CASE#{id}");
+    let sk = format!("SEEN#{}", sha256("ts\nsig"));
+    let key = [("pk", pk), ("sk", sk)]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), aws_sdk_dynamodb::types::AttributeValue::S(v)))
+        .collect();
+    let item = store
+        .client()
+        .get_item()
+        .table_name(store.table_name())
+        .set_key(Some(key))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the pair is remembered under its hash");
+    let expires = item.get("expiresAt").and_then(|v| v.as_n().ok()).cloned();
+    assert_eq!(expires, Some(at(3600).unix_timestamp().to_string()), "a Number of Unix seconds: DynamoDB's TTL");
 }

@@ -31,7 +31,7 @@ pub(super) const CLOCK_OFFSET_SECS: i64 = 7;
 pub(super) const DUPLICATES: u32 = 4;
 
 /// `ACCESS-SIGN` as Cabital computes it: hex HMAC-SHA256 over timestamp + method + path + body.
-fn sign(secret: &str, timestamp: &str, path: &str, body: &[u8]) -> String {
+pub(super) fn sign(secret: &str, timestamp: &str, path: &str, body: &[u8]) -> String {
     // ok: HMAC takes keys of any length; new_from_slice cannot fail for it.
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(timestamp.as_bytes());

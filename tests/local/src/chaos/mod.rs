@@ -19,6 +19,7 @@
 mod audit;
 mod drive;
 mod faults;
+mod replay;
 mod report;
 mod verify;
 
@@ -185,6 +186,7 @@ struct Chaos {
     unauthorized_before_rotation: AtomicU64,
     /// The sandbox's webhook counters when the run began: (notifications, dropped, successes).
     baseline: Mutex<(u64, u64, u64, u64)>,
+    replay_record: Mutex<replay::ReplayRecord>,
 }
 
 /// Runs the chaos.
@@ -242,6 +244,7 @@ pub async fn run(args: &Args) -> Result<()> {
         rotation_begun: AtomicBool::new(false),
         unauthorized_before_rotation: AtomicU64::new(0),
         baseline: Mutex::new((0, 0, 0, 0)),
+        replay_record: Mutex::new(replay::ReplayRecord::default()),
     });
     crate::ensure(chaos.log_file.is_file(), || format!("--log-file {}: no such file", chaos.log_file.display()))?;
     crate::ensure(Path::new(&format!("/proc/{moto_pid}")).exists(), || {
@@ -288,6 +291,7 @@ impl Chaos {
         ));
         let reconciler = tokio::spawn(Arc::clone(self).reconcile_loop());
         let bad = tokio::spawn(Arc::clone(self).bad_input_loop());
+        let flood = tokio::spawn(Arc::clone(self).flood());
         let mut workers = tokio::task::JoinSet::new();
         for w in 0..self.concurrency {
             let me = Arc::clone(self);
@@ -308,6 +312,7 @@ impl Chaos {
         self.finished.store(true, Ordering::SeqCst);
         let mid = events.await.map_err(|e| Failure(format!("the mid-run events panicked: {e}")))?;
         let _ = bad.await;
+        let _ = flood.await;
         if let Some(e) = failure {
             reconciler.abort();
             return Err(e);
@@ -328,6 +333,9 @@ impl Chaos {
         note("PUT /_sandbox/faults {} (no fault)");
         reconciler.abort();
         let verdict = self.settle().await?;
+        // Once settled: nothing else reads the captured case from Cabital meanwhile.
+        self.replay_capture().await?;
+        self.check_replay().await;
 
         // ---- 4. the figures and the log audit
         header(4, STEPS, "The log audit: the functions' log holds no secret and no personal data");

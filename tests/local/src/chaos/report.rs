@@ -22,7 +22,7 @@ impl Chaos {
             _ => 0.0,
         };
         let probes: Vec<String> = stop.probes.iter().map(|(s, t)| format!("HTTP {s} in {t:.1} s")).collect();
-        let rows: Vec<(&str, String)> = vec![
+        let mut rows: Vec<(&str, String)> = vec![
             (
                 "cases",
                 format!(
@@ -43,7 +43,14 @@ impl Chaos {
                 "events",
                 format!("{} distinct webhook bodies stored, {} deliveries counted", v.events, v.stored_deliveries),
             ),
-            ("duplicates absorbed", v.duplicates_absorbed.to_string()),
+            (
+                "duplicates absorbed",
+                format!(
+                    "{} (counted on their event); {} exact repeats (a copy sent under the same timestamp and \
+                     signature) answered 2xx as replays, not counted",
+                    v.duplicates_absorbed, v.exact_repeats
+                ),
+            ),
             (
                 "forged refused",
                 format!(
@@ -146,6 +153,7 @@ impl Chaos {
             ("mismatched", v.mismatched.to_string()),
             ("time taken", format!("{:.0} s", took.as_secs_f64())),
         ];
+        rows.extend(self.replay_rows());
         for (key, value) in rows {
             println!("   {key:<26} {value}");
         }
@@ -158,6 +166,7 @@ impl Chaos {
         violations.extend(self.bad_input_violations());
         violations.extend(self.stop_violations(verdict));
         violations.extend(self.rotation_violations(stats_end));
+        violations.extend(lock(&self.replay_record).violations.iter().cloned());
         if violations.is_empty() {
             println!(
                 "\nCHAOS PASSED in {:.0} s: {} cases, lost 0, mismatched 0, no bad delivery stored or answered 5xx, no secret or personal data in the log.",

@@ -163,6 +163,17 @@ impl Chaos {
         struct BodyStats {
             successes: u64,
             failed: u64,
+            /// The distinct signatures answered 2xx (by timestamp: one body and one
+            /// secret at one timestamp are one signature), and the unsigned 2xx answers.
+            signed_2xx: HashSet<i64>,
+            unsigned_2xx: u64,
+        }
+        impl BodyStats {
+            /// Deliveries that must be stored: an exact repeat of a stored one (same
+            /// timestamp and signature, e.g. a copy sent in the same second) is a replay.
+            fn must_be_stored(&self) -> u64 {
+                self.signed_2xx.len() as u64 + self.unsigned_2xx
+            }
         }
         let mut per_body: HashMap<String, BodyStats> = HashMap::new();
         let stop_window = lock(&self.stop).wall;
@@ -186,6 +197,12 @@ impl Chaos {
             if success {
                 stats.successes += 1;
                 v.delivered += 1;
+                match d.get("accessTimestamp").and_then(Value::as_i64) {
+                    Some(ts) => {
+                        stats.signed_2xx.insert(ts);
+                    }
+                    None => stats.unsigned_2xx += 1,
+                }
             } else {
                 stats.failed += 1;
             }
@@ -364,15 +381,17 @@ impl Chaos {
                 }
                 let expected = per_body.get(body);
                 let successes = expected.map_or(0, |s| s.successes);
+                let must = expected.map_or(0, BodyStats::must_be_stored);
+                v.exact_repeats += successes - must;
                 let failed = expected.map_or(0, |s| s.failed);
                 let probe = u64::from(probes.contains(body));
                 if expected.is_none() && probe == 0 {
                     v.violations.push(format!("case {id}: a webhook event holds a body Cabital never sent"));
                     v.mismatched_deliveries += 1;
-                } else if *stored < successes {
-                    v.lost_deliveries += successes - stored;
+                } else if *stored < must {
+                    v.lost_deliveries += must - stored;
                     v.violations.push(format!(
-                        "LOST: case {id}: a body answered 2xx {successes} time(s) is stored with {stored} deliveries"
+                        "LOST: case {id}: a body answered 2xx under {must} signature(s) is stored with {stored} deliveries"
                     ));
                 } else if *stored > successes + failed + probe {
                     v.mismatched_deliveries += 1;
@@ -446,6 +465,9 @@ pub(super) struct Verdict {
     pub(super) late_replays_kept: u64,
     /// 2xx answers the sandbox's lost-ack fault turned into retries.
     pub(super) acks_lost: u64,
+    /// 2xx answers to an exact repeat of a stored delivery (same timestamp and
+    /// signature): replays, not counted again.
+    pub(super) exact_repeats: u64,
     /// Retries sent under their first attempt's headers.
     pub(super) old_header_retries: u64,
     pub(super) unknown_creates: u64,

@@ -78,6 +78,36 @@ async fn stats_count_what_happened() {
 }
 
 #[tokio::test]
+async fn requests_are_counted_per_case() {
+    let sandbox = sandbox(|_| {}).await;
+    let api = Api::new(&sandbox);
+    let created = api.create(&individual("pc-1", "John Doe")).await;
+    let id = created["caseSystemId"].as_str().unwrap();
+    let other = api.create(&individual("pc-2", "John Doe")).await;
+    let other = other["caseSystemId"].as_str().unwrap();
+    for _ in 0..3 {
+        api.get_case(id).await;
+    }
+    api.get_case(other).await;
+    api.call("DELETE", &format!("/api/v1/cases/{id}/ogs"), "").await;
+    let unknown = uuid::Uuid::new_v4().to_string();
+    api.call("GET", &format!("/api/v1/cases/{unknown}"), "").await;
+
+    assert_eq!(
+        case_requests(&api, id).await,
+        json!({"GET /api/v1/cases/{caseSystemId}": 3, "DELETE /api/v1/cases/{caseSystemId}/ogs": 1})
+    );
+    assert_eq!(case_requests(&api, other).await, json!({"GET /api/v1/cases/{caseSystemId}": 1}));
+    let unknown_count = case_requests(&api, &unknown).await;
+    assert_eq!(unknown_count, json!({"GET /api/v1/cases/{caseSystemId}": 1}), "counted on arrival");
+    assert_eq!(case_requests(&api, &uuid::Uuid::new_v4().to_string()).await, json!({}));
+}
+
+async fn case_requests(api: &Api, id: &str) -> Value {
+    api.control("GET", &format!("/cases/{id}/requests"), None).await.json().await.unwrap()
+}
+
+#[tokio::test]
 async fn cases_can_be_found_by_external_id() {
     let sandbox = sandbox(|c| c.reject_duplicate_external_id = false).await;
     let api = Api::new(&sandbox);

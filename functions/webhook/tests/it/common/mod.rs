@@ -44,6 +44,12 @@ pub fn signed_event_aged(body: &str, age_secs: i64) -> String {
     event("POST", PATH, "", &signature(API_KEY, API_SECRET, ts, PATH, body.as_bytes()), body.as_bytes())
 }
 
+/// `body` posted to the route, signed with the harness's key and secret at `timestamp`
+/// (one signature per timestamp: the same one twice is a replay).
+pub fn signed_event_at(body: &str, timestamp: i64) -> String {
+    event("POST", PATH, "", &signature(API_KEY, API_SECRET, timestamp, PATH, body.as_bytes()), body.as_bytes())
+}
+
 /// The UNVERIFIED_NOTICE events: (deliveries, reason).
 pub fn notice_events(events: &[Event]) -> Vec<(u32, gateway_store::NoticeReason)> {
     events

@@ -75,5 +75,6 @@ pub fn receipt(id: CaseSystemId, ext: &ExternalCaseId, suggestion: Suggestion, c
         suggestion_comment: Some(gateway_cabital::Comment::new(comment.to_owned())),
         body_sha256: sha256(&body),
         body: Pii(body),
+        signature: None,
     }
 }
