@@ -6,3 +6,4 @@ mod create_unknown;
 mod end_to_end;
 mod intake;
 mod refusals;
+mod rotation;
