@@ -219,7 +219,7 @@ async fn an_unreadable_previous_secret_is_reported_and_not_asked_again_at_once()
     assert!(store.previous().await.unwrap().is_none());
     assert_eq!(*fallbacks.lock().unwrap(), [Fallback::Previous], "reported once, not asked again at once");
     proxy.set_down(false);
-    // Asked again after the pause (the lifetime, clamped to 1..30 s).
+    // Asked again after the pause (the lifetime, clamped to 1..10 s).
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     let previous = store.previous().await.unwrap().expect("read once Secrets Manager is back");
     assert!(verifies(&previous, "old-secret-1"));

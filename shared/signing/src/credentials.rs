@@ -308,7 +308,7 @@ impl CredentialPolicy {
     /// most this often: a hung endpoint then costs one slow call per instance per
     /// pause, not one per request.
     fn retry_pause(&self) -> Duration {
-        self.ttl.clamp(Duration::from_secs(1), Duration::from_secs(30))
+        self.ttl.clamp(Duration::from_secs(1), Duration::from_secs(10))
     }
 }
 

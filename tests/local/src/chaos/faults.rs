@@ -101,6 +101,7 @@ impl Chaos {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         self.stop_moto().await?;
+        self.rotate_during_secrets_outage().await?;
         while self.created_count.load(Ordering::SeqCst) < rotate_at {
             if self.finished.load(Ordering::SeqCst) {
                 return Ok(());
@@ -399,7 +400,7 @@ impl Chaos {
     }
 
     /// The whole secret, as JSON.
-    async fn secret_value(&self) -> Result<Value> {
+    pub(super) async fn secret_value(&self) -> Result<Value> {
         let out = self
             .secrets
             .get_secret_value()

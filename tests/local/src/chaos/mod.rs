@@ -20,7 +20,10 @@ mod audit;
 mod drive;
 mod faults;
 mod report;
+mod rotation;
 mod verify;
+
+pub use rotation::{PROXY_FLAGS, run_secrets_proxy};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -55,6 +58,7 @@ pub const FLAGS: &[&str] = &[
     "settle-timeout-secs",
     "max-backlog",
     "seed",
+    "secrets-outage-file",
 ];
 
 const STEPS: usize = 6;
@@ -185,6 +189,8 @@ struct Chaos {
     unauthorized_before_rotation: AtomicU64,
     /// The sandbox's webhook counters when the run began: (notifications, dropped, successes).
     baseline: Mutex<(u64, u64, u64, u64)>,
+    /// The rotation during an outage of Secrets Manager.
+    outage: rotation::Outage,
 }
 
 /// Runs the chaos.
@@ -242,6 +248,7 @@ pub async fn run(args: &Args) -> Result<()> {
         rotation_begun: AtomicBool::new(false),
         unauthorized_before_rotation: AtomicU64::new(0),
         baseline: Mutex::new((0, 0, 0, 0)),
+        outage: rotation::Outage::from_args(args),
     });
     crate::ensure(chaos.log_file.is_file(), || format!("--log-file {}: no such file", chaos.log_file.display()))?;
     crate::ensure(Path::new(&format!("/proc/{moto_pid}")).exists(), || {
@@ -250,6 +257,7 @@ pub async fn run(args: &Args) -> Result<()> {
     let outcome = chaos.all().await;
     // Whatever happened, moto runs on and the faults are off.
     chaos.resume_moto();
+    chaos.end_secrets_outage();
     let _ = chaos.stack.sandbox_put("/_sandbox/faults", &json!({})).await;
     outcome
 }

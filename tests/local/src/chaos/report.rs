@@ -158,6 +158,7 @@ impl Chaos {
         violations.extend(self.bad_input_violations());
         violations.extend(self.stop_violations(verdict));
         violations.extend(self.rotation_violations(stats_end));
+        violations.extend(self.secrets_outage_violations());
         if violations.is_empty() {
             println!(
                 "\nCHAOS PASSED in {:.0} s: {} cases, lost 0, mismatched 0, no bad delivery stored or answered 5xx, no secret or personal data in the log.",
