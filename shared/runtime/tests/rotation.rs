@@ -3,6 +3,7 @@
 //! window, and an outage of Secrets Manager serves the cached secret for a bounded time.
 //!
 //! Needs moto: `./scripts/test.sh` starts it and exports `MOTO_ENDPOINT`.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

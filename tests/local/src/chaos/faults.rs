@@ -101,14 +101,16 @@ impl Chaos {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         self.stop_moto().await?;
-        self.rotate_during_secrets_outage().await?;
         while self.created_count.load(Ordering::SeqCst) < rotate_at {
             if self.finished.load(Ordering::SeqCst) {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        self.rotate().await
+        self.rotate().await?;
+        // After the API pair's rotation, not before: AWSPREVIOUS is one version, and
+        // resends of deliveries signed before the webhook pair's rotation need it.
+        self.rotate_during_secrets_outage().await
     }
 
     /// Freezes moto for a few seconds: the webhook must answer 5xx meanwhile (so that

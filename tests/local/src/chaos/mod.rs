@@ -290,7 +290,7 @@ impl Chaos {
         // ---- 2. the cases, with bad input, reconciliation, moto's stop and the rotation
         header(2, STEPS, "Cases through the API, bad deliveries mixed in, reconcile on its schedule");
         note(format!(
-            "{} workers; moto stopped for {} s at 40 % of the cases, the secret rotated at 65 %",
+            "{} workers; moto stopped for {} s at 40 % of the cases, the API secret rotated at 65 %, then the webhook secret during a Secrets Manager outage",
             self.concurrency,
             self.moto_stop.as_secs()
         ));

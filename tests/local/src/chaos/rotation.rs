@@ -11,6 +11,7 @@
 //! their first headers; the outage ends. The webhook must pick the new pair up, and a
 //! delivery signed with the old one must still be stored (`AWSPREVIOUS`, within the
 //! grace window). The run's accounting then says whether any real delivery was lost.
+//! It runs after the API pair's rotation, the last rotation of the run.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +30,10 @@ use crate::{Failure, Result};
 /// The functions' secret cache lifetime in the local stack (`CABITAL_SECRET_TTL_SECS`):
 /// once the outage is older, every function has had to ask Secrets Manager again.
 const LOCAL_SECRET_TTL: Duration = Duration::from_secs(30);
+/// The API pair was rotated just before (AWSPREVIOUS is one version: the webhook pair
+/// rotates last, so that its previous value stays `AWSPREVIOUS`): every function meets
+/// a 401 and refetches it within this, before Secrets Manager goes down.
+const AFTER_API_ROTATION: Duration = Duration::from_secs(20);
 /// How long after the outage the webhook may take to hold the new pair: the store asks
 /// Secrets Manager again at most every 10 s after a failure, and the driver's probes
 /// may queue behind the sandbox's deliveries.
@@ -64,7 +69,7 @@ impl Outage {
         let Some(file) = &self.file else { return Ok(()) };
         let outcome = if down { std::fs::write(file, b"outage\n") } else { std::fs::remove_file(file) };
         match outcome {
-            Err(e) if !(e.kind() == std::io::ErrorKind::NotFound && !down) => Err(Failure(format!(
+            Err(e) if down || e.kind() != std::io::ErrorKind::NotFound => Err(Failure(format!(
                 "{} the outage file {}: {e}",
                 if down { "writing" } else { "removing" },
                 file.display()
@@ -99,6 +104,7 @@ impl Chaos {
             }
         };
         lock(&self.all_credentials).push(old.clone());
+        tokio::time::sleep(AFTER_API_ROTATION).await;
         let bodies = self.probe_candidates(3).await?;
         crate::ensure(bodies.len() == 3, || "no three stored webhook bodies to probe with".to_owned())?;
 
