@@ -39,6 +39,8 @@ fn sdk(endpoint: &str) -> aws_config::ConfigLoader {
 struct Proxy {
     url: String,
     down: Arc<AtomicBool>,
+    /// While set (with `down`), connections are accepted and never answered.
+    hang: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
     accept: tokio::task::JoinHandle<()>,
 }
@@ -49,11 +51,16 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let down = Arc::new(AtomicBool::new(false));
+        let hang = Arc::new(AtomicBool::new(false));
         let open: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
-        let (d, o) = (down.clone(), open.clone());
+        let (d, h, o) = (down.clone(), hang.clone(), open.clone());
         let accept = tokio::spawn(async move {
+            let mut held = Vec::new();
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if d.load(Ordering::SeqCst) {
+                    if h.load(Ordering::SeqCst) {
+                        held.push(inbound);
+                    }
                     continue; // dropped: closed at once
                 }
                 let task = tokio::spawn(async move {
@@ -64,7 +71,12 @@ impl Proxy {
                 o.lock().unwrap().push(task.abort_handle());
             }
         });
-        Proxy { url, down, open, accept }
+        Proxy { url, down, hang, open, accept }
+    }
+
+    fn set_hung(&self) {
+        self.hang.store(true, Ordering::SeqCst);
+        self.set_down(true);
     }
 
     fn set_down(&self, down: bool) {
@@ -224,4 +236,20 @@ async fn an_unreadable_previous_secret_is_reported_and_not_asked_again_at_once()
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     let previous = store.previous().await.unwrap().expect("read once Secrets Manager is back");
     assert!(verifies(&previous, "old-secret-1"));
+}
+
+#[tokio::test]
+async fn a_secrets_manager_that_hangs_costs_a_second_while_the_cached_secret_can_stand_in() {
+    let (_, id) = create_secret("cached-secret-1").await;
+    let proxy = Proxy::to_moto().await;
+    let settings = [("CABITAL_SECRET_TTL_SECS", "1"), ("CABITAL_SECRET_FALLBACK_SECS", "30")];
+    let (store, fallbacks) = open_store(&proxy.url, &id, &settings).await;
+    assert!(store.get().await.is_ok());
+    proxy.set_hung();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let started = Instant::now();
+    assert!(verifies(&store.get().await.unwrap(), "cached-secret-1"));
+    // Not the SDK's 4 s (connect, attempt, retries): a second, then the cached secret.
+    assert!(started.elapsed() < Duration::from_millis(1_500), "took {:?}", started.elapsed());
+    assert_eq!(*fallbacks.lock().unwrap(), [Fallback::Current]);
 }

@@ -304,6 +304,10 @@ impl CredentialPolicy {
         CredentialPolicy { ttl, fallback: Duration::ZERO, previous_grace: Duration::ZERO }
     }
 
+    /// While a cached value can stand in, a fetch gets this long (the SDK's own limits,
+    /// retries included, are seconds: each would be a request's latency).
+    const STAND_IN_FETCH_LIMIT: Duration = Duration::from_secs(1);
+
     /// After a failed fetch served from the cache, Secrets Manager is asked again at
     /// most this often: a hung endpoint then costs one slow call per instance per
     /// pause, not one per request.
@@ -473,7 +477,7 @@ impl CredentialStore {
             Previous::Failed(at) if at.elapsed() < self.inner.policy.retry_pause() => return Ok(None),
             Previous::Failed(_) | Previous::Unread => {}
         }
-        match self.inner.source.fetch(Stage::Previous).await {
+        match limited(self.inner.source.fetch(Stage::Previous)).await {
             Ok(p) => {
                 // The version the current one replaced is never the current one.
                 let p = p.filter(|p| p.id.is_none() || p.id != c.current.id).map(|p| p.credentials);
@@ -495,7 +499,13 @@ impl CredentialStore {
     /// Fetches `AWSCURRENT` into the slot; on failure, serves the cached value within the
     /// fallback bound when `fallback`.
     async fn fetch_into(&self, slot: &mut Option<Cached>, fallback: bool) -> Result<Credentials, CredentialsError> {
-        match self.inner.source.fetch_current().await {
+        let stand_in = fallback && slot.as_ref().is_some_and(|c| self.within_fallback(c));
+        let fetched = if stand_in {
+            limited(self.inner.source.fetch_current()).await
+        } else {
+            self.inner.source.fetch_current().await
+        };
+        match fetched {
             Ok(fresh) => {
                 let now = Instant::now();
                 let credentials = fresh.credentials.clone();
@@ -532,4 +542,13 @@ impl CredentialStore {
             hook(what);
         }
     }
+}
+
+/// `fetch` within [`CredentialPolicy::STAND_IN_FETCH_LIMIT`]; past it, a retryable `Timeout`.
+async fn limited<T>(
+    fetch: impl std::future::Future<Output = Result<T, CredentialsError>>,
+) -> Result<T, CredentialsError> {
+    tokio::time::timeout(CredentialPolicy::STAND_IN_FETCH_LIMIT, fetch)
+        .await
+        .unwrap_or_else(|_| Err(CredentialsError::SecretsManager { code: "Timeout".into(), retryable: true }))
 }
