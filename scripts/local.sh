@@ -287,6 +287,27 @@ SECRET_VALUE="local-secret-$(head -c 16 /dev/urandom | sha256sum | cut -c1-24)"
     ${SETUP_ARGS[@]+"${SETUP_ARGS[@]}"} |
     sed 's/^/    /' >&2 || die "could not create the table and the secret in moto"
 
+# ---------------------------------------------------------------- Secrets Manager's proxy
+
+# The functions reach Secrets Manager through a proxy to moto
+# (AWS_ENDPOINT_URL_SECRETS_MANAGER) that refuses every connection while its outage
+# file exists: the chaos run's Secrets Manager outage, with DynamoDB up.
+SECRETS_OUTAGE_FILE="$LOCAL_DIR/secrets-outage-$$"
+rm -f "$SECRETS_OUTAGE_FILE"
+SECRETS_PROXY_LOG="$LOG_DIR/secrets-proxy-$$.log"
+((KEEP)) || _RUN_LOGS+=("$SECRETS_PROXY_LOG")
+start_service "secrets proxy" "$SECRETS_PROXY_LOG" "$LOCAL_STACK_BIN" secrets-proxy \
+    --to "$MOTO_ENDPOINT" --outage-file "$SECRETS_OUTAGE_FILE"
+SECRETS_PROXY_PID=$SERVICE_PID
+SECRETS_URL=""
+for ((i = 0; i < 100; i++)); do
+    SECRETS_URL="$(sed -n 's/^listening on \(http[^ ]*\).*/\1/p' "$SECRETS_PROXY_LOG" 2>/dev/null | head -n 1)"
+    [[ -n "$SECRETS_URL" ]] && break
+    pid_running "$SECRETS_PROXY_PID" || fail "the Secrets Manager proxy exited at start"
+    sleep 0.1
+done
+[[ -n "$SECRETS_URL" ]] || fail "the Secrets Manager proxy did not say it was listening within 10 s"
+
 # ---------------------------------------------------------------- the sandbox
 
 [[ -n "$LAMBDA_PORT" ]] || LAMBDA_PORT=$(free_port)
@@ -325,8 +346,9 @@ else
     ENV_FILE="$LOCAL_DIR/local.env"
 fi
 # Every function reads what it needs; the others ignore the rest. No secret here: the
-# functions read it from Secrets Manager (moto), as on AWS. For the chaos run: the
-# secret is cached 30 s (a rotation is seen within that, or at the first 401); a table
+# functions read it from Secrets Manager (moto, through the proxy above), as on AWS.
+# For the chaos run: the secret is cached 30 s (a rotation is seen within that, or at
+# the first 401), and served 120 s past that while Secrets Manager fails; a table
 # that hangs (moto frozen) fails a call within 4.5 s, so the webhook answers 503 before
 # the sandbox's 10 s attempt timeout, in one attempt: moto ignores DynamoDB's
 # ClientRequestToken, so the SDK's retry of a write moto applied late would apply it
@@ -342,9 +364,11 @@ CABITAL_BASE_URL=$SANDBOX_URL
 CABITAL_SIGNATURE_ENCODING=$ENCODING
 WEBHOOK_AUTH=$WEBHOOK_AUTH
 CABITAL_SECRET_TTL_SECS=30
+CABITAL_SECRET_FALLBACK_SECS=120
 DYNAMODB_ATTEMPT_TIMEOUT_MS=4500
 DYNAMODB_OPERATION_TIMEOUT_MS=4500
 AWS_ENDPOINT_URL=$MOTO_ENDPOINT
+AWS_ENDPOINT_URL_SECRETS_MANAGER=$SECRETS_URL
 AWS_REGION=$AWS_REGION
 AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID
 AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
@@ -467,7 +491,7 @@ fi
 # ---------------------------------------------------------------- the chaos run
 
 if ((CHAOS_CASES > 0)); then
-    log "the chaos run: $CHAOS_CASES cases under faults and bad deliveries, moto frozen once, the secret rotated"
+    log "the chaos run: $CHAOS_CASES cases under faults and bad deliveries, moto frozen once, the secrets rotated (one during a Secrets Manager outage)"
     chaos_start=$SECONDS
     # Its report is kept, so that on failure its verdict is printed again after the
     # services' logs: the last lines on screen (and in a CI log's tail) say what failed.
@@ -481,6 +505,7 @@ if ((CHAOS_CASES > 0)); then
         --secret-id "$SECRET_ID" \
         --moto-pid "$MOTO_PID" \
         --log-file "$WATCH_LOG" \
+        --secrets-outage-file "$SECRETS_OUTAGE_FILE" \
         --cases "$CHAOS_CASES" \
         --reconcile-event functions/reconcile/events/schedule.json 2>&1 | tee "$CHAOS_OUT" ||
         fail_chaos

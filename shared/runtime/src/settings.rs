@@ -13,7 +13,7 @@ use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
 use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use gateway_cabital::{CabitalClient, ClientConfig};
-use gateway_signing::{CredentialSource, CredentialStore};
+use gateway_signing::{CredentialPolicy, CredentialSource, CredentialStore, Fallback, FallbackHook};
 use url::Url;
 
 /// A setting is missing or malformed. Names the variable, never a secret value.
@@ -132,6 +132,14 @@ pub struct CabitalSettings {
     pub secret_id: String,
     /// `CABITAL_SECRET_TTL_SECS`: how long the secret is cached (default 300).
     pub secret_ttl: Duration,
+    /// `CABITAL_SECRET_FALLBACK_SECS`: when Secrets Manager fails, how long past its
+    /// lifetime the cached secret is still served (default 900; 0: never).
+    pub secret_fallback: Duration,
+    /// `CABITAL_SECRET_PREVIOUS_GRACE_SECS`: how long after a rotation (the
+    /// `AWSCURRENT` version's creation) webhooks signed with the `AWSPREVIOUS` value
+    /// still verify (default 90000, 25 h: Cabital resends a delivery for 24 h 5 min
+    /// under its first headers; 0: never).
+    pub secret_previous_grace: Duration,
     /// The client's [`ClientConfig::new`] defaults, with `CABITAL_BASE_URL` (default
     /// [`DEFAULT_BASE_URL`]), `CABITAL_SIGNATURE_ENCODING` (`base64` or `hex`, for the
     /// calls we send), `CABITAL_REQUEST_TIMEOUT_MS` (one attempt) and
@@ -154,14 +162,27 @@ impl CabitalSettings {
         let secret_id = env.required("CABITAL_SECRET_ID")?;
         let encoding = env.parsed_or("CABITAL_SIGNATURE_ENCODING", d.encoding)?;
         let secret_ttl = env.seconds_or("CABITAL_SECRET_TTL_SECS", Duration::from_secs(300))?;
+        let (secret_fallback, secret_previous_grace) = read_rotation_settings(env)?;
         let request_timeout = env.millis_or("CABITAL_REQUEST_TIMEOUT_MS", d.request_timeout)?;
         let client = ClientConfig { base_url, encoding, request_timeout, max_attempts, ..d };
-        Ok(CabitalSettings { secret_id, secret_ttl, client })
+        Ok(CabitalSettings { secret_id, secret_ttl, secret_fallback, secret_previous_grace, client })
     }
 
-    /// The credential store over Secrets Manager ([`credential_store`]).
+    /// The credential store over Secrets Manager ([`secrets_manager_source`]), with
+    /// the fallback and the grace window, each fallback emitting `SecretFallback`.
     pub fn credential_store(&self, sdk: &aws_config::SdkConfig) -> CredentialStore {
-        credential_store(sdk, self.secret_id.clone(), self.secret_ttl)
+        self.credential_store_with(sdk, Some(std::sync::Arc::new(emit_secret_fallback)))
+    }
+
+    /// The same, with another hook for the fallbacks (tests count them).
+    pub fn credential_store_with(&self, sdk: &aws_config::SdkConfig, hook: Option<FallbackHook>) -> CredentialStore {
+        let policy = CredentialPolicy {
+            ttl: self.secret_ttl,
+            fallback: self.secret_fallback,
+            previous_grace: self.secret_previous_grace,
+        };
+        let source = secrets_manager_source(sdk, self.secret_id.clone());
+        CredentialStore::with_policy(source, policy, hook)
     }
 
     /// The Cabital client over the given credentials.
@@ -177,6 +198,11 @@ impl CabitalSettings {
 /// answer) would otherwise hold the request until the Lambda's own timeout, where a
 /// webhook must answer 503 in seconds so that Cabital retries.
 pub fn credential_store(sdk: &aws_config::SdkConfig, secret_id: String, ttl: Duration) -> CredentialStore {
+    CredentialStore::new(secrets_manager_source(sdk, secret_id), ttl)
+}
+
+/// The Secrets Manager source of [`credential_store`], with its time limits.
+pub fn secrets_manager_source(sdk: &aws_config::SdkConfig, secret_id: String) -> CredentialSource {
     let (connect, attempt, operation) = SECRETS_TIMEOUTS;
     let config = aws_sdk_secretsmanager::config::Builder::from(sdk)
         .timeout_config(
@@ -188,7 +214,41 @@ pub fn credential_store(sdk: &aws_config::SdkConfig, secret_id: String, ttl: Dur
         )
         .build();
     let client = aws_sdk_secretsmanager::Client::from_conf(config);
-    CredentialStore::new(CredentialSource::SecretsManager { client, secret_id }, ttl)
+    CredentialSource::SecretsManager { client, secret_id }
+}
+
+/// The longest fallback taken: a secret served a day past its lifetime may be one
+/// Cabital revoked long ago.
+const MAX_SECRET_FALLBACK: Duration = Duration::from_secs(86_400);
+/// The longest grace window taken for the previous secret.
+const MAX_PREVIOUS_GRACE: Duration = Duration::from_secs(7 * 86_400);
+
+/// `CABITAL_SECRET_FALLBACK_SECS` and `CABITAL_SECRET_PREVIOUS_GRACE_SECS`, bounded.
+fn read_rotation_settings(env: &Env) -> Result<(Duration, Duration), SettingError> {
+    let fallback = env.seconds_or("CABITAL_SECRET_FALLBACK_SECS", Duration::from_secs(900))?;
+    if fallback > MAX_SECRET_FALLBACK {
+        return Err(SettingError::Invalid {
+            name: "CABITAL_SECRET_FALLBACK_SECS",
+            reason: format!("must be at most {} (a day)", MAX_SECRET_FALLBACK.as_secs()),
+        });
+    }
+    let grace = env.seconds_or("CABITAL_SECRET_PREVIOUS_GRACE_SECS", Duration::from_secs(90_000))?;
+    if grace > MAX_PREVIOUS_GRACE {
+        return Err(SettingError::Invalid {
+            name: "CABITAL_SECRET_PREVIOUS_GRACE_SECS",
+            reason: format!("must be at most {} (7 days)", MAX_PREVIOUS_GRACE.as_secs()),
+        });
+    }
+    Ok((fallback, grace))
+}
+
+/// The metric counting each time Secrets Manager failed and a cached secret stood in
+/// (alarmed in the template).
+pub const SECRET_FALLBACK_METRIC: &str = "SecretFallback";
+
+/// Emits [`SECRET_FALLBACK_METRIC`] (count 1, dimension `Reason`).
+pub fn emit_secret_fallback(reason: Fallback) {
+    crate::metrics::emit(&[("Reason", reason.as_str())], &[(SECRET_FALLBACK_METRIC, 1.0, crate::metrics::Unit::Count)]);
 }
 
 /// Which roots the AWS SDK's connections trust (`AWS_TLS_ROOTS`, the gateway's setting).
@@ -401,6 +461,35 @@ mod tests {
                 .starts_with("setting CABITAL_SIGNATURE_ENCODING is invalid: ")
         );
         assert!(error(&[("CABITAL_BASE_URL", "http://10.0.0.1")]).starts_with("setting CABITAL_BASE_URL is invalid: "));
+    }
+
+    #[test]
+    fn the_rotation_settings_default_to_a_day_of_grace_and_a_quarter_hour_of_fallback() {
+        let s = with(&[("CABITAL_SECRET_ID", "id")], CabitalSettings::read).unwrap();
+        assert_eq!(
+            (s.secret_fallback, s.secret_previous_grace),
+            (Duration::from_secs(900), Duration::from_secs(90_000))
+        );
+        let pairs = [
+            ("CABITAL_SECRET_ID", "id"),
+            ("CABITAL_SECRET_FALLBACK_SECS", "0"),
+            ("CABITAL_SECRET_PREVIOUS_GRACE_SECS", "2"),
+        ];
+        let s = with(&pairs, CabitalSettings::read).unwrap();
+        assert_eq!((s.secret_fallback, s.secret_previous_grace), (Duration::ZERO, Duration::from_secs(2)));
+        let error = |pairs: &[(&str, &str)]| with(pairs, CabitalSettings::read).unwrap_err().to_string();
+        assert_eq!(
+            error(&[("CABITAL_SECRET_ID", "id"), ("CABITAL_SECRET_FALLBACK_SECS", "86401")]),
+            "setting CABITAL_SECRET_FALLBACK_SECS is invalid: must be at most 86400 (a day)"
+        );
+        assert_eq!(
+            error(&[("CABITAL_SECRET_ID", "id"), ("CABITAL_SECRET_PREVIOUS_GRACE_SECS", "604801")]),
+            "setting CABITAL_SECRET_PREVIOUS_GRACE_SECS is invalid: must be at most 604800 (7 days)"
+        );
+        assert!(
+            error(&[("CABITAL_SECRET_ID", "id"), ("CABITAL_SECRET_FALLBACK_SECS", "-1")])
+                .starts_with("setting CABITAL_SECRET_FALLBACK_SECS is invalid: ")
+        );
     }
 
     #[test]

@@ -250,14 +250,15 @@ impl Gateway {
     }
 
     /// Checks the signature (either encoding, the webhook secret or the API secret) and
-    /// its age. A signature that does not verify makes the secret be fetched again (it
-    /// may have rotated), at most once a minute.
+    /// its age, against the secret's current value and, within the grace window after a
+    /// rotation, its previous one. A signature that does not verify makes the secret be
+    /// fetched again (it may have rotated), at most once a minute.
     async fn authenticate(&self, settings: &WebhookSettings, d: &Delivery<'_>) -> Result<Authenticity, WebhookError> {
         let path = settings.signed_path.as_deref().unwrap_or(d.path_and_query);
         let check =
             |c: &gateway_signing::Credentials| verify_signature(c, d.headers, d.now_unix, d.method, path, d.body);
         let credentials = self.cabital.credentials().get().await.map_err(|_| WebhookError::Credentials)?;
-        let outcome = match check(&credentials) {
+        let outcome = match self.check_with_previous(check(&credentials), &check).await? {
             Err(VerifyError::UnknownKey | VerifyError::Mismatch) => {
                 let fresh = self
                     .cabital
@@ -265,7 +266,7 @@ impl Gateway {
                     .refresh_if_older_than(CREDENTIALS_RECHECK)
                     .await
                     .map_err(|_| WebhookError::Credentials)?;
-                check(&fresh)
+                self.check_with_previous(check(&fresh), &check).await?
             }
             other => other,
         };
@@ -280,6 +281,29 @@ impl Gateway {
                     NoticeReason::SignatureNotVerified
                 })),
             },
+        }
+    }
+
+    /// `current`, the check against the current secret; when it found no match, the
+    /// check against the previous secret, while the rotation's grace window lasts.
+    async fn check_with_previous(
+        &self,
+        current: Result<Verified, VerifyError>,
+        check: &impl Fn(&gateway_signing::Credentials) -> Result<Verified, VerifyError>,
+    ) -> Result<Result<Verified, VerifyError>, WebhookError> {
+        if !matches!(current, Err(VerifyError::UnknownKey | VerifyError::Mismatch)) {
+            return Ok(current);
+        }
+        let previous = self.cabital.credentials().previous().await.map_err(|_| WebhookError::Credentials)?;
+        match previous.as_ref().map(check) {
+            Some(Ok(verified)) => {
+                tracing::info!(
+                    signed_with = verified.signed_with.as_str(),
+                    "signature made with the previous secret (AWSPREVIOUS), within the rotation's grace window"
+                );
+                Ok(Ok(verified))
+            }
+            _ => Ok(current),
         }
     }
 

@@ -1,8 +1,12 @@
 //! The API key and secret, from one Secrets Manager secret, cached with a bounded lifetime.
+//!
+//! Rotation without a cliff: webhooks verify against the secret's `AWSCURRENT` version
+//! and, for a grace window after it was created, its `AWSPREVIOUS` one; when Secrets
+//! Manager fails after the cache expired, the cached value is served for a bounded time.
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -211,95 +215,340 @@ impl fmt::Debug for CredentialSource {
     }
 }
 
+/// Which version of the secret to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// `AWSCURRENT`: what every call signs with.
+    Current,
+    /// `AWSPREVIOUS`: the value the last rotation replaced.
+    Previous,
+}
+
+/// One version of the secret as read.
+#[derive(Clone)]
+struct Version {
+    credentials: Credentials,
+    /// Secrets Manager's `VersionId` (`None` for a fixed source).
+    id: Option<String>,
+    /// Its `CreatedDate`: when the rotation that made it current happened.
+    created: Option<SystemTime>,
+}
+
 impl CredentialSource {
-    async fn fetch(&self) -> Result<Credentials, CredentialsError> {
+    /// Reads one version; `Ok(None)`: the secret has no such version (no `AWSPREVIOUS`
+    /// before a first rotation).
+    async fn fetch(&self, stage: Stage) -> Result<Option<Version>, CredentialsError> {
         match self {
-            CredentialSource::Static(c) => Ok(c.clone()),
+            CredentialSource::Static(c) => Ok(match stage {
+                Stage::Current => Some(Version { credentials: c.clone(), id: None, created: None }),
+                Stage::Previous => None,
+            }),
             #[cfg(feature = "secrets-manager")]
             CredentialSource::SecretsManager { client, secret_id } => {
                 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
-                let out = client.get_secret_value().secret_id(secret_id).send().await.map_err(|e| {
-                    let code = e.code().unwrap_or("Unknown").to_owned();
-                    let retryable = !matches!(
-                        code.as_str(),
-                        "ResourceNotFoundException"
-                            | "AccessDeniedException"
-                            | "InvalidRequestException"
-                            | "InvalidParameterException"
-                            | "DecryptionFailure"
-                    );
-                    CredentialsError::SecretsManager { code, retryable }
-                })?;
+                let request = client.get_secret_value().secret_id(secret_id);
+                let request = match stage {
+                    Stage::Current => request,
+                    Stage::Previous => request.version_stage("AWSPREVIOUS"),
+                };
+                let out = match request.send().await {
+                    Ok(out) => out,
+                    Err(e) => {
+                        let code = e.code().unwrap_or("Unknown").to_owned();
+                        if stage == Stage::Previous && code == "ResourceNotFoundException" {
+                            return Ok(None);
+                        }
+                        let retryable = !matches!(
+                            code.as_str(),
+                            "ResourceNotFoundException"
+                                | "AccessDeniedException"
+                                | "InvalidRequestException"
+                                | "InvalidParameterException"
+                                | "DecryptionFailure"
+                        );
+                        return Err(CredentialsError::SecretsManager { code, retryable });
+                    }
+                };
                 let text = out.secret_string().ok_or(CredentialsError::Malformed("secret has no SecretString"))?;
-                Credentials::from_secret_json(text)
+                let created = out.created_date().and_then(|d| SystemTime::try_from(*d).ok());
+                Ok(Some(Version {
+                    credentials: Credentials::from_secret_json(text)?,
+                    id: out.version_id().map(str::to_owned),
+                    created,
+                }))
             }
+        }
+    }
+
+    async fn fetch_current(&self) -> Result<Version, CredentialsError> {
+        self.fetch(Stage::Current).await?.ok_or(CredentialsError::Malformed("secret has no AWSCURRENT version"))
+    }
+}
+
+/// How long values are kept and how a rotation and an outage are ridden out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CredentialPolicy {
+    /// How long a fetched value is used before it is fetched again.
+    pub ttl: Duration,
+    /// When a fetch fails, the cached value is still served until it is this much past
+    /// its `ttl`; zero: never (the call fails, as with no value cached).
+    pub fallback: Duration,
+    /// How long after the `AWSCURRENT` version was created (its `CreatedDate`, the
+    /// rotation) webhooks signed with the `AWSPREVIOUS` version still verify; zero: never.
+    pub previous_grace: Duration,
+}
+
+impl CredentialPolicy {
+    /// `ttl`, no fallback, no previous version: each failure is the caller's.
+    pub fn strict(ttl: Duration) -> Self {
+        CredentialPolicy { ttl, fallback: Duration::ZERO, previous_grace: Duration::ZERO }
+    }
+
+    /// While a cached value can stand in, a fetch gets this long (the SDK's own limits,
+    /// retries included, are seconds: each would be a request's latency).
+    const STAND_IN_FETCH_LIMIT: Duration = Duration::from_secs(1);
+
+    /// After a failed fetch served from the cache, Secrets Manager is asked again at
+    /// most this often: a hung endpoint then costs one slow call per instance per
+    /// pause, not one per request.
+    fn retry_pause(&self) -> Duration {
+        self.ttl.clamp(Duration::from_secs(1), Duration::from_secs(10))
+    }
+}
+
+/// Why a cached value was served instead of a fresh one (a metric's dimension, a log field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    /// `AWSCURRENT` could not be read: the cached value, past its lifetime, was served.
+    Current,
+    /// `AWSPREVIOUS` could not be read within the grace window: only `AWSCURRENT` is tried.
+    Previous,
+}
+
+impl Fallback {
+    /// A stable reason: `current_unreadable`, `previous_unreadable`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fallback::Current => "current_unreadable",
+            Fallback::Previous => "previous_unreadable",
         }
     }
 }
 
+/// Called each time Secrets Manager failed and a cached value was served (the
+/// functions emit the `SecretFallback` metric from it).
+pub type FallbackHook = Arc<dyn Fn(Fallback) + Send + Sync>;
+
 /// Credentials fetched once, cached for a bounded lifetime, refetched on demand.
 ///
 /// Rotation works without a redeploy: a new secret value is seen after `ttl`, or at
-/// once when a caller calls [`refresh`](Self::refresh) after a 401.
+/// once when a caller calls [`refresh`](Self::refresh) after a 401; for webhooks,
+/// [`previous`](Self::previous) gives the value the rotation replaced, within the grace
+/// window. When Secrets Manager fails, the cached value is served within the fallback
+/// bound ([`CredentialPolicy`]), logged at warn and reported to the [`FallbackHook`].
 #[derive(Debug, Clone)]
 pub struct CredentialStore {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
     source: CredentialSource,
-    ttl: Duration,
-    cached: RwLock<Option<(Credentials, Instant)>>,
+    policy: CredentialPolicy,
+    on_fallback: Option<FallbackHook>,
+    cached: RwLock<Option<Cached>>,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialStore").field("source", &self.source).field("policy", &self.policy).finish()
+    }
+}
+
+struct Cached {
+    current: Version,
+    /// The last successful fetch of `current`.
+    fetched: Instant,
+    /// The last attempt, successful or not.
+    attempted: Instant,
+    previous: Previous,
+}
+
+/// The `AWSPREVIOUS` value for the cached `current` version.
+#[derive(Clone)]
+enum Previous {
+    /// Not read yet.
+    Unread,
+    /// Read (`None`: there is none).
+    Read(Option<Credentials>),
+    /// Reading it failed at this instant.
+    Failed(Instant),
 }
 
 impl CredentialStore {
-    /// A store over `source`, keeping a value at most `ttl`.
+    /// A store over `source`, keeping a value at most `ttl`, with no fallback and no
+    /// previous version ([`CredentialPolicy::strict`]).
     pub fn new(source: CredentialSource, ttl: Duration) -> Self {
-        CredentialStore { inner: Arc::new(Inner { source, ttl, cached: RwLock::new(None) }) }
+        CredentialStore::with_policy(source, CredentialPolicy::strict(ttl), None)
     }
 
-    /// The current credentials, fetching them if none are cached or the cached ones expired.
+    /// A store over `source` under `policy`, calling `on_fallback` each time a cached
+    /// value is served because Secrets Manager failed.
+    pub fn with_policy(source: CredentialSource, policy: CredentialPolicy, on_fallback: Option<FallbackHook>) -> Self {
+        CredentialStore { inner: Arc::new(Inner { source, policy, on_fallback, cached: RwLock::new(None) }) }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> CredentialPolicy {
+        self.inner.policy
+    }
+
+    /// The current credentials (`AWSCURRENT`), fetching them if none are cached or the
+    /// cached ones expired; served from the cache within the fallback bound when the
+    /// fetch fails.
     pub async fn get(&self) -> Result<Credentials, CredentialsError> {
-        if let Some((c, at)) = self.inner.cached.read().await.as_ref()
-            && at.elapsed() < self.inner.ttl
+        let ttl = self.inner.policy.ttl;
+        if let Some(c) = self.inner.cached.read().await.as_ref()
+            && c.fetched.elapsed() < ttl
         {
-            return Ok(c.clone());
+            return Ok(c.current.credentials.clone());
         }
         let mut slot = self.inner.cached.write().await;
         // Another task may have refreshed while we waited for the lock.
-        if let Some((c, at)) = slot.as_ref()
-            && at.elapsed() < self.inner.ttl
-        {
-            return Ok(c.clone());
-        }
-        let fresh = self.inner.source.fetch().await?;
-        *slot = Some((fresh.clone(), Instant::now()));
-        tracing::debug!(source = ?self.inner.source, "Cabital credentials fetched");
-        Ok(fresh)
-    }
-
-    /// Fetches again unless the cached value is younger than `min_age`: for a verifier
-    /// that sees a signature it cannot check (the secret may have rotated) without
-    /// letting a flood of forged requests hammer Secrets Manager.
-    pub async fn refresh_if_older_than(&self, min_age: Duration) -> Result<Credentials, CredentialsError> {
-        {
-            let slot = self.inner.cached.read().await;
-            if let Some((c, at)) = slot.as_ref()
-                && at.elapsed() < min_age
+        if let Some(c) = slot.as_ref() {
+            if c.fetched.elapsed() < ttl {
+                return Ok(c.current.credentials.clone());
+            }
+            // Secrets Manager failed a moment ago: not asked again yet.
+            if c.attempted > c.fetched
+                && c.attempted.elapsed() < self.inner.policy.retry_pause()
+                && self.within_fallback(c)
             {
-                return Ok(c.clone());
+                return Ok(c.current.credentials.clone());
             }
         }
-        self.refresh().await
+        self.fetch_into(&mut slot, true).await
     }
 
-    /// Drops the cached value and fetches again (after a 401, the secret may have rotated).
+    /// Fetches again unless the last attempt is younger than `min_age`: for a verifier
+    /// that sees a signature it cannot check (the secret may have rotated) without
+    /// letting a flood of forged requests hammer Secrets Manager. A failed fetch serves
+    /// the cached value within the fallback bound.
+    pub async fn refresh_if_older_than(&self, min_age: Duration) -> Result<Credentials, CredentialsError> {
+        let mut slot = self.inner.cached.write().await;
+        if let Some(c) = slot.as_ref()
+            && c.attempted.elapsed() < min_age
+            && self.within_fallback(c)
+        {
+            return Ok(c.current.credentials.clone());
+        }
+        self.fetch_into(&mut slot, true).await
+    }
+
+    /// Drops the cached value and fetches again (after a 401, the secret may have
+    /// rotated). A failure is the caller's: the cached value was just refused.
     pub async fn refresh(&self) -> Result<Credentials, CredentialsError> {
         let mut slot = self.inner.cached.write().await;
-        let fresh = self.inner.source.fetch().await?;
-        *slot = Some((fresh.clone(), Instant::now()));
+        let fresh = self.fetch_into(&mut slot, false).await?;
         tracing::info!(source = ?self.inner.source, "Cabital credentials refetched");
         Ok(fresh)
     }
+
+    /// The credentials the last rotation replaced (`AWSPREVIOUS`), while the current
+    /// version is younger than the grace window; `None` otherwise, when there is none,
+    /// or when it cannot be read (logged, reported to the hook, tried again after a
+    /// pause). Read once per current version.
+    pub async fn previous(&self) -> Result<Option<Credentials>, CredentialsError> {
+        let grace = self.inner.policy.previous_grace;
+        if grace.is_zero() {
+            return Ok(None);
+        }
+        self.get().await?;
+        let mut slot = self.inner.cached.write().await;
+        let Some(c) = slot.as_mut() else { return Ok(None) };
+        let in_grace = c
+            .current
+            .created
+            .is_some_and(|created| SystemTime::now().duration_since(created).unwrap_or(Duration::ZERO) < grace);
+        if !in_grace {
+            return Ok(None);
+        }
+        match &c.previous {
+            Previous::Read(p) => return Ok(p.clone()),
+            Previous::Failed(at) if at.elapsed() < self.inner.policy.retry_pause() => return Ok(None),
+            Previous::Failed(_) | Previous::Unread => {}
+        }
+        match limited(self.inner.source.fetch(Stage::Previous)).await {
+            Ok(p) => {
+                // The version the current one replaced is never the current one.
+                let p = p.filter(|p| p.id.is_none() || p.id != c.current.id).map(|p| p.credentials);
+                c.previous = Previous::Read(p.clone());
+                Ok(p)
+            }
+            Err(e) => {
+                c.previous = Previous::Failed(Instant::now());
+                self.report(Fallback::Previous, &e);
+                Ok(None)
+            }
+        }
+    }
+
+    fn within_fallback(&self, c: &Cached) -> bool {
+        c.fetched.elapsed() < self.inner.policy.ttl.saturating_add(self.inner.policy.fallback)
+    }
+
+    /// Fetches `AWSCURRENT` into the slot; on failure, serves the cached value within the
+    /// fallback bound when `fallback`.
+    async fn fetch_into(&self, slot: &mut Option<Cached>, fallback: bool) -> Result<Credentials, CredentialsError> {
+        let stand_in = fallback && slot.as_ref().is_some_and(|c| self.within_fallback(c));
+        let fetched = if stand_in {
+            limited(self.inner.source.fetch_current()).await
+        } else {
+            self.inner.source.fetch_current().await
+        };
+        match fetched {
+            Ok(fresh) => {
+                let now = Instant::now();
+                let credentials = fresh.credentials.clone();
+                // The previous version read for this same current version stays good.
+                let previous = match slot.take() {
+                    Some(old) if old.current.id.is_some() && old.current.id == fresh.id => old.previous,
+                    _ => Previous::Unread,
+                };
+                *slot = Some(Cached { current: fresh, fetched: now, attempted: now, previous });
+                tracing::debug!(source = ?self.inner.source, "Cabital credentials fetched");
+                Ok(credentials)
+            }
+            Err(e) => {
+                let Some(c) = slot.as_mut() else { return Err(e) };
+                c.attempted = Instant::now();
+                if !fallback || !self.within_fallback(c) {
+                    return Err(e);
+                }
+                self.report(Fallback::Current, &e);
+                Ok(c.current.credentials.clone())
+            }
+        }
+    }
+
+    fn report(&self, what: Fallback, error: &CredentialsError) {
+        // The error names Secrets Manager's code only, never a value.
+        tracing::warn!(
+            reason = what.as_str(),
+            error = %error,
+            source = ?self.inner.source,
+            "Secrets Manager failed: the Cabital secret held stands in"
+        );
+        if let Some(hook) = &self.inner.on_fallback {
+            hook(what);
+        }
+    }
+}
+
+/// `fetch` within [`CredentialPolicy::STAND_IN_FETCH_LIMIT`]; past it, a retryable `Timeout`.
+async fn limited<T>(
+    fetch: impl std::future::Future<Output = Result<T, CredentialsError>>,
+) -> Result<T, CredentialsError> {
+    tokio::time::timeout(CredentialPolicy::STAND_IN_FETCH_LIMIT, fetch)
+        .await
+        .unwrap_or_else(|_| Err(CredentialsError::SecretsManager { code: "Timeout".into(), retryable: true }))
 }

@@ -11,7 +11,9 @@
 mod credentials;
 mod scheme;
 
-pub use credentials::{ApiKey, CredentialSource, CredentialStore, Credentials, CredentialsError};
+pub use credentials::{
+    ApiKey, CredentialPolicy, CredentialSource, CredentialStore, Credentials, CredentialsError, Fallback, FallbackHook,
+};
 pub use scheme::{
     HEADER_KEY, HEADER_SIGN, HEADER_TIMESTAMP, IncomingHeaders, SignatureEncoding, SignedHeaders, SignedWith,
     UnknownEncoding, Verified, VerifyError, VerifyPolicy, prehash, sign, verify, verify_signature,

@@ -911,10 +911,12 @@ fn check_alarms_and_outputs(t: &Value) -> Vec<String> {
         let p = &a["Properties"];
         if p["Namespace"] == namespace {
             let metric = p["MetricName"].as_str().unwrap_or_default();
-            let emitted = FUNCTIONS.iter().any(|(_, dir)| {
-                let source = repo_root().join("functions").join(dir).join("src/lib.rs");
-                std::fs::read_to_string(source).unwrap_or_default().contains(&format!("\"{metric}\""))
-            });
+            // SecretFallback is emitted by the credential store every function builds.
+            let emitted = metric == gateway_runtime::settings::SECRET_FALLBACK_METRIC
+                || FUNCTIONS.iter().any(|(_, dir)| {
+                    let source = repo_root().join("functions").join(dir).join("src/lib.rs");
+                    std::fs::read_to_string(source).unwrap_or_default().contains(&format!("\"{metric}\""))
+                });
             if !emitted {
                 violations.push(format!("{name}: no function emits {namespace}/{metric}"));
             }
@@ -1412,5 +1414,45 @@ fn a_reconciler_blind_to_its_schedule_or_its_shortfall_is_caught() {
     });
     caught(check_reconciler_at_scale, "no alarm on CabitalGateway/ReconcileStuck", |t| {
         resources_mut(t).remove("ReconcileStuckAlarm");
+    });
+}
+
+// ------------------------------------------------------------------ the secret fallback
+
+/// Each time a function served its cached secret because Secrets Manager failed, it
+/// emits `SecretFallback`: one such emission raises an alarm into the topic.
+fn check_secret_fallback_alarm(t: &Value) -> Vec<String> {
+    let metric = gateway_runtime::settings::SECRET_FALLBACK_METRIC;
+    let notify = json!({"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]});
+    match alarm(t, gateway_runtime::metrics::NAMESPACE, metric) {
+        Some(p)
+            if p["Statistic"] == "Sum"
+                && p["Threshold"] == 1
+                && p["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+                && p["TreatMissingData"] == "notBreaching"
+                && p["Dimensions"].is_null()
+                && p["AlarmActions"] == notify =>
+        {
+            vec![]
+        }
+        _ => vec![format!("no alarm (Sum >= 1, no dimensions, into the alarm topic) on {metric}")],
+    }
+}
+
+#[test]
+fn the_secret_fallback_is_alarmed() {
+    assert_none("the secret fallback", check_secret_fallback_alarm(&load()));
+}
+
+#[test]
+fn a_missing_or_deaf_secret_fallback_alarm_is_caught() {
+    caught(check_secret_fallback_alarm, "SecretFallback", |t| {
+        resources_mut(t).remove("SecretFallbackAlarm");
+    });
+    caught(check_secret_fallback_alarm, "SecretFallback", |t| {
+        t["Resources"]["SecretFallbackAlarm"]["Properties"].as_object_mut().unwrap().remove("AlarmActions");
+    });
+    caught(check_secret_fallback_alarm, "SecretFallback", |t| {
+        t["Resources"]["SecretFallbackAlarm"]["Properties"]["Threshold"] = json!(10);
     });
 }

@@ -16,6 +16,10 @@
 //!     that DynamoDB equals the sandbox, no delivery was lost or double-counted, no bad
 //!     delivery was stored, and the functions' log holds no secret or personal data.
 //!
+//! gateway-local secrets-proxy --to URL --outage-file PATH
+//!     A TCP proxy to moto for the functions' Secrets Manager calls, refusing every
+//!     connection while PATH exists: the chaos run's Secrets Manager outage.
+//!
 //! gateway-local ping URL [--method GET|POST] [--timeout-secs N]
 //!     One HTTP request; prints the status code. Used to warm the functions up.
 //! ```
@@ -61,6 +65,8 @@ const USAGE: &str = "usage:
                     --moto-pid PID --log-file PATH [--cases N] [--concurrency N]
                     [--reconcile-event PATH] [--reconcile-every-secs N] [--moto-stop-secs N]
                     [--settle-timeout-secs N] [--max-backlog N] [--seed N]
+                    [--secrets-outage-file PATH]
+  gateway-local secrets-proxy --to URL --outage-file PATH
   gateway-local ping URL [--method GET|POST] [--timeout-secs N]
 
 moto's endpoint: MOTO_ENDPOINT, else AWS_ENDPOINT_URL (required by setup and chaos, and by
@@ -82,6 +88,10 @@ async fn main() -> ExitCode {
         },
         "chaos" => match Args::parse(&rest, chaos::FLAGS, 0) {
             Ok(args) => chaos::run(&args).await,
+            Err(e) => Err(e),
+        },
+        "secrets-proxy" => match Args::parse(&rest, chaos::PROXY_FLAGS, 0) {
+            Ok(args) => chaos::run_secrets_proxy(&args).await,
             Err(e) => Err(e),
         },
         "ping" => match Args::parse(&rest, &["method", "timeout-secs"], 1) {

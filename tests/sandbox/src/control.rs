@@ -29,6 +29,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/stats", get(stats))
         .route("/faults", get(get_faults).put(put_faults))
         .route("/credentials", put(put_credentials))
+        .route("/webhook-credential", put(put_webhook_credential))
         .route("/webhook-url", get(get_webhook_url).put(put_webhook_url))
         .route("/reset", post(reset))
         .fallback(|| async { error_response(StatusCode::NOT_FOUND, "no such control endpoint") })
@@ -120,6 +121,20 @@ async fn put_credentials(State(shared): State<Arc<Shared>>, body: Bytes) -> Resp
         Err(response) => return *response,
     };
     shared.lock().credentials = credentials;
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// A new credential for webhooks signed with one of their own (a rotation): later
+/// attempts are signed with it, but retries under their first attempt's headers.
+async fn put_webhook_credential(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let credential: Credential = match parse(&body) {
+        Ok(credential) => credential,
+        Err(response) => return *response,
+    };
+    if !matches!(shared.config.webhook_signing, crate::WebhookSigning::Separate(_)) {
+        return error_response(StatusCode::CONFLICT, "webhooks are not signed with a credential of their own");
+    }
+    shared.lock().webhook_credential = Some(credential);
     StatusCode::NO_CONTENT.into_response()
 }
 

@@ -149,6 +149,9 @@ impl TokenBucket {
 pub(crate) struct State {
     pub faults: Faults,
     pub credentials: Vec<Credential>,
+    /// The credential webhooks are signed with when they have one of their own
+    /// ([`crate::WebhookSigning::Separate`]); changeable, as a rotation changes it.
+    pub webhook_credential: Option<Credential>,
     pub webhook_url: Option<Url>,
     pub cases: HashMap<Uuid, CaseRecord>,
     /// Case ids in creation order.
@@ -168,6 +171,10 @@ impl State {
         Self {
             faults: config.faults.clone(),
             credentials: config.credentials.clone(),
+            webhook_credential: match &config.webhook_signing {
+                crate::WebhookSigning::Separate(c) => Some(c.clone()),
+                _ => None,
+            },
             webhook_url: config.webhook_url.clone(),
             cases: HashMap::new(),
             order: Vec::new(),

@@ -169,6 +169,9 @@ async fn deliver(shared: Arc<Shared>, delivery: Delivery) {
 struct First {
     unix: i64,
     at: std::time::Instant,
+    /// What signed the first attempt: a retry under its first headers carries its
+    /// signature, whatever was rotated since.
+    credential: Option<Credential>,
 }
 
 /// The `ACCESS-*` headers of one attempt, or none when webhooks are unsigned.
@@ -181,8 +184,9 @@ fn attempt_headers(
 ) -> Result<Option<(String, String, String)>, String> {
     let credential = match &shared.config.webhook_signing {
         WebhookSigning::Unsigned => return Ok(None),
-        WebhookSigning::Separate(c) => c,
-        WebhookSigning::ApiSecret => credential.ok_or_else(|| "no credentials to sign with".to_owned())?,
+        WebhookSigning::Separate(_) | WebhookSigning::ApiSecret => {
+            credential.ok_or_else(|| "no credentials to sign with".to_owned())?
+        }
     };
     let timestamp = timestamp.to_string();
     let signature =
@@ -195,15 +199,18 @@ fn attempt_headers(
 async fn attempt_once(shared: &Arc<Shared>, delivery: &Delivery, attempt: u32, first: &mut Option<First>) -> bool {
     let (url, credential, offset, lost_ack_rate) = {
         let state = shared.lock();
-        (
-            state.webhook_url.clone(),
-            state.credentials.first().cloned(),
-            state.faults.clock_offset_secs,
-            state.faults.webhook_lost_ack_rate,
-        )
+        let signing = match &shared.config.webhook_signing {
+            WebhookSigning::Separate(_) => state.webhook_credential.clone(),
+            _ => state.credentials.first().cloned(),
+        };
+        (state.webhook_url.clone(), signing, state.faults.clock_offset_secs, state.faults.webhook_lost_ack_rate)
     };
     let now = offset_now(offset);
-    let first = first.get_or_insert_with(|| First { unix: unix_seconds(now), at: std::time::Instant::now() });
+    let first = first.get_or_insert_with(|| First {
+        unix: unix_seconds(now),
+        at: std::time::Instant::now(),
+        credential: credential.clone(),
+    });
     // A retry under its first attempt's headers carries that attempt's timestamp; in the
     // sandbox's scaled time, the schedule's delays (not the real ones) have passed since.
     let original = attempt > 1 && shared.config.retry_headers == RetryHeaders::Original;
@@ -222,7 +229,8 @@ async fn attempt_once(shared: &Arc<Shared>, delivery: &Delivery, attempt: u32, f
                 Some(query) => format!("{}?{query}", url.path()),
                 None => url.path().to_owned(),
             };
-            match attempt_headers(shared, credential.as_ref(), timestamp, &request_path, &delivery.body) {
+            let signer = if original { first.credential.as_ref() } else { credential.as_ref() };
+            match attempt_headers(shared, signer, timestamp, &request_path, &delivery.body) {
                 Err(e) => Err(e),
                 Ok(headers) => {
                     let mut request = shared

@@ -7,3 +7,4 @@ mod end_to_end;
 mod intake;
 mod refusals;
 mod replay;
+mod rotation;

@@ -107,7 +107,10 @@ impl Chaos {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        self.rotate().await
+        self.rotate().await?;
+        // After the API pair's rotation, not before: AWSPREVIOUS is one version, and
+        // resends of deliveries signed before the webhook pair's rotation need it.
+        self.rotate_during_secrets_outage().await
     }
 
     /// Freezes moto for a few seconds: the webhook must answer 5xx meanwhile (so that
@@ -399,7 +402,7 @@ impl Chaos {
     }
 
     /// The whole secret, as JSON.
-    async fn secret_value(&self) -> Result<Value> {
+    pub(super) async fn secret_value(&self) -> Result<Value> {
         let out = self
             .secrets
             .get_secret_value()

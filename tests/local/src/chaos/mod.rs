@@ -21,7 +21,10 @@ mod drive;
 mod faults;
 mod replay;
 mod report;
+mod rotation;
 mod verify;
+
+pub use rotation::{PROXY_FLAGS, run_secrets_proxy};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -56,6 +59,7 @@ pub const FLAGS: &[&str] = &[
     "settle-timeout-secs",
     "max-backlog",
     "seed",
+    "secrets-outage-file",
 ];
 
 const STEPS: usize = 6;
@@ -187,6 +191,8 @@ struct Chaos {
     /// The sandbox's webhook counters when the run began: (notifications, dropped, successes).
     baseline: Mutex<(u64, u64, u64, u64)>,
     replay_record: Mutex<replay::ReplayRecord>,
+    /// The rotation during an outage of Secrets Manager.
+    outage: rotation::Outage,
 }
 
 /// Runs the chaos.
@@ -245,6 +251,7 @@ pub async fn run(args: &Args) -> Result<()> {
         unauthorized_before_rotation: AtomicU64::new(0),
         baseline: Mutex::new((0, 0, 0, 0)),
         replay_record: Mutex::new(replay::ReplayRecord::default()),
+        outage: rotation::Outage::from_args(args),
     });
     crate::ensure(chaos.log_file.is_file(), || format!("--log-file {}: no such file", chaos.log_file.display()))?;
     crate::ensure(Path::new(&format!("/proc/{moto_pid}")).exists(), || {
@@ -253,6 +260,7 @@ pub async fn run(args: &Args) -> Result<()> {
     let outcome = chaos.all().await;
     // Whatever happened, moto runs on and the faults are off.
     chaos.resume_moto();
+    chaos.end_secrets_outage();
     let _ = chaos.stack.sandbox_put("/_sandbox/faults", &json!({})).await;
     outcome
 }
@@ -285,7 +293,7 @@ impl Chaos {
         // ---- 2. the cases, with bad input, reconciliation, moto's stop and the rotation
         header(2, STEPS, "Cases through the API, bad deliveries mixed in, reconcile on its schedule");
         note(format!(
-            "{} workers; moto stopped for {} s at 40 % of the cases, the secret rotated at 65 %",
+            "{} workers; moto stopped for {} s at 40 % of the cases, the API secret rotated at 65 %, then the webhook secret during a Secrets Manager outage",
             self.concurrency,
             self.moto_stop.as_secs()
         ));

@@ -5,7 +5,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::{Api, KEY, Receiver, SECRET, individual, sandbox, webhook_signature_ok};
+use common::{Api, KEY, Receiver, SECRET, individual, sandbox, wait_until, webhook_signature_ok};
 use gateway_sandbox::{Credential, Faults, Suggestion, SuggestionChange};
 use serde_json::{Value, json};
 use url::Url;
@@ -395,4 +395,45 @@ async fn retries_can_carry_the_first_attempts_headers_as_old_as_the_schedule() {
     assert_eq!(signed, ["fresh", "original", "original", "original", "original"]);
     let stats = sandbox.stats();
     assert_eq!((stats.webhook_successes, stats.webhook_acks_lost), (5, 5));
+}
+
+#[tokio::test]
+async fn a_rotated_webhook_credential_signs_new_attempts_and_retries_keep_their_first_headers() {
+    use gateway_sandbox::{RetryHeaders, WebhookSigning};
+    let receiver = Receiver::start(|_| 200).await;
+    let sandbox = sandbox(|c| {
+        c.webhook_url = Some(hook_url(&receiver));
+        c.webhook_signing = WebhookSigning::Separate(Credential::new("hook-key-1", "hook-secret-1"));
+        // First retry after 300 ms.
+        c.time_factor = 0.001;
+        c.retry_headers = RetryHeaders::Original;
+        c.faults.webhook_lost_ack_rate = 1.0;
+    })
+    .await;
+    let api = Api::new(&sandbox);
+    api.create(&individual("w-rot-1", "Ivan Blocklisted")).await;
+    let first = receiver.wait_for(1, Duration::from_secs(5)).await;
+    let rotated = json!({"apiKey": "hook-key-2", "apiSecret": "hook-secret-2"});
+    assert_eq!(api.control("PUT", "/webhook-credential", Some(rotated)).await.status(), 204);
+    let hits = receiver.wait_for(2, Duration::from_secs(5)).await;
+    assert_eq!(
+        (first[0].headers["access-key"].to_str().unwrap(), hits[1].headers["access-key"].to_str().unwrap()),
+        ("hook-key-1", "hook-key-1")
+    );
+    assert!(webhook_signature_ok(&hits[1], "hook-secret-1"), "a retry under its first headers: the old credential");
+
+    api.create(&individual("w-rot-2", "Ivan Blocklisted")).await;
+    wait_until(Duration::from_secs(5), || {
+        receiver.hits().iter().any(|h| String::from_utf8_lossy(&h.body).contains("w-rot-2"))
+    })
+    .await;
+    let fresh = receiver.hits().into_iter().find(|h| String::from_utf8_lossy(&h.body).contains("w-rot-2")).unwrap();
+    assert_eq!(fresh.headers["access-key"], "hook-key-2");
+    assert!(webhook_signature_ok(&fresh, "hook-secret-2"), "a new delivery: the new credential");
+
+    // Only for webhooks with a credential of their own.
+    let plain = common::sandbox(|_| {}).await;
+    let refused =
+        Api::new(&plain).control("PUT", "/webhook-credential", Some(json!({"apiKey": "k", "apiSecret": "s"}))).await;
+    assert_eq!(refused.status(), 409);
 }
