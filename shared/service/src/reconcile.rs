@@ -5,7 +5,7 @@ use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use gateway_cabital::CaseSystemId;
+use gateway_cabital::{CaseSystemId, Deadline};
 use gateway_store::{AttentionRef, AttentionTarget, ExtState, MAX_INDEX_PAGE, RemoteCheck, StoreError};
 use governor::{Quota, RateLimiter};
 use serde::Serialize;
@@ -234,7 +234,8 @@ impl Gateway {
                         return None;
                     }
                     let abandon = tokio::time::Instant::from_std(abandon_at);
-                    match tokio::time::timeout_at(abandon, self.settle(s, &target, now)).await {
+                    let settle = self.settle(s, &target, now, Deadline::at(abandon_at));
+                    match tokio::time::timeout_at(abandon, settle).await {
                         Ok(outcome) => Some(outcome),
                         Err(_) => {
                             match &target {
@@ -338,9 +339,15 @@ impl Gateway {
         }
     }
 
-    async fn settle(&self, s: &ReconcileSettings, target: &AttentionTarget, now: OffsetDateTime) -> Outcome {
+    async fn settle(
+        &self,
+        s: &ReconcileSettings,
+        target: &AttentionTarget,
+        now: OffsetDateTime,
+        deadline: Deadline,
+    ) -> Outcome {
         match target {
-            AttentionTarget::Case(id) => match self.refresh(*id, RemoteCheck::Reconciled).await {
+            AttentionTarget::Case(id) => match self.refresh(*id, RemoteCheck::Reconciled, deadline).await {
                 Ok(r) if r.changed => Outcome::Changed,
                 Ok(r) => self.give_up_if_overdue(s, *id, r.version, now).await,
                 Err(e) => {

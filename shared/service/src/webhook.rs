@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use gateway_cabital::{CabitalError, CaseSystemId, Pii, WebhookNotification};
+use gateway_cabital::{CabitalError, CaseSystemId, Deadline, Pii, WebhookNotification};
 use gateway_runtime::{ErrorCode, Problem, Surface};
 use gateway_signing::{IncomingHeaders, Verified, VerifyError, verify_signature};
 use gateway_store::{CaseRecord, NoticeReason, RemoteCheck, RemoteState, StoreError, WebhookReceipt, WebhookRecorded};
@@ -322,7 +322,8 @@ impl Gateway {
     /// Reads the case from Cabital and applies it, within the refresh's time limit; a
     /// failure leaves the case marked for the reconciler.
     async fn bounded_refresh(&self, settings: &WebhookSettings, id: CaseSystemId) -> RefreshOutcome {
-        match tokio::time::timeout(settings.refresh_timeout, self.refresh(id, RemoteCheck::Refreshed)).await {
+        let deadline = Deadline::after(settings.refresh_timeout);
+        match tokio::time::timeout(settings.refresh_timeout, self.refresh(id, RemoteCheck::Refreshed, deadline)).await {
             Ok(Ok(r)) if r.changed => RefreshOutcome::Changed,
             Ok(Ok(_)) => RefreshOutcome::Unchanged,
             Ok(Err(e)) => {

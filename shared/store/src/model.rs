@@ -170,6 +170,16 @@ impl Attention {
     }
 }
 
+/// A decision sent to Cabital and not yet recorded: the mark that lets the reconciler
+/// find a decision Cabital took while its recording failed or its invocation died.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecisionPending {
+    /// The decision sent.
+    pub decision: Decision,
+    /// The sending invocation's deadline: no call sending it runs after this.
+    pub until: OffsetDateTime,
+}
+
 /// A case as stored (`pk=CASE#<caseSystemId>`, `sk=CASE`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseRecord {
@@ -214,6 +224,8 @@ pub struct CaseRecord {
     /// Since when the reconciler no longer asks about this case: no suggestion came
     /// within `RECONCILE_NO_SUGGESTION_GIVE_UP_SECS` of its creation. Cleared when one comes.
     pub no_suggestion_since: Option<OffsetDateTime>,
+    /// A decision sent to Cabital, not yet recorded; the case is urgent from its `until`.
+    pub decision_pending: Option<DecisionPending>,
 }
 
 impl CaseRecord {
@@ -250,6 +262,7 @@ impl CaseRecord {
             attention: Some(Attention::urgent(now)),
             ogs_checked_at: None,
             no_suggestion_since: None,
+            decision_pending: None,
         }
     }
 
@@ -258,8 +271,35 @@ impl CaseRecord {
     pub(crate) fn checked(&mut self, now: OffsetDateTime) {
         self.needs_refresh = false;
         self.last_checked_at = Some(now);
-        self.attention = settled_attention(self.suggestion.is_some(), now);
+        self.attention = match self.decision_pending {
+            Some(pending) => Some(Attention::urgent(pending.until)),
+            None => settled_attention(self.suggestion.is_some(), now),
+        };
         self.ogs_checked_at = self.ogs.then_some(now);
+    }
+
+    /// Marks `decision` as being sent, until `until` (a later mark's `until` is kept):
+    /// urgent from then, for the reconciler, unless a refresh is already due sooner.
+    pub(crate) fn mark_decision_pending(&mut self, decision: Decision, until: OffsetDateTime) {
+        let until = self.decision_pending.map_or(until, |p| p.until.max(until));
+        self.decision_pending = Some(DecisionPending { decision, until });
+        if !self.needs_refresh {
+            self.attention = Some(Attention::urgent(until));
+        }
+    }
+
+    /// Clears the decision mark; the case's attention is then what its state implies
+    /// (a refresh still due keeps it urgent).
+    pub(crate) fn clear_decision_pending(&mut self) {
+        self.decision_pending = None;
+        if self.needs_refresh {
+            return;
+        }
+        self.attention = if self.no_suggestion_since.is_some() {
+            None
+        } else {
+            settled_attention(self.suggestion.is_some(), self.last_checked_at.unwrap_or(self.created_at))
+        };
     }
 
     /// The status that the suggestion and decision imply.

@@ -54,6 +54,8 @@ pub(crate) mod attr {
     pub(crate) const LAST_CHECKED_AT: &str = "lastCheckedAt";
     pub(crate) const VERSION: &str = "version";
     pub(crate) const NO_SUGGESTION_SINCE: &str = "noSuggestionSince";
+    pub(crate) const DECISION_PENDING: &str = "decisionPending";
+    pub(crate) const DECISION_PENDING_UNTIL: &str = "decisionPendingUntil";
 
     // External-id reservations.
     pub(crate) const REQUEST_HASH: &str = "requestHash";
