@@ -234,8 +234,7 @@ impl Gateway {
                         return None;
                     }
                     let abandon = tokio::time::Instant::from_std(abandon_at);
-                    let settle = self.settle(s, &target, now, Deadline::at(abandon_at));
-                    match tokio::time::timeout_at(abandon, settle).await {
+                    match tokio::time::timeout_at(abandon, self.settle(s, &target, now)).await {
                         Ok(outcome) => Some(outcome),
                         Err(_) => {
                             match &target {
@@ -339,15 +338,11 @@ impl Gateway {
         }
     }
 
-    async fn settle(
-        &self,
-        s: &ReconcileSettings,
-        target: &AttentionTarget,
-        now: OffsetDateTime,
-        deadline: Deadline,
-    ) -> Outcome {
+    async fn settle(&self, s: &ReconcileSettings, target: &AttentionTarget, now: OffsetDateTime) -> Outcome {
         match target {
-            AttentionTarget::Case(id) => match self.refresh(*id, RemoteCheck::Reconciled, deadline).await {
+            // No deadline of its own: the run abandons a check still in flight at its
+            // deadline (left for the next run, not failed); a GET cut short loses nothing.
+            AttentionTarget::Case(id) => match self.refresh(*id, RemoteCheck::Reconciled, Deadline::NONE).await {
                 Ok(r) if r.changed => Outcome::Changed,
                 Ok(r) => self.give_up_if_overdue(s, *id, r.version, now).await,
                 Err(e) => {

@@ -649,3 +649,55 @@ pub struct AttentionRef {
     /// last checked under ongoing screening.
     pub since: OffsetDateTime,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn case(suggestion: Option<Suggestion>) -> CaseRecord {
+        let created = datetime!(2026-12-03 10:00 UTC);
+        let mut case = CaseRecord::new(
+            "6d92e7b4-715c-4ce3-a028-19f1c8c9fa6c".parse().unwrap(),
+            ExternalCaseId::parse("ext-1").unwrap(),
+            Origin::Api,
+            None,
+            suggestion,
+            None,
+            created,
+        );
+        case.checked(created);
+        case
+    }
+
+    #[test]
+    fn a_pending_decision_keeps_its_case_urgent_from_its_senders_deadline_until_cleared() {
+        let until = datetime!(2026-12-03 10:05 UTC);
+        let mut suggested = case(Some(Suggestion::SuggestToAccept));
+        assert_eq!(suggested.attention, None);
+        suggested.mark_decision_pending(Decision::Accept, until);
+        assert_eq!(suggested.attention, Some(Attention::urgent(until)));
+        // A refresh while the decision may still be in flight keeps the mark's urgency.
+        suggested.checked(datetime!(2026-12-03 10:01 UTC));
+        assert_eq!(suggested.attention, Some(Attention::urgent(until)));
+        // A second send keeps the later deadline.
+        suggested.mark_decision_pending(Decision::Reject, datetime!(2026-12-03 10:02 UTC));
+        assert_eq!(suggested.decision_pending.map(|p| (p.decision, p.until)), Some((Decision::Reject, until)));
+        suggested.clear_decision_pending();
+        assert_eq!((suggested.decision_pending, suggested.attention), (None, None));
+
+        // An awaiting case goes back to awaiting since its last check.
+        let mut awaiting = case(None);
+        let before = awaiting.attention;
+        awaiting.mark_decision_pending(Decision::Accept, until);
+        awaiting.clear_decision_pending();
+        assert_eq!(awaiting.attention, before);
+
+        // A refresh already due keeps its own (earlier) urgency.
+        let mut flagged = case(None);
+        flagged.needs_refresh = true;
+        flagged.attention = Some(Attention::urgent(datetime!(2026-12-03 10:00:30 UTC)));
+        flagged.mark_decision_pending(Decision::Accept, until);
+        assert_eq!(flagged.attention, Some(Attention::urgent(datetime!(2026-12-03 10:00:30 UTC))));
+    }
+}
