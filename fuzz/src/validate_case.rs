@@ -25,12 +25,16 @@ pub const FIELD_CODES: &[&str] = &[
     "too_long",
     "too_large",
     "control_character",
+    "hidden_character",
+    "not_normalized",
+    "no_letter",
     "unknown_country",
     "invalid_date",
     "future_date",
     "implausible_date",
     "unknown_field",
     "not_allowed",
+    "too_many_errors",
 ];
 
 /// What validation did with one input.

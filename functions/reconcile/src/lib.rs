@@ -67,34 +67,64 @@ fn report(s: &Summary) {
         changed = s.changed,
         unchanged = s.unchanged,
         failed = s.failed,
+        failed_for_good = s.failed_for_good,
         skipped_for_time = s.skipped_for_time,
         marked_unknown = s.marked_unknown,
         resolved_unknown = s.resolved_unknown,
         unknown_needing_attention = s.unknown_needing_attention,
         no_suggestion_given_up = s.no_suggestion_given_up,
+        backed_off = s.backed_off,
+        due_not_checked = s.due_not_checked,
+        capacity = s.capacity,
         duration_ms = s.duration_ms,
         "reconcile summary"
     );
+    emit(&[("Function", "reconcile")], &metrics(s));
+}
+
+/// The run's metrics (EMF), from its summary.
+fn metrics(s: &Summary) -> Vec<(&'static str, f64, Unit)> {
     let backlog = s.failed + s.skipped_for_time + s.unknown_needing_attention;
-    emit(
-        &[("Function", "reconcile")],
-        &[
-            ("ReconcileChecked", s.checked as f64, Unit::Count),
-            ("ReconcileChanged", s.changed as f64, Unit::Count),
-            ("ReconcileFailed", s.failed as f64, Unit::Count),
-            ("ReconcileSkippedForTime", s.skipped_for_time as f64, Unit::Count),
-            ("ReconcileUnknownNeedingAttention", s.unknown_needing_attention as f64, Unit::Count),
-            // Each case is counted in the one run that gives it up: the alarm fires once.
-            ("ReconcileNoSuggestionGivenUp", s.no_suggestion_given_up as f64, Unit::Count),
-            ("ReconcileBacklog", backlog as f64, Unit::Count),
-            ("ReconcileDuration", s.duration_ms as f64, Unit::Milliseconds),
-        ],
-    );
+    vec![
+        ("ReconcileChecked", s.checked as f64, Unit::Count),
+        ("ReconcileChanged", s.changed as f64, Unit::Count),
+        ("ReconcileFailed", s.failed as f64, Unit::Count),
+        ("ReconcileSkippedForTime", s.skipped_for_time as f64, Unit::Count),
+        ("ReconcileUnknownNeedingAttention", s.unknown_needing_attention as f64, Unit::Count),
+        // Each case is counted in the one run that gives it up: the alarm fires once.
+        ("ReconcileNoSuggestionGivenUp", s.no_suggestion_given_up as f64, Unit::Count),
+        ("ReconcileBacklog", backlog as f64, Unit::Count),
+        ("ReconcileBackedOff", s.backed_off as f64, Unit::Count),
+        // Items a retry cannot settle, each reported each time its backoff ends
+        // (at least daily): a person must look (alarmed).
+        ("ReconcileStuck", (s.failed_for_good + s.unknown_needing_attention) as f64, Unit::Count),
+        // Items due and not settled when the run ended: run after run above zero,
+        // the schedule, rate or batch does not keep up (alarmed).
+        ("ReconcileDueNotChecked", s.due_not_checked as f64, Unit::Count),
+        ("ReconcileDuration", s.duration_ms as f64, Unit::Milliseconds),
+    ]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_a_run_left_and_what_is_stuck_are_metrics() {
+        let summary = Summary {
+            failed: 3,
+            failed_for_good: 1,
+            unknown_needing_attention: 2,
+            backed_off: 3,
+            due_not_checked: 7,
+            ..Summary::default()
+        };
+        let metrics = metrics(&summary);
+        let value = |name: &str| metrics.iter().find(|(n, _, _)| *n == name).map(|(_, v, _)| *v);
+        assert_eq!(value("ReconcileDueNotChecked"), Some(7.0));
+        assert_eq!(value("ReconcileStuck"), Some(3.0));
+        assert_eq!(value("ReconcileBackedOff"), Some(3.0));
+    }
 
     #[test]
     fn deadline_from_wall_clock_or_from_a_local_emulator() {

@@ -19,10 +19,11 @@ mod validation;
 pub use client::{Bounded, CabitalClient, CabitalError, ClientConfig, CreateAnswer, WARM_UP_TIMEOUT};
 pub use deadline::Deadline;
 pub use models::{
-    BirthDate, Case, CaseSystemId, CountryCode, Decision, DecisionRequest, ExternalCaseId, Gender, IdError,
-    IndividualInfo, MalformedWebhook, NewCase, Pii, ScreenType, Suggestion, UnknownValue, WebhookNotification,
+    BirthDate, Case, CaseSystemId, Comment, CountryCode, CutText, Decision, DecisionRequest, ExternalCaseId, Gender,
+    IdError, IndividualInfo, MAX_STORED_COMMENT_BYTES, MalformedWebhook, NewCase, Pii, ScreenType, Suggestion,
+    UnknownValue, WebhookNotification,
 };
 pub use validation::{
-    FieldError, MAX_COMMENT_CHARS, MAX_FULL_NAME_CHARS, MAX_ORGANIZATION_INFO_BYTES, ValidationErrors,
-    validate_decision, validate_new_case,
+    FieldError, MAX_COMMENT_CHARS, MAX_ECHOED_FIELD_CHARS, MAX_FIELD_ERRORS, MAX_FULL_NAME_CHARS,
+    MAX_ORGANIZATION_INFO_BYTES, ValidationErrors, validate_decision, validate_new_case,
 };

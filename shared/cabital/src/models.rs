@@ -36,6 +36,93 @@ impl<T> fmt::Debug for Pii<T> {
     }
 }
 
+/// The most of a comment from Cabital that is kept, in bytes of UTF-8: a comment rides
+/// in a case item and in events, and DynamoDB refuses any item over 400 KB, forever.
+pub const MAX_STORED_COMMENT_BYTES: usize = 16 * 1024;
+
+/// A person's note from Cabital (on a suggestion or a decision), as the gateway keeps it:
+/// at most [`MAX_STORED_COMMENT_BYTES`] of its text. A longer one is cut at a character
+/// boundary and carries what it was cut from ([`CutText`]), so that the full text, if
+/// ever produced, can be shown to be the one Cabital sent. Personal data: `Debug` hides it.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Comment {
+    text: String,
+    cut: Option<CutText>,
+}
+
+/// What a cut comment was cut from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CutText {
+    /// The full text's length, in bytes of UTF-8.
+    pub full_bytes: u64,
+    /// The full text's SHA-256, lowercase hex.
+    pub full_sha256: String,
+}
+
+impl Comment {
+    /// A comment as received: cut when over the bound.
+    pub fn new(text: impl Into<String>) -> Self {
+        let mut text = text.into();
+        if text.len() <= MAX_STORED_COMMENT_BYTES {
+            return Comment { text, cut: None };
+        }
+        use sha2::Digest as _;
+        let cut = CutText { full_bytes: text.len() as u64, full_sha256: hex::encode(sha2::Sha256::digest(&text)) };
+        let mut end = MAX_STORED_COMMENT_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        Comment { text, cut: Some(cut) }
+    }
+
+    /// A comment as stored, read back.
+    pub fn stored(text: String, cut: Option<CutText>) -> Self {
+        Comment { text, cut }
+    }
+
+    /// The text kept, for the places that store or show it (as [`Pii::expose`]).
+    pub fn expose(&self) -> &String {
+        &self.text
+    }
+
+    /// What the text was cut from, when it was.
+    pub fn cut(&self) -> Option<&CutText> {
+        self.cut.as_ref()
+    }
+}
+
+impl Deref for Comment {
+    type Target = String;
+    fn deref(&self) -> &String {
+        &self.text
+    }
+}
+
+impl From<Pii<String>> for Comment {
+    fn from(p: Pii<String>) -> Self {
+        Comment::new(p.0)
+    }
+}
+
+impl fmt::Debug for Comment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.cut.is_some() { "[redacted, cut]" } else { "[redacted]" })
+    }
+}
+
+impl Serialize for Comment {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Comment {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Comment::new)
+    }
+}
+
 /// The partner's own id for a case: 1 to 36 Unicode characters, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
@@ -359,13 +446,13 @@ pub struct Case {
     pub suggestion: Option<Suggestion>,
     /// A person's note on the suggestion (read in either spelling).
     #[serde(default, rename = "suggestion_comment", alias = "suggestionComment")]
-    pub suggestion_comment: Option<Pii<String>>,
+    pub suggestion_comment: Option<Comment>,
     /// The partner's decision, once given.
     #[serde(default)]
     pub decision: Option<Decision>,
     /// The partner's note on the decision (read in either spelling).
     #[serde(default, rename = "decision_comment", alias = "decisionComment")]
-    pub decision_comment: Option<Pii<String>>,
+    pub decision_comment: Option<Comment>,
     /// Whether ongoing screening is on.
     #[serde(default)]
     pub ogs: bool,
@@ -392,7 +479,7 @@ pub struct WebhookNotification {
     pub case_suggestion: Suggestion,
     /// A person's note on the suggestion.
     #[serde(default)]
-    pub comment: Option<Pii<String>>,
+    pub comment: Option<Comment>,
     /// The partner's id of the case.
     pub external_case_id: ExternalCaseId,
 }
@@ -451,4 +538,55 @@ impl WebhookNotification {
 fn missing_field(msg: &str) -> Option<&'static str> {
     let name = msg.strip_prefix("missing field `")?.split('`').next()?;
     WebhookNotification::FIELDS.iter().copied().find(|f| *f == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_comment_within_the_bound_is_kept_whole() {
+        let text = "x".repeat(MAX_STORED_COMMENT_BYTES);
+        let c = Comment::new(text.clone());
+        assert_eq!((c.expose(), c.cut()), (&text, None));
+        assert_eq!(format!("{c:?}"), "[redacted]");
+    }
+
+    #[test]
+    fn a_longer_comment_is_cut_at_a_character_boundary_with_its_length_and_hash() {
+        use sha2::Digest as _;
+        // 3-byte characters after one ASCII byte: the bound falls inside a character.
+        let text = format!("a{}", "€".repeat(MAX_STORED_COMMENT_BYTES));
+        let c = Comment::new(text.clone());
+        assert!(c.expose().len() <= MAX_STORED_COMMENT_BYTES);
+        assert!(c.expose().len() > MAX_STORED_COMMENT_BYTES - 3);
+        assert!(text.starts_with(c.expose().as_str()));
+        let cut = c.cut().unwrap();
+        assert_eq!(cut.full_bytes, text.len() as u64);
+        assert_eq!(cut.full_sha256, hex::encode(sha2::Sha256::digest(&text)));
+        assert_eq!(format!("{c:?}"), "[redacted, cut]");
+    }
+
+    #[test]
+    fn comments_from_cabital_are_cut_as_they_are_read() {
+        let long = "n".repeat(1 << 20);
+        let body = serde_json::json!({
+            "caseSystemId": "6d92e7b4-715c-4ce3-a028-19f1c8c9fa6c",
+            "caseSuggestion": "SUGGEST_TO_REJECT",
+            "comment": long,
+            "externalCaseId": "243d19cf",
+        });
+        let (n, _) = WebhookNotification::from_body(body.to_string().as_bytes()).unwrap();
+        let c = n.comment.unwrap();
+        assert_eq!((c.expose().len(), c.cut().map(|x| x.full_bytes)), (MAX_STORED_COMMENT_BYTES, Some(1 << 20)));
+        let case: Case = serde_json::from_value(serde_json::json!({
+            "caseSystemId": "6d92e7b4-715c-4ce3-a028-19f1c8c9fa6c",
+            "externalCaseId": "243d19cf",
+            "suggestionComment": long,
+            "decision_comment": long,
+        }))
+        .unwrap();
+        assert!(case.suggestion_comment.unwrap().cut().is_some());
+        assert!(case.decision_comment.unwrap().cut().is_some());
+    }
 }

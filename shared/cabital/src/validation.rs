@@ -19,6 +19,11 @@ pub const MAX_COMMENT_CHARS: usize = 2000;
 pub const MAX_ORGANIZATION_INFO_BYTES: usize = 16 * 1024;
 /// No date of birth before this year is taken as real.
 pub const MIN_BIRTH_YEAR: i32 = 1900;
+/// At most this many bad fields are listed; one more entry (`too_many_errors`) says
+/// that others were left out, so that a body of many bad keys gets a small answer.
+pub const MAX_FIELD_ERRORS: usize = 20;
+/// A field name echoed from the body is cut to this many characters (ending in `…`).
+pub const MAX_ECHOED_FIELD_CHARS: usize = 64;
 
 /// One bad field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -39,13 +44,28 @@ pub struct ValidationErrors(pub Vec<FieldError>);
 
 impl ValidationErrors {
     fn add(&mut self, field: impl Into<String>, code: &'static str, message: impl Into<String>) {
-        self.0.push(FieldError { field: field.into(), code, message: message.into() });
+        if self.0.len() < MAX_FIELD_ERRORS {
+            self.0.push(FieldError { field: echoed(field.into()), code, message: message.into() });
+        } else if self.0.len() == MAX_FIELD_ERRORS {
+            let message = format!("more than {MAX_FIELD_ERRORS} fields are bad; the others are not listed");
+            self.0.push(FieldError { field: String::new(), code: "too_many_errors", message });
+        }
     }
 
     /// The fields named, in order.
     pub fn fields(&self) -> Vec<&str> {
         self.0.iter().map(|e| e.field.as_str()).collect()
     }
+}
+
+/// A field name as echoed: cut to [`MAX_ECHOED_FIELD_CHARS`] characters.
+fn echoed(field: String) -> String {
+    if field.chars().count() <= MAX_ECHOED_FIELD_CHARS {
+        return field;
+    }
+    let mut cut: String = field.chars().take(MAX_ECHOED_FIELD_CHARS - 1).collect();
+    cut.push('…');
+    cut
 }
 
 fn is_empty_object(v: Option<&Value>) -> bool {

@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use gateway_cabital::{CaseSystemId, Deadline};
-use gateway_store::{AttentionRef, AttentionTarget, ExtState, MAX_INDEX_PAGE, RemoteCheck, StoreError};
+use gateway_store::{
+    AttentionPriority, AttentionRef, AttentionTarget, Deferral, ExtState, IndexSlot, MAX_INDEX_PAGE, RemoteCheck,
+    StoreError,
+};
 use governor::{Quota, RateLimiter};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -29,6 +32,9 @@ pub struct Summary {
     pub unchanged: usize,
     /// Failed (left for the next run).
     pub failed: usize,
+    /// Of those, failed in a way no retry fixes (Cabital refused the case: a 404, a
+    /// 4xx): they back off, and a person must look.
+    pub failed_for_good: usize,
     /// Found but not started, or abandoned in flight, for lack of time (left for the
     /// next run).
     pub skipped_for_time: usize,
@@ -40,6 +46,17 @@ pub struct Summary {
     pub unknown_needing_attention: usize,
     /// Cases given up for want of a suggestion this run (each reported once).
     pub no_suggestion_given_up: usize,
+    /// Tried and not settled (Cabital refused the case, an unknown creation still
+    /// without its case): moved forward in their index, each waiting twice as long as
+    /// the last time, up to `backoff_max`.
+    pub backed_off: usize,
+    /// Items still due when the run ended and not settled by it (failed, skipped for
+    /// time, or beyond what one run takes), counted in the indexes up to
+    /// [`gateway_store::MAX_DUE_COUNT`] each: above zero run after run, the reconciler
+    /// does not keep up.
+    pub due_not_checked: usize,
+    /// Checks this run had time for at `rate_per_sec`: the most one run can do.
+    pub capacity: usize,
     /// Wall time of the run.
     pub duration_ms: u64,
 }
@@ -55,8 +72,19 @@ enum Outcome {
     UnknownNeedsPerson,
     /// Checked, still no suggestion long after creation: given up and reported.
     GaveUpNoSuggestion,
+    /// An unknown creation that no webhook has named yet, not old enough to report.
+    UnknownWaiting,
     ListingFailed,
     Nothing,
+}
+
+impl Outcome {
+    /// Tried, and trying again next run would end the same way: the item backs off.
+    /// A retryable failure is the service's (Cabital or the table down), not the
+    /// item's, and is tried again next run.
+    fn backs_off(&self) -> bool {
+        matches!(self, Outcome::Failed { retryable: false } | Outcome::UnknownNeedsPerson | Outcome::UnknownWaiting)
+    }
 }
 
 /// Why a run failed as a whole (worth the schedule's retry).
@@ -85,6 +113,43 @@ enum Index {
     Ogs,
 }
 
+impl Index {
+    fn slot(self) -> IndexSlot {
+        match self {
+            Index::Urgent => IndexSlot::Attention(AttentionPriority::Urgent),
+            Index::Awaiting => IndexSlot::Attention(AttentionPriority::Awaiting),
+            Index::Ogs => IndexSlot::Ogs,
+        }
+    }
+}
+
+/// Where an item tried `attempts` times in a row without settling goes in its index,
+/// `cutoff` being the run's cutoff there and `tried` how far into the run it was tried:
+/// due again 2^attempts runs after the try (two, four, eight...), at most `backoff_max`,
+/// less half a run, so that a run starting a little early (EventBridge's jitter) does
+/// not push it one run further.
+fn backed_off_since(
+    s: &ReconcileSettings,
+    cutoff: OffsetDateTime,
+    tried: time::Duration,
+    attempts: u32,
+) -> OffsetDateTime {
+    let runs = 1u32.checked_shl(attempts).unwrap_or(u32::MAX);
+    let wait = s.schedule_period.saturating_mul(runs).min(s.backoff_max.max(s.schedule_period));
+    let wait = wait.saturating_sub(s.schedule_period / 2);
+    cutoff + tried.max(time::Duration::ZERO) + time::Duration::try_from(wait).unwrap_or(time::Duration::ZERO)
+}
+
+/// The ongoing-screening cutoff: every case that would pass `ogs_check_after` before the
+/// next run is due now, so that no check comes later than `ogs_check_after` and each
+/// run's batch is what the population and the schedule make due (about the population
+/// x the period / `ogs_check_after`). Looking ahead at most a tenth of the cycle keeps
+/// the extra checks that costs under a tenth, however slow the schedule.
+fn ogs_cutoff(s: &ReconcileSettings, now: OffsetDateTime) -> OffsetDateTime {
+    let ahead = s.schedule_period.min(s.ogs_check_after / 10);
+    ago(now, s.ogs_check_after) + time::Duration::try_from(ahead).unwrap_or(time::Duration::ZERO)
+}
+
 /// Reading one index page by page: each page is the oldest entries still due, so the
 /// entries settled meanwhile have left it and the rest come next.
 struct IndexPages {
@@ -101,7 +166,8 @@ struct IndexPages {
 
 /// What the work stream carries.
 enum Work {
-    Target(AttentionRef),
+    /// An entry, with the index it was listed from and that index's cutoff.
+    Target(Index, OffsetDateTime, AttentionRef),
     /// A later page could not be read: counted as a retryable failure.
     ListingFailed,
 }
@@ -150,8 +216,12 @@ impl Listing<'_> {
                 },
             };
             let full = page.len() >= size;
-            let fresh: Vec<Work> =
-                page.into_iter().filter(|r| self.seen.insert(r.target.clone())).map(Work::Target).collect();
+            let (index, cutoff) = (pages.index, pages.cutoff);
+            let fresh: Vec<Work> = page
+                .into_iter()
+                .filter(|r| self.seen.insert(r.target.clone()))
+                .map(|r| Work::Target(index, cutoff, r))
+                .collect();
             pages.taken += fresh.len();
             // A short page is the end of the index; a page of nothing new means the rest
             // is what this run already holds (in flight, failed, or left as it was).
@@ -185,8 +255,9 @@ impl Gateway {
         let plan = [
             (Index::Urgent, ago(now, s.refresh_grace), s.batch),
             (Index::Awaiting, ago(now, s.stale_after), s.batch),
-            (Index::Ogs, ago(now, s.ogs_check_after), s.ogs_batch),
+            (Index::Ogs, ogs_cutoff(s, now), s.ogs_batch),
         ];
+        let cutoffs = plan.map(|(_, cutoff, _)| cutoff);
         let firsts = futures::future::try_join_all(
             plan.iter().map(|&(index, cutoff, limit)| Listing::query(self, index, cutoff, limit.min(MAX_INDEX_PAGE))),
         )
@@ -206,6 +277,8 @@ impl Gateway {
         let listing = Listing { gateway: self, indexes, seen: HashSet::new(), stop_at };
 
         let rate = NonZeroU32::new(s.rate_per_sec).unwrap_or(NonZeroU32::MIN);
+        let capacity =
+            (f64::from(rate.get()) * stop_at.saturating_duration_since(Instant::now()).as_secs_f64()) as usize;
         // A tenth of a second's worth of burst: a check that starts late (a slow task, a
         // busy core) is made up for instead of lost, while no second ever carries more
         // than the rate plus that tenth.
@@ -217,14 +290,15 @@ impl Gateway {
         })
         .flatten();
 
-        let outcomes: Vec<Option<Outcome>> = work
+        let outcomes: Vec<Option<(Outcome, bool)>> = work
             .map(|work| {
                 let limiter = &limiter;
                 async move {
-                    let target = match work {
-                        Work::Target(t) => t.target,
-                        Work::ListingFailed => return Some(Outcome::ListingFailed),
+                    let (index, cutoff, listed) = match work {
+                        Work::Target(index, cutoff, listed) => (index, cutoff, listed),
+                        Work::ListingFailed => return Some((Outcome::ListingFailed, false)),
                     };
+                    let target = &listed.target;
                     if Instant::now() >= stop_at {
                         return None;
                     }
@@ -234,10 +308,10 @@ impl Gateway {
                         return None;
                     }
                     let abandon = tokio::time::Instant::from_std(abandon_at);
-                    match tokio::time::timeout_at(abandon, self.settle(s, &target, now)).await {
-                        Ok(outcome) => Some(outcome),
+                    match tokio::time::timeout_at(abandon, self.settle_or_back_off(s, index, &listed, cutoff, now)).await {
+                        Ok(tried) => Some(tried),
                         Err(_) => {
-                            match &target {
+                            match target {
                                 AttentionTarget::Case(id) => {
                                     tracing::warn!(case_system_id = %id, "abandoned at the deadline; left for next run")
                                 }
@@ -256,7 +330,12 @@ impl Gateway {
 
         let mut summary = Summary::default();
         let mut retryable_failures = 0;
-        for outcome in outcomes {
+        for tried in outcomes {
+            let (outcome, backed_off) = match tried {
+                Some((outcome, backed_off)) => (Some(outcome), backed_off),
+                None => (None, false),
+            };
+            summary.backed_off += usize::from(backed_off);
             summary.found += usize::from(!matches!(outcome, Some(Outcome::ListingFailed)));
             match outcome {
                 None => summary.skipped_for_time += 1,
@@ -271,6 +350,7 @@ impl Gateway {
                 Some(Outcome::Failed { retryable }) => {
                     summary.failed += 1;
                     retryable_failures += usize::from(retryable);
+                    summary.failed_for_good += usize::from(!retryable);
                 }
                 Some(Outcome::ListingFailed) => {
                     summary.failed += 1;
@@ -279,6 +359,7 @@ impl Gateway {
                 Some(Outcome::MarkedUnknown) => summary.marked_unknown += 1,
                 Some(Outcome::ResolvedUnknown) => summary.resolved_unknown += 1,
                 Some(Outcome::UnknownNeedsPerson) => summary.unknown_needing_attention += 1,
+                Some(Outcome::UnknownWaiting) => {}
                 Some(Outcome::GaveUpNoSuggestion) => {
                     summary.checked += 1;
                     summary.unchanged += 1;
@@ -287,12 +368,79 @@ impl Gateway {
                 Some(Outcome::Nothing) => {}
             }
         }
+        summary.capacity = capacity;
+        let left_known = summary.skipped_for_time + retryable_failures;
+        summary.due_not_checked = self.due_not_checked(s, cutoffs, deadline, left_known).await;
         summary.duration_ms = started.elapsed().as_millis() as u64;
         let succeeded = summary.checked + summary.marked_unknown + summary.resolved_unknown;
         if summary.failed > 0 && retryable_failures == summary.failed && succeeded == 0 {
             return Err(ReconcileError::AllFailed(summary.failed));
         }
         Ok(summary)
+    }
+
+    /// How many items are still due in the indexes at the run's cutoffs: what the run
+    /// left (settled and backed-off items have moved on). Counted in the time the
+    /// deadline margin keeps; when the count cannot be had, what the run knows it left
+    /// (`left_known`) stands for it.
+    async fn due_not_checked(
+        &self,
+        s: &ReconcileSettings,
+        cutoffs: [OffsetDateTime; 3],
+        deadline: Instant,
+        left_known: usize,
+    ) -> usize {
+        let [urgent, awaiting, ogs] = cutoffs;
+        let count = futures::future::try_join3(
+            self.store.count_urgent(urgent),
+            self.store.count_awaiting(awaiting),
+            self.store.count_ogs(ogs),
+        );
+        let until = deadline.checked_sub(s.deadline_margin / 4).unwrap_or(deadline);
+        match tokio::time::timeout_at(tokio::time::Instant::from_std(until), count).await {
+            Ok(Ok((u, a, o))) => u + a + o,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "counting what is still due failed; reporting what the run left");
+                left_known
+            }
+            Err(_) => {
+                tracing::warn!("no time left to count what is still due; reporting what the run left");
+                left_known
+            }
+        }
+    }
+
+    /// Settles one listed item; one that could not be settled and would fail the same
+    /// way next run backs off in its index. Answers the outcome and whether it backed off.
+    async fn settle_or_back_off(
+        &self,
+        s: &ReconcileSettings,
+        index: Index,
+        listed: &AttentionRef,
+        cutoff: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> (Outcome, bool) {
+        let outcome = self.settle(s, &listed.target, now).await;
+        if !outcome.backs_off() {
+            return (outcome, false);
+        }
+        let tried = gateway_runtime::now() - now;
+        let next = |attempts| backed_off_since(s, cutoff, tried, attempts);
+        match self.store.defer_index_entry(&listed.target, index.slot(), listed.since, next).await {
+            Ok(Deferral::Deferred { attempts }) => {
+                match &listed.target {
+                    AttentionTarget::Case(id) => tracing::info!(case_system_id = %id, attempts, "backed off"),
+                    AttentionTarget::External(ext) => tracing::info!(external_case_id = %ext, attempts, "backed off"),
+                }
+                (outcome, true)
+            }
+            // Written since it was listed: due as that write says.
+            Ok(Deferral::Moved) => (outcome, false),
+            Err(e) => {
+                tracing::warn!(error = %e, "backing off an item failed; it is tried again next run");
+                (outcome, false)
+            }
+        }
     }
 
     /// A case Cabital has just said still has no suggestion, `no_suggestion_give_up` after
@@ -386,6 +534,7 @@ impl Gateway {
                         tracing::warn!(external_case_id = %ext, "unknown creation needs a person: ask Cabital about it");
                         Ok(Outcome::UnknownNeedsPerson)
                     }
+                    (ExtState::Unknown, None) => Ok(Outcome::UnknownWaiting),
                     _ => Ok(Outcome::Nothing),
                 };
                 result.unwrap_or_else(|e| {

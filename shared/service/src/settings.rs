@@ -47,14 +47,71 @@ impl Settings {
 
     /// Reads the settings from `env`; unset ones take their defaults.
     pub fn read(env: &Env) -> Result<Self, SettingError> {
-        Ok(Settings {
+        let settings = Settings {
             table: env.required("TABLE_NAME")?,
             cabital: CabitalSettings::read(env)?,
             aws: AwsSettings::read(env)?,
             store: store_timeouts(env)?,
             webhook: WebhookSettings::read(env)?,
             reconcile: ReconcileSettings::read(env)?,
-        })
+        };
+        settings.check_ranges()?;
+        Ok(settings)
+    }
+
+    /// Every numeric setting within its range, or the first one outside named with its
+    /// range: zero where zero breaks (a secret fetched on every call, a reconciler that
+    /// checks nothing) and absurd values (a typo's extra zeros) stop the cold start.
+    /// Small values such as 1 s stay allowed: the local stack and tests use them.
+    fn check_ranges(&self) -> Result<(), SettingError> {
+        const MINUTE: u64 = 60;
+        const HOUR: u64 = 60 * MINUTE;
+        const DAY: u64 = 24 * HOUR;
+        let secs = |d: Duration| d.as_secs();
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let (c, w, r) = (&self.cabital, &self.webhook, &self.reconcile);
+        // (setting, value, least, most, unit)
+        let ranges: [(&'static str, u64, u64, u64, &str); 20] = [
+            ("CABITAL_SECRET_TTL_SECS", secs(c.secret_ttl), 1, DAY, "seconds"),
+            ("CABITAL_REQUEST_TIMEOUT_MS", ms(c.client.request_timeout), 1, 60_000, "milliseconds"),
+            ("CABITAL_MAX_ATTEMPTS", u64::from(c.client.max_attempts), 1, 10, ""),
+            ("DYNAMODB_ATTEMPT_TIMEOUT_MS", ms(self.store.attempt), 1, 60_000, "milliseconds"),
+            ("DYNAMODB_OPERATION_TIMEOUT_MS", ms(self.store.operation), 1, 120_000, "milliseconds"),
+            // Cabital signs within 30 s; a day would accept any replay of a day's capture.
+            ("WEBHOOK_TOLERANCE_SECS", w.tolerance_secs, 1, HOUR, "seconds"),
+            // A stored body rides in one item: DynamoDB refuses items over 400 KB.
+            ("WEBHOOK_MAX_BODY_BYTES", count(w.max_body_bytes), 512, 256 * 1024, "bytes"),
+            ("WEBHOOK_REFRESH_TIMEOUT_MS", ms(w.refresh_timeout), 1, 20_000, "milliseconds"),
+            ("RECONCILE_STALE_AFTER_SECS", secs(r.stale_after), 1, 30 * DAY, "seconds"),
+            ("RECONCILE_REFRESH_GRACE_SECS", secs(r.refresh_grace), 0, DAY, "seconds"),
+            ("RECONCILE_OGS_CHECK_AFTER_SECS", secs(r.ogs_check_after), 1, 366 * DAY, "seconds"),
+            ("RECONCILE_OGS_BATCH", count(r.ogs_batch), 1, 100_000, ""),
+            ("RECONCILE_BATCH", count(r.batch), 1, 1_000_000, ""),
+            ("RECONCILE_CONCURRENCY", count(r.concurrency), 1, 256, ""),
+            ("RECONCILE_RATE_PER_SEC", u64::from(r.rate_per_sec), 1, 1_000, ""),
+            ("RECONCILE_DEADLINE_MARGIN_MS", ms(r.deadline_margin), 1, 600_000, "milliseconds"),
+            ("RECONCILE_PENDING_STUCK_SECS", secs(r.pending_stuck_after), 1, DAY, "seconds"),
+            ("RECONCILE_UNKNOWN_REPORT_SECS", secs(r.unknown_report_after), 1, 30 * DAY, "seconds"),
+            (
+                "RECONCILE_NO_SUGGESTION_GIVE_UP_SECS",
+                secs(r.no_suggestion_give_up),
+                1,
+                MAX_NO_SUGGESTION_GIVE_UP.as_secs(),
+                "seconds",
+            ),
+            ("RECONCILE_BACKOFF_MAX_SECS", secs(r.backoff_max), 1, MAX_NO_SUGGESTION_GIVE_UP.as_secs(), "seconds"),
+        ];
+        for (name, value, least, most, unit) in ranges {
+            if !(least..=most).contains(&value) {
+                let unit = if unit.is_empty() { String::new() } else { format!(" {unit}") };
+                return Err(SettingError::Invalid {
+                    name,
+                    reason: format!("must be {least} to {most}{unit}, is {value}"),
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -168,7 +225,9 @@ pub struct ReconcileSettings {
     pub refresh_grace: Duration,
     /// `RECONCILE_OGS_CHECK_AFTER_SECS`: a case under ongoing screening is checked this often (default 7 days).
     pub ogs_check_after: Duration,
-    /// `RECONCILE_OGS_BATCH`: at most this many ongoing-screening cases per run (default 200).
+    /// `RECONCILE_OGS_BATCH`: at most this many ongoing-screening cases per run (default
+    /// 20000). Each run takes every case that would pass `ogs_check_after` before the
+    /// next run, within this and the run's capacity (`rate_per_sec` x its time).
     pub ogs_batch: usize,
     /// `RECONCILE_BATCH`: at most this many urgent items, and this many awaiting cases,
     /// per run (default 20000); read from the indexes page by page.
@@ -187,6 +246,13 @@ pub struct ReconcileSettings {
     /// `RECONCILE_NO_SUGGESTION_GIVE_UP_SECS`: a case still without a suggestion this long
     /// after its creation is no longer asked about, and reported once (default 7 days).
     pub no_suggestion_give_up: Duration,
+    /// `RECONCILE_SCHEDULE`: the schedule's expression, `rate(N minutes|hours|days)`, as
+    /// the template gives it to EventBridge (default `rate(15 minutes)`): the time
+    /// between runs, which the backoff and the ongoing-screening sweep count in.
+    pub schedule_period: Duration,
+    /// `RECONCILE_BACKOFF_MAX_SECS`: the longest an item the reconciler could not settle
+    /// waits before it is tried again (default 86400). The wait doubles from two runs.
+    pub backoff_max: Duration,
 }
 
 impl Default for ReconcileSettings {
@@ -195,7 +261,7 @@ impl Default for ReconcileSettings {
             stale_after: Duration::from_secs(86_400),
             refresh_grace: Duration::from_secs(60),
             ogs_check_after: Duration::from_secs(7 * 86_400),
-            ogs_batch: 200,
+            ogs_batch: 20_000,
             batch: 20_000,
             concurrency: 8,
             rate_per_sec: 20,
@@ -203,6 +269,8 @@ impl Default for ReconcileSettings {
             pending_stuck_after: Duration::from_secs(120),
             unknown_report_after: Duration::from_secs(86_400),
             no_suggestion_give_up: Duration::from_secs(7 * 86_400),
+            schedule_period: Duration::from_secs(15 * 60),
+            backoff_max: Duration::from_secs(86_400),
         }
     }
 }
@@ -223,28 +291,38 @@ impl ReconcileSettings {
             pending_stuck_after: env.seconds_or("RECONCILE_PENDING_STUCK_SECS", d.pending_stuck_after)?,
             unknown_report_after: env.seconds_or("RECONCILE_UNKNOWN_REPORT_SECS", d.unknown_report_after)?,
             no_suggestion_give_up: env.seconds_or("RECONCILE_NO_SUGGESTION_GIVE_UP_SECS", d.no_suggestion_give_up)?,
+            schedule_period: env.parsed_or("RECONCILE_SCHEDULE", RatePeriod(d.schedule_period))?.0,
+            backoff_max: env.seconds_or("RECONCILE_BACKOFF_MAX_SECS", d.backoff_max)?,
         };
-        check_no_suggestion_give_up(s.no_suggestion_give_up)?;
-        if s.concurrency == 0 {
-            return Err(SettingError::Invalid { name: "RECONCILE_CONCURRENCY", reason: "must be at least 1".into() });
-        }
-        if s.rate_per_sec == 0 {
-            return Err(SettingError::Invalid { name: "RECONCILE_RATE_PER_SEC", reason: "must be at least 1".into() });
-        }
         Ok(s)
     }
 }
 
-/// `RECONCILE_NO_SUGGESTION_GIVE_UP_SECS` must be 1 s to a year: zero would give up on
-/// every new case at once, more than a year is a typo (small values are for tests).
-fn check_no_suggestion_give_up(d: Duration) -> Result<(), SettingError> {
-    if d.is_zero() || d > MAX_NO_SUGGESTION_GIVE_UP {
-        return Err(SettingError::Invalid {
-            name: "RECONCILE_NO_SUGGESTION_GIVE_UP_SECS",
-            reason: format!("must be 1 to {} seconds (a year)", MAX_NO_SUGGESTION_GIVE_UP.as_secs()),
-        });
+/// The period of an EventBridge `rate(...)` expression. A `cron(...)` schedule has no
+/// one period, so the reconciler (which sizes its work by it) refuses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RatePeriod(pub Duration);
+
+impl FromStr for RatePeriod {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let expected = || format!("must be rate(N minutes|hours|days), not {s:?}");
+        let inner = s.strip_prefix("rate(").and_then(|r| r.strip_suffix(')')).ok_or_else(expected)?;
+        let (value, unit) = inner.trim().split_once(' ').ok_or_else(expected)?;
+        let value: u64 = value.parse().map_err(|_| expected())?;
+        let unit_secs = match unit.trim() {
+            "minute" | "minutes" => 60,
+            "hour" | "hours" => 3600,
+            "day" | "days" => 86_400,
+            _ => return Err(expected()),
+        };
+        match value.checked_mul(unit_secs) {
+            Some(secs) if value >= 1 && secs <= MAX_NO_SUGGESTION_GIVE_UP.as_secs() => {
+                Ok(RatePeriod(Duration::from_secs(secs)))
+            }
+            _ => Err(format!("must be 1 minute to a year, not {s:?}")),
+        }
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -294,6 +372,8 @@ mod tests {
             ("RECONCILE_PENDING_STUCK_SECS", "8"),
             ("RECONCILE_UNKNOWN_REPORT_SECS", "9"),
             ("RECONCILE_NO_SUGGESTION_GIVE_UP_SECS", "10"),
+            ("RECONCILE_SCHEDULE", "rate(2 hours)"),
+            ("RECONCILE_BACKOFF_MAX_SECS", "11"),
         ])
         .unwrap();
         let secs = Duration::from_secs;
@@ -320,6 +400,8 @@ mod tests {
             pending_stuck_after: secs(8),
             unknown_report_after: secs(9),
             no_suggestion_give_up: secs(10),
+            schedule_period: secs(7200),
+            backoff_max: secs(11),
         };
         assert_eq!(s.reconcile, reconcile);
     }
@@ -334,12 +416,79 @@ mod tests {
             ("WEBHOOK_SIGNED_PATH", "prod/webhooks", "must start with /"),
             ("WEBHOOK_AUTH", "none", "must be `signature` or `refetch`"),
             ("WEBHOOK_TOLERANCE_SECS", "5m", "invalid digit found in string"),
-            ("RECONCILE_CONCURRENCY", "0", "must be at least 1"),
-            ("RECONCILE_RATE_PER_SEC", "0", "must be at least 1"),
+            ("RECONCILE_CONCURRENCY", "0", "must be 1 to 256, is 0"),
+            ("RECONCILE_RATE_PER_SEC", "0", "must be 1 to 1000, is 0"),
+            ("RECONCILE_NO_SUGGESTION_GIVE_UP_SECS", "0", "must be 1 to 31622400 seconds, is 0"),
+            ("WEBHOOK_MAX_BODY_BYTES", "1048576", "must be 512 to 262144 bytes, is 1048576"),
+            ("RECONCILE_DEADLINE_MARGIN_MS", "-1", "invalid digit found in string"),
+            (
+                "RECONCILE_SCHEDULE",
+                "cron(0 * * * ? *)",
+                "must be rate(N minutes|hours|days), not \"cron(0 * * * ? *)\"",
+            ),
+            ("RECONCILE_SCHEDULE", "rate(0 minutes)", "must be 1 minute to a year, not \"rate(0 minutes)\""),
+            ("RECONCILE_BACKOFF_MAX_SECS", "0", "must be 1 to 31622400 seconds, is 0"),
         ] {
             assert_eq!(error(&[(name, value)]), format!("setting {name} is invalid: {reason}"));
         }
-        assert!(error(&[("RECONCILE_NO_SUGGESTION_GIVE_UP_SECS", "0")]).contains("must be 1 to 31622400 seconds"));
+    }
+
+    /// Each numeric setting: zero refused where zero breaks, an absurd value refused,
+    /// both by name; its smallest sane value (1 s, 1 ms, 1) and its largest taken.
+    #[test]
+    fn numeric_settings_out_of_range_stop_the_cold_start_by_name() {
+        let day = 86_400u64;
+        // (setting, smallest taken, largest taken), each alone: the store's two limits are
+        // also held in order (an attempt within its call), at their defaults 5 s and 12 s.
+        let ranges: [(&str, u64, u64); 20] = [
+            ("CABITAL_SECRET_TTL_SECS", 1, day),
+            ("CABITAL_REQUEST_TIMEOUT_MS", 1, 60_000),
+            ("CABITAL_MAX_ATTEMPTS", 1, 10),
+            ("DYNAMODB_ATTEMPT_TIMEOUT_MS", 1, 12_000),
+            ("DYNAMODB_OPERATION_TIMEOUT_MS", 5_000, 120_000),
+            ("WEBHOOK_TOLERANCE_SECS", 1, 3_600),
+            ("WEBHOOK_MAX_BODY_BYTES", 512, 256 * 1024),
+            ("WEBHOOK_REFRESH_TIMEOUT_MS", 1, 20_000),
+            ("RECONCILE_STALE_AFTER_SECS", 1, 30 * day),
+            ("RECONCILE_REFRESH_GRACE_SECS", 0, day),
+            ("RECONCILE_OGS_CHECK_AFTER_SECS", 1, 366 * day),
+            ("RECONCILE_OGS_BATCH", 1, 100_000),
+            ("RECONCILE_BATCH", 1, 1_000_000),
+            ("RECONCILE_CONCURRENCY", 1, 256),
+            ("RECONCILE_RATE_PER_SEC", 1, 1_000),
+            ("RECONCILE_DEADLINE_MARGIN_MS", 1, 600_000),
+            ("RECONCILE_PENDING_STUCK_SECS", 1, day),
+            ("RECONCILE_UNKNOWN_REPORT_SECS", 1, 30 * day),
+            ("RECONCILE_NO_SUGGESTION_GIVE_UP_SECS", 1, MAX_NO_SUGGESTION_GIVE_UP.as_secs()),
+            ("RECONCILE_BACKOFF_MAX_SECS", 1, MAX_NO_SUGGESTION_GIVE_UP.as_secs()),
+        ];
+        for (name, least, most) in ranges {
+            for ok in [least, most] {
+                assert!(read(&[(name, &ok.to_string())]).is_ok(), "{name}={ok} must be taken");
+            }
+            let mut refused = vec![most + 1, most * 1000];
+            if least > 0 && name != "DYNAMODB_OPERATION_TIMEOUT_MS" {
+                refused.push(least - 1);
+            }
+            for bad in refused {
+                let Err(e) = read(&[(name, &bad.to_string())]) else { panic!("{name}={bad} must be refused") };
+                let e = e.to_string();
+                assert!(e.starts_with(&format!("setting {name} is invalid: must ")), "{name}={bad}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_schedule_period_is_read_from_its_rate_expression() {
+        for (expr, secs) in
+            [("rate(15 minutes)", 900), ("rate(1 minute)", 60), ("rate(1 hour)", 3600), ("rate(2 days)", 172_800)]
+        {
+            assert_eq!(expr.parse::<RatePeriod>(), Ok(RatePeriod(Duration::from_secs(secs))), "{expr}");
+        }
+        assert_eq!(ReconcileSettings::default().schedule_period, Duration::from_secs(900));
+        for bad in ["15 minutes", "rate(15)", "rate(x minutes)", "rate(5 weeks)", "rate(99999999999999 days)"] {
+            assert!(bad.parse::<RatePeriod>().is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -348,17 +497,5 @@ mod tests {
         assert_eq!(e.to_string(), "setting TABLE_NAME is required but not set");
         let e = InitError::from(CredentialsError::SecretsManager { code: "AccessDenied".into(), retryable: false });
         assert_eq!(e.to_string(), "Secrets Manager failed (AccessDenied); retryable: false");
-    }
-
-    #[test]
-    fn the_give_up_time_refuses_zero_and_absurd_values_by_name() {
-        assert!(check_no_suggestion_give_up(ReconcileSettings::default().no_suggestion_give_up).is_ok());
-        assert_eq!(ReconcileSettings::default().no_suggestion_give_up, Duration::from_secs(604_800));
-        assert!(check_no_suggestion_give_up(Duration::from_secs(1)).is_ok(), "small values are for tests");
-        assert!(check_no_suggestion_give_up(MAX_NO_SUGGESTION_GIVE_UP).is_ok());
-        for bad in [Duration::ZERO, MAX_NO_SUGGESTION_GIVE_UP + Duration::from_secs(1), Duration::from_secs(u64::MAX)] {
-            let e = check_no_suggestion_give_up(bad).unwrap_err().to_string();
-            assert!(e.contains("RECONCILE_NO_SUGGESTION_GIVE_UP_SECS"), "{e}");
-        }
     }
 }

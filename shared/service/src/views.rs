@@ -1,6 +1,6 @@
 //! What the API answers: cases and their timelines as JSON.
 
-use gateway_cabital::{CaseSystemId, Decision, ExternalCaseId, ScreenType, Suggestion};
+use gateway_cabital::{CaseSystemId, Comment, Decision, ExternalCaseId, ScreenType, Suggestion};
 use gateway_store::{CaseRecord, Event, EventDetail, ExtRecord, StateChange, format_time};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -24,12 +24,18 @@ pub struct CaseView {
     pub suggestion: Option<Suggestion>,
     /// Its comment.
     pub suggestion_comment: Option<String>,
+    /// When the comment was cut for storage: what it was cut from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suggestion_comment_truncated: Option<CutView>,
     /// When it was recorded.
     pub suggestion_at: Option<String>,
     /// The partner's decision.
     pub decision: Option<Decision>,
     /// Its comment.
     pub decision_comment: Option<String>,
+    /// When the comment was cut for storage: what it was cut from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision_comment_truncated: Option<CutView>,
     /// When it was recorded.
     pub decided_at: Option<String>,
     /// Ongoing screening on.
@@ -47,6 +53,27 @@ pub struct CaseView {
     /// What a person must look at, when anything: absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attention: Option<AttentionView>,
+}
+
+/// A comment longer than the gateway keeps (`MAX_STORED_COMMENT_BYTES`): the text shown
+/// is its start, and this says what it was cut from.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CutView {
+    /// The full text's length, in bytes of UTF-8.
+    pub full_bytes: u64,
+    /// The full text's SHA-256, lowercase hex.
+    pub full_sha256: String,
+}
+
+impl CutView {
+    fn of(c: Option<&Comment>) -> Option<CutView> {
+        c.and_then(Comment::cut).map(|cut| CutView { full_bytes: cut.full_bytes, full_sha256: cut.full_sha256.clone() })
+    }
+}
+
+fn text(c: Option<&Comment>) -> Option<String> {
+    c.map(|c| c.expose().clone())
 }
 
 /// Why a case needs a person, and since when.
@@ -70,10 +97,12 @@ impl From<&CaseRecord> for CaseView {
             origin: c.origin.as_str(),
             status: c.status.as_str(),
             suggestion: c.suggestion,
-            suggestion_comment: c.suggestion_comment.as_ref().map(|p| p.expose().clone()),
+            suggestion_comment: text(c.suggestion_comment.as_ref()),
+            suggestion_comment_truncated: CutView::of(c.suggestion_comment.as_ref()),
             suggestion_at: c.suggestion_at.map(format_time),
             decision: c.decision,
-            decision_comment: c.decision_comment.as_ref().map(|p| p.expose().clone()),
+            decision_comment: text(c.decision_comment.as_ref()),
+            decision_comment_truncated: CutView::of(c.decision_comment.as_ref()),
             decided_at: c.decided_at.map(format_time),
             ogs: c.ogs,
             needs_refresh: c.needs_refresh,
@@ -105,15 +134,24 @@ pub struct EventView {
 }
 
 fn change(c: &StateChange) -> Value {
-    json!({
+    let mut v = json!({
         "fromSuggestion": c.from_suggestion,
         "toSuggestion": c.to_suggestion,
-        "toSuggestionComment": c.to_suggestion_comment.as_ref().map(|p| p.expose()),
+        "toSuggestionComment": text(c.to_suggestion_comment.as_ref()),
         "toDecision": c.to_decision,
-        "toDecisionComment": c.to_decision_comment.as_ref().map(|p| p.expose()),
+        "toDecisionComment": text(c.to_decision_comment.as_ref()),
         "toOgs": c.to_ogs,
         "changed": c.changed.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
-    })
+    });
+    for (key, comment) in [
+        ("toSuggestionCommentTruncated", c.to_suggestion_comment.as_ref()),
+        ("toDecisionCommentTruncated", c.to_decision_comment.as_ref()),
+    ] {
+        if let Some(cut) = CutView::of(comment) {
+            v[key] = json!(cut);
+        }
+    }
+    v
 }
 
 /// What a webhook and a notice both show: the body as received and its deliveries.

@@ -240,7 +240,7 @@ impl Store {
         let detail = EventDetail::Decision { decision, comment: comment.clone() };
         self.versioned_with_event(id, now, EventSource::Api, &detail, |case| {
             case.decision = Some(decision);
-            case.decision_comment = comment.clone();
+            case.decision_comment = comment.clone().map(gateway_cabital::Comment::from);
             case.decided_at = Some(now);
             if case.decision_pending.is_some_and(|p| p.decision == decision) {
                 case.clear_decision_pending();

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use gateway_cabital::{CaseSystemId, ExternalCaseId, Pii};
+use gateway_cabital::{CaseSystemId, Comment, CutText, ExternalCaseId, Pii};
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
@@ -50,6 +50,23 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn opt_pii(&self, attr: &str) -> Result<Option<Pii<String>>, StoreError> {
         Ok(self.opt_str(attr)?.map(|s| Pii(s.to_owned())))
+    }
+
+    /// A comment: a string, or a map `{text, fullBytes, fullSha256}` when it was cut.
+    pub(crate) fn opt_comment(&self, attr: &str) -> Result<Option<Comment>, StoreError> {
+        match self.item.get(attr) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::S(text)) => Ok(Some(Comment::stored(text.clone(), None))),
+            Some(AttributeValue::M(m)) => {
+                let cut = Reader { item: m, what: format!("{}.{attr}", self.what) };
+                let full = CutText {
+                    full_bytes: cut.u64(COMMENT_FULL_BYTES)?,
+                    full_sha256: cut.str(COMMENT_FULL_SHA256)?.to_owned(),
+                };
+                Ok(Some(Comment::stored(cut.str(COMMENT_TEXT)?.to_owned(), Some(full))))
+            }
+            Some(_) => Err(self.err(attr, "is not a comment")),
+        }
     }
 
     pub(crate) fn opt_u64(&self, attr: &str) -> Result<Option<u64>, StoreError> {
@@ -129,14 +146,21 @@ pub(crate) fn parse_attention(s: &str) -> Option<Attention> {
     Some(Attention { priority, since: parse_time(rest)? })
 }
 
-fn attention_value(a: &Attention) -> String {
+/// The stored value of an attention entry: `<priority>#<time>`.
+pub(crate) fn attention_value(a: &Attention) -> String {
     format!("{}{}", a.priority.prefix(), format_time(a.since))
 }
 
 /// An item's attributes in the attention index, `None` out of it; `id` (the case's or
-/// the external id's own id) picks the shard.
-fn attention_attributes(id: &str, a: Option<&Attention>) -> [(&'static str, Option<AttributeValue>); 2] {
-    [(ATTN_SHARD, a.map(|_| s(schema::attn_shard(schema::shard_of(id))))), (ATTN_AT, a.map(|a| s(attention_value(a))))]
+/// the external id's own id) picks the shard. Every such write also clears the
+/// reconciler's backoff count: whatever (re)places an item in the index makes it due as
+/// written, and only the reconciler's deferral (`Store::defer_index_entry`) sets it.
+fn attention_attributes(id: &str, a: Option<&Attention>) -> [(&'static str, Option<AttributeValue>); 3] {
+    [
+        (ATTN_SHARD, a.map(|_| s(schema::attn_shard(schema::shard_of(id))))),
+        (ATTN_AT, a.map(|a| s(attention_value(a)))),
+        (attr::BACKOFF_ATTEMPTS, None),
+    ]
 }
 
 // ---------------------------------------------------------------- values
@@ -154,6 +178,23 @@ pub(crate) fn t(v: OffsetDateTime) -> AttributeValue {
 }
 
 /// Puts `value` under `attr` when present.
+/// The attributes of a cut comment's map.
+const COMMENT_TEXT: &str = "text";
+const COMMENT_FULL_BYTES: &str = "fullBytes";
+const COMMENT_FULL_SHA256: &str = "fullSha256";
+
+/// A comment as stored: its text, or when cut, the text with what it was cut from.
+pub(crate) fn comment(c: &Comment) -> AttributeValue {
+    match c.cut() {
+        None => s(c.expose()),
+        Some(cut) => AttributeValue::M(HashMap::from([
+            (COMMENT_TEXT.to_owned(), s(c.expose())),
+            (COMMENT_FULL_BYTES.to_owned(), n(cut.full_bytes)),
+            (COMMENT_FULL_SHA256.to_owned(), s(&cut.full_sha256)),
+        ])),
+    }
+}
+
 fn put_opt(item: &mut Item, attr: &str, value: Option<AttributeValue>) {
     if let Some(v) = value {
         item.insert(attr.to_owned(), v);
@@ -185,10 +226,10 @@ pub(crate) fn case_attributes(c: &CaseRecord) -> Vec<(&'static str, Option<Attri
         (attr::ORIGIN, Some(s(c.origin.as_str()))),
         (attr::STATUS, Some(s(c.status.as_str()))),
         (attr::SUGGESTION, c.suggestion.map(|v| s(v.as_str()))),
-        (attr::SUGGESTION_COMMENT, c.suggestion_comment.as_ref().map(|v| s(v.expose().as_str()))),
+        (attr::SUGGESTION_COMMENT, c.suggestion_comment.as_ref().map(comment)),
         (attr::SUGGESTION_AT, c.suggestion_at.map(t)),
         (attr::DECISION, c.decision.map(|v| s(v.as_str()))),
-        (attr::DECISION_COMMENT, c.decision_comment.as_ref().map(|v| s(v.expose().as_str()))),
+        (attr::DECISION_COMMENT, c.decision_comment.as_ref().map(comment)),
         (attr::DECIDED_AT, c.decided_at.map(t)),
         (attr::OGS, Some(AttributeValue::Bool(c.ogs))),
         (attr::NEEDS_REFRESH, Some(AttributeValue::Bool(c.needs_refresh))),
@@ -217,10 +258,10 @@ pub(crate) fn case_from_item(item: &Item) -> Result<CaseRecord, StoreError> {
         origin: r.parsed(attr::ORIGIN, Origin::parse)?,
         status: r.parsed(attr::STATUS, CaseStatus::parse)?,
         suggestion: r.opt_parsed(attr::SUGGESTION, |s| s.parse().ok())?,
-        suggestion_comment: r.opt_pii(attr::SUGGESTION_COMMENT)?,
+        suggestion_comment: r.opt_comment(attr::SUGGESTION_COMMENT)?,
         suggestion_at: r.opt_time(attr::SUGGESTION_AT)?,
         decision: r.opt_parsed(attr::DECISION, |s| s.parse().ok())?,
-        decision_comment: r.opt_pii(attr::DECISION_COMMENT)?,
+        decision_comment: r.opt_comment(attr::DECISION_COMMENT)?,
         decided_at: r.opt_time(attr::DECIDED_AT)?,
         ogs: r.bool_or_false(attr::OGS)?,
         needs_refresh: r.bool_or_false(attr::NEEDS_REFRESH)?,
@@ -332,9 +373,9 @@ pub(crate) fn event_item(
         EventDetail::Refreshed(change) | EventDetail::Reconciled(change) => {
             put_opt(&mut item, attr::FROM_SUGGESTION, change.from_suggestion.map(|v| s(v.as_str())));
             put_opt(&mut item, attr::TO_SUGGESTION, change.to_suggestion.map(|v| s(v.as_str())));
-            put_opt(&mut item, attr::TO_SUGGESTION_COMMENT, pii(&change.to_suggestion_comment));
+            put_opt(&mut item, attr::TO_SUGGESTION_COMMENT, change.to_suggestion_comment.as_ref().map(comment));
             put_opt(&mut item, attr::TO_DECISION, change.to_decision.map(|v| s(v.as_str())));
-            put_opt(&mut item, attr::TO_DECISION_COMMENT, pii(&change.to_decision_comment));
+            put_opt(&mut item, attr::TO_DECISION_COMMENT, change.to_decision_comment.as_ref().map(comment));
             item.insert(attr::TO_OGS.into(), AttributeValue::Bool(change.to_ogs));
             item.insert(
                 attr::CHANGED.into(),
@@ -401,9 +442,9 @@ pub(crate) fn event_from_item(item: &Item) -> Result<Event, StoreError> {
         Ok(StateChange {
             from_suggestion: r.opt_parsed(attr::FROM_SUGGESTION, |s| s.parse().ok())?,
             to_suggestion: r.opt_parsed(attr::TO_SUGGESTION, |s| s.parse().ok())?,
-            to_suggestion_comment: r.opt_pii(attr::TO_SUGGESTION_COMMENT)?,
+            to_suggestion_comment: r.opt_comment(attr::TO_SUGGESTION_COMMENT)?,
             to_decision: r.opt_parsed(attr::TO_DECISION, |s| s.parse().ok())?,
-            to_decision_comment: r.opt_pii(attr::TO_DECISION_COMMENT)?,
+            to_decision_comment: r.opt_comment(attr::TO_DECISION_COMMENT)?,
             to_ogs: r.bool_or_false(attr::TO_OGS)?,
             changed: r
                 .string_list(attr::CHANGED)?
@@ -551,7 +592,7 @@ mod tests {
             origin: Origin::Api,
             status: CaseStatus::Decided,
             suggestion: Some(Suggestion::SuggestToAccept),
-            suggestion_comment: Some(Pii("ok".into())),
+            suggestion_comment: Some(gateway_cabital::Comment::new("ok")),
             suggestion_at: Some(now),
             decision: Some(Decision::Accept),
             decision_comment: None,

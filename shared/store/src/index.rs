@@ -1,6 +1,7 @@
 //! The reconciler's queries over the sparse, sharded indexes. Never a Scan: each shard
 //! is one Query, oldest entries first.
 
+use aws_sdk_dynamodb::types::Select;
 use futures::{StreamExt, TryStreamExt};
 use time::OffsetDateTime;
 
@@ -14,6 +15,11 @@ use crate::store::Store;
 
 /// The most entries one query call returns.
 pub const MAX_INDEX_PAGE: usize = 1000;
+
+/// The most entries one count of an index's due entries counts ([`Store::count_urgent`]
+/// and its siblings): past it, the count means "at least this many". One page per
+/// shard, so a count fits in the little time a run keeps for it.
+pub const MAX_DUE_COUNT: usize = MAX_INDEX_PAGE;
 
 /// Shard queries of one index in flight at once. Each query's time limit runs from its
 /// start: when the table answers slowly (throttled, or an emulator serving one request
@@ -60,6 +66,22 @@ impl IndexQuery {
     }
 }
 
+impl IndexQuery {
+    /// The key condition of one shard's query.
+    fn key_condition(&self, shard: u8) -> (Expr, String) {
+        let mut expr = Expr::new();
+        let shard_cond = format!("{} = {}", expr.name(self.shard_attr), expr.value(s((self.shard_key)(shard))));
+        let range = expr.name(self.range_attr);
+        let range_cond = match &self.from {
+            Some(from) => {
+                format!("{range} BETWEEN {} AND {}", expr.value(s(from.as_str())), expr.value(s(self.to.as_str())))
+            }
+            None => format!("{range} < {}", expr.value(s(self.to.as_str()))),
+        };
+        (expr, format!("{shard_cond} AND {range_cond}"))
+    }
+}
+
 impl Store {
     /// Items that need a look urgently since before `before`, oldest first, `limit` at
     /// most: cases flagged for refresh by a webhook, and reservations whose create is
@@ -96,6 +118,62 @@ impl Store {
         self.query_shards(IndexQuery::ogs(cutoff), limit).await
     }
 
+    /// How many entries [`Store::urgent_attention`] would find, up to [`MAX_DUE_COUNT`].
+    pub async fn count_urgent(&self, before: OffsetDateTime) -> Result<usize, StoreError> {
+        self.count_shards(IndexQuery::attention(AttentionPriority::Urgent, before)).await
+    }
+
+    /// How many entries [`Store::awaiting_since_before`] would find, up to [`MAX_DUE_COUNT`].
+    pub async fn count_awaiting(&self, cutoff: OffsetDateTime) -> Result<usize, StoreError> {
+        self.count_shards(IndexQuery::attention(AttentionPriority::Awaiting, cutoff)).await
+    }
+
+    /// How many entries [`Store::ogs_checked_before`] would find, up to [`MAX_DUE_COUNT`].
+    pub async fn count_ogs(&self, cutoff: OffsetDateTime) -> Result<usize, StoreError> {
+        self.count_shards(IndexQuery::ogs(cutoff)).await
+    }
+
+    /// Counts the entries of every shard (reading keys only, never the items), each
+    /// shard up to [`MAX_DUE_COUNT`], the total capped at it.
+    #[tracing::instrument(skip_all, fields(index = query.index, counted), err)]
+    async fn count_shards(&self, query: IndexQuery) -> Result<usize, StoreError> {
+        let query = &query;
+        let counts: Vec<usize> = futures::stream::iter((0..SHARDS).map(|shard| self.count_shard(query, shard)))
+            .buffer_unordered(SHARD_QUERY_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let counted = counts.into_iter().sum::<usize>().min(MAX_DUE_COUNT);
+        tracing::Span::current().record("counted", counted);
+        Ok(counted)
+    }
+
+    async fn count_shard(&self, query: &IndexQuery, shard: u8) -> Result<usize, StoreError> {
+        let (expr, condition) = query.key_condition(shard);
+        let mut counted = 0usize;
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client()
+                .query()
+                .table_name(self.table_name())
+                .index_name(query.index)
+                .key_condition_expression(&condition)
+                .set_expression_attribute_names(expr.names())
+                .set_expression_attribute_values(expr.values())
+                .select(Select::Count)
+                .limit(i32::try_from(MAX_DUE_COUNT - counted).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(from_sdk)?;
+            counted += usize::try_from(out.count).unwrap_or(0);
+            match out.last_evaluated_key {
+                Some(key) if counted < MAX_DUE_COUNT => start = Some(key),
+                _ => return Ok(counted),
+            }
+        }
+    }
+
     /// Queries every shard ([`SHARD_QUERY_CONCURRENCY`] at a time), each for up to `limit` of its oldest entries,
     /// and keeps the `limit` oldest overall.
     async fn query_shards(&self, query: IndexQuery, limit: usize) -> Result<Vec<AttentionRef>, StoreError> {
@@ -118,16 +196,7 @@ impl Store {
     }
 
     async fn query_shard(&self, query: &IndexQuery, shard: u8, limit: usize) -> Result<Vec<AttentionRef>, StoreError> {
-        let mut expr = Expr::new();
-        let shard_cond = format!("{} = {}", expr.name(query.shard_attr), expr.value(s((query.shard_key)(shard))));
-        let range = expr.name(query.range_attr);
-        let range_cond = match &query.from {
-            Some(from) => {
-                format!("{range} BETWEEN {} AND {}", expr.value(s(from.as_str())), expr.value(s(query.to.as_str())))
-            }
-            None => format!("{range} < {}", expr.value(s(query.to.as_str()))),
-        };
-        let condition = format!("{shard_cond} AND {range_cond}");
+        let (expr, condition) = query.key_condition(shard);
 
         let mut found = Vec::new();
         let mut start: Option<Item> = None;

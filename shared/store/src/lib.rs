@@ -17,13 +17,16 @@
 //!
 //! Two sparse, write-sharded indexes serve the reconciler: `attention` (`attnAt` =
 //! `0#<time>` urgent, `1#<time>` awaiting a suggestion since the last check) and `ogs`
-//! (cases under ongoing screening by last check).
+//! (cases under ongoing screening by last check). An entry the reconciler could not
+//! settle is moved forward in its index with its tries counted (`backoffAttempts`,
+//! [`Store::defer_index_entry`]); any other write of the entry clears the count.
 //!
 //! Personal data (submitted bodies, webhook bodies, comments) is held in
 //! [`gateway_cabital::Pii`], never in `Debug` output, error messages or logs.
 
 #![warn(missing_docs)]
 
+mod backoff;
 mod cases;
 mod client;
 mod codec;
@@ -36,10 +39,11 @@ mod schema;
 mod store;
 mod webhook;
 
+pub use backoff::{Deferral, IndexSlot};
 pub use cases::MAX_TIMELINE_PAGE;
 pub use client::{MAX_ATTEMPTS, StoreTimeouts, dynamodb_client, dynamodb_client_with};
 pub use error::StoreError;
-pub use index::MAX_INDEX_PAGE;
+pub use index::{MAX_DUE_COUNT, MAX_INDEX_PAGE};
 pub use model::{
     Applied, Attention, AttentionPriority, AttentionRef, AttentionTarget, CaseRecord, CaseStatus, ChangedField,
     CreatedCase, CreatedOutcome, DecisionPending, Event, EventDetail, EventKind, EventSource, ExtRecord, ExtState,

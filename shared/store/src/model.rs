@@ -1,6 +1,6 @@
 //! The typed records the store reads and writes.
 
-use gateway_cabital::{CaseSystemId, Decision, ExternalCaseId, Pii, ScreenType, Suggestion};
+use gateway_cabital::{CaseSystemId, Comment, Decision, ExternalCaseId, Pii, ScreenType, Suggestion};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -196,13 +196,13 @@ pub struct CaseRecord {
     /// Cabital's current suggestion.
     pub suggestion: Option<Suggestion>,
     /// A person's note on the suggestion.
-    pub suggestion_comment: Option<Pii<String>>,
+    pub suggestion_comment: Option<Comment>,
     /// When the current suggestion was first recorded.
     pub suggestion_at: Option<OffsetDateTime>,
     /// The partner's decision.
     pub decision: Option<Decision>,
     /// The partner's note on the decision.
-    pub decision_comment: Option<Pii<String>>,
+    pub decision_comment: Option<Comment>,
     /// When the decision was recorded.
     pub decided_at: Option<OffsetDateTime>,
     /// Whether ongoing screening is on.
@@ -238,7 +238,7 @@ impl CaseRecord {
         origin: Origin,
         screen_type: Option<ScreenType>,
         suggestion: Option<Suggestion>,
-        suggestion_comment: Option<Pii<String>>,
+        suggestion_comment: Option<Comment>,
         now: OffsetDateTime,
     ) -> Self {
         CaseRecord {
@@ -385,7 +385,7 @@ pub struct CreatedCase {
     /// A suggestion, if the response carried one already.
     pub suggestion: Option<Suggestion>,
     /// Its comment, if any.
-    pub suggestion_comment: Option<Pii<String>>,
+    pub suggestion_comment: Option<Comment>,
     /// Whether ongoing screening is on.
     pub ogs: bool,
 }
@@ -418,11 +418,11 @@ pub struct RemoteState {
     /// Current suggestion.
     pub suggestion: Option<Suggestion>,
     /// Its comment.
-    pub suggestion_comment: Option<Pii<String>>,
+    pub suggestion_comment: Option<Comment>,
     /// Current decision.
     pub decision: Option<Decision>,
     /// Its comment.
-    pub decision_comment: Option<Pii<String>>,
+    pub decision_comment: Option<Comment>,
     /// Whether ongoing screening is on.
     pub ogs: bool,
 }
@@ -473,7 +473,7 @@ pub struct WebhookReceipt {
     /// verified webhook, absent in a notice whose case Cabital has not screened yet.
     pub suggestion: Option<Suggestion>,
     /// Its comment.
-    pub suggestion_comment: Option<Pii<String>>,
+    pub suggestion_comment: Option<Comment>,
     /// The body exactly as received.
     pub body: Pii<String>,
     /// Lowercase hex SHA-256 of `body`.
@@ -499,11 +499,11 @@ pub struct StateChange {
     /// The suggestion after.
     pub to_suggestion: Option<Suggestion>,
     /// The suggestion's comment after.
-    pub to_suggestion_comment: Option<Pii<String>>,
+    pub to_suggestion_comment: Option<Comment>,
     /// The decision after.
     pub to_decision: Option<Decision>,
     /// The decision's comment after.
-    pub to_decision_comment: Option<Pii<String>>,
+    pub to_decision_comment: Option<Comment>,
     /// Ongoing screening after.
     pub to_ogs: bool,
     /// Which fields changed.

@@ -2,6 +2,8 @@
 //!
 //! - the table equals `gateway_store::table_definition()` (keys, attributes, indexes,
 //!   billing), with point-in-time recovery, encryption, and deletion protection in prod;
+//! - a partner's own KMS key (`KmsKeyArn`), when given, encrypts the table, the secret
+//!   and every log group, and is granted only through Secrets Manager;
 //! - IAM: no wildcard action, no wildcard resource, and each function's role grants
 //!   exactly what its code uses (declared below, with pointers into the code);
 //! - the only route without IAM auth is `POST /webhooks/cabital`;
@@ -22,6 +24,9 @@ use gateway_store::{ATTENTION_INDEX, KeyElement, OGS_INDEX, table_definition};
 use serde_json::{Map, Value, json};
 
 // ------------------------------------------------------------------ what the code uses
+
+/// The parameter naming the partner's own KMS key (empty: AWS-managed keys).
+const KMS_KEY: &str = "KmsKeyArn";
 
 /// A DynamoDB grant: an action on the table or on one of its indexes.
 #[derive(Debug, Clone, Copy)]
@@ -362,8 +367,16 @@ fn policy_documents(t: &Value) -> Vec<(String, &Value)> {
     docs
 }
 
+/// A document's statements; a conditional one (`!If [cond, statement, !Ref AWS::NoValue]`)
+/// counts as its statement, so that what it would grant is checked too.
 fn statements(doc: &Value) -> Vec<&Value> {
     one_or_many(&doc["Statement"])
+        .into_iter()
+        .flat_map(|s| match s["Fn::If"].as_array() {
+            Some(branches) => branches.iter().skip(1).filter(|b| b.is_object() && b.get("Ref").is_none()).collect(),
+            None => vec![s],
+        })
+        .collect()
 }
 
 /// Every string inside a value (literal or inside an intrinsic function).
@@ -442,6 +455,11 @@ fn grants(t: &Value, role: &str) -> (BTreeSet<(String, String)>, Vec<String>) {
             }
             for action in one_or_many(&s["Action"]) {
                 for resource in one_or_many(&s["Resource"]) {
+                    // The partner's own KMS key is a parameter, not a resource of ours.
+                    if ref_of(resource) == Some(KMS_KEY) {
+                        out.insert((action.as_str().unwrap_or_default().to_ascii_lowercase(), KMS_KEY.to_owned()));
+                        continue;
+                    }
                     match named_resource(t, resource) {
                         Ok(r) => {
                             out.insert((action.as_str().unwrap_or_default().to_ascii_lowercase(), r));
@@ -477,6 +495,8 @@ fn expected_grants(t: &Value, function: &str) -> Result<BTreeSet<(String, String
     // All three sign (cases-api, reconcile) or verify (webhook) with the Cabital secret:
     // gateway_signing::CredentialStore (shared/signing/src/credentials.rs).
     want.insert(grant("secretsmanager:GetSecretValue", secret));
+    // ... which, under the partner's own key, is decrypted with the caller's rights.
+    want.insert(grant("kms:Decrypt", KMS_KEY.to_owned()));
     for (action, on) in ITEM_ACTIONS.into_iter().chain(extra_dynamodb_actions(function)) {
         let resource = match on {
             On::Table => table.clone(),
@@ -790,6 +810,52 @@ fn check_alarms_reach_someone(t: &Value) -> Vec<String> {
     violations
 }
 
+/// The partner's own KMS key, when given, encrypts every store of data: the table, the
+/// secret and every log group; without it each keeps its AWS-managed key.
+fn check_keys(t: &Value) -> Vec<String> {
+    let mut violations = Vec::new();
+    let parameter = &t["Parameters"][KMS_KEY];
+    let pattern = parameter["AllowedPattern"].as_str().unwrap_or_default();
+    if parameter["Type"] != "String" || parameter["Default"] != "" || !pattern.starts_with("^$|^arn:") {
+        violations.push(format!("the {KMS_KEY} parameter: a String, default empty, AllowedPattern '^$|^arn:...'"));
+    }
+    if t["Conditions"]["HasKmsKey"] != json!({"Fn::Not": [{"Fn::Equals": [{"Ref": KMS_KEY}, ""]}]}) {
+        violations.push(format!("Conditions.HasKmsKey must be !Not [!Equals [!Ref {KMS_KEY}, \"\"]]"));
+    }
+    let key_or_default = |default: Value| json!({"Fn::If": ["HasKmsKey", {"Ref": KMS_KEY}, default]});
+    let no_value = json!({"Ref": "AWS::NoValue"});
+    match the_table(t) {
+        Ok((name, table)) => {
+            let sse = &table["Properties"]["SSESpecification"];
+            if sse["SSEType"] != json!({"Fn::If": ["HasKmsKey", "KMS", no_value]})
+                || sse["KMSMasterKeyId"] != key_or_default(no_value.clone())
+            {
+                violations
+                    .push(format!("{name}: SSESpecification must use {KMS_KEY} when given (SSEType, KMSMasterKeyId)"));
+            }
+        }
+        Err(e) => violations.push(e),
+    }
+    for ty in ["AWS::SecretsManager::Secret", "AWS::Logs::LogGroup"] {
+        for (name, r) in of_type(t, ty) {
+            if r["Properties"]["KmsKeyId"] != key_or_default(no_value.clone()) {
+                violations.push(format!("{name}: KmsKeyId must be !If [HasKmsKey, !Ref {KMS_KEY}, !Ref AWS::NoValue]"));
+            }
+        }
+    }
+    // The key's use is scoped to Secrets Manager: the function cannot decrypt anything else with it.
+    for (place, doc) in policy_documents(t) {
+        for s in statements(doc) {
+            let on_key = one_or_many(&s["Resource"]).iter().any(|r| ref_of(r) == Some(KMS_KEY));
+            let via = &s["Condition"]["StringEquals"]["kms:ViaService"];
+            if on_key && via != &json!({"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}) {
+                violations.push(format!("{place}: a grant on {KMS_KEY} must be kms:ViaService Secrets Manager only"));
+            }
+        }
+    }
+    violations
+}
+
 /// The first alarm on `namespace` / `metric`, if any.
 fn alarm<'t>(t: &'t Value, namespace: &str, metric: &str) -> Option<&'t Value> {
     of_type(t, "AWS::CloudWatch::Alarm")
@@ -927,6 +993,11 @@ fn the_webhook_route_is_throttled_apart_and_concurrency_is_reserved() {
 #[test]
 fn alarms_reach_someone() {
     assert_none("alarms reach a person", check_alarms_reach_someone(&load()));
+}
+
+#[test]
+fn a_partner_kms_key_encrypts_every_store_of_data() {
+    assert_none("keys", check_keys(&load()));
 }
 
 // ------------------------------------------------------------------ each rule, broken once
@@ -1197,5 +1268,132 @@ fn alarms_that_reach_no_one_are_caught() {
     });
     caught(check_alarms_and_outputs, "CabitalGateway/CasesApi5xx", |t| {
         resources_mut(t).remove("CasesApi5xxAlarm");
+    });
+}
+
+#[test]
+fn data_left_on_the_default_key_is_caught() {
+    caught(check_keys, "SSESpecification must use KmsKeyArn", |t| {
+        table(t)["SSESpecification"].as_object_mut().unwrap().remove("KMSMasterKeyId");
+    });
+    caught(check_keys, "WebhookLogGroup: KmsKeyId", |t| {
+        t["Resources"]["WebhookLogGroup"]["Properties"].as_object_mut().unwrap().remove("KmsKeyId");
+    });
+    caught(check_keys, "CabitalApiSecret: KmsKeyId", |t| {
+        t["Resources"]["CabitalApiSecret"]["Properties"]["KmsKeyId"] = json!("alias/aws/secretsmanager");
+    });
+    caught(check_keys, "the KmsKeyArn parameter", |t| {
+        t["Parameters"]["KmsKeyArn"]["Default"] = json!("arn:aws:kms:eu-west-1:123456789012:key/x");
+    });
+    caught(check_keys, "kms:ViaService", |t| {
+        let statements = role_statements(t, "WebhookRole");
+        let at = statements.iter().position(|s| s.get("Fn::If").is_some()).unwrap();
+        statements[at]["Fn::If"][1].as_object_mut().unwrap().remove("Condition");
+    });
+    caught(check_function_permissions, "kms:decrypt on KmsKeyArn is used by its code but not granted", |t| {
+        role_statements(t, "ReconcileRole").retain(|s| s.get("Fn::If").is_none());
+    });
+}
+
+// ------------------------------------------------------------------ the reconciler at scale
+
+/// The reconciler reads the schedule it runs on (it sizes its ongoing-screening sweep
+/// and its per-item backoff in runs), which must then be a rate; what every run leaves
+/// due for hours, and each item no retry settles, raise alarms (dimension-less totals of
+/// metrics the reconciler emits) that reach the alarm topic.
+fn check_reconciler_at_scale(t: &Value) -> Vec<String> {
+    let mut violations = Vec::new();
+    let env = &fn_prop(t, "ReconcileFunction", "Environment")["Variables"]["RECONCILE_SCHEDULE"];
+    if ref_of(env) != Some("ReconcileSchedule") {
+        violations
+            .push("ReconcileFunction: RECONCILE_SCHEDULE must be !Ref ReconcileSchedule (its own schedule)".into());
+    }
+    let schedule = &t["Parameters"]["ReconcileSchedule"];
+    let pattern = schedule["AllowedPattern"].as_str().unwrap_or_default();
+    let default = schedule["Default"].as_str().unwrap_or_default();
+    if !pattern.starts_with("^rate\\(") || !pattern.ends_with("\\)$") || !default.starts_with("rate(") {
+        violations.push(format!(
+            "parameter ReconcileSchedule: only rate(...) expressions (AllowedPattern ^rate\\(...\\)$), is {pattern:?}, default {default:?}"
+        ));
+    }
+    let namespace = gateway_runtime::metrics::NAMESPACE;
+    let notify = json!({"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]});
+    let source = repo_root().join("functions/reconcile/src/lib.rs");
+    let text = std::fs::read_to_string(&source).unwrap_or_default();
+    for metric in ["ReconcileDueNotChecked", "ReconcileStuck"] {
+        if !text.contains(&format!("\"{metric}\"")) {
+            violations.push(format!("{} never emits {metric}", source.display()));
+        }
+        let Some(p) = alarm(t, namespace, metric) else {
+            violations.push(format!("no alarm on {namespace}/{metric}"));
+            continue;
+        };
+        let common =
+            p["Dimensions"].is_null() && p["TreatMissingData"] == "notBreaching" && p["AlarmActions"] == notify;
+        let shape = match metric {
+            // Above zero in every run of several periods in a row: not a burst draining.
+            "ReconcileDueNotChecked" => {
+                let periods = p["EvaluationPeriods"].as_u64().unwrap_or(0);
+                p["Statistic"] == "Minimum"
+                    && p["Threshold"] == 0
+                    && p["ComparisonOperator"] == "GreaterThanThreshold"
+                    && periods >= 2
+                    && p["DatapointsToAlarm"].as_u64().is_none_or(|d| d == periods)
+            }
+            // Each item, each time it is counted.
+            _ => {
+                p["Statistic"] == "Sum"
+                    && p["Threshold"] == 1
+                    && p["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+            }
+        };
+        if !common || !shape {
+            violations.push(format!(
+                "the {metric} alarm: no dimensions, into the alarm topic, notBreaching, and {}",
+                if metric == "ReconcileDueNotChecked" {
+                    "Minimum > 0 in every one of 2 or more periods"
+                } else {
+                    "Sum >= 1"
+                }
+            ));
+        }
+    }
+    violations
+}
+
+#[test]
+fn the_reconciler_reads_its_schedule_and_its_shortfall_and_stuck_items_are_alarmed() {
+    assert_none("the reconciler at scale", check_reconciler_at_scale(&load()));
+}
+
+#[test]
+fn a_reconciler_blind_to_its_schedule_or_its_shortfall_is_caught() {
+    caught(check_reconciler_at_scale, "RECONCILE_SCHEDULE", |t| {
+        t["Resources"]["ReconcileFunction"]["Properties"]["Environment"]["Variables"]
+            .as_object_mut()
+            .unwrap()
+            .remove("RECONCILE_SCHEDULE");
+    });
+    caught(check_reconciler_at_scale, "parameter ReconcileSchedule", |t| {
+        t["Parameters"]["ReconcileSchedule"].as_object_mut().unwrap().remove("AllowedPattern");
+    });
+    caught(check_reconciler_at_scale, "no alarm on CabitalGateway/ReconcileDueNotChecked", |t| {
+        resources_mut(t).remove("ReconcileDueNotCheckedAlarm");
+    });
+    caught(check_reconciler_at_scale, "the ReconcileDueNotChecked alarm", |t| {
+        t["Resources"]["ReconcileDueNotCheckedAlarm"]["Properties"]["Statistic"] = json!("Sum");
+    });
+    caught(check_reconciler_at_scale, "the ReconcileDueNotChecked alarm", |t| {
+        t["Resources"]["ReconcileDueNotCheckedAlarm"]["Properties"]["EvaluationPeriods"] = json!(1);
+        t["Resources"]["ReconcileDueNotCheckedAlarm"]["Properties"]["DatapointsToAlarm"] = json!(1);
+    });
+    caught(check_reconciler_at_scale, "the ReconcileDueNotChecked alarm", |t| {
+        t["Resources"]["ReconcileDueNotCheckedAlarm"]["Properties"].as_object_mut().unwrap().remove("AlarmActions");
+    });
+    caught(check_alarms_reach_someone, "ReconcileDueNotCheckedAlarm: AlarmActions", |t| {
+        t["Resources"]["ReconcileDueNotCheckedAlarm"]["Properties"].as_object_mut().unwrap().remove("AlarmActions");
+    });
+    caught(check_reconciler_at_scale, "no alarm on CabitalGateway/ReconcileStuck", |t| {
+        resources_mut(t).remove("ReconcileStuckAlarm");
     });
 }

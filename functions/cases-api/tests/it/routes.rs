@@ -254,6 +254,34 @@ async fn live_get_records_what_changed_at_cabital() {
 }
 
 #[tokio::test]
+async fn a_long_comment_from_cabital_is_shown_cut_with_what_it_was_cut_from() {
+    use sha2::{Digest, Sha256};
+    let h = gateway_support::harness(|_| {}).await;
+    let app = app(&h);
+    let (id, _) = create(&app, None).await;
+    // Within Cabital's answer cap, far over what one DynamoDB item holds.
+    let long = "Matched list; ".repeat(50_000);
+    let change =
+        SuggestionChange { suggestion: SandboxSuggestion::SuggestToReject, comment: Some(long.clone()), notify: false };
+    h.sandbox.set_suggestion(id.parse().unwrap(), change).expect("the sandbox has the case");
+
+    let live = send(&app, &Event::for_case("get-case-live.json", &id)).await;
+    live.expect(200);
+    let case = &live.json["case"];
+    let shown = case["suggestionComment"].as_str().unwrap();
+    assert_eq!(shown.len(), gateway_cabital::MAX_STORED_COMMENT_BYTES);
+    assert!(long.starts_with(shown));
+    let cut = json!({"fullBytes": long.len(), "fullSha256": hex::encode(Sha256::digest(long.as_bytes()))});
+    assert_eq!(case["suggestionCommentTruncated"], cut);
+    assert_eq!(live.json["timeline"][0]["details"]["toSuggestionCommentTruncated"], cut);
+    assert!(case.get("decisionCommentTruncated").is_none(), "only a cut comment says so");
+
+    // Asked again: the same answer matches what is stored, so nothing new is recorded.
+    let again = send(&app, &Event::for_case("get-case-live.json", &id)).await;
+    assert_eq!(again.json["liveChanged"], false);
+}
+
+#[tokio::test]
 async fn find_by_external_case_id() {
     let h = gateway_support::harness(|_| {}).await;
     let app = app(&h);

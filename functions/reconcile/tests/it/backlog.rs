@@ -1,8 +1,7 @@
 //! A backlog larger than one page of the index is settled in one run.
 
 use crate::common;
-#[path = "common/seed.rs"]
-mod seed;
+use common::seed;
 
 use std::time::{Duration, Instant};
 

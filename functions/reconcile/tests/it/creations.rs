@@ -60,7 +60,7 @@ async fn a_pending_creation_older_than_the_setting_is_marked_unknown_and_a_fresh
 }
 
 #[tokio::test]
-async fn an_unknown_creation_older_than_the_setting_is_reported_every_run_and_never_dropped() {
+async fn an_unknown_creation_older_than_the_setting_is_reported_each_time_its_backoff_ends_and_never_dropped() {
     let h = gateway_support::harness(harness_config).await;
     let old = new_ext();
     let at = ago(Duration::from_secs(2 * 86_400));
@@ -70,10 +70,17 @@ async fn an_unknown_creation_older_than_the_setting_is_reported_every_run_and_ne
     let token = reserve(&h, &recent, ago(Duration::from_secs(600))).await;
     h.store.mark_unknown(&recent, token, ago(Duration::from_secs(600))).await.unwrap();
 
-    let s = ReconcileSettings { unknown_report_after: Duration::from_secs(86_400), ..settings() };
-    for run in 0..2 {
+    // Runs every 2 s: each backs off two runs after its first report.
+    let period = Duration::from_secs(2);
+    let s =
+        ReconcileSettings { unknown_report_after: Duration::from_secs(86_400), schedule_period: period, ..settings() };
+    let expected = [(2, 1), (0, 0), (2, 1)];
+    for (run, want) in expected.into_iter().enumerate() {
+        if run == 2 {
+            tokio::time::sleep(period * 2).await;
+        }
         let summary = h.gateway.reconcile(&s, deadline()).await.unwrap();
-        assert_eq!((summary.found, summary.unknown_needing_attention), (2, 1), "run {run}: {summary:?}");
+        assert_eq!((summary.found, summary.unknown_needing_attention), want, "run {run}: {summary:?}");
         for ext in [&old, &recent] {
             let record = h.store.get_external(ext).await.unwrap().expect("kept");
             assert_eq!(record.state, ExtState::Unknown, "run {run}: {ext}");

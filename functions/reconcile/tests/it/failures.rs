@@ -9,7 +9,7 @@ use common::*;
 use gateway_cabital::{CaseSystemId, ExternalCaseId, Pii, ScreenType};
 use gateway_reconcile::{App, handle};
 use gateway_sandbox::Faults;
-use gateway_service::{Gateway, Settings};
+use gateway_service::{Gateway, ReconcileSettings, Settings};
 use gateway_store::{CreatedCase, Reservation, Store};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -20,7 +20,7 @@ fn webhooks_lost(cfg: &mut gateway_sandbox::SandboxConfig) {
 }
 
 /// Records a case the sandbox has never heard of, awaiting a suggestion.
-async fn record_unknown_to_cabital(store: &Store) -> CaseSystemId {
+pub(crate) async fn record_unknown_to_cabital(store: &Store) -> CaseSystemId {
     let ext = ExternalCaseId::parse(&format!("ghost-{}", &Uuid::new_v4().simple().to_string()[..16])).unwrap();
     let hash = "0".repeat(64);
     let now = OffsetDateTime::now_utc();
@@ -51,9 +51,11 @@ async fn a_case_cabital_does_not_know_fails_alone_and_the_invocation_succeeds() 
     wait_screened(&h, &ids).await;
     let ghost = record_unknown_to_cabital(&h.store).await;
 
-    let app = App { gateway: h.gateway.clone(), settings: settings() };
+    // Runs every 2 s, so that the bad case's backoff (two runs) passes within the test.
+    let period = Duration::from_secs(2);
+    let app = App { gateway: h.gateway.clone(), settings: ReconcileSettings { schedule_period: period, ..settings() } };
     let summary = handle(&app, scheduled_event(Duration::from_secs(60))).await.unwrap();
-    assert_eq!((summary.found, summary.changed, summary.failed), (4, 3, 1), "{summary:?}");
+    assert_eq!((summary.found, summary.changed, summary.failed, summary.backed_off), (4, 3, 1, 1), "{summary:?}");
     for id in &ids {
         assert!(matches_sandbox(&h, id).await);
     }
@@ -61,7 +63,11 @@ async fn a_case_cabital_does_not_know_fails_alone_and_the_invocation_succeeds() 
     assert!(case.attention.is_some(), "the bad case stays in the index for a person to see");
     assert_eq!(reconciled_events(&h.store, &ghost).await, 0);
 
-    // Alone, it still does not fail the invocation: a retry cannot fix a 404.
+    // Alone, it still does not fail the invocation: a retry cannot fix a 404. (It backs
+    // off: not tried on the next run, tried again on the one after.)
+    let next = handle(&app, scheduled_event(Duration::from_secs(60))).await.unwrap();
+    assert_eq!(next.found, 0, "{next:?}");
+    tokio::time::sleep(period * 2).await;
     let alone = handle(&app, scheduled_event(Duration::from_secs(60))).await.unwrap();
     assert_eq!((alone.found, alone.failed), (1, 1), "{alone:?}");
     drop_table(&h).await;

@@ -1,6 +1,8 @@
 //! Validation of case and decision submissions: every rule of `cabital-api.md`.
 
-use gateway_cabital::{Decision, ScreenType, validate_decision, validate_new_case};
+use gateway_cabital::{
+    Decision, MAX_ECHOED_FIELD_CHARS, MAX_FIELD_ERRORS, ScreenType, validate_decision, validate_new_case,
+};
 use serde_json::{Value, json};
 use time::macros::date;
 
@@ -62,6 +64,34 @@ fn every_bad_field_is_reported_at_once() {
     }
     // screenType is unknown, so the info objects cannot be judged against it.
     assert_eq!(got.0.len(), 4, "{got:?}");
+}
+
+#[test]
+fn echoed_field_errors_are_bounded_in_number_and_length() {
+    // A 60 KiB body of unknown keys would otherwise be answered with every key, in full.
+    let mut v = individual();
+    let obj = v.as_object_mut().unwrap();
+    for i in 0..500 {
+        obj.insert(format!("{i:04}{}", "k".repeat(100)), json!(1));
+    }
+    let got = validate_new_case(&v, TODAY).unwrap_err();
+    assert_eq!(got.0.len(), MAX_FIELD_ERRORS + 1, "{got:?}");
+    assert!(got.0[..MAX_FIELD_ERRORS].iter().all(|e| e.code == "unknown_field"));
+    for e in &got.0[..MAX_FIELD_ERRORS] {
+        assert_eq!(e.field.chars().count(), MAX_ECHOED_FIELD_CHARS, "{}", e.field);
+        assert!(e.field.ends_with('…'), "{}", e.field);
+    }
+    let last = got.0.last().unwrap();
+    assert_eq!((last.field.as_str(), last.code), ("", "too_many_errors"));
+    assert!(serde_json::to_vec(&got).unwrap().len() < 4096);
+
+    // Short names are echoed whole; a decision is bounded the same way.
+    assert_eq!(codes(&with(individual(), "/screenType", json!("X"))), [("screenType".to_owned(), "invalid_value")]);
+    let mut d = json!({"caseResult": "ACCEPT"});
+    for i in 0..50 {
+        d.as_object_mut().unwrap().insert(format!("x{i}"), json!(1));
+    }
+    assert_eq!(validate_decision(&d).unwrap_err().0.len(), MAX_FIELD_ERRORS + 1);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use crate::common;
 
 use common::*;
-use gateway_cabital::{Pii, ScreenType, Suggestion};
+use gateway_cabital::{ScreenType, Suggestion};
 use gateway_store::{
     AttentionPriority, CaseStatus, CreatedOutcome, EventDetail, EventKind, EventSource, ExtState, Origin, Resolution,
     StoreError, TimelineOrder,
@@ -91,7 +91,7 @@ async fn a_created_case_with_a_suggestion_and_ogs_is_indexed_accordingly() {
     let token = reserve(&store, &ext, at(0)).await;
     let mut c = created(&ext, id);
     c.suggestion = Some(Suggestion::SuggestToAccept);
-    c.suggestion_comment = Some(Pii("fine".into()));
+    c.suggestion_comment = Some(gateway_cabital::Comment::new("fine"));
     c.ogs = true;
     store.record_created(&ext, token, &c, at(1)).await.unwrap();
 

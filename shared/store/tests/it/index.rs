@@ -3,7 +3,7 @@
 use crate::common;
 
 use common::*;
-use gateway_cabital::{Pii, Suggestion};
+use gateway_cabital::Suggestion;
 use gateway_store::{AttentionTarget, RemoteCheck, RemoteState};
 use gateway_support::fresh_store;
 
@@ -33,7 +33,7 @@ async fn a_case_moves_from_awaiting_to_urgent_to_out_of_the_index() {
     let version = store.get_case(&id).await.unwrap().unwrap().version;
     let remote = RemoteState {
         suggestion: Some(Suggestion::SuggestToAccept),
-        suggestion_comment: Some(Pii("fine".into())),
+        suggestion_comment: Some(gateway_cabital::Comment::new("fine")),
         ..RemoteState::default()
     };
     store.apply_remote_state(&id, version, &remote, RemoteCheck::Refreshed, at(101)).await.unwrap();

@@ -1,6 +1,7 @@
 //! gateway-store's integration tests, one binary: the SDK and the crate link once, not once per file.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
+mod backoff;
 mod common;
 mod created;
 mod index;

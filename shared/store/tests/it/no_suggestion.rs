@@ -4,7 +4,7 @@
 use crate::common;
 
 use common::*;
-use gateway_cabital::{Pii, Suggestion};
+use gateway_cabital::Suggestion;
 use gateway_store::{EventDetail, EventKind, RemoteCheck, RemoteState, StoreError, TimelineOrder};
 use gateway_support::fresh_store;
 
@@ -48,7 +48,7 @@ async fn a_case_is_given_up_once_at_its_version_and_a_suggestion_clears_it() {
     // A suggestion clears it.
     let suggested = RemoteState {
         suggestion: Some(Suggestion::SuggestToAccept),
-        suggestion_comment: Some(Pii("fine".into())),
+        suggestion_comment: Some(gateway_cabital::Comment::new("fine")),
         ..RemoteState::default()
     };
     store.apply_remote_state(&id, applied.version, &suggested, RemoteCheck::Refreshed, at(400)).await.unwrap();

@@ -13,7 +13,7 @@ use gateway_support::fresh_store;
 fn accepted() -> RemoteState {
     RemoteState {
         suggestion: Some(Suggestion::SuggestToAccept),
-        suggestion_comment: Some(Pii("fine".into())),
+        suggestion_comment: Some(gateway_cabital::Comment::new("fine")),
         ..RemoteState::default()
     }
 }
@@ -188,4 +188,43 @@ async fn concurrent_decisions_and_webhooks_lose_nothing() {
     let mut events = kinds(&store, &id).await;
     events.sort_by_key(|k| k.as_str());
     assert_eq!(events, [EventKind::Created, EventKind::Decision, EventKind::OgsOn, EventKind::Webhook]);
+}
+
+#[tokio::test]
+async fn a_comment_over_the_bound_is_kept_cut_with_its_length_and_hash() {
+    use gateway_cabital::{Case, MAX_STORED_COMMENT_BYTES};
+    use sha2::{Digest, Sha256};
+    // Cabital's comments are bounded only by the 1 MiB answer: kept whole, this one
+    // would make the case item and its event larger than DynamoDB's 400 KB, forever.
+    let store = fresh_store().await;
+    let (ext, id) = create_case(&store, at(0)).await;
+    let long = "é".repeat(300_000); // 600,000 bytes, two per character
+    let answer: Case = serde_json::from_value(serde_json::json!({
+        "caseSystemId": id.to_string(),
+        "externalCaseId": ext.as_str(),
+        "suggestion": "SUGGEST_TO_REJECT",
+        "suggestion_comment": long,
+        "decision_comment": "short",
+    }))
+    .unwrap();
+    let before = store.get_case(&id).await.unwrap().unwrap();
+    let state = RemoteState::from(&answer);
+    store.apply_remote_state(&id, before.version, &state, RemoteCheck::Refreshed, at(5)).await.unwrap();
+
+    let case = store.get_case(&id).await.unwrap().unwrap();
+    let kept = case.suggestion_comment.as_ref().unwrap();
+    assert!(kept.expose().len() <= MAX_STORED_COMMENT_BYTES && kept.expose().len() > MAX_STORED_COMMENT_BYTES - 4);
+    assert!(long.starts_with(kept.expose().as_str()), "the start of the text, cut at a character boundary");
+    let cut = kept.cut().expect("marked as cut");
+    assert_eq!(cut.full_bytes, 600_000);
+    assert_eq!(cut.full_sha256, hex::encode(Sha256::digest(long.as_bytes())));
+    let short = case.decision_comment.as_ref().unwrap();
+    assert_eq!((short.expose().as_str(), short.cut()), ("short", None));
+
+    let page = store.timeline(&id, TimelineOrder::Newest, 1, None).await.unwrap();
+    match &page.events[0].detail {
+        EventDetail::Refreshed(change) => assert_eq!(change.to_suggestion_comment.as_ref(), Some(kept)),
+        other => panic!("expected a REFRESHED event, got {other:?}"),
+    }
+    assert!(!format!("{case:?}").contains("éé"), "Debug shows no comment");
 }

@@ -72,7 +72,7 @@ pub fn receipt(id: CaseSystemId, ext: &ExternalCaseId, suggestion: Suggestion, c
         case_system_id: id,
         external_case_id: ext.clone(),
         suggestion: Some(suggestion),
-        suggestion_comment: Some(Pii(comment.to_owned())),
+        suggestion_comment: Some(gateway_cabital::Comment::new(comment.to_owned())),
         body_sha256: sha256(&body),
         body: Pii(body),
     }
