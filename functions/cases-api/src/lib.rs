@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use gateway_cabital::{CaseSystemId, ExternalCaseId};
+use gateway_cabital::{CaseSystemId, Deadline, ExternalCaseId};
 use gateway_runtime::metrics::{Unit, emit};
 use gateway_runtime::problem::json_response;
 use gateway_runtime::{ErrorCode, Problem, Surface};
@@ -61,8 +61,10 @@ struct Ids {
 pub async fn handle(app: &App, request: Request) -> Result<Response<Body>, Error> {
     let started = Instant::now();
     let request_id = request.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default();
+    // Every call to Cabital ends early enough for what must be written after it.
+    let deadline = Deadline::from_lambda_ms(request.lambda_context_ref().map_or(0, |c| c.deadline));
     let mut ids = Ids::default();
-    let (route, response) = route(app, &request, &mut ids).await;
+    let (route, response) = route(app, &request, deadline, &mut ids).await;
     let status = response.status().as_u16();
     tracing::info!(
         request_id = %request_id,
@@ -163,19 +165,19 @@ fn api_path(request: &Request) -> String {
     }
 }
 
-async fn route(app: &App, request: &Request, ids: &mut Ids) -> (Route, http::Response<String>) {
+async fn route(app: &App, request: &Request, deadline: Deadline, ids: &mut Ids) -> (Route, http::Response<String>) {
     let (route, id) = match resolve(request) {
         Resolved::Route(route, id) => (route, id.unwrap_or_default()),
         Resolved::NotFound => (Route::Unknown, String::new()),
         Resolved::WrongMethod(allow) => return (Route::Unknown, method_not_allowed(&allow)),
     };
     let result = match route {
-        Route::CreateCase => create(app, request, ids).await,
+        Route::CreateCase => create(app, request, deadline, ids).await,
         Route::FindCase => find(app, request, ids).await,
-        Route::GetCase => get(app, request, &id, ids).await,
-        Route::OgsOn => ogs(app, &id, true, ids).await,
-        Route::OgsOff => ogs(app, &id, false, ids).await,
-        Route::Decision => decide(app, request, &id, ids).await,
+        Route::GetCase => get(app, request, &id, deadline, ids).await,
+        Route::OgsOn => ogs(app, &id, true, deadline, ids).await,
+        Route::OgsOff => ogs(app, &id, false, deadline, ids).await,
+        Route::Decision => decide(app, request, &id, deadline, ids).await,
         Route::Unknown => Err(problem(ErrorCode::RouteNotFound)),
     };
     match result {
@@ -238,14 +240,19 @@ fn query_param(request: &Request, name: &str) -> Option<String> {
     request.query_string_parameters_ref().and_then(|q| q.first(name)).map(str::to_owned)
 }
 
-async fn create(app: &App, request: &Request, ids: &mut Ids) -> Result<http::Response<String>, Problem> {
+async fn create(
+    app: &App,
+    request: &Request,
+    deadline: Deadline,
+    ids: &mut Ids,
+) -> Result<http::Response<String>, Problem> {
     let body = json_body(request)?;
     if let Some(ext) = body.get("externalCaseId").and_then(Value::as_str)
         && let Ok(ext) = ExternalCaseId::parse(ext)
     {
         ids.external_case_id = Some(ext.to_string());
     }
-    let outcome = app.gateway.create_case(&body).await.map_err(failed)?;
+    let outcome = app.gateway.create_case(&body, deadline).await.map_err(failed)?;
     ids.case_system_id = outcome.case_system_id().map(|id| id.to_string());
     // A replay answers as the first time did: same status, same body (but `replayed`).
     Ok(json_response(outcome.status(), &outcome))
@@ -288,25 +295,43 @@ fn timeline_query(request: &Request) -> Result<TimelineQuery, Problem> {
     Ok(TimelineQuery { live, order, limit, cursor: query_param(request, "cursor") })
 }
 
-async fn get(app: &App, request: &Request, raw_id: &str, ids: &mut Ids) -> Result<http::Response<String>, Problem> {
+async fn get(
+    app: &App,
+    request: &Request,
+    raw_id: &str,
+    deadline: Deadline,
+    ids: &mut Ids,
+) -> Result<http::Response<String>, Problem> {
     let id = case_id(raw_id, ids)?;
     let query = timeline_query(request)?;
-    let view = app.gateway.get_case(id, query).await.map_err(failed)?;
+    let view = app.gateway.get_case(id, query, deadline).await.map_err(failed)?;
     ids.external_case_id = Some(view.case.external_case_id.to_string());
     Ok(json_response(200, &view))
 }
 
-async fn ogs(app: &App, raw_id: &str, on: bool, ids: &mut Ids) -> Result<http::Response<String>, Problem> {
+async fn ogs(
+    app: &App,
+    raw_id: &str,
+    on: bool,
+    deadline: Deadline,
+    ids: &mut Ids,
+) -> Result<http::Response<String>, Problem> {
     let id = case_id(raw_id, ids)?;
-    let case = app.gateway.set_ogs(id, on).await.map_err(failed)?;
+    let case = app.gateway.set_ogs(id, on, deadline).await.map_err(failed)?;
     ids.external_case_id = Some(case.external_case_id.to_string());
     Ok(json_response(200, &case))
 }
 
-async fn decide(app: &App, request: &Request, raw_id: &str, ids: &mut Ids) -> Result<http::Response<String>, Problem> {
+async fn decide(
+    app: &App,
+    request: &Request,
+    raw_id: &str,
+    deadline: Deadline,
+    ids: &mut Ids,
+) -> Result<http::Response<String>, Problem> {
     let id = case_id(raw_id, ids)?;
     let body = json_body(request)?;
-    let case = app.gateway.decide(id, &body).await.map_err(failed)?;
+    let case = app.gateway.decide(id, &body, deadline).await.map_err(failed)?;
     ids.external_case_id = Some(case.external_case_id.to_string());
     Ok(json_response(200, &case))
 }

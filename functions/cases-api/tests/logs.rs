@@ -3,6 +3,8 @@
 //! with its request id, route, status, latency and the case's ids; no name, date of
 //! birth, gender, country or comment, and no API key or secret, at any level.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
+// The handler's future, nested in the helpers', is deeper than the default allows.
+#![recursion_limit = "256"]
 
 // Its own binary: it captures process-wide logging, which other tests running beside
 // it in one process would write into.

@@ -97,7 +97,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     })
     .await;
     let store = Store::new(patient_dynamodb().await, h.store.table_name());
-    let gateway = &Gateway { store: store.clone(), cabital: h.gateway.cabital.clone() };
+    let gateway = &Gateway { store: store.clone(), ..h.gateway.clone() };
     let store = &store;
     let today = OffsetDateTime::now_utc().date();
     let run = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();

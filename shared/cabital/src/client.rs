@@ -15,6 +15,7 @@ use url::Url;
 
 use serde_json::Value;
 
+use crate::deadline::Deadline;
 use crate::models::{Case, CaseSystemId, DecisionRequest, ExternalCaseId, NewCase};
 
 /// The most bytes read from one Cabital response.
@@ -41,6 +42,10 @@ pub struct ClientConfig {
     pub max_backoff: Duration,
     /// A `Retry-After` longer than this is not waited for: the error goes to the caller.
     pub max_retry_after: Duration,
+    /// The least time an attempt is started with, under a [`Deadline`]: an attempt with
+    /// less would most likely be cut off in flight, turning "not sent" into "outcome
+    /// unknown" (a create that may never be sent again).
+    pub min_attempt: Duration,
 }
 
 impl ClientConfig {
@@ -55,7 +60,16 @@ impl ClientConfig {
             base_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(2),
             max_retry_after: Duration::from_secs(3),
+            min_attempt: Duration::from_secs(1),
         }
+    }
+
+    /// The longest one call can take without a deadline: every attempt (one more for a
+    /// 401) at its full timeout, each followed by the longest wait.
+    pub fn longest_call(&self) -> Duration {
+        let attempts = self.max_attempts.saturating_add(1);
+        let wait = self.max_backoff.max(self.max_retry_after);
+        self.request_timeout.saturating_mul(attempts).saturating_add(wait.saturating_mul(attempts))
     }
 }
 
@@ -87,6 +101,9 @@ pub enum CabitalError {
     /// The API key and secret could not be had.
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
+    /// Not sent: the deadline left too little time for an attempt.
+    #[error("not sent to Cabital: too little time left before the deadline")]
+    NoTimeLeft,
 }
 
 impl CabitalError {
@@ -95,6 +112,7 @@ impl CabitalError {
         match self {
             CabitalError::Status { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
             CabitalError::Timeout | CabitalError::Connect | CabitalError::Transport => true,
+            CabitalError::NoTimeLeft => true,
             CabitalError::Decode(_) => false,
             CabitalError::Credentials(e) => e.retryable(),
         }
@@ -209,40 +227,41 @@ impl CabitalClient {
         &self.credentials
     }
 
-    /// `POST /api/v1/cases`: creates a case. Any 2xx means Cabital has it; the answer
-    /// says whether the body also gave its `caseSystemId` (see [`CreateAnswer`]).
-    #[tracing::instrument(skip_all, fields(external_case_id = %case.external_case_id), err(Display))]
+    /// The five calls, each ending by `deadline`: no attempt starts, and no backoff or
+    /// `Retry-After` is waited, that would end after it, and an attempt's timeout is cut
+    /// to the time left. [`CabitalClient`]'s own methods are these without a deadline.
+    pub fn within(&self, deadline: Deadline) -> Bounded<'_> {
+        Bounded { client: self, deadline }
+    }
+
+    /// `POST /api/v1/cases`, without a deadline ([`Bounded::create_case`]).
     pub async fn create_case(&self, case: &NewCase) -> Result<CreateAnswer, CabitalError> {
-        let body = serde_json::to_vec(case).map_err(|e| CabitalError::Decode(e.to_string()))?;
-        let bytes = self.call(Method::POST, "/api/v1/cases", body, Repeat::OnlyIfNotProcessed).await?;
-        Ok(create_answer(&bytes, &case.external_case_id))
+        self.within(Deadline::NONE).create_case(case).await
     }
 
-    /// `GET /api/v1/cases/{id}`: the case as Cabital has it now. An answer without
-    /// `caseSystemId` takes the path's; one naming another case is an error.
-    #[tracing::instrument(skip(self), fields(case_system_id = %id), err(Display))]
+    /// `GET /api/v1/cases/{id}`, without a deadline ([`Bounded::get_case`]).
     pub async fn get_case(&self, id: CaseSystemId) -> Result<Case, CabitalError> {
-        let bytes = self.call(Method::GET, &format!("/api/v1/cases/{id}"), Vec::new(), Repeat::Safe).await?;
-        get_answer(&bytes, id)
+        self.within(Deadline::NONE).get_case(id).await
     }
 
-    /// `POST /api/v1/cases/{id}/ogs`: turns ongoing screening on.
-    #[tracing::instrument(skip(self), fields(case_system_id = %id), err(Display))]
+    /// `POST /api/v1/cases/{id}/ogs`, without a deadline ([`Bounded::ogs_on`]).
     pub async fn ogs_on(&self, id: CaseSystemId) -> Result<(), CabitalError> {
-        self.call(Method::POST, &format!("/api/v1/cases/{id}/ogs"), Vec::new(), Repeat::Safe).await.map(drop)
+        self.within(Deadline::NONE).ogs_on(id).await
     }
 
-    /// `DELETE /api/v1/cases/{id}/ogs`: turns ongoing screening off.
-    #[tracing::instrument(skip(self), fields(case_system_id = %id), err(Display))]
+    /// `DELETE /api/v1/cases/{id}/ogs`, without a deadline ([`Bounded::ogs_off`]).
     pub async fn ogs_off(&self, id: CaseSystemId) -> Result<(), CabitalError> {
-        self.call(Method::DELETE, &format!("/api/v1/cases/{id}/ogs"), Vec::new(), Repeat::Safe).await.map(drop)
+        self.within(Deadline::NONE).ogs_off(id).await
     }
 
-    /// `POST /api/v1/cases/{id}/decision`: gives the partner's final decision.
-    #[tracing::instrument(skip(self, decision), fields(case_system_id = %id, decision = %decision.case_result), err(Display))]
+    /// `POST /api/v1/cases/{id}/decision`, without a deadline ([`Bounded::decide`]).
     pub async fn decide(&self, id: CaseSystemId, decision: &DecisionRequest) -> Result<(), CabitalError> {
-        let body = serde_json::to_vec(decision).map_err(|e| CabitalError::Decode(e.to_string()))?;
-        self.call(Method::POST, &format!("/api/v1/cases/{id}/decision"), body, Repeat::Safe).await.map(drop)
+        self.within(Deadline::NONE).decide(id, decision).await
+    }
+
+    /// The longest one call can take without a deadline ([`ClientConfig::longest_call`]).
+    pub fn longest_call(&self) -> Duration {
+        self.config.longest_call()
     }
 
     fn now_secs(&self) -> i64 {
@@ -278,49 +297,26 @@ impl CabitalClient {
         Duration::from_millis(millis)
     }
 
-    async fn call(&self, method: Method, path: &str, body: Vec<u8>, repeat: Repeat) -> Result<Vec<u8>, CabitalError> {
-        let mut attempt: u32 = 0;
-        let mut auth_retried = false;
-        loop {
-            attempt += 1;
-            let result = self.attempt(method.clone(), path, &body).await;
-            let err = match result {
-                Ok(bytes) => return Ok(bytes),
-                Err(e) => e,
-            };
-            // 401: the clock or the secret may be wrong. Fix both, then one more try.
-            if let AttemptError::Unauthorized { clock_corrected } = err {
-                if auth_retried {
-                    return Err(CabitalError::Status { status: 401, code: None, retry_after: None });
-                }
-                auth_retried = true;
-                self.credentials.refresh().await?;
-                tracing::warn!(path, clock_corrected, "Cabital answered 401: secret refetched, retrying once");
-                continue;
-            }
-            let AttemptError::Failed(err) = err else { continue };
-            let may_repeat = err.retryable() && (repeat == Repeat::Safe || !err.outcome_unknown());
-            if !may_repeat || attempt >= self.config.max_attempts {
-                return Err(err);
-            }
-            let wait = match err.retry_after() {
-                Some(ra) if ra > self.config.max_retry_after => return Err(err),
-                Some(ra) => ra,
-                None => self.backoff(attempt),
-            };
-            tracing::info!(
-                path,
-                attempt,
-                status = err.status(),
-                wait_ms = wait.as_millis() as u64,
-                "retrying Cabital call"
-            );
-            tokio::time::sleep(wait).await;
+    /// The time an attempt starting now may take: the request timeout, cut to what is
+    /// left before `deadline`; `None` when that is under [`ClientConfig::min_attempt`].
+    fn attempt_timeout(&self, deadline: Deadline) -> Option<Duration> {
+        match deadline.left() {
+            None => Some(self.config.request_timeout),
+            Some(left) if left >= self.config.min_attempt => Some(left.min(self.config.request_timeout)),
+            Some(_) => None,
         }
     }
 
-    async fn attempt(&self, method: Method, path: &str, body: &[u8]) -> Result<Vec<u8>, AttemptError> {
+    async fn attempt(
+        &self,
+        method: Method,
+        path: &str,
+        body: &[u8],
+        deadline: Deadline,
+    ) -> Result<Vec<u8>, AttemptError> {
         let credentials = self.credentials.get().await.map_err(CabitalError::from)?;
+        // Measured after the secret is had: its fetch may have taken time.
+        let timeout = self.attempt_timeout(deadline).ok_or(AttemptError::NoTimeLeft)?;
         let timestamp = self.now_secs();
         // A path in the base URL (a proxy's prefix) stays in front of `/api/v1/...`, and
         // is signed with it: the path signed is the path sent.
@@ -334,7 +330,8 @@ impl CabitalClient {
             .header(HEADER_KEY, signed.access_key)
             .header(HEADER_TIMESTAMP, signed.access_timestamp)
             .header(HEADER_SIGN, signed.access_sign)
-            .header(reqwest::header::ACCEPT, "application/json");
+            .header(reqwest::header::ACCEPT, "application/json")
+            .timeout(timeout);
         if !body.is_empty() {
             // The bytes signed are the bytes sent: never re-serialised after signing.
             request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.to_vec());
@@ -364,9 +361,120 @@ impl CabitalClient {
     }
 }
 
+/// The client's calls under a [`Deadline`] ([`CabitalClient::within`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Bounded<'a> {
+    client: &'a CabitalClient,
+    deadline: Deadline,
+}
+
+impl Bounded<'_> {
+    /// `POST /api/v1/cases`: creates a case. Any 2xx means Cabital has it; the answer
+    /// says whether the body also gave its `caseSystemId` (see [`CreateAnswer`]).
+    #[tracing::instrument(skip_all, fields(external_case_id = %case.external_case_id), err(Display))]
+    pub async fn create_case(self, case: &NewCase) -> Result<CreateAnswer, CabitalError> {
+        let body = serde_json::to_vec(case).map_err(|e| CabitalError::Decode(e.to_string()))?;
+        let bytes = self.call(Method::POST, "/api/v1/cases", body, Repeat::OnlyIfNotProcessed).await?;
+        Ok(create_answer(&bytes, &case.external_case_id))
+    }
+
+    /// `GET /api/v1/cases/{id}`: the case as Cabital has it now. An answer without
+    /// `caseSystemId` takes the path's; one naming another case is an error.
+    #[tracing::instrument(skip(self), fields(case_system_id = %id), err(Display))]
+    pub async fn get_case(self, id: CaseSystemId) -> Result<Case, CabitalError> {
+        let bytes = self.call(Method::GET, &format!("/api/v1/cases/{id}"), Vec::new(), Repeat::Safe).await?;
+        get_answer(&bytes, id)
+    }
+
+    /// `POST /api/v1/cases/{id}/ogs`: turns ongoing screening on.
+    #[tracing::instrument(skip(self), fields(case_system_id = %id), err(Display))]
+    pub async fn ogs_on(self, id: CaseSystemId) -> Result<(), CabitalError> {
+        self.call(Method::POST, &format!("/api/v1/cases/{id}/ogs"), Vec::new(), Repeat::Safe).await.map(drop)
+    }
+
+    /// `DELETE /api/v1/cases/{id}/ogs`: turns ongoing screening off.
+    #[tracing::instrument(skip(self), fields(case_system_id = %id), err(Display))]
+    pub async fn ogs_off(self, id: CaseSystemId) -> Result<(), CabitalError> {
+        self.call(Method::DELETE, &format!("/api/v1/cases/{id}/ogs"), Vec::new(), Repeat::Safe).await.map(drop)
+    }
+
+    /// `POST /api/v1/cases/{id}/decision`: gives the partner's final decision.
+    #[tracing::instrument(skip(self, decision), fields(case_system_id = %id, decision = %decision.case_result), err(Display))]
+    pub async fn decide(self, id: CaseSystemId, decision: &DecisionRequest) -> Result<(), CabitalError> {
+        let body = serde_json::to_vec(decision).map_err(|e| CabitalError::Decode(e.to_string()))?;
+        self.call(Method::POST, &format!("/api/v1/cases/{id}/decision"), body, Repeat::Safe).await.map(drop)
+    }
+
+    /// One call with its retries, all within the deadline. Stopping for lack of time
+    /// keeps the outcome exact: before any attempt, [`CabitalError::NoTimeLeft`] (not
+    /// sent); after one, that attempt's own error (a timeout stays "outcome unknown").
+    async fn call(&self, method: Method, path: &str, body: Vec<u8>, repeat: Repeat) -> Result<Vec<u8>, CabitalError> {
+        let client = self.client;
+        let config = &client.config;
+        let mut attempt: u32 = 0;
+        let mut auth_retried = false;
+        let mut last: Option<CabitalError> = None;
+        loop {
+            let result = client.attempt(method.clone(), path, &body, self.deadline).await;
+            let err = match result {
+                Ok(bytes) => return Ok(bytes),
+                Err(AttemptError::NoTimeLeft) => {
+                    tracing::warn!(path, attempt, "no time left before the deadline for an attempt");
+                    return Err(last.unwrap_or(CabitalError::NoTimeLeft));
+                }
+                Err(e) => e,
+            };
+            attempt += 1;
+            // 401: the clock or the secret may be wrong. Fix both, then one more try.
+            if let AttemptError::Unauthorized { clock_corrected } = err {
+                let refused = CabitalError::Status { status: 401, code: None, retry_after: None };
+                if auth_retried {
+                    return Err(refused);
+                }
+                auth_retried = true;
+                client.credentials.refresh().await?;
+                tracing::warn!(path, clock_corrected, "Cabital answered 401: secret refetched, retrying once");
+                last = Some(refused);
+                continue;
+            }
+            let AttemptError::Failed(err) = err else { continue };
+            let may_repeat = err.retryable() && (repeat == Repeat::Safe || !err.outcome_unknown());
+            if !may_repeat || attempt >= config.max_attempts {
+                return Err(err);
+            }
+            let wait = match err.retry_after() {
+                Some(ra) if ra > config.max_retry_after => return Err(err),
+                Some(ra) => ra,
+                None => client.backoff(attempt),
+            };
+            // A wait after which no attempt could start is not waited: the caller gets
+            // this attempt's answer now, with the time left for what it must do next.
+            if let Some(left) = self.deadline.left()
+                && left < wait.saturating_add(config.min_attempt)
+            {
+                tracing::info!(path, attempt, status = err.status(), "no time left to retry before the deadline");
+                return Err(err);
+            }
+            tracing::info!(
+                path,
+                attempt,
+                status = err.status(),
+                wait_ms = wait.as_millis() as u64,
+                "retrying Cabital call"
+            );
+            tokio::time::sleep(wait).await;
+            last = Some(err);
+        }
+    }
+}
+
 enum AttemptError {
-    Unauthorized { clock_corrected: bool },
+    Unauthorized {
+        clock_corrected: bool,
+    },
     Failed(CabitalError),
+    /// Not started: too little time before the deadline.
+    NoTimeLeft,
 }
 
 impl From<CabitalError> for AttemptError {

@@ -6,15 +6,18 @@
 //!   field reported at once.
 //! - [`CabitalClient`]: the five signed calls, with timeouts, jittered retries that
 //!   honour `Retry-After`, and clock correction and secret refresh on 401 (the
-//!   `client` feature, on by default).
+//!   `client` feature, on by default); [`CabitalClient::within`] makes each call end
+//!   by a [`Deadline`].
 
 #[cfg(feature = "client")]
 mod client;
+mod deadline;
 pub mod models;
 mod validation;
 
 #[cfg(feature = "client")]
-pub use client::{CabitalClient, CabitalError, ClientConfig, CreateAnswer, WARM_UP_TIMEOUT};
+pub use client::{Bounded, CabitalClient, CabitalError, ClientConfig, CreateAnswer, WARM_UP_TIMEOUT};
+pub use deadline::Deadline;
 pub use models::{
     BirthDate, Case, CaseSystemId, Comment, CountryCode, CutText, Decision, DecisionRequest, ExternalCaseId, Gender,
     IdError, IndividualInfo, MAX_STORED_COMMENT_BYTES, MalformedWebhook, NewCase, Pii, ScreenType, Suggestion,

@@ -63,7 +63,8 @@ impl From<CabitalError> for GatewayError {
                 GatewayError::CabitalRefused { status: *status, code: code.clone() }
             }
             CabitalError::Timeout | CabitalError::Transport => GatewayError::CabitalTimeout,
-            CabitalError::Connect => GatewayError::CabitalUnavailable { retry_after: None },
+            // Not sent: no time was left for it, or no connection. Either way, later.
+            CabitalError::Connect | CabitalError::NoTimeLeft => GatewayError::CabitalUnavailable { retry_after: None },
             CabitalError::Decode(_) | CabitalError::Credentials(_) => GatewayError::CabitalBroken(e.to_string()),
         }
     }

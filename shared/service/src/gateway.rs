@@ -1,14 +1,20 @@
 //! The cases flows: create (idempotent on `externalCaseId`), read, ongoing screening,
 //! decision, and reading Cabital's current state into the record.
+//!
+//! Each flow ends by the invocation's [`Deadline`]: a Cabital call is made to end a
+//! store call's time ([`StoreTimeouts::operation`]) before it, so that what Cabital did
+//! is always written down; when that write fails anyway, what Cabital did is kept where
+//! the reconciler finds it (the created case's id on its reservation, the decision's
+//! mark on its case).
 
 use gateway_cabital::{
-    CabitalClient, Case, CaseSystemId, CreateAnswer, ExternalCaseId, WARM_UP_TIMEOUT, validate_decision,
+    CabitalClient, Case, CaseSystemId, CreateAnswer, Deadline, ExternalCaseId, WARM_UP_TIMEOUT, validate_decision,
     validate_new_case,
 };
 use gateway_runtime::settings::aws_sdk_config;
 use gateway_store::{
     CONFLICT_ATTEMPTS, CreatedCase, ExtRecord, ExtState, RemoteCheck, RemoteState, Reservation, Retry, Store,
-    StoreError, TimelineOrder,
+    StoreError, StoreTimeouts, TimelineOrder,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -53,6 +59,26 @@ pub struct Gateway {
     pub store: Store,
     /// Cabital.
     pub cabital: CabitalClient,
+    /// The table's time limits: what a Cabital call leaves of the invocation's time for
+    /// the writes after it.
+    pub store_timeouts: StoreTimeouts,
+}
+
+/// Runs a store call, cut at `deadline` (a retryable failure then).
+async fn by<T>(
+    deadline: Deadline,
+    call: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let Some(at) = deadline.instant() else {
+        return call.await;
+    };
+    tokio::time::timeout_at(at.into(), call).await.unwrap_or_else(|_| {
+        Err(StoreError::Service {
+            code: "Timeout".into(),
+            retryable: true,
+            message: "cut at the invocation's deadline".into(),
+        })
+    })
 }
 
 fn now() -> OffsetDateTime {
@@ -77,7 +103,21 @@ impl Gateway {
     pub async fn new(settings: &Settings, sdk: &aws_config::SdkConfig) -> Result<Self, InitError> {
         let cabital = settings.cabital.client(settings.cabital.credential_store(sdk))?;
         let client = gateway_store::dynamodb_client_with(sdk, settings.store).await;
-        Ok(Gateway { store: Store::new(client, settings.table.clone()), cabital })
+        Ok(Gateway { store: Store::new(client, settings.table.clone()), cabital, store_timeouts: settings.store })
+    }
+
+    /// The deadline of a Cabital call made by an invocation that ends by `deadline`: a
+    /// store call's time (with its retries) earlier, kept for recording what Cabital did.
+    pub fn cabital_deadline(&self, deadline: Deadline) -> Deadline {
+        deadline.less(self.store_timeouts.operation)
+    }
+
+    /// When a call sent now by an invocation that ends by `deadline` is surely over:
+    /// the deadline itself, or without one, the client's longest call and a store
+    /// call's time.
+    fn calls_over_by(&self, deadline: Deadline) -> OffsetDateTime {
+        let left = deadline.left().unwrap_or_else(|| self.cabital.longest_call() + self.store_timeouts.operation);
+        now() + time::Duration::try_from(left).unwrap_or(time::Duration::MAX)
     }
 
     /// Fetches the secret, so that a bad secret stops the cold start, and meanwhile
@@ -96,11 +136,11 @@ impl Gateway {
         Ok(())
     }
 
-    /// `POST /v1/cases`.
+    /// `POST /v1/cases`, by `deadline`.
     // The error at debug only: the function logs each refusal once, at warn, with its
     // stable reason; bad input is not an error of the gateway's.
     #[tracing::instrument(skip_all, err(level = "debug", Display))]
-    pub async fn create_case(&self, body: &Value) -> Result<CreateOutcome, GatewayError> {
+    pub async fn create_case(&self, body: &Value, deadline: Deadline) -> Result<CreateOutcome, GatewayError> {
         let case = validate_new_case(body, now().date()).map_err(GatewayError::Validation)?;
         let ext = case.external_case_id.clone();
         // Our serialisation is canonical (fixed field order, sorted maps): the same case
@@ -133,7 +173,7 @@ impl Gateway {
                 }
             };
 
-        let answer = match self.cabital.create_case(&case).await {
+        let answer = match self.cabital.within(self.cabital_deadline(deadline)).create_case(&case).await {
             Ok(CreateAnswer::Case(answer)) => answer,
             Ok(CreateAnswer::CreatedWithoutId { reason }) => {
                 tracing::warn!(external_case_id = %ext, reason, "Cabital created the case without giving its id");
@@ -154,7 +194,8 @@ impl Gateway {
                 return Err(GatewayError::OutcomeUnknown);
             }
             Err(e) => {
-                // Cabital surely did not create it: free the id for a corrected retry.
+                // Cabital surely did not create it (refused, or not sent for want of
+                // time): free the id for a retry.
                 self.store.mark_rejected(&ext, token, e.status().unwrap_or(0), now()).await?;
                 return Err(e.into());
             }
@@ -175,11 +216,23 @@ impl Gateway {
             suggestion_comment: answer.suggestion_comment.clone(),
             ogs: answer.ogs,
         };
-        if let Err(e) = self.store.record_created(&ext, token, &created, now()).await {
-            // Cabital has the case but we could not record it: leave the reservation
-            // to be resolved (the reconciler turns a stuck PENDING into UNKNOWN, and the
-            // first webhook links it). Never answer success for what is not stored.
+        // Cut one store attempt before the deadline: that much is kept for the fallback.
+        let record_by = deadline.less(self.store_timeouts.attempt);
+        if let Err(e) = by(record_by, self.store.record_created(&ext, token, &created, now())).await {
+            // Cabital has the case but we could not record it: its id is kept on the
+            // reservation, which the reconciler then links. Never answer success for
+            // what is not stored.
             tracing::error!(external_case_id = %ext, case_system_id = %id, error = %e, "created at Cabital but not recorded");
+            // Should this fail too, the reconciler still expires the stuck create, and a
+            // webhook naming the case links it.
+            match by(deadline, self.store.keep_created_id(&ext, token, &id, now())).await {
+                Ok(()) => {
+                    tracing::warn!(external_case_id = %ext, case_system_id = %id, "the id is kept on the reservation")
+                }
+                Err(e) => {
+                    tracing::error!(external_case_id = %ext, error = %e, "the id could not be kept on the reservation")
+                }
+            }
             return Err(e.into());
         }
         let case = self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
@@ -206,14 +259,19 @@ impl Gateway {
         Ok(CreateOutcome::AwaitingCaseId(AwaitingCaseId::new(ext, cabital_status, false)))
     }
 
-    /// `GET /v1/cases/{id}`: the case and one page of its timeline.
-    pub async fn get_case(&self, id: CaseSystemId, query: TimelineQuery) -> Result<CaseWithTimeline, GatewayError> {
+    /// `GET /v1/cases/{id}`: the case and one page of its timeline, by `deadline`.
+    pub async fn get_case(
+        &self,
+        id: CaseSystemId,
+        query: TimelineQuery,
+        deadline: Deadline,
+    ) -> Result<CaseWithTimeline, GatewayError> {
         let mut live_changed = None;
         if query.live {
             if self.store.get_case(&id).await?.is_none() {
                 return Err(GatewayError::CaseNotFound);
             }
-            let r = self.refresh(id, RemoteCheck::Refreshed).await?;
+            let r = self.refresh(id, RemoteCheck::Refreshed, self.cabital_deadline(deadline)).await?;
             live_changed = Some(r.changed);
         }
         let case = self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
@@ -248,26 +306,42 @@ impl Gateway {
         Ok(ExternalLookup::new(&record, case.as_ref()))
     }
 
-    /// `POST` / `DELETE /v1/cases/{id}/ogs`: forwards, then records the event and state.
-    pub async fn set_ogs(&self, id: CaseSystemId, on: bool) -> Result<CaseView, GatewayError> {
+    /// `POST` / `DELETE /v1/cases/{id}/ogs`: forwards, then records the event and state,
+    /// by `deadline`.
+    pub async fn set_ogs(&self, id: CaseSystemId, on: bool, deadline: Deadline) -> Result<CaseView, GatewayError> {
         self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
+        let cabital = self.cabital.within(self.cabital_deadline(deadline));
         if on {
-            self.cabital.ogs_on(id).await?;
+            cabital.ogs_on(id).await?;
         } else {
-            self.cabital.ogs_off(id).await?;
+            cabital.ogs_off(id).await?;
         }
         self.store.record_ogs(&id, on, now()).await?;
         let case = self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
         Ok(CaseView::from(&case))
     }
 
-    /// `POST /v1/cases/{id}/decision`: validates the body (one entry per bad field),
-    /// forwards, then records the event and state.
-    pub async fn decide(&self, id: CaseSystemId, body: &Value) -> Result<CaseView, GatewayError> {
+    /// `POST /v1/cases/{id}/decision`, by `deadline`: validates the body (one entry per
+    /// bad field), marks the case (a decision Cabital took but we failed to record is
+    /// then found by the reconciler), forwards, then records the event and state.
+    pub async fn decide(&self, id: CaseSystemId, body: &Value, deadline: Deadline) -> Result<CaseView, GatewayError> {
         let decision = validate_decision(body).map_err(GatewayError::Validation)?;
         self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
-        self.cabital.decide(id, &decision).await?;
-        self.store.record_decision(&id, decision.case_result, decision.comment.clone(), now()).await?;
+        let until = self.calls_over_by(deadline);
+        self.store.mark_decision_pending(&id, decision.case_result, until, now()).await?;
+        if let Err(e) = self.cabital.within(self.cabital_deadline(deadline)).decide(id, &decision).await {
+            // Surely not taken: the mark goes. Maybe taken: it stays for the reconciler.
+            if !e.outcome_unknown()
+                && let Err(clear) = self.store.clear_decision_pending(&id, until, now()).await
+            {
+                tracing::warn!(case_system_id = %id, error = %clear, "decision mark left for the reconciler");
+            }
+            return Err(e.into());
+        }
+        if let Err(e) = self.store.record_decision(&id, decision.case_result, decision.comment.clone(), now()).await {
+            tracing::error!(case_system_id = %id, error = %e, "decided at Cabital but not recorded; the reconciler will");
+            return Err(e.into());
+        }
         let case = self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
         Ok(CaseView::from(&case))
     }
@@ -279,13 +353,21 @@ impl Gateway {
     /// was asked for: another refresh, a decision or an OGS change written meanwhile
     /// may hold something fresher, so Cabital is asked again rather than overwritten
     /// with an older answer.
-    pub async fn refresh(&self, id: CaseSystemId, check: RemoteCheck) -> Result<Refreshed, GatewayError> {
+    ///
+    /// No attempt of the `GET` starts that could not end by `deadline` (a refresh cut
+    /// short loses nothing: the case stays marked for the next look).
+    pub async fn refresh(
+        &self,
+        id: CaseSystemId,
+        check: RemoteCheck,
+        deadline: Deadline,
+    ) -> Result<Refreshed, GatewayError> {
         // One more try than the store's: each spans a round trip to Cabital, a longer
         // window for another writer to step in.
         let mut retry = Retry::new(CONFLICT_ATTEMPTS + 1);
         loop {
             let asked_at = now();
-            let remote: Case = self.cabital.get_case(id).await?;
+            let remote: Case = self.cabital.within(deadline).get_case(id).await?;
             let case = self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
             if case.updated_at > asked_at {
                 retry.lost(StoreError::VersionConflict { case_system_id: id, expected: case.version })?;

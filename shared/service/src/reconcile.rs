@@ -5,7 +5,7 @@ use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use gateway_cabital::CaseSystemId;
+use gateway_cabital::{CaseSystemId, Deadline};
 use gateway_store::{
     AttentionPriority, AttentionRef, AttentionTarget, Deferral, ExtState, IndexSlot, MAX_INDEX_PAGE, RemoteCheck,
     StoreError,
@@ -488,7 +488,9 @@ impl Gateway {
 
     async fn settle(&self, s: &ReconcileSettings, target: &AttentionTarget, now: OffsetDateTime) -> Outcome {
         match target {
-            AttentionTarget::Case(id) => match self.refresh(*id, RemoteCheck::Reconciled).await {
+            // No deadline of its own: the run abandons a check still in flight at its
+            // deadline (left for the next run, not failed); a GET cut short loses nothing.
+            AttentionTarget::Case(id) => match self.refresh(*id, RemoteCheck::Reconciled, Deadline::NONE).await {
                 Ok(r) if r.changed => Outcome::Changed,
                 Ok(r) => self.give_up_if_overdue(s, *id, r.version, now).await,
                 Err(e) => {

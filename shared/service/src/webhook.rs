@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use gateway_cabital::{CabitalError, CaseSystemId, Pii, WebhookNotification};
+use gateway_cabital::{CabitalError, CaseSystemId, Deadline, Pii, WebhookNotification};
 use gateway_runtime::{ErrorCode, Problem, Surface};
 use gateway_signing::{IncomingHeaders, SignatureEncoding, Verified, VerifyError, verify_signature};
 use gateway_store::{
@@ -391,7 +391,9 @@ impl Gateway {
     /// Reads the case from Cabital and applies it, within the refresh's time limit; a
     /// failure leaves the case marked for the reconciler.
     async fn bounded_refresh(&self, settings: &WebhookSettings, id: CaseSystemId) -> RefreshOutcome {
-        match tokio::time::timeout(settings.refresh_timeout, self.refresh(id, RemoteCheck::Refreshed)).await {
+        // Bounded by the refresh's own limit, not a deadline: a GET cut short loses nothing.
+        let refresh = self.refresh(id, RemoteCheck::Refreshed, Deadline::NONE);
+        match tokio::time::timeout(settings.refresh_timeout, refresh).await {
             Ok(Ok(r)) if r.changed => RefreshOutcome::Changed,
             Ok(Ok(_)) => RefreshOutcome::Unchanged,
             Ok(Err(e)) => {

@@ -69,6 +69,13 @@ impl Store {
         new.decision_comment = remote.decision_comment.clone();
         new.ogs = remote.ogs;
         new.status = derive_status(new.suggestion, new.decision);
+        // A decision sent is settled once Cabital shows it, or once no call sending it
+        // can still be running: what Cabital then says is the record.
+        if let Some(pending) = current.decision_pending
+            && (remote.decision == Some(pending.decision) || now >= pending.until)
+        {
+            new.decision_pending = None;
+        }
         new.checked(now);
         new.updated_at = now;
         new.version = current.version + 1;
@@ -76,7 +83,7 @@ impl Store {
         // stays out of the awaiting index (reported once, not asked about again).
         if new.suggestion.is_some() {
             new.no_suggestion_since = None;
-        } else if new.no_suggestion_since.is_some() {
+        } else if new.no_suggestion_since.is_some() && new.decision_pending.is_none() {
             new.attention = None;
         }
 
@@ -133,7 +140,11 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let conflict = || StoreError::VersionConflict { case_system_id: *id, expected: expected_version };
         let current = self.case_at_version(id, expected_version).await?;
-        if current.suggestion.is_some() || current.needs_refresh || current.no_suggestion_since.is_some() {
+        if current.suggestion.is_some()
+            || current.needs_refresh
+            || current.no_suggestion_since.is_some()
+            || current.decision_pending.is_some()
+        {
             return Ok(false);
         }
         let mut new = current.clone();
@@ -152,9 +163,72 @@ impl Store {
         }
     }
 
+    /// Marks the case before `decision` is sent to Cabital, by a call that ends by
+    /// `until` (the sending invocation's deadline): should the decision never be
+    /// recorded, the case is urgent from `until` and the reconciler reads Cabital's
+    /// state, which records the decision if Cabital took it
+    /// ([`Store::apply_remote_state`] clears the mark). A versioned write; repeating it
+    /// keeps the later `until`. Returns the case's new version.
+    #[tracing::instrument(skip_all, fields(case_system_id = %id, decision = %decision), err)]
+    pub async fn mark_decision_pending(
+        &self,
+        id: &CaseSystemId,
+        decision: Decision,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        self.versioned(id, now, |case| case.mark_decision_pending(decision, until)).await
+    }
+
+    /// The decision marked with `until` surely never reached Cabital (refused, or not
+    /// sent): the mark is cleared, unless a later one replaced it. Returns the case's
+    /// version.
+    #[tracing::instrument(skip_all, fields(case_system_id = %id), err)]
+    pub async fn clear_decision_pending(
+        &self,
+        id: &CaseSystemId,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        self.versioned(id, now, |case| {
+            // Compared as stored (to the microsecond).
+            if case.decision_pending.is_some_and(|p| schema::format_time(p.until) == schema::format_time(until)) {
+                case.clear_decision_pending();
+            }
+        })
+        .await
+    }
+
+    /// Read, change, write back at the read version without an event (marks, not
+    /// history); re-read on a lost race.
+    async fn versioned(
+        &self,
+        id: &CaseSystemId,
+        now: OffsetDateTime,
+        change: impl Fn(&mut CaseRecord),
+    ) -> Result<u64, StoreError> {
+        let mut retry = Retry::new(CONFLICT_ATTEMPTS);
+        loop {
+            let current = self.get_case(id).await?.ok_or_else(|| StoreError::NotFound(format!("case {id}")))?;
+            let mut new = current.clone();
+            change(&mut new);
+            if new == current {
+                return Ok(current.version);
+            }
+            new.updated_at = now;
+            new.version = current.version + 1;
+            let (expr, condition) = Self::case_update_expr(&new, current.version);
+            match self.update_item(Self::case_key(id), &expr, &condition).await {
+                Ok(_) => return Ok(new.version),
+                Err(StoreError::ConditionFailed(_)) => retry.lost(StoreError::TransactionConflict)?,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Records the partner's decision (after Cabital accepted it): the case becomes
-    /// `DECIDED` and a DECISION event is written, in one transaction. Returns the case's
-    /// new version.
+    /// `DECIDED` and a DECISION event is written, in one transaction; the mark of this
+    /// decision being sent is cleared. Returns the case's new version.
     #[tracing::instrument(skip_all, fields(case_system_id = %id, decision = %decision), err)]
     pub async fn record_decision(
         &self,
@@ -168,6 +242,9 @@ impl Store {
             case.decision = Some(decision);
             case.decision_comment = comment.clone().map(gateway_cabital::Comment::from);
             case.decided_at = Some(now);
+            if case.decision_pending.is_some_and(|p| p.decision == decision) {
+                case.clear_decision_pending();
+            }
         })
         .await
     }

@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 
 use crate::error::StoreError;
 use crate::model::{
-    Attention, AttentionPriority, CaseRecord, CaseStatus, ChangedField, Event, EventDetail, EventKind, EventSource,
-    ExtRecord, ExtState, NoticeReason, Origin, StateChange,
+    Attention, AttentionPriority, CaseRecord, CaseStatus, ChangedField, DecisionPending, Event, EventDetail, EventKind,
+    EventSource, ExtRecord, ExtState, NoticeReason, Origin, StateChange,
 };
 use crate::schema::{self, ATTN_AT, ATTN_SHARD, OGS_CHECKED_AT, OGS_SHARD, PK, SK, attr, format_time, parse_time};
 
@@ -243,6 +243,8 @@ pub(crate) fn case_attributes(c: &CaseRecord) -> Vec<(&'static str, Option<Attri
         (OGS_SHARD, c.ogs_checked_at.map(|_| s(schema::ogs_shard(shard)))),
         (OGS_CHECKED_AT, c.ogs_checked_at.map(t)),
         (attr::NO_SUGGESTION_SINCE, c.no_suggestion_since.map(t)),
+        (attr::DECISION_PENDING, c.decision_pending.map(|p| s(p.decision.as_str()))),
+        (attr::DECISION_PENDING_UNTIL, c.decision_pending.map(|p| t(p.until))),
     ]);
     attributes
 }
@@ -270,6 +272,14 @@ pub(crate) fn case_from_item(item: &Item) -> Result<CaseRecord, StoreError> {
         attention: r.attention()?,
         ogs_checked_at: r.opt_time(OGS_CHECKED_AT)?,
         no_suggestion_since: r.opt_time(attr::NO_SUGGESTION_SINCE)?,
+        decision_pending: match (
+            r.opt_parsed(attr::DECISION_PENDING, |s| s.parse().ok())?,
+            r.opt_time(attr::DECISION_PENDING_UNTIL)?,
+        ) {
+            (Some(decision), Some(until)) => Some(DecisionPending { decision, until }),
+            (None, None) => None,
+            _ => return Err(StoreError::corrupt("case: decisionPending without decisionPendingUntil, or the reverse")),
+        },
     })
 }
 
@@ -596,6 +606,7 @@ mod tests {
             attention: Some(Attention { priority: AttentionPriority::Awaiting, since: now }),
             ogs_checked_at: Some(now),
             no_suggestion_since: Some(now),
+            decision_pending: Some(DecisionPending { decision: Decision::Reject, until: now }),
         }
     }
 

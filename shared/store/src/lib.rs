@@ -46,9 +46,9 @@ pub use error::StoreError;
 pub use index::{MAX_DUE_COUNT, MAX_INDEX_PAGE};
 pub use model::{
     Applied, Attention, AttentionPriority, AttentionRef, AttentionTarget, CaseRecord, CaseStatus, ChangedField,
-    CreatedCase, CreatedOutcome, Event, EventDetail, EventKind, EventSource, ExtRecord, ExtState, NoticeReason, Origin,
-    RemoteCheck, RemoteState, Reservation, Resolution, SignaturePair, StateChange, TimelineOrder, TimelinePage,
-    WebhookReceipt, WebhookRecorded,
+    CreatedCase, CreatedOutcome, DecisionPending, Event, EventDetail, EventKind, EventSource, ExtRecord, ExtState,
+    NoticeReason, Origin, RemoteCheck, RemoteState, Reservation, Resolution, SignaturePair, StateChange, TimelineOrder,
+    TimelinePage, WebhookReceipt, WebhookRecorded,
 };
 pub use retry::{CONFLICT_ATTEMPTS, Retry};
 pub use schema::{

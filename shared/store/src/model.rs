@@ -170,6 +170,16 @@ impl Attention {
     }
 }
 
+/// A decision sent to Cabital and not yet recorded: the mark that lets the reconciler
+/// find a decision Cabital took while its recording failed or its invocation died.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecisionPending {
+    /// The decision sent.
+    pub decision: Decision,
+    /// The sending invocation's deadline: no call sending it runs after this.
+    pub until: OffsetDateTime,
+}
+
 /// A case as stored (`pk=CASE#<caseSystemId>`, `sk=CASE`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseRecord {
@@ -214,6 +224,8 @@ pub struct CaseRecord {
     /// Since when the reconciler no longer asks about this case: no suggestion came
     /// within `RECONCILE_NO_SUGGESTION_GIVE_UP_SECS` of its creation. Cleared when one comes.
     pub no_suggestion_since: Option<OffsetDateTime>,
+    /// A decision sent to Cabital, not yet recorded; the case is urgent from its `until`.
+    pub decision_pending: Option<DecisionPending>,
 }
 
 impl CaseRecord {
@@ -250,6 +262,7 @@ impl CaseRecord {
             attention: Some(Attention::urgent(now)),
             ogs_checked_at: None,
             no_suggestion_since: None,
+            decision_pending: None,
         }
     }
 
@@ -258,8 +271,35 @@ impl CaseRecord {
     pub(crate) fn checked(&mut self, now: OffsetDateTime) {
         self.needs_refresh = false;
         self.last_checked_at = Some(now);
-        self.attention = settled_attention(self.suggestion.is_some(), now);
+        self.attention = match self.decision_pending {
+            Some(pending) => Some(Attention::urgent(pending.until)),
+            None => settled_attention(self.suggestion.is_some(), now),
+        };
         self.ogs_checked_at = self.ogs.then_some(now);
+    }
+
+    /// Marks `decision` as being sent, until `until` (a later mark's `until` is kept):
+    /// urgent from then, for the reconciler, unless a refresh is already due sooner.
+    pub(crate) fn mark_decision_pending(&mut self, decision: Decision, until: OffsetDateTime) {
+        let until = self.decision_pending.map_or(until, |p| p.until.max(until));
+        self.decision_pending = Some(DecisionPending { decision, until });
+        if !self.needs_refresh {
+            self.attention = Some(Attention::urgent(until));
+        }
+    }
+
+    /// Clears the decision mark; the case's attention is then what its state implies
+    /// (a refresh still due keeps it urgent).
+    pub(crate) fn clear_decision_pending(&mut self) {
+        self.decision_pending = None;
+        if self.needs_refresh {
+            return;
+        }
+        self.attention = if self.no_suggestion_since.is_some() {
+            None
+        } else {
+            settled_attention(self.suggestion.is_some(), self.last_checked_at.unwrap_or(self.created_at))
+        };
     }
 
     /// The status that the suggestion and decision imply.
@@ -624,4 +664,56 @@ pub struct AttentionRef {
     /// Its index time: when it became urgent, was last checked while awaiting, or was
     /// last checked under ongoing screening.
     pub since: OffsetDateTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn case(suggestion: Option<Suggestion>) -> CaseRecord {
+        let created = datetime!(2026-12-03 10:00 UTC);
+        let mut case = CaseRecord::new(
+            "6d92e7b4-715c-4ce3-a028-19f1c8c9fa6c".parse().unwrap(),
+            ExternalCaseId::parse("ext-1").unwrap(),
+            Origin::Api,
+            None,
+            suggestion,
+            None,
+            created,
+        );
+        case.checked(created);
+        case
+    }
+
+    #[test]
+    fn a_pending_decision_keeps_its_case_urgent_from_its_senders_deadline_until_cleared() {
+        let until = datetime!(2026-12-03 10:05 UTC);
+        let mut suggested = case(Some(Suggestion::SuggestToAccept));
+        assert_eq!(suggested.attention, None);
+        suggested.mark_decision_pending(Decision::Accept, until);
+        assert_eq!(suggested.attention, Some(Attention::urgent(until)));
+        // A refresh while the decision may still be in flight keeps the mark's urgency.
+        suggested.checked(datetime!(2026-12-03 10:01 UTC));
+        assert_eq!(suggested.attention, Some(Attention::urgent(until)));
+        // A second send keeps the later deadline.
+        suggested.mark_decision_pending(Decision::Reject, datetime!(2026-12-03 10:02 UTC));
+        assert_eq!(suggested.decision_pending.map(|p| (p.decision, p.until)), Some((Decision::Reject, until)));
+        suggested.clear_decision_pending();
+        assert_eq!((suggested.decision_pending, suggested.attention), (None, None));
+
+        // An awaiting case goes back to awaiting since its last check.
+        let mut awaiting = case(None);
+        let before = awaiting.attention;
+        awaiting.mark_decision_pending(Decision::Accept, until);
+        awaiting.clear_decision_pending();
+        assert_eq!(awaiting.attention, before);
+
+        // A refresh already due keeps its own (earlier) urgency.
+        let mut flagged = case(None);
+        flagged.needs_refresh = true;
+        flagged.attention = Some(Attention::urgent(datetime!(2026-12-03 10:00:30 UTC)));
+        flagged.mark_decision_pending(Decision::Accept, until);
+        assert_eq!(flagged.attention, Some(Attention::urgent(datetime!(2026-12-03 10:00:30 UTC))));
+    }
 }

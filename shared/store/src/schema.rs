@@ -54,6 +54,8 @@ pub(crate) mod attr {
     pub(crate) const LAST_CHECKED_AT: &str = "lastCheckedAt";
     pub(crate) const VERSION: &str = "version";
     pub(crate) const NO_SUGGESTION_SINCE: &str = "noSuggestionSince";
+    pub(crate) const DECISION_PENDING: &str = "decisionPending";
+    pub(crate) const DECISION_PENDING_UNTIL: &str = "decisionPendingUntil";
     /// Tries in a row the reconciler could not settle the item with (its backoff); any
     /// other write of the item's index entry removes it.
     pub(crate) const BACKOFF_ATTEMPTS: &str = "backoffAttempts";

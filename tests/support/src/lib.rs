@@ -25,6 +25,7 @@ use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, SharedHttpClient, SharedHttpConnector, http_client_fn,
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::result::ConnectorError;
 
 /// The region every test uses.
 pub const REGION: &str = "us-east-1";
@@ -198,4 +199,71 @@ pub async fn harness(tweak: impl FnOnce(&mut gateway_sandbox::SandboxConfig)) ->
     let gateway = gateway(&settings).await;
     let store = gateway.store.clone();
     Harness { gateway, settings, sandbox, store, secret_id }
+}
+
+/// A switch that makes DynamoDB transactions (`TransactWriteItems`, every attempt) fail
+/// as an outage would, while single-item writes and reads still go through: how a test
+/// makes the store's multi-item record of what Cabital did fail after Cabital acted.
+#[derive(Debug, Clone, Default)]
+pub struct TransactionFault(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl TransactionFault {
+    /// Transactions fail from now on (`true`) or go through again (`false`).
+    pub fn set(&self, failing: bool) {
+        self.0.store(failing, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn failing(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A store over `table` in moto, its client built as the functions build theirs with
+/// `timeouts`, whose transactions fail while the returned switch is on.
+///
+/// # Panics
+/// When `MOTO_ENDPOINT` is not set.
+pub async fn store_failing_transactions(
+    table: &str,
+    timeouts: gateway_store::StoreTimeouts,
+) -> (gateway_store::Store, TransactionFault) {
+    let fault = TransactionFault::default();
+    let inner = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+        .build_https();
+    let serial = one_at_a_time(inner);
+    let switch = fault.clone();
+    let failing = http_client_fn(move |settings, components| {
+        SharedHttpConnector::new(FailingTransactions {
+            inner: serial.http_connector(settings, components),
+            fault: switch.clone(),
+        })
+    });
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(moto_endpoint())
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "gateway-support"))
+        .http_client(failing)
+        .load()
+        .await;
+    let client = gateway_store::dynamodb_client_with(&sdk, timeouts).await;
+    (gateway_store::Store::new(client, table), fault)
+}
+
+#[derive(Debug)]
+struct FailingTransactions {
+    inner: SharedHttpConnector,
+    fault: TransactionFault,
+}
+
+impl HttpConnector for FailingTransactions {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let transaction =
+            request.headers().get("x-amz-target").is_some_and(|target| target.ends_with(".TransactWriteItems"));
+        if transaction && self.fault.failing() {
+            let refused = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected: transactions fail");
+            return HttpConnectorFuture::ready(Err(ConnectorError::io(refused.into())));
+        }
+        self.inner.call(request)
+    }
 }

@@ -229,7 +229,7 @@ async fn the_gateway_validates_a_decision_before_anything_is_read_or_sent() {
     let h = gateway_support::harness(|_| {}).await;
     let id: gateway_cabital::CaseSystemId = FIXTURE_CASE_ID.parse().unwrap();
     let bad = json!({"caseResult": "MAYBE", "comment": 7, "by": "me"});
-    match h.gateway.decide(id, &bad).await {
+    match h.gateway.decide(id, &bad, gateway_cabital::Deadline::NONE).await {
         Err(gateway_service::GatewayError::Validation(errs)) => {
             let mut fields: Vec<&str> = errs.0.iter().map(|e| e.field.as_str()).collect();
             fields.sort_unstable();

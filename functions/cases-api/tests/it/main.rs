@@ -4,6 +4,7 @@
 mod cabital_failures;
 mod common;
 mod create_answer;
+mod deadline;
 mod edges;
 mod idempotency;
 mod openapi;

@@ -140,7 +140,7 @@ async fn a_change_by_ongoing_screening_whose_webhook_was_lost_is_found_by_the_sw
     wait_screened(&h, &ids).await;
     h.gateway.reconcile(&settings(), std::time::Instant::now() + Duration::from_secs(60)).await.unwrap();
     let watched = ids[0];
-    h.gateway.set_ogs(watched, true).await.unwrap();
+    h.gateway.set_ogs(watched, true, gateway_cabital::Deadline::NONE).await.unwrap();
     assert!(matches_sandbox(&h, &watched).await, "precondition: settled, ogs on");
 
     // Ongoing screening finds a hit; its webhook is lost.
@@ -177,7 +177,7 @@ async fn the_sweep_takes_a_bounded_number_of_ongoing_cases_per_run_oldest_first(
     h.gateway.reconcile(&settings(), std::time::Instant::now() + Duration::from_secs(60)).await.unwrap();
     // Turned on in order: ids[0] has the oldest check.
     for id in &ids {
-        h.gateway.set_ogs(*id, true).await.unwrap();
+        h.gateway.set_ogs(*id, true, gateway_cabital::Deadline::NONE).await.unwrap();
     }
     let mut checked_at = Vec::new();
     for id in &ids {

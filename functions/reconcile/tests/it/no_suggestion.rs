@@ -42,7 +42,7 @@ async fn a_case_without_suggestion_is_given_up_once_and_cleared_by_a_later_sugge
     assert!(case.attention.is_none(), "out of the awaiting index: {case:?}");
     let overdue = |kinds: Vec<EventKind>| kinds.into_iter().filter(|k| *k == EventKind::SuggestionOverdue).count();
     assert_eq!(overdue(event_kinds(&h.store, &id).await), 1);
-    let view = h.gateway.get_case(id, TimelineQuery::default()).await.unwrap();
+    let view = h.gateway.get_case(id, TimelineQuery::default(), gateway_cabital::Deadline::NONE).await.unwrap();
     let shown = serde_json::to_value(&view.case).unwrap();
     assert_eq!(shown["attention"]["reason"], "no_suggestion", "{shown}");
     assert!(shown["attention"]["since"].is_string(), "{shown}");
@@ -55,7 +55,7 @@ async fn a_case_without_suggestion_is_given_up_once_and_cleared_by_a_later_sugge
     assert_eq!((again.found, again.no_suggestion_given_up), (0, 0), "{again:?}");
     assert_eq!(overdue(event_kinds(&h.store, &id).await), 1);
     // A live read that still finds no suggestion keeps it given up (and out of the index).
-    h.gateway.refresh(id, RemoteCheck::Refreshed).await.unwrap();
+    h.gateway.refresh(id, RemoteCheck::Refreshed, gateway_cabital::Deadline::NONE).await.unwrap();
     let case = stored(&h.store, &id).await;
     assert!(case.no_suggestion_since.is_some() && case.attention.is_none(), "{case:?}");
 
@@ -63,7 +63,7 @@ async fn a_case_without_suggestion_is_given_up_once_and_cleared_by_a_later_sugge
     let change = SuggestionChange { suggestion: SandboxSuggestion::SuggestToReject, comment: None, notify: false };
     h.sandbox.set_suggestion(id.uuid(), change).unwrap();
     let live = TimelineQuery { live: true, ..TimelineQuery::default() };
-    let view = h.gateway.get_case(id, live).await.unwrap();
+    let view = h.gateway.get_case(id, live, gateway_cabital::Deadline::NONE).await.unwrap();
     assert_eq!(view.live_changed, Some(true));
     let shown = serde_json::to_value(&view.case).unwrap();
     assert!(shown.get("attention").is_none(), "{shown}");

@@ -30,7 +30,7 @@ async fn ogs_cases(h: &Harness, count: usize) -> Vec<CaseSystemId> {
     wait_screened(h, &ids).await;
     h.gateway.reconcile(&settings(), deadline()).await.unwrap();
     for id in &ids {
-        h.gateway.set_ogs(*id, true).await.unwrap();
+        h.gateway.set_ogs(*id, true, gateway_cabital::Deadline::NONE).await.unwrap();
     }
     ids
 }

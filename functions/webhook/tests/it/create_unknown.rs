@@ -49,7 +49,7 @@ async fn an_unknown_creation_from_an_empty_201_is_linked_by_the_sandboxs_signed_
         "individualInfo": {"gender": "MALE", "dob": "1980-01-01", "nationality": "JPN", "residentialCountry": "HKG"},
         "organizationInfo": {}
     });
-    let outcome = h.gateway.create_case(&body).await.unwrap();
+    let outcome = h.gateway.create_case(&body, gateway_cabital::Deadline::NONE).await.unwrap();
     assert!(matches!(outcome, CreateOutcome::AwaitingCaseId(_)), "{outcome:?}");
     let parsed = ExternalCaseId::parse(&ext).unwrap();
     let first = h.store.get_external(&parsed).await.unwrap().unwrap();
@@ -83,7 +83,7 @@ async fn an_unknown_creation_from_an_empty_201_is_linked_by_the_sandboxs_signed_
     assert!(events.iter().any(|e| e.kind() == gateway_store::EventKind::Created), "{:?}", kinds(&events));
 
     // The same create again now answers the case, and nothing was sent twice.
-    let again = h.gateway.create_case(&body).await.unwrap();
+    let again = h.gateway.create_case(&body, gateway_cabital::Deadline::NONE).await.unwrap();
     assert_eq!(again.case_system_id().map(|c| c.uuid()), Some(id));
     assert_eq!(h.sandbox.stats().creates, 1);
 }

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use gateway_cabital::{
-    CabitalClient, CabitalError, ClientConfig, CreateAnswer, Decision, DecisionRequest, NewCase, Pii, Suggestion,
-    validate_new_case,
+    CabitalClient, CabitalError, ClientConfig, CreateAnswer, Deadline, Decision, DecisionRequest, NewCase, Pii,
+    Suggestion, validate_new_case,
 };
 use gateway_sandbox::{CreateAnswerMode, Credential, Faults, SandboxConfig, SandboxHandle};
 use gateway_signing::{CredentialSource, CredentialStore, Credentials};
@@ -354,4 +354,79 @@ async fn a_redirect_is_an_error_never_followed() {
     assert_eq!(err.status(), Some(307), "{err:?}");
     assert!(!err.retryable());
     assert_eq!(server.await.unwrap(), 1, "the redirect was not followed");
+}
+
+// ---------------------------------------------------------------- the deadline
+
+/// A client that would retry ten times, each attempt at least 600 ms under a deadline.
+fn patient_client(sb: &SandboxHandle) -> CabitalClient {
+    client_with(sb, Credentials::new(KEY, SECRET).unwrap(), |cfg| {
+        cfg.max_attempts = 10;
+        cfg.min_attempt = Duration::from_millis(600);
+    })
+}
+
+#[tokio::test]
+async fn no_attempt_starts_without_the_time_for_it() {
+    let sb = sandbox(Faults::default()).await;
+    let c = patient_client(&sb);
+    let e = c.within(Deadline::after(Duration::from_millis(300))).create_case(&case("client-late", "Q R")).await;
+    let e = e.unwrap_err();
+    assert!(matches!(e, CabitalError::NoTimeLeft), "{e:?}");
+    // Not sent: the caller may free the id and try again.
+    assert!(e.retryable() && !e.outcome_unknown());
+    assert_eq!(sb.stats().requests.values().sum::<u64>(), 0, "nothing reached Cabital");
+}
+
+#[tokio::test]
+async fn retries_stop_where_the_deadline_leaves_no_time_for_another_attempt() {
+    // Each 503 takes 500 ms; 1.5 s leave room for two attempts but not a third.
+    let sb = sandbox(Faults { error_rate_503: 1.0, latency_ms: 500, ..Faults::default() }).await;
+    let c = patient_client(&sb);
+    let started = std::time::Instant::now();
+    let e = c
+        .within(Deadline::after(Duration::from_millis(1500)))
+        .get_case(gateway_cabital::CaseSystemId::new(uuid::Uuid::new_v4()))
+        .await;
+    let e = e.unwrap_err();
+    assert_eq!(e.status(), Some(503), "the last attempt's own answer: {e:?}");
+    assert_eq!(sb.stats().injected_503, 2, "no attempt started past the budget");
+    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_deadline_is_not_waited_for() {
+    // One request every 2 s: the second is refused 429 with Retry-After 2 (within the
+    // client's 3 s, so waited for without a deadline).
+    let sb = sandbox(Faults { rate_limit_per_sec: 0.5, ..Faults::default() }).await;
+    let c = patient_client(&sb);
+    let id = c.create_case(&case("client-ra", "S T")).await.unwrap().case().cloned().unwrap().case_system_id;
+    let started = std::time::Instant::now();
+    let e = c.within(Deadline::after(Duration::from_millis(1500))).get_case(id).await.unwrap_err();
+    assert_eq!(e.status(), Some(429), "{e:?}");
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(2)));
+    assert!(started.elapsed() < Duration::from_secs(1), "not slept: {:?}", started.elapsed());
+    assert_eq!(sb.stats().rate_limited, 1);
+}
+
+#[tokio::test]
+async fn an_attempt_is_cut_at_the_deadline_as_an_unknown_outcome() {
+    // Cabital acts, then answers after 2 s; the attempt may last only 1 s.
+    let sb = sandbox(Faults { latency_ms: 2000, ..Faults::default() }).await;
+    let c =
+        client_with(&sb, Credentials::new(KEY, SECRET).unwrap(), |cfg| cfg.min_attempt = Duration::from_millis(100));
+    let started = std::time::Instant::now();
+    let e =
+        c.within(Deadline::after(Duration::from_secs(1))).create_case(&case("client-cut", "U V")).await.unwrap_err();
+    assert!(matches!(e, CabitalError::Timeout), "{e:?}");
+    assert!(e.outcome_unknown(), "sent, maybe acted on: never sent again");
+    assert!(started.elapsed() < Duration::from_millis(1800), "{:?}", started.elapsed());
+    assert_eq!(sb.stats().creates, 1);
+}
+
+#[test]
+fn the_longest_call_without_a_deadline_counts_every_attempt_and_wait() {
+    let config = ClientConfig::new("https://caas.cabital.com".parse().unwrap());
+    // 3 attempts and a 401's extra one, 8 s each, and a 3 s Retry-After after each.
+    assert_eq!(config.longest_call(), Duration::from_secs(4 * 8 + 4 * 3));
 }

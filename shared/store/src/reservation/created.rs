@@ -1,6 +1,8 @@
 //! `PENDING` or `UNKNOWN` → `CREATED` with Cabital's answer (a 201): the reservation,
 //! the case and its CREATED event in one transaction.
 
+use std::time::Duration;
+
 use gateway_cabital::{CaseSystemId, ExternalCaseId};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -14,6 +16,9 @@ use crate::schema::attr;
 use crate::store::Store;
 
 use super::held_in;
+
+/// Tries at keeping a created case's id on its reservation ([`Store::keep_created_id`]).
+const KEEP_ID_ATTEMPTS: u32 = 3;
 
 impl Store {
     /// Records a case Cabital has just created (201), in ONE transaction: the
@@ -84,6 +89,49 @@ impl Store {
                 Err(TxError::Cancelled(r)) if r.transient() => retry.lost(StoreError::TransactionConflict)?,
                 Err(e) => return Err(e.into_store()),
             }
+        }
+    }
+}
+
+impl Store {
+    /// Cabital created the case but [`Store::record_created`] failed: its id is kept
+    /// on the reservation (still `PENDING`, held by `token`), so that nothing waits for a
+    /// webhook: the reconciler expires the stuck create to `UNKNOWN`, which links the
+    /// noted id at once. One conditional write, tried up to three times while it
+    /// fails retryably (bound it by the caller's deadline); repeating it is harmless, and
+    /// a reservation already `CREATED` for this case (the record went through after all)
+    /// is success.
+    #[tracing::instrument(skip_all, fields(external_case_id = %ext, case_system_id = %id), err)]
+    pub async fn keep_created_id(
+        &self,
+        ext: &ExternalCaseId,
+        token: Uuid,
+        id: &CaseSystemId,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut tries = 0;
+        let noted = loop {
+            tries += 1;
+            match self.note_case(ext, token, id, now).await {
+                Err(e) if e.retryable() && tries < KEEP_ID_ATTEMPTS => {
+                    tokio::time::sleep(Duration::from_millis(50 << tries)).await;
+                }
+                done => break done,
+            }
+        };
+        match noted {
+            Ok(()) => Ok(()),
+            Err(StoreError::ConditionFailed(_)) => match self.get_external(ext).await? {
+                Some(rec)
+                    if rec.reservation_token == token
+                        && rec.case_system_id == Some(*id)
+                        && matches!(rec.state, ExtState::Created | ExtState::Pending | ExtState::Unknown) =>
+                {
+                    Ok(())
+                }
+                _ => Err(self.ext_refusal(ext).await),
+            },
+            Err(e) => Err(e),
         }
     }
 }

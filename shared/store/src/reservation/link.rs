@@ -4,6 +4,7 @@
 
 use gateway_cabital::{CaseSystemId, ExternalCaseId, Pii, ScreenType};
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::codec::{self, Expr, s, t};
 use crate::error::{StoreError, TxError};
@@ -47,7 +48,7 @@ impl Store {
                         rec.state
                     )));
                 }
-                ExtState::Pending => match self.note_case(ext, &rec, case_system_id, now).await {
+                ExtState::Pending => match self.note_case(ext, rec.reservation_token, case_system_id, now).await {
                     Ok(()) => return Ok(Resolution::Noted),
                     Err(StoreError::ConditionFailed(_)) => retry.lost(StoreError::TransactionConflict)?,
                     Err(e) => return Err(e),
@@ -93,11 +94,12 @@ impl Store {
         }
     }
 
-    /// `PENDING`: notes the case's id on the reservation, unless another was noted.
-    async fn note_case(
+    /// `PENDING` (held by `token`): notes the case's id on the reservation, unless
+    /// another was noted.
+    pub(super) async fn note_case(
         &self,
         ext: &ExternalCaseId,
-        rec: &ExtRecord,
+        token: Uuid,
         case_system_id: &CaseSystemId,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
@@ -105,7 +107,7 @@ impl Store {
         expr.set(attr::CASE_SYSTEM_ID, s(case_system_id.to_string()))
             .set(attr::LINKED_AT, t(now))
             .set(attr::UPDATED_AT, t(now));
-        let held = held_in(&mut expr, rec.reservation_token, &[ExtState::Pending]);
+        let held = held_in(&mut expr, token, &[ExtState::Pending]);
         let condition = format!(
             "{held} AND (attribute_not_exists({}) OR {} = {})",
             expr.name(attr::CASE_SYSTEM_ID),

@@ -240,10 +240,30 @@ pub async fn send(app: &App, event: &Event) -> Resp {
 
 /// As [`send`], without the checks (for tests of the checks themselves).
 pub async fn send_unchecked(app: &App, event: &Event) -> Resp {
+    send_unchecked_by(app, event, 0).await
+}
+
+/// As [`send`], by an invocation whose deadline is `deadline` from now (the context's
+/// `deadline`, in wall-clock milliseconds, as Lambda gives it).
+pub async fn send_by(app: &App, event: &Event, deadline: std::time::Duration) -> Resp {
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let resp = send_unchecked_by(app, event, now_ms + deadline.as_millis() as u64).await;
+    if let Err(e) = openapi::spec().check(&event.method(), &event.path(), &resp) {
+        panic!("{} {} answered {} outside docs/openapi.yaml: {e}", event.method(), event.path(), resp.status);
+    }
+    if resp.status >= 500 {
+        assert_nothing_internal(&resp);
+    }
+    resp
+}
+
+/// Sends `event` with a Lambda context whose deadline is `deadline_ms` (0: none given).
+async fn send_unchecked_by(app: &App, event: &Event, deadline_ms: u64) -> Resp {
     let request = lambda_http::request::from_str(&event.0.to_string()).expect("the event is a valid API Gateway event");
     let lambda_request_id = uuid::Uuid::new_v4().to_string();
     let mut context = Context::default();
     context.request_id = lambda_request_id.clone();
+    context.deadline = deadline_ms;
     let request = request.with_lambda_context(context);
     let response = handle(app, request).await.expect("the handler answers every request with a response");
     let status = response.status().as_u16();

@@ -76,7 +76,7 @@ pub async fn create_cases(h: &Harness, count: usize) -> Vec<CaseSystemId> {
     let mut ids = Vec::with_capacity(count);
     for n in 0..count {
         let ext = format!("rc-{}-{n}", &run[..12]);
-        let created = h.gateway.create_case(&case_body(&ext, &name(n))).await.unwrap();
+        let created = h.gateway.create_case(&case_body(&ext, &name(n)), gateway_cabital::Deadline::NONE).await.unwrap();
         ids.push(created.case_system_id().unwrap());
     }
     ids

@@ -193,7 +193,7 @@ pub async fn create_case(h: &Harness, full_name: &str) -> (CaseSystemId, String)
         "individualInfo": {"gender": "FEMALE", "dob": "1990-04-01", "nationality": "JPN", "residentialCountry": "HKG"},
         "organizationInfo": {}
     });
-    let created = h.gateway.create_case(&body).await.expect("the case is created");
+    let created = h.gateway.create_case(&body, gateway_cabital::Deadline::NONE).await.expect("the case is created");
     (created.case_system_id().expect("Cabital gave the case's id"), ext)
 }
 
