@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use common::*;
 use gateway_sandbox::{Faults, Suggestion as SandboxSuggestion, SuggestionChange};
+use gateway_support::carries;
 use serde_json::{Value, json};
 use tracing::instrument::WithSubscriber;
 use tracing_subscriber::EnvFilter;
@@ -72,17 +73,6 @@ async fn logged_send(app: &gateway_cases_api::App, event: &Event, dispatch: &tra
     send(app, event).with_subscriber(dispatch.clone()).await
 }
 
-/// Personal data and secrets used in the requests below, none of which may be logged.
-/// Whether `text` holds `word` as a whole token: "JPN" inside a random request id
-/// (`...vaJPNsNq...`) is not the country.
-fn carries(text: &str, word: &str) -> bool {
-    text.match_indices(word).any(|(at, _)| {
-        let before = text[..at].chars().next_back();
-        let after = text[at + word.len()..].chars().next();
-        !before.is_some_and(|c| c.is_ascii_alphanumeric()) && !after.is_some_and(|c| c.is_ascii_alphanumeric())
-    })
-}
-
 #[test]
 fn a_value_is_found_as_a_token_not_inside_another() {
     assert!(carries(r#"{"nationality":"JPN"}"#, "JPN"));
@@ -91,6 +81,7 @@ fn a_value_is_found_as_a_token_not_inside_another() {
     assert!(!carries("FEMALE", "MALE"));
 }
 
+/// Personal data and secrets used in the requests below, none of which may be logged.
 const NEVER_LOGGED: &[&str] = &[
     "John Doe",
     "2002-02-02",

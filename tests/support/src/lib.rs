@@ -267,3 +267,13 @@ impl HttpConnector for FailingTransactions {
         self.inner.call(request)
     }
 }
+
+/// Whether a log `text` holds `word` as a whole token, for tests that prove a value is
+/// never logged: "JPN" inside a random request id (`...vaJPNsNq...`) is not the country.
+pub fn carries(text: &str, word: &str) -> bool {
+    text.match_indices(word).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + word.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_alphanumeric()) && !after.is_some_and(|c| c.is_ascii_alphanumeric())
+    })
+}

@@ -137,7 +137,7 @@ async fn the_give_up_is_one_warning_with_the_cases_ids_and_no_personal_data() {
     assert_eq!(lines[0]["case_system_id"], ids[0].to_string());
     assert_eq!(lines[0]["external_case_id"], ext.as_str());
     for personal in [name(0).as_str(), "1990-03-04", "FEMALE", "JPN", "HKG"] {
-        assert!(!text.contains(personal), "{personal} in the logs: {text}");
+        assert!(!gateway_support::carries(&text, personal), "{personal} in the logs: {text}");
     }
     drop_table(&h).await;
 }
