@@ -63,6 +63,9 @@ async fn a_rejected_id_can_be_reserved_again() {
     assert_eq!(rec.state, ExtState::Rejected);
     assert_eq!(rec.cabital_status, Some(400));
     assert_eq!(rec.attention, None, "a rejected create needs no look");
+    // The submitted personal data is dropped at once; its hash stays.
+    assert_eq!(rec.submitted, None, "a refused submission keeps no personal data");
+    assert_eq!(rec.request_hash, sha256(submitted(&ext).expose()));
 
     let second = reserve(&store, &ext, at(10)).await;
     assert_ne!(second, token);
