@@ -11,7 +11,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use gateway_runtime::metrics::{Unit, emit};
 use gateway_runtime::problem::json_response;
 use gateway_runtime::{ErrorCode, Surface};
-use gateway_service::{Delivery, Gateway, InitError, RefreshOutcome, Settings, Verification, WebhookSettings};
+use gateway_service::{
+    Accepted, Delivery, Gateway, InitError, RefreshOutcome, Settings, Verification, WebhookSettings,
+};
 use gateway_signing::{HEADER_KEY, HEADER_SIGN, HEADER_TIMESTAMP, IncomingHeaders};
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 
@@ -83,17 +85,7 @@ async fn receive(app: &App, request: &Request, request_id: &str, started: Instan
                 &[("Function", "webhook")],
                 &[("WebhookReplay", 1.0, Unit::Count), ("WebhookLatency", latency(), Unit::Milliseconds)],
             );
-            json_response(
-                200,
-                &Stored {
-                    stored: true,
-                    verification,
-                    deliveries: accepted.recorded.deliveries,
-                    duplicate: true,
-                    case_known: accepted.recorded.case_was_known,
-                    refresh: accepted.refresh.as_str(),
-                },
-            )
+            json_response(200, &Stored::of(&accepted))
         }
         Ok(accepted) => {
             let duplicate = !accepted.recorded.first_delivery;
@@ -126,17 +118,7 @@ async fn receive(app: &App, request: &Request, request_id: &str, started: Instan
                     ("WebhookLatency", latency(), Unit::Milliseconds),
                 ],
             );
-            json_response(
-                200,
-                &Stored {
-                    stored: true,
-                    verification,
-                    deliveries: accepted.recorded.deliveries,
-                    duplicate,
-                    case_known: accepted.recorded.case_was_known,
-                    refresh,
-                },
-            )
+            json_response(200, &Stored::of(&accepted))
         }
         Err(e) => {
             let problem = e.problem();
@@ -172,4 +154,18 @@ struct Stored {
     duplicate: bool,
     case_known: bool,
     refresh: &'static str,
+}
+
+impl Stored {
+    /// The answer to a delivery taken: a replay is a duplicate too (its body is known).
+    fn of(accepted: &Accepted) -> Self {
+        Stored {
+            stored: true,
+            verification: accepted.verification.as_str(),
+            deliveries: accepted.recorded.deliveries,
+            duplicate: accepted.recorded.replay || !accepted.recorded.first_delivery,
+            case_known: accepted.recorded.case_was_known,
+            refresh: accepted.refresh.as_str(),
+        }
+    }
 }
