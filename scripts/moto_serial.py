@@ -118,7 +118,26 @@ def _put_back(table, hash_value, range_value, saved):
         table.items[hash_value] = saved
 
 
+def _stream_lengths(backend, transact_items):
+    """Each named table's stream shard and its length before the transaction."""
+    shards = {}
+    for entry in transact_items if isinstance(transact_items, list) else []:
+        try:
+            _, op = next(iter(entry.items()))
+            table = backend.tables[op["TableName"]]
+        except (KeyError, TypeError, AttributeError, StopIteration):
+            continue
+        shard = getattr(table, "stream_shard", None)
+        if shard is not None:
+            shards[id(shard)] = (shard, len(shard.items))
+    return list(shards.values())
+
+
 def _transact_write_items(self, transact_items):
+    # Correctness too: moto writes a stream record per entry as it goes, and its own
+    # restore (the table copy skipped above) would have dropped them with the table.
+    # A cancelled transaction leaves no record on DynamoDB's stream, so none here.
+    streams = _stream_lengths(self, transact_items)
     saved = []
     for entry in transact_items if isinstance(transact_items, list) else []:
         key = _item_key(self, entry)
@@ -136,6 +155,8 @@ def _transact_write_items(self, transact_items):
     except BaseException:
         for table, hash_value, range_value, item in reversed(saved):
             _put_back(table, hash_value, range_value, item)
+        for shard, length in streams:
+            del shard.items[length:]
         raise
     finally:
         _TableCopySkipped.in_transaction = False

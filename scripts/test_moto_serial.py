@@ -69,6 +69,7 @@ class DynamoDBPatches(unittest.TestCase):
                 }
             ],
             BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
         )
 
     def put(self, pk, sk, **attrs):
@@ -107,6 +108,31 @@ class DynamoDBPatches(unittest.TestCase):
         items = self.client.scan(TableName="t")["Items"]
         found = sorted((i["pk"]["S"], i.get("v", {}).get("S")) for i in items)
         self.assertEqual(found, [("a", "before"), ("other", "kept")])
+
+    def stream_records(self):
+        streams = boto3.client("dynamodbstreams", region_name="us-east-1")
+        arn = self.client.describe_table(TableName="t")["Table"]["LatestStreamArn"]
+        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+        records = streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+        return [(r["eventName"], r["dynamodb"]["Keys"]["pk"]["S"]) for r in records]
+
+    def test_a_cancelled_transaction_leaves_no_stream_record(self):
+        self.put("a", "1", v="before")
+        new = {"Put": {"TableName": "t", "Item": {"pk": {"S": "new"}, "sk": {"S": "1"}}}}
+        refused = {
+            "ConditionCheck": {
+                "TableName": "t",
+                "Key": {"pk": {"S": "a"}, "sk": {"S": "1"}},
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+        with self.assertRaises(self.client.exceptions.TransactionCanceledException):
+            self.client.transact_write_items(TransactItems=[new, refused])
+        self.assertEqual(self.stream_records(), [("INSERT", "a")])
+        # A transaction that commits writes its records.
+        self.client.transact_write_items(TransactItems=[new])
+        self.assertEqual(self.stream_records(), [("INSERT", "a"), ("INSERT", "new")])
 
     def test_queries_answer_as_moto_does(self):
         for pk in ("a", "b"):

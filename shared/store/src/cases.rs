@@ -114,7 +114,7 @@ impl Store {
             RemoteCheck::Reconciled => EventSource::Reconciler,
         };
         let case_update = self.tx_case_update(&new, expected_version)?;
-        let (_, event) = self.tx_event(id, now, source, &detail)?;
+        let (_, event) = self.tx_event(&new, now, source, &detail)?;
         match self.transact(vec![case_update, event]).await {
             Ok(()) => {
                 tracing::info!(version = new.version, "remote state applied");
@@ -155,7 +155,7 @@ impl Store {
         let waited_secs = u64::try_from((now - current.created_at).whole_seconds()).unwrap_or(0);
         let detail = EventDetail::SuggestionOverdue { waited_secs };
         let case_update = self.tx_case_update(&new, expected_version)?;
-        let (_, event) = self.tx_event(id, now, EventSource::Reconciler, &detail)?;
+        let (_, event) = self.tx_event(&new, now, EventSource::Reconciler, &detail)?;
         match self.transact(vec![case_update, event]).await {
             Ok(()) => Ok(true),
             Err(TxError::Cancelled(r)) if r.condition_failed(0) => Err(conflict()),
@@ -291,7 +291,7 @@ impl Store {
             new.updated_at = now;
             new.version = current.version + 1;
             let case_update = self.tx_case_update(&new, current.version)?;
-            let (_, event) = self.tx_event(id, now, source, detail)?;
+            let (_, event) = self.tx_event(&new, now, source, detail)?;
             match self.transact(vec![case_update, event]).await {
                 Ok(()) => return Ok(new.version),
                 Err(TxError::Cancelled(r)) if r.condition_failed(0) || r.transient() => {

@@ -335,20 +335,35 @@ pub(crate) fn event_sk(at: OffsetDateTime, kind: EventKind) -> String {
     format!("{}{}#{}#{suffix:08x}", schema::EVENT_PREFIX, format_time(at), kind.as_str())
 }
 
-/// A new event item.
+/// What an event's snapshot of its case says where the case has no value yet (no
+/// suggestion, no decision): a value of its own, so every snapshot attribute is always
+/// there for the pipe's input template to read.
+pub(crate) const NONE: &str = "NONE";
+
+/// A new event item. `case` is the case as the event's transaction leaves it: its ids,
+/// status, suggestion, decision, ongoing screening and version are copied onto the item
+/// (never a personal field), for the pipe that turns each new event into an EventBridge
+/// event.
 pub(crate) fn event_item(
-    case_system_id: &CaseSystemId,
+    case: &CaseRecord,
     sk: &str,
     at: OffsetDateTime,
     source: EventSource,
     detail: &EventDetail,
 ) -> Item {
     let mut item = Item::new();
-    item.insert(PK.into(), s(schema::case_pk(case_system_id)));
+    item.insert(PK.into(), s(schema::case_pk(&case.case_system_id)));
     item.insert(SK.into(), s(sk));
     item.insert(attr::KIND.into(), s(detail.kind().as_str()));
     item.insert(attr::AT.into(), t(at));
     item.insert(attr::SOURCE.into(), s(source.as_str()));
+    item.insert(attr::CASE_SYSTEM_ID.into(), s(case.case_system_id.to_string()));
+    item.insert(attr::EXTERNAL_CASE_ID.into(), s(case.external_case_id.as_str()));
+    item.insert(attr::CASE_VERSION.into(), n(case.version));
+    item.insert(attr::CASE_STATUS.into(), s(case.status.as_str()));
+    item.insert(attr::CASE_SUGGESTION.into(), s(case.suggestion.map_or(NONE, |v| v.as_str())));
+    item.insert(attr::CASE_DECISION.into(), s(case.decision.map_or(NONE, |v| v.as_str())));
+    item.insert(attr::CASE_OGS.into(), s(if case.ogs { "ON" } else { "OFF" }));
     let pii = |v: &Option<Pii<String>>| v.as_ref().map(|p| s(p.expose().as_str()));
     match detail {
         EventDetail::Created { submitted, response } => {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, IndexStatus, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus, TimeToLiveSpecification,
 };
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -88,6 +88,14 @@ pub(crate) mod attr {
     pub(crate) const CHANGED: &str = "changed";
     pub(crate) const COMMENT: &str = "comment";
     pub(crate) const WAITED_SECS: &str = "waitedSecs";
+    // What every event item carries of its case as that event left it: what the pipe
+    // to EventBridge reads (infra/template.yaml, `CaseEventsPipe`), so an event leaves
+    // with its case's ids, state and version without a read.
+    pub(crate) const CASE_VERSION: &str = "caseVersion";
+    pub(crate) const CASE_STATUS: &str = "caseStatus";
+    pub(crate) const CASE_SUGGESTION: &str = "caseSuggestion";
+    pub(crate) const CASE_DECISION: &str = "caseDecision";
+    pub(crate) const CASE_OGS: &str = "caseOgs";
     /// On a de-duplication item: the sort key of the event it counts deliveries on.
     pub(crate) const EVENT_SK: &str = "eventSk";
 
@@ -175,6 +183,9 @@ pub struct TableDefinition {
     pub billing_mode: &'static str,
     /// The attribute DynamoDB's time to live reads (enabled).
     pub time_to_live_attribute: &'static str,
+    /// The table's stream (`NEW_IMAGE`): what the pipe to EventBridge reads; each new
+    /// event item carries all it needs (`codec::event_item`).
+    pub stream_view_type: &'static str,
 }
 
 /// The table's one definition.
@@ -199,6 +210,7 @@ pub fn table_definition() -> TableDefinition {
         ],
         billing_mode: "PAY_PER_REQUEST",
         time_to_live_attribute: attr::EXPIRES_AT,
+        stream_view_type: "NEW_IMAGE",
     }
 }
 
@@ -215,7 +227,8 @@ fn sdk_keys(keys: &[KeyElement]) -> Result<Vec<KeySchemaElement>, StoreError> {
 }
 
 /// Creates the table from [`table_definition`], waits until it and its indexes are
-/// active (up to a minute), then turns its time to live on.
+/// active (up to a minute), then turns its time to live on. Its stream is on from the
+/// start.
 #[tracing::instrument(skip(client), err)]
 pub async fn create_table(client: &Client, table_name: &str) -> Result<(), StoreError> {
     let def = table_definition();
@@ -249,6 +262,13 @@ pub async fn create_table(client: &Client, table_name: &str) -> Result<(), Store
         .set_attribute_definitions(Some(attributes))
         .set_global_secondary_indexes(Some(indexes))
         .billing_mode(BillingMode::from(def.billing_mode))
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::from(def.stream_view_type))
+                .build()
+                .map_err(StoreError::build)?,
+        )
         .send()
         .await
         .map_err(from_sdk)?;

@@ -166,16 +166,17 @@ impl Store {
         self.tx_update(Self::case_key(&new.case_system_id), &expr, &condition)
     }
 
-    /// A new event for a transaction: its sort key is unique, so the Put only creates.
+    /// A new event for a transaction that leaves its case as `case` (at `case.version`):
+    /// its sort key is unique, so the Put only creates.
     pub(crate) fn tx_event(
         &self,
-        case_system_id: &CaseSystemId,
+        case: &CaseRecord,
         at: OffsetDateTime,
         source: EventSource,
         detail: &EventDetail,
     ) -> Result<(String, TransactWriteItem), StoreError> {
         let sk = codec::event_sk(at, detail.kind());
-        let item = codec::event_item(case_system_id, &sk, at, source, detail);
+        let item = codec::event_item(case, &sk, at, source, detail);
         Ok((sk.clone(), self.tx_put_new(item)?))
     }
 

@@ -73,6 +73,7 @@ impl Store {
                 self.get_item(case_pk.clone(), schema::CASE_SK),
                 seen_read,
             )?;
+            let case = case.as_ref().map(codec::case_from_item).transpose()?;
             let case_known = case.is_some();
             if let Some(seen) = &seen
                 && !expired(seen, now)?
@@ -86,17 +87,16 @@ impl Store {
                     replay: true,
                 });
             }
-            if let Some(case) = &case {
-                let known = Reader::new(case).str(attr::EXTERNAL_CASE_ID)?;
-                if known != receipt.external_case_id.as_str() {
-                    tracing::warn!("webhook names another externalCaseId than the stored case");
-                }
+            if let Some(case) = &case
+                && case.external_case_id != receipt.external_case_id
+            {
+                tracing::warn!("webhook names another externalCaseId than the stored case");
             }
-            let case_write = self.webhook_case_write(receipt, case_known, now)?;
+            let (case_after, case_write) = self.webhook_case_write(receipt, case.as_ref(), now)?;
 
             let (mut items, recorded) = match dedupe.map(|item| read_dedupe(&item)).transpose()? {
                 None => (
-                    self.first_delivery(receipt, &dedupe_sk, case_write, now)?,
+                    self.first_delivery(receipt, &case_after, &dedupe_sk, case_write, now)?,
                     WebhookRecorded { first_delivery: true, deliveries: 1, case_was_known: case_known, replay: false },
                 ),
                 Some(seen) => (
@@ -136,6 +136,7 @@ impl Store {
     fn first_delivery(
         &self,
         receipt: &WebhookReceipt,
+        case_after: &CaseRecord,
         dedupe_sk: &str,
         case_write: TransactWriteItem,
         now: OffsetDateTime,
@@ -160,7 +161,7 @@ impl Store {
                 reason,
             },
         };
-        let (event_sk, event) = self.tx_event(&receipt.case_system_id, now, EventSource::Webhook, &detail)?;
+        let (event_sk, event) = self.tx_event(case_after, now, EventSource::Webhook, &detail)?;
         let dedupe = Item::from([
             (PK.to_owned(), s(schema::case_pk(&receipt.case_system_id))),
             (SK.to_owned(), s(dedupe_sk)),
@@ -214,23 +215,32 @@ impl Store {
         self.tx_put(item, &condition, &expr)
     }
 
-    /// The case's part of a delivery: flag a known case for refresh (urgent), or create
-    /// an unknown one from the webhook.
+    /// The case's part of a delivery: flag a known case for refresh (urgent) at the
+    /// version read, or create an unknown one from the webhook. Returns the case as the
+    /// write leaves it (for its event's snapshot) and the write.
     fn webhook_case_write(
         &self,
         receipt: &WebhookReceipt,
-        case_known: bool,
+        current: Option<&CaseRecord>,
         now: OffsetDateTime,
-    ) -> Result<TransactWriteItem, StoreError> {
+    ) -> Result<(CaseRecord, TransactWriteItem), StoreError> {
         let id = receipt.case_system_id;
-        if case_known {
+        if let Some(current) = current {
+            let attention = Attention::urgent(now);
             let mut expr = Expr::new();
             expr.set(attr::NEEDS_REFRESH, AttributeValue::Bool(true))
-                .set_attention(&id.to_string(), Some(&Attention::urgent(now)))
+                .set_attention(&id.to_string(), Some(&attention))
                 .set(attr::UPDATED_AT, t(now))
                 .add(attr::VERSION, n(1));
-            let condition = format!("attribute_exists({})", expr.name(PK));
-            self.tx_update(Self::case_key(&id), &expr, &condition)
+            // At the version read: the event written with it then names the case's
+            // exact version (a writer in between makes the delivery read again).
+            let condition = format!("{} = {}", expr.name(attr::VERSION), expr.value(n(current.version)));
+            let mut after = current.clone();
+            after.needs_refresh = true;
+            after.attention = Some(attention);
+            after.updated_at = now;
+            after.version = current.version + 1;
+            Ok((after, self.tx_update(Self::case_key(&id), &expr, &condition)?))
         } else {
             let case = CaseRecord::new(
                 id,
@@ -241,7 +251,8 @@ impl Store {
                 receipt.suggestion_comment.clone(),
                 now,
             );
-            self.tx_put_new(codec::case_item(&case))
+            let write = self.tx_put_new(codec::case_item(&case))?;
+            Ok((case, write))
         }
     }
 }

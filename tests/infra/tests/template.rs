@@ -253,6 +253,7 @@ fn expected_table() -> Value {
         "AttributeDefinitions": attributes,
         "GlobalSecondaryIndexes": indexes,
         "TimeToLiveSpecification": {"AttributeName": def.time_to_live_attribute, "Enabled": true},
+        "StreamSpecification": {"StreamViewType": def.stream_view_type},
     })
 }
 
@@ -285,10 +286,17 @@ fn check_table_definition(t: &Value) -> Vec<String> {
         "AttributeDefinitions": sorted_by(&p["AttributeDefinitions"], "AttributeName"),
         "GlobalSecondaryIndexes": sorted_by(&p["GlobalSecondaryIndexes"], "IndexName"),
         "TimeToLiveSpecification": p["TimeToLiveSpecification"],
+        "StreamSpecification": p["StreamSpecification"],
     });
     let expected = expected_table();
-    for key in ["BillingMode", "KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes", "TimeToLiveSpecification"]
-    {
+    for key in [
+        "BillingMode",
+        "KeySchema",
+        "AttributeDefinitions",
+        "GlobalSecondaryIndexes",
+        "TimeToLiveSpecification",
+        "StreamSpecification",
+    ] {
         if actual[key] != expected[key] {
             violations.push(format!(
                 "{name}.{key} differs from gateway_store::table_definition()\n  template: {}\n  code:     {}",
@@ -1054,6 +1062,16 @@ fn table_drift_is_caught() {
             .push(json!({"AttributeName": "x", "AttributeType": "S"}));
     });
     caught(check_table_definition, "BillingMode differs", |t| table(t)["BillingMode"] = json!("PROVISIONED"));
+}
+
+#[test]
+fn stream_drift_is_caught() {
+    caught(check_table_definition, "StreamSpecification differs", |t| {
+        table(t).as_object_mut().unwrap().remove("StreamSpecification");
+    });
+    caught(check_table_definition, "StreamSpecification differs", |t| {
+        table(t)["StreamSpecification"]["StreamViewType"] = json!("KEYS_ONLY");
+    });
 }
 
 #[test]

@@ -132,14 +132,15 @@ impl Store {
         let ext_update = self.tx_update(Self::ext_key(&rec.external_case_id), &expr, &condition)?;
 
         let screen_type = rec.submitted.as_ref().and_then(screen_type_of);
-        let case_write = match self.get_case(case_system_id).await? {
+        let (case, case_write) = match self.get_case(case_system_id).await? {
             Some(current) => {
                 let mut new = current.clone();
                 new.origin = Origin::Api;
                 new.screen_type = new.screen_type.or(screen_type);
                 new.updated_at = now;
                 new.version = current.version + 1;
-                self.tx_case_update(&new, current.version)?
+                let write = self.tx_case_update(&new, current.version)?;
+                (new, write)
             }
             None => {
                 // Known only from the reservation: Cabital's current state must be read.
@@ -152,11 +153,12 @@ impl Store {
                     None,
                     now,
                 );
-                self.tx_put_new(codec::case_item(&new))?
+                let write = self.tx_put_new(codec::case_item(&new))?;
+                (new, write)
             }
         };
         let detail = EventDetail::Created { submitted: rec.submitted.clone(), response: None };
-        let (_, event) = self.tx_event(case_system_id, now, source, &detail)?;
+        let (_, event) = self.tx_event(&case, now, source, &detail)?;
         debug_assert_eq!(detail.kind(), EventKind::Created);
         self.transact(vec![ext_update, case_write, event]).await
     }

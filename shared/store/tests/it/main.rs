@@ -4,6 +4,7 @@
 mod backoff;
 mod common;
 mod created;
+mod events;
 mod index;
 mod no_suggestion;
 mod reservation;
