@@ -283,9 +283,23 @@ mkdir -p "$LOG_DIR"
 start_moto
 log "creating the table and the secret"
 SECRET_VALUE="local-secret-$(head -c 16 /dev/urandom | sha256sum | cut -c1-24)"
+# The case events' way out: moto's bus, a consumer's rule into a queue, the pipe's DLQ.
+EVENTS_BUS=case-events
+EVENTS_QUEUE=case-events-consumer
+EVENTS_DLQ=case-events-dlq
 "$LOCAL_STACK_BIN" setup --table "$TABLE" --secret-id "$SECRET_ID" --api-key "$API_KEY" --api-secret "$SECRET_VALUE" \
+    --template infra/template.yaml --events-bus "$EVENTS_BUS" --events-queue "$EVENTS_QUEUE" --events-dlq "$EVENTS_DLQ" \
     ${SETUP_ARGS[@]+"${SETUP_ARGS[@]}"} |
-    sed 's/^/    /' >&2 || die "could not create the table and the secret in moto"
+    sed 's/^/    /' >&2 || die "could not create the table, the secret and the events' bus and queues in moto"
+
+# ---------------------------------------------------------------- the case-events pipe
+
+# What AWS runs from the template's CaseEventsPipe and moto does not: the table's stream
+# -> the template's own filter and input template -> moto's bus (tests/local/src/pipe.rs).
+PIPE_LOG="$LOG_DIR/pipe-$$.log"
+((KEEP)) || _RUN_LOGS+=("$PIPE_LOG")
+start_service "case-events pipe" "$PIPE_LOG" env MOTO_ENDPOINT="$MOTO_ENDPOINT" "$LOCAL_STACK_BIN" pipe \
+    --template infra/template.yaml --table "$TABLE" --bus "$EVENTS_BUS" --dlq "$EVENTS_DLQ"
 
 # ---------------------------------------------------------------- Secrets Manager's proxy
 
@@ -462,8 +476,9 @@ MOTO_ENDPOINT=$MOTO_ENDPOINT "$LOCAL_STACK_BIN" walk \
     --stale-after-secs 5 \
     --mode "$CABITAL_MODE" \
     --give-up-secs "$GIVE_UP_SECS" \
+    --events-queue "$EVENTS_QUEUE" --template infra/template.yaml \
     --reconcile-event functions/reconcile/events/schedule.json ||
-    fail "the walk failed (see above)"
+    fail "the walk failed (see above; the pipe's log: ${PIPE_LOG#"$REPO_ROOT"/})"
 WALK_PASSED=1
 
 # ---------------------------------------------------------------- the API against its document
@@ -507,6 +522,7 @@ if ((CHAOS_CASES > 0)); then
         --log-file "$WATCH_LOG" \
         --secrets-outage-file "$SECRETS_OUTAGE_FILE" \
         --cases "$CHAOS_CASES" \
+        --events-queue "$EVENTS_QUEUE" --template infra/template.yaml \
         --reconcile-event functions/reconcile/events/schedule.json 2>&1 | tee "$CHAOS_OUT" ||
         fail_chaos
     log "the chaos run passed in $(fmt_duration $((SECONDS - chaos_start)))"

@@ -567,11 +567,16 @@ fn check_function_permissions(t: &Value) -> Vec<String> {
             violations.push(format!("{function} ({role}): {action} on {resource} is used by its code but not granted"));
         }
     }
-    // Nothing grants anything outside the functions' own roles: no stray roles, no
-    // policies attached from elsewhere.
+    // Nothing grants anything outside the functions' own roles and the case-events
+    // pipe's (held by check_case_events): no stray roles, no policies attached from
+    // elsewhere.
+    let pipe_roles: Vec<&str> = of_type(t, "AWS::Pipes::Pipe")
+        .into_iter()
+        .filter_map(|(_, p)| get_att_of(&p["Properties"]["RoleArn"], "Arn"))
+        .collect();
     for (name, r) in resources(t) {
         match r["Type"].as_str().unwrap_or_default() {
-            "AWS::IAM::Role" if !roles_seen.contains_key(name.as_str()) => {
+            "AWS::IAM::Role" if !roles_seen.contains_key(name.as_str()) && !pipe_roles.contains(&name.as_str()) => {
                 violations.push(format!("{name}: a role no function uses"));
             }
             ty @ ("AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy" | "AWS::IAM::User" | "AWS::IAM::Group") => {
@@ -860,7 +865,9 @@ fn check_keys(t: &Value) -> Vec<String> {
         for s in statements(doc) {
             let on_key = one_or_many(&s["Resource"]).iter().any(|r| ref_of(r) == Some(KMS_KEY));
             let via = &s["Condition"]["StringEquals"]["kms:ViaService"];
-            if on_key && via != &json!({"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}) {
+            // The pipe's role reads the table's stream: through DynamoDB only.
+            let service = if place.starts_with("CaseEventsPipeRole.") { "dynamodb" } else { "secretsmanager" };
+            if on_key && via != &json!({"Fn::Sub": format!("{service}.${{AWS::Region}}.amazonaws.com")}) {
                 violations.push(format!("{place}: a grant on {KMS_KEY} must be kms:ViaService Secrets Manager only"));
             }
         }
@@ -1472,5 +1479,221 @@ fn a_missing_or_deaf_secret_fallback_alarm_is_caught() {
     });
     caught(check_secret_fallback_alarm, "SecretFallback", |t| {
         t["Resources"]["SecretFallbackAlarm"]["Properties"]["Threshold"] = json!(10);
+    });
+}
+
+// ---------------------------------------------------------------- events out (#16)
+
+/// What an event item carries for the pipe (shared/store/src/codec.rs `event_item`):
+/// the only attributes its input template may read. None is personal.
+const EVENT_ATTRIBUTES_FOR_THE_PIPE: &[&str] = &[
+    "kind",
+    "at",
+    "source",
+    "caseSystemId",
+    "externalCaseId",
+    "caseVersion",
+    "caseStatus",
+    "caseSuggestion",
+    "caseDecision",
+    "caseOgs",
+];
+
+/// The bus the pipe puts on and its role may put on: the stack's own, or the named one.
+fn the_bus() -> Value {
+    json!({"Fn::If": ["CreatesEventBus", {"Fn::GetAtt": ["CaseEventsBus", "Arn"]},
+        {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"}]})
+}
+
+fn get_att(resource: &str, attribute: &str) -> Value {
+    json!({"Fn::GetAtt": [resource, attribute]})
+}
+
+/// The stream, the pipe (source, filter, template, target), its role (exactly the
+/// stream's read actions, PutEvents on the one bus, SendMessage to its DLQ), the DLQ and
+/// its alarm.
+fn check_case_events(t: &Value) -> Vec<String> {
+    let mut v = Vec::new();
+    let table = match the_table(t) {
+        Ok((name, _)) => name.to_owned(),
+        Err(e) => return vec![e],
+    };
+    let pipes = of_type(t, "AWS::Pipes::Pipe");
+    let [(name, pipe)] = pipes.as_slice() else {
+        return vec![format!("expected one AWS::Pipes::Pipe, found {}", pipes.len())];
+    };
+    let p = &pipe["Properties"];
+    if p["Source"] != get_att(&table, "StreamArn") {
+        v.push(format!("{name}: Source must be !GetAtt {table}.StreamArn"));
+    }
+    let stream = &p["SourceParameters"]["DynamoDBStreamParameters"];
+    if stream["StartingPosition"] != "TRIM_HORIZON" {
+        v.push(format!("{name}: StartingPosition must be TRIM_HORIZON (no event skipped at creation)"));
+    }
+    if stream["DeadLetterConfig"]["Arn"] != get_att("CaseEventsDeadLetterQueue", "Arn")
+        || type_of(t, "CaseEventsDeadLetterQueue") != Some("AWS::SQS::Queue")
+    {
+        v.push(format!("{name}: DeadLetterConfig must be the CaseEventsDeadLetterQueue queue"));
+    }
+    if stream["MaximumRetryAttempts"].as_i64().is_none_or(|n| n < 1) {
+        v.push(format!("{name}: MaximumRetryAttempts must retry (>= 1) before the DLQ"));
+    }
+    let patterns: Vec<Value> = one_or_many(&p["SourceParameters"]["FilterCriteria"]["Filters"])
+        .into_iter()
+        .filter_map(|f| f["Pattern"].as_str().and_then(|s| serde_json::from_str(s).ok()))
+        .collect();
+    let new_events_only = json!({"eventName": ["INSERT"], "dynamodb": {"Keys": {"sk": {"S": [{"prefix": "EVENT#"}]}}}});
+    if patterns != [new_events_only.clone()] {
+        v.push(format!("{name}: the filter must be exactly {new_events_only} (new event items only)"));
+    }
+    if p["Target"] != the_bus() {
+        v.push(format!("{name}: Target must be the bus (!If [CreatesEventBus, CaseEventsBus, EventBusName])"));
+    }
+    let bus = &p["TargetParameters"]["EventBridgeEventBusParameters"];
+    if bus["DetailType"] != "$.dynamodb.NewImage.kind.S" || bus["Source"] != json!({"Ref": "EventSourceName"}) {
+        v.push(format!("{name}: DetailType must be the event's kind, Source the EventSourceName parameter"));
+    }
+    let template = p["TargetParameters"]["InputTemplate"].as_str().unwrap_or_default();
+    let mut placeholders = 0;
+    for (i, _) in template.match_indices("<$.") {
+        placeholders += 1;
+        let path = &template[i + 3..template[i..].find('>').map_or(template.len(), |e| i + e)];
+        let quoted = template[..i].ends_with('"')
+            && template[i..].find('>').is_some_and(|e| template[i + e + 1..].starts_with('"'));
+        if !quoted {
+            v.push(format!("{name}: <$.{path}> must be quoted (a pipe places values as text)"));
+        }
+        let ok = path == "dynamodb.Keys.sk.S"
+            || path.strip_prefix("dynamodb.NewImage.").and_then(|rest| rest.split_once('.')).is_some_and(
+                |(attribute, ty)| EVENT_ATTRIBUTES_FOR_THE_PIPE.contains(&attribute) && (ty == "S" || ty == "N"),
+            );
+        if !ok {
+            v.push(format!(
+                "{name}: the input template reads $.{path}: only the event's key and {EVENT_ATTRIBUTES_FOR_THE_PIPE:?}"
+            ));
+        }
+    }
+    if placeholders == 0 || serde_json::from_str::<Value>(&template.replace("<$.", "").replace('>', "")).is_err() {
+        v.push(format!("{name}: the input template must be a JSON object of placeholders"));
+    }
+
+    // The role: exactly these grants.
+    let Some(role) = get_att_of(&p["RoleArn"], "Arn").map(str::to_owned) else {
+        v.push(format!("{name}: RoleArn must be !GetAtt <role>.Arn"));
+        return v;
+    };
+    let rp = &t["Resources"][&role]["Properties"];
+    if strings(&rp["AssumeRolePolicyDocument"]).iter().filter(|s| s.ends_with(".amazonaws.com")).collect::<Vec<_>>()
+        != [&"pipes.amazonaws.com"]
+    {
+        v.push(format!("{role}: only pipes.amazonaws.com may assume it"));
+    }
+    if !rp["ManagedPolicyArns"].is_null() {
+        v.push(format!("{role}: no managed policies"));
+    }
+    let mut granted = BTreeSet::new();
+    for policy in one_or_many(&rp["Policies"]) {
+        for s in statements(&policy["PolicyDocument"]) {
+            if one_or_many(&s["Resource"]).iter().any(|r| ref_of(r) == Some(KMS_KEY)) {
+                continue; // checked by check_keys
+            }
+            for action in one_or_many(&s["Action"]) {
+                for resource in one_or_many(&s["Resource"]) {
+                    granted.insert((action.as_str().unwrap_or("?").to_owned(), resource.to_string()));
+                }
+            }
+        }
+    }
+    let stream = get_att(&table, "StreamArn").to_string();
+    let expected: BTreeSet<(String, String)> = [
+        ("dynamodb:DescribeStream", stream.clone()),
+        ("dynamodb:GetRecords", stream.clone()),
+        ("dynamodb:GetShardIterator", stream.clone()),
+        ("dynamodb:ListStreams", stream),
+        ("events:PutEvents", the_bus().to_string()),
+        ("sqs:SendMessage", get_att("CaseEventsDeadLetterQueue", "Arn").to_string()),
+    ]
+    .into_iter()
+    .map(|(a, r)| (a.to_owned(), r))
+    .collect();
+    for extra in granted.difference(&expected) {
+        v.push(format!(
+            "{role}: grants {} on {} (only the stream's reads, PutEvents on the bus, the DLQ)",
+            extra.0, extra.1
+        ));
+    }
+    for missing in expected.difference(&granted) {
+        v.push(format!("{role}: lacks {} on {}", missing.0, missing.1));
+    }
+
+    // The bus parameter and the DLQ's alarm.
+    if t["Conditions"]["CreatesEventBus"] != json!({"Fn::Equals": [{"Ref": "EventBusName"}, ""]})
+        || t["Parameters"]["EventBusName"]["Default"] != ""
+        || t["Resources"]["CaseEventsBus"]["Condition"] != "CreatesEventBus"
+    {
+        v.push("EventBusName: default empty, the stack's own bus (CaseEventsBus) created only then".into());
+    }
+    let notify = json!({"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]});
+    let alarmed = of_type(t, "AWS::CloudWatch::Alarm").into_iter().any(|(_, a)| {
+        let a = &a["Properties"];
+        a["Namespace"] == "AWS/SQS"
+            && a["MetricName"] == "ApproximateNumberOfMessagesVisible"
+            && a["Dimensions"]
+                == json!([{"Name": "QueueName", "Value": get_att("CaseEventsDeadLetterQueue", "QueueName")}])
+            && a["Threshold"] == 1
+            && a["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+            && a["AlarmActions"] == notify
+    });
+    if !alarmed {
+        v.push("no alarm (>= 1 visible, into the alarm topic) on CaseEventsDeadLetterQueue".into());
+    }
+    v
+}
+
+#[test]
+fn every_case_event_leaves_through_the_pipe_with_least_privilege() {
+    assert_none("case events", check_case_events(&load()));
+}
+
+#[test]
+fn a_leaky_or_overprivileged_or_deaf_pipe_is_caught() {
+    fn pipe(t: &mut Value) -> &mut Value {
+        &mut t["Resources"]["CaseEventsPipe"]["Properties"]
+    }
+    caught(check_case_events, "the input template reads $.dynamodb.NewImage.submitted.S", |t| {
+        let p = pipe(t);
+        let template = p["TargetParameters"]["InputTemplate"]
+            .as_str()
+            .unwrap()
+            .replace("\"at\":", "\"submitted\": \"<$.dynamodb.NewImage.submitted.S>\", \"at\":");
+        p["TargetParameters"]["InputTemplate"] = json!(template);
+    });
+    caught(check_case_events, "must be quoted", |t| {
+        let p = pipe(t);
+        let template = p["TargetParameters"]["InputTemplate"]
+            .as_str()
+            .unwrap()
+            .replace("\"<$.dynamodb.NewImage.caseVersion.N>\"", "<$.dynamodb.NewImage.caseVersion.N>");
+        p["TargetParameters"]["InputTemplate"] = json!(template);
+    });
+    caught(check_case_events, "the filter must be exactly", |t| {
+        pipe(t)["SourceParameters"]["FilterCriteria"]["Filters"][0]["Pattern"] =
+            json!(r#"{"eventName": ["INSERT", "MODIFY"]}"#);
+    });
+    caught(check_case_events, "grants dynamodb:GetItem", |t| {
+        t["Resources"]["CaseEventsPipeRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]["Action"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("dynamodb:GetItem"));
+    });
+    caught(check_case_events, "grants events:PutEvents", |t| {
+        t["Resources"]["CaseEventsPipeRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][1]["Resource"] =
+            json!({"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"});
+    });
+    caught(check_case_events, "DeadLetterConfig", |t| {
+        pipe(t)["SourceParameters"]["DynamoDBStreamParameters"].as_object_mut().unwrap().remove("DeadLetterConfig");
+    });
+    caught(check_case_events, "no alarm", |t| {
+        resources_mut(t).remove("CaseEventsDeadLetterAlarm");
     });
 }

@@ -16,6 +16,10 @@
 //!     that DynamoDB equals the sandbox, no delivery was lost or double-counted, no bad
 //!     delivery was stored, and the functions' log holds no secret or personal data.
 //!
+//! gateway-local pipe --template infra/template.yaml --table NAME --bus NAME [--dlq QUEUE]
+//!     The stand-in for the case-events pipe: the table's stream -> the template's
+//!     filter and input template -> moto's bus (a rule there feeds a queue).
+//!
 //! gateway-local secrets-proxy --to URL --outage-file PATH
 //!     A TCP proxy to moto for the functions' Secrets Manager calls, refusing every
 //!     connection while PATH exists: the chaos run's Secrets Manager outage.
@@ -30,7 +34,9 @@
 mod args;
 mod aws;
 mod chaos;
+mod events;
 mod http;
+mod pipe;
 mod setup;
 mod show;
 mod walk;
@@ -59,6 +65,7 @@ pub fn ensure(ok: bool, message: impl FnOnce() -> String) -> Result<()> {
 
 const USAGE: &str = "usage:
   gateway-local setup --table NAME --secret-id NAME --api-key KEY --api-secret SECRET
+                    [--template PATH --events-bus NAME --events-queue NAME --events-dlq NAME]
   gateway-local walk --api URL --sandbox URL [--table NAME] [--stale-after-secs N]
                    [--timeout-secs N] [--reconcile-event PATH] [--name-suffix TEXT]
   gateway-local chaos --api URL --webhook URL --sandbox URL --table NAME --secret-id NAME
@@ -66,6 +73,7 @@ const USAGE: &str = "usage:
                     [--reconcile-event PATH] [--reconcile-every-secs N] [--moto-stop-secs N]
                     [--settle-timeout-secs N] [--max-backlog N] [--seed N]
                     [--secrets-outage-file PATH]
+  gateway-local pipe --template PATH --table NAME --bus NAME [--dlq QUEUE]
   gateway-local secrets-proxy --to URL --outage-file PATH
   gateway-local ping URL [--method GET|POST] [--timeout-secs N]
 
@@ -88,6 +96,10 @@ async fn main() -> ExitCode {
         },
         "chaos" => match Args::parse(&rest, chaos::FLAGS, 0) {
             Ok(args) => chaos::run(&args).await,
+            Err(e) => Err(e),
+        },
+        "pipe" => match Args::parse(&rest, pipe::FLAGS, 0) {
+            Ok(args) => pipe::run(&args).await,
             Err(e) => Err(e),
         },
         "secrets-proxy" => match Args::parse(&rest, chaos::PROXY_FLAGS, 0) {

@@ -25,9 +25,11 @@ pub const FLAGS: &[&str] = &[
     "name-suffix",
     "mode",
     "give-up-secs",
+    "events-queue",
+    "template",
 ];
 
-const STEPS: usize = 8;
+const STEPS: usize = 9;
 const POLL: Duration = Duration::from_millis(250);
 
 /// What the walk needs.
@@ -45,6 +47,8 @@ struct Walk {
     mode: String,
     /// The reconciler's `RECONCILE_NO_SUGGESTION_GIVE_UP_SECS` (the `no-screening` mode).
     give_up_after: Duration,
+    /// The consumer's queue of case events and the template the pipe is read from.
+    events: Option<(String, std::path::PathBuf)>,
 }
 
 /// Runs the walk.
@@ -69,6 +73,11 @@ pub async fn run(args: &Args) -> Result<()> {
         run,
         mode: args.get("mode").unwrap_or("base64").to_owned(),
         give_up_after: Duration::from_secs(args.number("give-up-secs", 5)?),
+        events: match (args.get("events-queue"), args.get("template")) {
+            (Some(queue), Some(template)) => Some((queue.to_owned(), template.into())),
+            (None, None) => None,
+            _ => return Err(Failure("--events-queue and --template go together".into())),
+        },
     };
     walk.all().await
 }
@@ -110,6 +119,12 @@ impl Walk {
         }
         if self.mode == "original-headers" {
             self.late_retries_counted(&first).await?;
+        }
+
+        header(9, STEPS, "Every timeline event on the bus (stream -> pipe -> rule -> queue)");
+        match &self.events {
+            Some((queue, template)) => self.events_arrived(&[&first, &second], queue, template).await?,
+            None => note("(skipped: no --events-queue)"),
         }
 
         println!(
@@ -596,6 +611,40 @@ impl Walk {
         let summary = self.stack.reconciler.invoke()?;
         note(format!("-> answered in {:.1} s", started.elapsed().as_secs_f64()));
         Ok(summary)
+    }
+
+    // ------------------------------------------------------------ events out
+
+    /// Every event of the cases' timelines arrived on the consumer's queue, valid
+    /// against its schema, in version order.
+    async fn events_arrived(&self, ids: &[&str], queue: &str, template: &std::path::Path) -> Result<()> {
+        let store = self.store.as_ref().ok_or_else(|| Failure("--events-queue needs --table".into()))?;
+        let source = crate::pipe::PipeSpec::from_template(template)?.source;
+        let schemas_dir = template.parent().and_then(std::path::Path::parent).unwrap_or(std::path::Path::new("."));
+        let schemas = crate::events::Schemas::load(&schemas_dir.join("docs/events"))?;
+        let sdk = aws::config().await?;
+        let url = crate::setup::queue_url(&sdk, queue).await?;
+        let mut inbox = crate::events::Inbox::new(&sdk, &url);
+        let mut timelines = Vec::new();
+        for id in ids {
+            let case: CaseSystemId = id.parse().map_err(|_| Failure(format!("`{id}` is not a case id")))?;
+            timelines.push((case, crate::events::timeline(store, &case).await?));
+        }
+        let tally = crate::events::check(&mut inbox, &schemas, &source, &timelines, true, self.timeout).await?;
+        let phantoms = crate::events::phantoms(&inbox, &timelines);
+        ensure(phantoms.is_empty(), || format!("events on the bus that no timeline holds: {phantoms:?}"))?;
+        for (case, events) in &timelines {
+            let line: Vec<String> = events
+                .iter()
+                .map(|e| format!("{} v{}", e.kind, show::text(&inbox.arrived[&e.event_id].detail, "caseVersion")))
+                .collect();
+            note(format!("{case}: {}", line.join(", ")));
+        }
+        ok(format!(
+            "{} timeline events, each on the bus ({} more than once, same id), valid against docs/events/, in version order",
+            tally.events, tally.repeated
+        ));
+        Ok(())
     }
 
     // ------------------------------------------------------------ timelines

@@ -18,6 +18,7 @@
 
 mod audit;
 mod drive;
+mod events_out;
 mod faults;
 mod replay;
 mod report;
@@ -60,9 +61,11 @@ pub const FLAGS: &[&str] = &[
     "max-backlog",
     "seed",
     "secrets-outage-file",
+    "events-queue",
+    "template",
 ];
 
-const STEPS: usize = 6;
+const STEPS: usize = 7;
 
 // ---------------------------------------------------------------- small helpers
 
@@ -191,6 +194,9 @@ struct Chaos {
     /// The sandbox's webhook counters when the run began: (notifications, dropped, successes).
     baseline: Mutex<(u64, u64, u64, u64)>,
     replay_record: Mutex<replay::ReplayRecord>,
+    /// The consumer's queue of case events, and the template the pipe is read from.
+    events_out: Option<events_out::EventsOut>,
+    events_record: Mutex<events_out::EventsRecord>,
     /// The rotation during an outage of Secrets Manager.
     outage: rotation::Outage,
 }
@@ -251,6 +257,14 @@ pub async fn run(args: &Args) -> Result<()> {
         unauthorized_before_rotation: AtomicU64::new(0),
         baseline: Mutex::new((0, 0, 0, 0)),
         replay_record: Mutex::new(replay::ReplayRecord::default()),
+        events_out: match (args.get("events-queue"), args.get("template")) {
+            (Some(queue), Some(template)) => {
+                Some(events_out::EventsOut { queue: queue.to_owned(), template: PathBuf::from(template) })
+            }
+            (None, None) => None,
+            _ => return Err(Failure("--events-queue and --template go together".into())),
+        },
+        events_record: Mutex::new(events_out::EventsRecord::default()),
         outage: rotation::Outage::from_args(args),
     });
     crate::ensure(chaos.log_file.is_file(), || format!("--log-file {}: no such file", chaos.log_file.display()))?;
@@ -345,15 +359,19 @@ impl Chaos {
         self.replay_capture().await?;
         self.check_replay().await;
 
-        // ---- 4. the figures and the log audit
-        header(4, STEPS, "The log audit: the functions' log holds no secret and no personal data");
+        // ---- 4. events out
+        header(4, STEPS, "Every case's timeline events on the bus (stream -> pipe -> rule -> queue)");
+        self.check_events_out().await;
+
+        // ---- 5. the figures and the log audit
+        header(5, STEPS, "The log audit: the functions' log holds no secret and no personal data");
         let audit = self.audit_log()?;
 
-        header(5, STEPS, "Figures");
+        header(6, STEPS, "Figures");
         let stats_end = self.stack.sandbox_get("/_sandbox/stats").await?;
         self.figures(&verdict, &audit, &stats_before, &stats_chaos, &stats_end, started.elapsed());
 
-        header(6, STEPS, "Verdict");
+        header(7, STEPS, "Verdict");
         self.verdict(&verdict, &audit, &stats_end, started.elapsed())
     }
 }

@@ -168,6 +168,7 @@ impl Chaos {
         violations.extend(self.rotation_violations(stats_end));
         violations.extend(lock(&self.replay_record).violations.iter().cloned());
         violations.extend(self.secrets_outage_violations());
+        violations.extend(lock(&self.events_record).violations.iter().cloned());
         if violations.is_empty() {
             println!(
                 "\nCHAOS PASSED in {:.0} s: {} cases, lost 0, mismatched 0, no bad delivery stored or answered 5xx, no secret or personal data in the log.",

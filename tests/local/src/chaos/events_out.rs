@@ -1,0 +1,91 @@
+//! Events out under the chaos: at the end, every timeline event of every case of the run
+//! is on the consumer's queue (through the stream, the pipe stand-in, the bus and its
+//! rule), valid against its schema, with a version of its own; and no event names a
+//! timeline entry the table does not hold.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use gateway_cabital::CaseSystemId;
+use serde_json::Value;
+
+use super::{Chaos, lock};
+use crate::events::{self, Inbox, Schemas};
+use crate::show::{note, ok};
+use crate::{Failure, Result, aws};
+
+/// Where the run's events go, from `--events-queue` and `--template`.
+#[derive(Debug, Clone)]
+pub(super) struct EventsOut {
+    pub(super) queue: String,
+    pub(super) template: PathBuf,
+}
+
+/// What the check found (for the figures and the verdict).
+#[derive(Debug, Default, Clone)]
+pub(super) struct EventsRecord {
+    pub(super) checked: Option<String>,
+    pub(super) violations: Vec<String>,
+}
+
+impl Chaos {
+    /// Checks every case of the run; a failure is recorded as a violation.
+    pub(super) async fn check_events_out(&self) {
+        let Some(out) = &self.events_out else {
+            note("(skipped: no --events-queue)");
+            return;
+        };
+        match self.events_out_of(out).await {
+            Ok(line) => {
+                ok(&line);
+                lock(&self.events_record).checked = Some(line);
+            }
+            Err(Failure(e)) => {
+                println!("   VIOLATION: {e}");
+                lock(&self.events_record).violations.push(format!("events out: {e}"));
+            }
+        }
+    }
+
+    async fn events_out_of(&self, out: &EventsOut) -> Result<String> {
+        let started = Instant::now();
+        let source = crate::pipe::PipeSpec::from_template(&out.template)?.source;
+        let root = out.template.parent().and_then(std::path::Path::parent).unwrap_or(std::path::Path::new("."));
+        let schemas = Schemas::load(&root.join("docs/events"))?;
+        let sdk = aws::config().await?;
+        let url = crate::setup::queue_url(&sdk, &out.queue).await?;
+        let mut inbox = Inbox::new(&sdk, &url);
+
+        let prefix = format!("chaos-{}-", self.run);
+        let cases = self.stack.sandbox_get("/_sandbox/cases").await?;
+        let mut timelines = Vec::new();
+        for case in cases.as_array().into_iter().flatten() {
+            let ext = case.get("externalCaseId").and_then(Value::as_str).unwrap_or_default();
+            if !ext.starts_with(&prefix) {
+                continue;
+            }
+            let Some(id) =
+                case.get("caseSystemId").and_then(Value::as_str).and_then(|s| s.parse::<CaseSystemId>().ok())
+            else {
+                continue;
+            };
+            timelines.push((id, events::timeline(&self.store, &id).await?));
+        }
+        let total: usize = timelines.iter().map(|(_, t)| t.len()).sum();
+        let tally = events::check(&mut inbox, &schemas, &source, &timelines, false, Duration::from_secs(120)).await?;
+        let phantoms = events::phantoms(&inbox, &timelines);
+        crate::ensure(phantoms.is_empty(), || {
+            format!(
+                "{} event(s) on the bus name no timeline entry, e.g. {:?}",
+                phantoms.len(),
+                &phantoms[..phantoms.len().min(3)]
+            )
+        })?;
+        Ok(format!(
+            "{} cases, {total} timeline events: each on the bus ({} more than once, same id), valid against docs/events/, one version each; 0 events without a timeline entry ({:.1} s)",
+            timelines.len(),
+            tally.repeated,
+            started.elapsed().as_secs_f64()
+        ))
+    }
+}
