@@ -630,6 +630,7 @@ impl Walk {
             let case: CaseSystemId = id.parse().map_err(|_| Failure(format!("`{id}` is not a case id")))?;
             timelines.push((case, crate::events::timeline(store, &case).await?));
         }
+        ensure(timelines.iter().all(|(_, t)| t.len() >= 2), || "a walked case's timeline is missing".to_owned())?;
         let tally = crate::events::check(&mut inbox, &schemas, &source, &timelines, true, self.timeout).await?;
         let phantoms = crate::events::phantoms(&inbox, &timelines);
         ensure(phantoms.is_empty(), || format!("events on the bus that no timeline holds: {phantoms:?}"))?;

@@ -59,7 +59,8 @@ impl Chaos {
         let prefix = format!("chaos-{}-", self.run);
         let cases = self.stack.sandbox_get("/_sandbox/cases").await?;
         let mut timelines = Vec::new();
-        for case in cases.as_array().into_iter().flatten() {
+        for state in cases.as_array().into_iter().flatten() {
+            let case = state.get("case").cloned().unwrap_or(Value::Null);
             let ext = case.get("externalCaseId").and_then(Value::as_str).unwrap_or_default();
             if !ext.starts_with(&prefix) {
                 continue;
@@ -72,6 +73,12 @@ impl Chaos {
             timelines.push((id, events::timeline(&self.store, &id).await?));
         }
         let total: usize = timelines.iter().map(|(_, t)| t.len()).sum();
+        // As many cases as the run created, each with its CREATED event at least: a check
+        // over nothing passes nothing.
+        let created = self.created_count.load(std::sync::atomic::Ordering::SeqCst);
+        crate::ensure(timelines.len() >= created && timelines.iter().all(|(_, t)| !t.is_empty()), || {
+            format!("{} of the run's {created} cases found at the sandbox with a timeline here", timelines.len())
+        })?;
         let tally = events::check(&mut inbox, &schemas, &source, &timelines, false, Duration::from_secs(120)).await?;
         let phantoms = events::phantoms(&inbox, &timelines);
         crate::ensure(phantoms.is_empty(), || {

@@ -154,6 +154,16 @@ impl Chaos {
             ("time taken", format!("{:.0} s", took.as_secs_f64())),
         ];
         rows.extend(self.replay_rows());
+        let events = lock(&self.events_record);
+        rows.push((
+            "events out",
+            match (&events.checked, events.violations.first()) {
+                (Some(line), _) => line.clone(),
+                (None, Some(v)) => format!("FAILED: {v}"),
+                (None, None) => "not checked (no --events-queue)".to_owned(),
+            },
+        ));
+        drop(events);
         for (key, value) in rows {
             println!("   {key:<26} {value}");
         }
@@ -171,9 +181,10 @@ impl Chaos {
         violations.extend(lock(&self.events_record).violations.iter().cloned());
         if violations.is_empty() {
             println!(
-                "\nCHAOS PASSED in {:.0} s: {} cases, lost 0, mismatched 0, no bad delivery stored or answered 5xx, no secret or personal data in the log.",
+                "\nCHAOS PASSED in {:.0} s: {} cases, lost 0, mismatched 0, no bad delivery stored or answered 5xx,{} no secret or personal data in the log.",
                 took.as_secs_f64(),
-                verdict.cases
+                verdict.cases,
+                if lock(&self.events_record).checked.is_some() { " every timeline event on the bus," } else { "" }
             );
             return Ok(());
         }
