@@ -5,18 +5,19 @@
 //! |---|---|
 //! | `POST /v1/cases` | validate, reserve the `externalCaseId`, create at Cabital, record |
 //! | `GET /v1/cases?externalCaseId=...` | find a case by the partner's id |
+//! | `GET /v1/cases?awaiting=decision` | the work queue: suggested, not decided, oldest first |
 //! | `GET /v1/cases/{caseSystemId}` | the case and its timeline (`live`, `order`, `limit`, `cursor`) |
 //! | `POST` / `DELETE /v1/cases/{caseSystemId}/ogs` | ongoing screening on / off |
 //! | `POST /v1/cases/{caseSystemId}/decision` | the partner's final decision |
 
 use std::time::Instant;
 
-use gateway_cabital::{CaseSystemId, Deadline, ExternalCaseId};
+use gateway_cabital::{CaseSystemId, Deadline, ExternalCaseId, Suggestion};
 use gateway_runtime::metrics::{Unit, emit};
 use gateway_runtime::problem::json_response;
 use gateway_runtime::{ErrorCode, Problem, Surface};
 use gateway_service::{Gateway, GatewayError, InitError, Settings, TimelineQuery};
-use gateway_store::{MAX_TIMELINE_PAGE, TimelineOrder};
+use gateway_store::{MAX_QUEUE_PAGE, MAX_TIMELINE_PAGE, TimelineOrder};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use serde_json::Value;
@@ -259,6 +260,9 @@ async fn create(
 }
 
 async fn find(app: &App, request: &Request, ids: &mut Ids) -> Result<http::Response<String>, Problem> {
+    if query_param(request, "awaiting").is_some() {
+        return work_queue(app, request).await;
+    }
     let Some(raw) = query_param(request, "externalCaseId") else {
         return Err(problem(ErrorCode::MissingExternalCaseId));
     };
@@ -270,6 +274,35 @@ async fn find(app: &App, request: &Request, ids: &mut Ids) -> Result<http::Respo
         ids.case_system_id = Some(id.to_string());
     }
     Ok(json_response(200, &found))
+}
+
+/// `GET /v1/cases?awaiting=decision[&suggestion=...][&limit=N][&cursor=...]`: the
+/// compliance officer's work queue.
+async fn work_queue(app: &App, request: &Request) -> Result<http::Response<String>, Problem> {
+    let bad = |what: &str| problem(ErrorCode::InvalidQuery).detail(what.to_owned());
+    if query_param(request, "awaiting").as_deref() != Some("decision") {
+        return Err(bad("awaiting must be decision"));
+    }
+    if query_param(request, "externalCaseId").is_some() {
+        return Err(bad("awaiting and externalCaseId exclude each other"));
+    }
+    let only = match query_param(request, "suggestion") {
+        None => None,
+        Some(s) => Some(
+            s.parse::<Suggestion>()
+                .map_err(|_| bad("suggestion must be SUGGEST_TO_ACCEPT, SUGGEST_TO_REJECT or NO_SUGGESTION"))?,
+        ),
+    };
+    let limit = match query_param(request, "limit") {
+        None => 50,
+        Some(l) => match l.parse::<u32>() {
+            Ok(n) if (1..=MAX_QUEUE_PAGE).contains(&n) => n,
+            _ => return Err(bad(&format!("limit must be 1 to {MAX_QUEUE_PAGE}"))),
+        },
+    };
+    let cursor = query_param(request, "cursor");
+    let page = app.gateway.work_queue(only, limit, cursor.as_deref()).await.map_err(failed)?;
+    Ok(json_response(200, &page))
 }
 
 fn timeline_query(request: &Request) -> Result<TimelineQuery, Problem> {

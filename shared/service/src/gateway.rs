@@ -8,8 +8,8 @@
 //! mark on its case).
 
 use gateway_cabital::{
-    CabitalClient, Case, CaseSystemId, CreateAnswer, Deadline, ExternalCaseId, WARM_UP_TIMEOUT, validate_decision,
-    validate_new_case,
+    CabitalClient, Case, CaseSystemId, CreateAnswer, Deadline, ExternalCaseId, Suggestion, WARM_UP_TIMEOUT,
+    validate_decision, validate_new_case,
 };
 use gateway_runtime::settings::aws_sdk_config;
 use gateway_store::{
@@ -22,7 +22,9 @@ use time::OffsetDateTime;
 
 use crate::error::GatewayError;
 use crate::settings::{InitError, Settings};
-use crate::views::{AwaitingCaseId, CaseView, CaseWithTimeline, CreateOutcome, Created, EventView, ExternalLookup};
+use crate::views::{
+    AwaitingCaseId, CaseView, CaseWithTimeline, CreateOutcome, Created, EventView, ExternalLookup, WorkQueue,
+};
 
 /// How a timeline is read.
 #[derive(Debug, Clone)]
@@ -275,23 +277,29 @@ impl Gateway {
             live_changed = Some(r.changed);
         }
         let case = self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
-        let page =
-            self.store.timeline(&id, query.order, query.limit, query.cursor.as_deref()).await.map_err(|e| match e {
-                StoreError::InvalidCursor => {
-                    GatewayError::Validation(gateway_cabital::ValidationErrors(vec![gateway_cabital::FieldError {
-                        field: "cursor".into(),
-                        code: "invalid_cursor",
-                        message: "is not a cursor this API gave".into(),
-                    }]))
-                }
-                other => other.into(),
-            })?;
+        let page = self
+            .store
+            .timeline(&id, query.order, query.limit, query.cursor.as_deref())
+            .await
+            .map_err(cursor_or_store_error)?;
         Ok(CaseWithTimeline {
             case: CaseView::from(&case),
             timeline: page.events.iter().map(EventView::from).collect(),
             next_cursor: page.next_cursor,
             live_changed,
         })
+    }
+
+    /// `GET /v1/cases?awaiting=decision`: the cases with a suggestion (`only` that
+    /// one) and no decision, oldest suggestion first, one page.
+    pub async fn work_queue(
+        &self,
+        only: Option<Suggestion>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<WorkQueue, GatewayError> {
+        let page = self.store.awaiting_decision(only, limit, cursor).await.map_err(cursor_or_store_error)?;
+        Ok(WorkQueue::from(&page))
     }
 
     /// `GET /v1/cases?externalCaseId=`.
@@ -380,5 +388,20 @@ impl Gateway {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+}
+
+/// A cursor the store did not hand out is the caller's field error (400), not the
+/// store's failure.
+fn cursor_or_store_error(e: StoreError) -> GatewayError {
+    match e {
+        StoreError::InvalidCursor => {
+            GatewayError::Validation(gateway_cabital::ValidationErrors(vec![gateway_cabital::FieldError {
+                field: "cursor".into(),
+                code: "invalid_cursor",
+                message: "is not a cursor this API gave".into(),
+            }]))
+        }
+        other => other.into(),
     }
 }

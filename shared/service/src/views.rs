@@ -353,3 +353,46 @@ impl ExternalLookup {
         }
     }
 }
+
+/// One page of the work queue (`GET /v1/cases?awaiting=decision`): ids, suggestion and
+/// since when, nothing personal.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkQueue {
+    /// Oldest suggestion first.
+    pub cases: Vec<QueuedCase>,
+    /// Pass it as `cursor` for the next page; null at the end.
+    pub next_cursor: Option<String>,
+}
+
+/// A case awaiting the partner's decision.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueuedCase {
+    /// Cabital's id.
+    pub case_system_id: CaseSystemId,
+    /// The partner's id.
+    pub external_case_id: ExternalCaseId,
+    /// Cabital's suggestion.
+    pub suggestion: Suggestion,
+    /// When the suggestion came: since then the case awaits a decision.
+    pub awaiting_since: String,
+}
+
+impl From<&gateway_store::QueuePage> for WorkQueue {
+    fn from(page: &gateway_store::QueuePage) -> Self {
+        WorkQueue {
+            cases: page
+                .entries
+                .iter()
+                .map(|e| QueuedCase {
+                    case_system_id: e.case_system_id,
+                    external_case_id: e.external_case_id.clone(),
+                    suggestion: e.suggestion,
+                    awaiting_since: format_time(e.since),
+                })
+                .collect(),
+            next_cursor: page.next_cursor.clone(),
+        }
+    }
+}

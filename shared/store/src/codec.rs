@@ -11,7 +11,9 @@ use crate::model::{
     Attention, AttentionPriority, CaseRecord, CaseStatus, ChangedField, DecisionPending, Event, EventDetail, EventKind,
     EventSource, ExtRecord, ExtState, NoticeReason, Origin, StateChange,
 };
-use crate::schema::{self, ATTN_AT, ATTN_SHARD, OGS_CHECKED_AT, OGS_SHARD, PK, SK, attr, format_time, parse_time};
+use crate::schema::{
+    self, ATTN_AT, ATTN_SHARD, OGS_CHECKED_AT, OGS_SHARD, PK, QUEUE_AT, QUEUE_KEY, SK, attr, format_time, parse_time,
+};
 
 /// A DynamoDB item.
 pub(crate) type Item = HashMap<String, AttributeValue>;
@@ -246,7 +248,19 @@ pub(crate) fn case_attributes(c: &CaseRecord) -> Vec<(&'static str, Option<Attri
         (attr::DECISION_PENDING, c.decision_pending.map(|p| s(p.decision.as_str()))),
         (attr::DECISION_PENDING_UNTIL, c.decision_pending.map(|p| t(p.until))),
     ]);
+    attributes.extend(queue_attributes(c));
     attributes
+}
+
+/// The case's place in the work queue (`queue` index): there while it has a suggestion
+/// and no decision, by when the suggestion came (its creation, if that is unknown).
+fn queue_attributes(c: &CaseRecord) -> [(&'static str, Option<AttributeValue>); 2] {
+    let awaiting = c.suggestion.filter(|_| c.decision.is_none());
+    let since = c.suggestion_at.unwrap_or(c.created_at);
+    [
+        (QUEUE_KEY, awaiting.map(|v| s(schema::queue_key(v.as_str())))),
+        (QUEUE_AT, awaiting.map(|_| s(format!("{}#{}", format_time(since), c.case_system_id)))),
+    ]
 }
 
 pub(crate) fn case_from_item(item: &Item) -> Result<CaseRecord, StoreError> {

@@ -33,6 +33,7 @@ mod codec;
 mod error;
 mod index;
 mod model;
+mod queue;
 mod reservation;
 mod retry;
 mod schema;
@@ -50,10 +51,11 @@ pub use model::{
     NoticeReason, Origin, RemoteCheck, RemoteState, Reservation, Resolution, SignaturePair, StateChange, TimelineOrder,
     TimelinePage, WebhookReceipt, WebhookRecorded,
 };
+pub use queue::{MAX_QUEUE_PAGE, QueueEntry, QueuePage};
 pub use retry::{CONFLICT_ATTEMPTS, Retry};
 pub use schema::{
     ATTENTION_INDEX, ATTN_AT, ATTN_SHARD, AttributeDef, IndexDefinition, KeyElement, KeyRole, OGS_CHECKED_AT,
-    OGS_INDEX, OGS_SHARD, PK, SHARDS, SK, TableDefinition, create_table, format_time, parse_time, shard_of,
-    table_definition,
+    OGS_INDEX, OGS_SHARD, PK, QUEUE_AT, QUEUE_INDEX, QUEUE_KEY, SHARDS, SK, TableDefinition, create_table, format_time,
+    parse_time, shard_of, table_definition,
 };
 pub use store::Store;

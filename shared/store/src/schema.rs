@@ -32,6 +32,16 @@ pub const OGS_SHARD: &str = "ogsShard";
 /// Sort key of [`OGS_INDEX`]: the time of the last check.
 pub const OGS_CHECKED_AT: &str = "ogsCheckedAt";
 
+/// The sparse index of cases awaiting the partner's decision (a suggestion, no
+/// decision): the compliance officer's work queue, oldest suggestion first. It holds the
+/// keys and the partner's `externalCaseId`, never a personal field.
+pub const QUEUE_INDEX: &str = "queue";
+/// Partition key of [`QUEUE_INDEX`]: `QUEUE#<suggestion>`, one partition per suggestion
+/// (a case enters it when suggested, leaves it when decided: a few writes per case).
+pub const QUEUE_KEY: &str = "queueKey";
+/// Sort key of [`QUEUE_INDEX`]: `<suggestionAt>#<caseSystemId>`, unique and time-ordered.
+pub const QUEUE_AT: &str = "queueAt";
+
 /// Every other attribute name, each spelled once here. The placeholders of expressions
 /// are built from them (`#state`), so a name must stay a plain identifier.
 pub(crate) mod attr {
@@ -168,6 +178,8 @@ pub struct IndexDefinition {
     pub key_schema: Vec<KeyElement>,
     /// `ALL`, `KEYS_ONLY` or `INCLUDE`.
     pub projection_type: &'static str,
+    /// With `INCLUDE`: the other attributes the index copies.
+    pub non_key_attributes: &'static [&'static str],
 }
 
 /// The whole table, as the code expects it and as `infra/template.yaml` must declare it.
@@ -195,17 +207,34 @@ pub fn table_definition() -> TableDefinition {
     let range = |attribute_name| KeyElement { attribute_name, key_type: KeyRole::Range };
     TableDefinition {
         key_schema: vec![hash(PK), range(SK)],
-        attribute_definitions: vec![s(PK), s(SK), s(ATTN_SHARD), s(ATTN_AT), s(OGS_SHARD), s(OGS_CHECKED_AT)],
+        attribute_definitions: vec![
+            s(PK),
+            s(SK),
+            s(ATTN_SHARD),
+            s(ATTN_AT),
+            s(OGS_SHARD),
+            s(OGS_CHECKED_AT),
+            s(QUEUE_KEY),
+            s(QUEUE_AT),
+        ],
         global_secondary_indexes: vec![
             IndexDefinition {
                 index_name: ATTENTION_INDEX,
                 key_schema: vec![hash(ATTN_SHARD), range(ATTN_AT)],
                 projection_type: "KEYS_ONLY",
+                non_key_attributes: &[],
             },
             IndexDefinition {
                 index_name: OGS_INDEX,
                 key_schema: vec![hash(OGS_SHARD), range(OGS_CHECKED_AT)],
                 projection_type: "KEYS_ONLY",
+                non_key_attributes: &[],
+            },
+            IndexDefinition {
+                index_name: QUEUE_INDEX,
+                key_schema: vec![hash(QUEUE_KEY), range(QUEUE_AT)],
+                projection_type: "INCLUDE",
+                non_key_attributes: &[attr::EXTERNAL_CASE_ID],
             },
         ],
         billing_mode: "PAY_PER_REQUEST",
@@ -250,7 +279,15 @@ pub async fn create_table(client: &Client, table_name: &str) -> Result<(), Store
             GlobalSecondaryIndex::builder()
                 .index_name(i.index_name)
                 .set_key_schema(Some(sdk_keys(&i.key_schema)?))
-                .projection(Projection::builder().projection_type(ProjectionType::from(i.projection_type)).build())
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::from(i.projection_type))
+                        .set_non_key_attributes(
+                            (!i.non_key_attributes.is_empty())
+                                .then(|| i.non_key_attributes.iter().map(|a| (*a).to_owned()).collect()),
+                        )
+                        .build(),
+                )
                 .build()
                 .map_err(StoreError::build)
         })
@@ -345,6 +382,10 @@ pub(crate) fn attn_shard(n: u8) -> String {
 pub(crate) fn ogs_shard(n: u8) -> String {
     format!("OGS#{n}")
 }
+/// `QUEUE#<suggestion>`
+pub(crate) fn queue_key(suggestion: &str) -> String {
+    format!("QUEUE#{suggestion}")
+}
 
 // ---------------------------------------------------------------- time
 
@@ -409,7 +450,7 @@ mod tests {
         assert_eq!(d.key_schema[0], KeyElement { attribute_name: "pk", key_type: KeyRole::Hash });
         assert_eq!(d.key_schema[1], KeyElement { attribute_name: "sk", key_type: KeyRole::Range });
         let names: Vec<_> = d.global_secondary_indexes.iter().map(|i| i.index_name).collect();
-        assert_eq!(names, ["attention", "ogs"]);
+        assert_eq!(names, ["attention", "ogs", "queue"]);
         assert_eq!(d.billing_mode, "PAY_PER_REQUEST");
     }
 }

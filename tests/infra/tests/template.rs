@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use gateway_runtime::metrics::Unit;
-use gateway_store::{ATTENTION_INDEX, KeyElement, OGS_INDEX, table_definition};
+use gateway_store::{ATTENTION_INDEX, KeyElement, OGS_INDEX, QUEUE_INDEX, table_definition};
 use serde_json::{Map, Value, json};
 
 // ------------------------------------------------------------------ what the code uses
@@ -59,7 +59,8 @@ fn extra_dynamodb_actions(function: &str) -> Vec<(&'static str, On)> {
         // functions/cases-api -> gateway_service::Gateway (shared/service/src/gateway.rs):
         // create / get / find / ogs / decide / refresh. `get_case` reads the timeline,
         // `Store::timeline` (cases.rs): a Query on the table itself, no index.
-        "CasesApiFunction" => vec![("dynamodb:Query", On::Table)],
+        // The work queue, `Store::awaiting_decision` (store/src/queue.rs): the queue index.
+        "CasesApiFunction" => vec![("dynamodb:Query", On::Table), ("dynamodb:Query", On::Index(QUEUE_INDEX))],
         // functions/webhook -> Gateway::receive_webhook (shared/service/src/webhook.rs):
         // `record_webhook` (store/src/webhook.rs), `resolve_unknown`, then `refresh`.
         // No Query at all.
@@ -242,7 +243,11 @@ fn expected_table() -> Value {
             json!({
                 "IndexName": i.index_name,
                 "KeySchema": key_schema(&i.key_schema),
-                "Projection": {"ProjectionType": i.projection_type},
+                "Projection": if i.non_key_attributes.is_empty() {
+                    json!({"ProjectionType": i.projection_type})
+                } else {
+                    json!({"ProjectionType": i.projection_type, "NonKeyAttributes": i.non_key_attributes})
+                },
             })
         })
         .collect();

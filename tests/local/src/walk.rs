@@ -120,6 +120,7 @@ impl Walk {
         if self.mode == "original-headers" {
             self.late_retries_counted(&first).await?;
         }
+        self.work_queue(&[&first, &second]).await?;
 
         header(9, STEPS, "Every timeline event on the bus (stream -> pipe -> rule -> queue)");
         match &self.events {
@@ -611,6 +612,52 @@ impl Walk {
         let summary = self.stack.reconciler.invoke()?;
         note(format!("-> answered in {:.1} s", started.elapsed().as_secs_f64()));
         Ok(summary)
+    }
+
+    // ------------------------------------------------------------ the work queue
+
+    /// `GET /v1/cases?awaiting=decision` lists a walked case exactly when it has a
+    /// suggestion and no decision.
+    async fn work_queue(&self, ids: &[&str]) -> Result<()> {
+        let mut queued = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..100 {
+            let path = match &cursor {
+                Some(c) => format!("/v1/cases?awaiting=decision&limit=100&cursor={c}"),
+                None => "/v1/cases?awaiting=decision&limit=100".to_owned(),
+            };
+            let page = self.stack.api_call(Method::GET, &path, None).await?.expect(200, "the work queue")?;
+            for case in page.get("cases").and_then(Value::as_array).into_iter().flatten() {
+                queued.push((s(case, "caseSystemId").to_owned(), s(case, "suggestion").to_owned()));
+            }
+            match page.get("nextCursor").and_then(Value::as_str) {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
+        }
+        for id in ids {
+            let view = self.stack.get_case(id).await?;
+            let case = view.get("case").cloned().unwrap_or(Value::Null);
+            let awaiting = case.get("suggestion").is_some_and(Value::is_string)
+                && !case.get("decision").is_some_and(Value::is_string);
+            let listed = queued.iter().find(|(q, _)| q == id);
+            ensure(listed.is_some() == awaiting, || {
+                format!(
+                    "case {id} (suggestion {}, decision {}): in the work queue: {}",
+                    show::text(&case, "suggestion"),
+                    show::text(&case, "decision"),
+                    listed.is_some()
+                )
+            })?;
+            if let Some((_, suggestion)) = listed {
+                ensure(suggestion == s(&case, "suggestion"), || format!("case {id}: queued as {suggestion}"))?;
+            }
+        }
+        ok(format!(
+            "the work queue (GET /v1/cases?awaiting=decision) lists {} case(s); each walked case is there exactly when suggested and undecided",
+            queued.len()
+        ));
+        Ok(())
     }
 
     // ------------------------------------------------------------ events out

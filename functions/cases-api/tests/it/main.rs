@@ -8,6 +8,7 @@ mod deadline;
 mod edges;
 mod idempotency;
 mod openapi;
+mod queue;
 mod routes;
 mod smoke;
 mod validation;
