@@ -6,6 +6,7 @@
 //! | `POST /v1/cases` | validate, reserve the `externalCaseId`, create at Cabital, record |
 //! | `GET /v1/cases?externalCaseId=...` | find a case by the partner's id |
 //! | `GET /v1/cases?awaiting=decision` | the work queue: suggested, not decided, oldest first |
+//! | `GET /v1/cases?attention=...` | what the gateway flags: unknown creations, cases without a suggestion |
 //! | `GET /v1/cases/{caseSystemId}` | the case and its timeline (`live`, `order`, `limit`, `cursor`) |
 //! | `POST` / `DELETE /v1/cases/{caseSystemId}/ogs` | ongoing screening on / off |
 //! | `POST /v1/cases/{caseSystemId}/decision` | the partner's final decision |
@@ -17,7 +18,7 @@ use gateway_runtime::metrics::{Unit, emit};
 use gateway_runtime::problem::json_response;
 use gateway_runtime::{ErrorCode, Problem, Surface};
 use gateway_service::{Gateway, GatewayError, InitError, Settings, TimelineQuery};
-use gateway_store::{MAX_QUEUE_PAGE, MAX_TIMELINE_PAGE, TimelineOrder};
+use gateway_store::{Flag, MAX_QUEUE_PAGE, MAX_TIMELINE_PAGE, QueueList, TimelineOrder};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use serde_json::Value;
@@ -260,7 +261,7 @@ async fn create(
 }
 
 async fn find(app: &App, request: &Request, ids: &mut Ids) -> Result<http::Response<String>, Problem> {
-    if query_param(request, "awaiting").is_some() {
+    if query_param(request, "awaiting").is_some() || query_param(request, "attention").is_some() {
         return work_queue(app, request).await;
     }
     let Some(raw) = query_param(request, "externalCaseId") else {
@@ -276,22 +277,33 @@ async fn find(app: &App, request: &Request, ids: &mut Ids) -> Result<http::Respo
     Ok(json_response(200, &found))
 }
 
-/// `GET /v1/cases?awaiting=decision[&suggestion=...][&limit=N][&cursor=...]`: the
-/// compliance officer's work queue.
+/// `GET /v1/cases?awaiting=decision[&suggestion=...]` (the compliance officer's work
+/// queue) or `?attention=unknown_creation|no_suggestion` (what the gateway flags), with
+/// `[&limit=N][&cursor=...]`.
 async fn work_queue(app: &App, request: &Request) -> Result<http::Response<String>, Problem> {
     let bad = |what: &str| problem(ErrorCode::InvalidQuery).detail(what.to_owned());
-    if query_param(request, "awaiting").as_deref() != Some("decision") {
-        return Err(bad("awaiting must be decision"));
-    }
     if query_param(request, "externalCaseId").is_some() {
-        return Err(bad("awaiting and externalCaseId exclude each other"));
+        return Err(bad("externalCaseId excludes awaiting and attention"));
     }
-    let only = match query_param(request, "suggestion") {
-        None => None,
-        Some(s) => Some(
-            s.parse::<Suggestion>()
-                .map_err(|_| bad("suggestion must be SUGGEST_TO_ACCEPT, SUGGEST_TO_REJECT or NO_SUGGESTION"))?,
-        ),
+    let suggestion = query_param(request, "suggestion");
+    let list = match (query_param(request, "awaiting").as_deref(), query_param(request, "attention")) {
+        (Some("decision"), None) => QueueList::AwaitingDecision(match suggestion {
+            None => None,
+            Some(s) => Some(
+                s.parse::<Suggestion>()
+                    .map_err(|_| bad("suggestion must be SUGGEST_TO_ACCEPT, SUGGEST_TO_REJECT or NO_SUGGESTION"))?,
+            ),
+        }),
+        (Some(_), None) => return Err(bad("awaiting must be decision")),
+        (None, Some(flag)) => {
+            if suggestion.is_some() {
+                return Err(bad("suggestion goes with awaiting=decision"));
+            }
+            QueueList::Flagged(
+                Flag::parse(&flag).ok_or_else(|| bad("attention must be unknown_creation or no_suggestion"))?,
+            )
+        }
+        _ => return Err(bad("awaiting and attention exclude each other")),
     };
     let limit = match query_param(request, "limit") {
         None => 50,
@@ -301,7 +313,7 @@ async fn work_queue(app: &App, request: &Request) -> Result<http::Response<Strin
         },
     };
     let cursor = query_param(request, "cursor");
-    let page = app.gateway.work_queue(only, limit, cursor.as_deref()).await.map_err(failed)?;
+    let page = app.gateway.work_queue(list, limit, cursor.as_deref()).await.map_err(failed)?;
     Ok(json_response(200, &page))
 }
 

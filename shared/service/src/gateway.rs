@@ -8,13 +8,13 @@
 //! mark on its case).
 
 use gateway_cabital::{
-    CabitalClient, Case, CaseSystemId, CreateAnswer, Deadline, ExternalCaseId, Suggestion, WARM_UP_TIMEOUT,
-    validate_decision, validate_new_case,
+    CabitalClient, Case, CaseSystemId, CreateAnswer, Deadline, ExternalCaseId, WARM_UP_TIMEOUT, validate_decision,
+    validate_new_case,
 };
 use gateway_runtime::settings::aws_sdk_config;
 use gateway_store::{
-    CONFLICT_ATTEMPTS, CreatedCase, ExtRecord, ExtState, RemoteCheck, RemoteState, Reservation, Retry, Store,
-    StoreError, StoreTimeouts, TimelineOrder,
+    CONFLICT_ATTEMPTS, CreatedCase, ExtRecord, ExtState, QueueList, RemoteCheck, RemoteState, Reservation, Retry,
+    Store, StoreError, StoreTimeouts, TimelineOrder,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -290,15 +290,16 @@ impl Gateway {
         })
     }
 
-    /// `GET /v1/cases?awaiting=decision`: the cases with a suggestion (`only` that
-    /// one) and no decision, oldest suggestion first, one page.
+    /// `GET /v1/cases?awaiting=decision` (the cases with a suggestion and no decision)
+    /// or `?attention=<flag>` (what the gateway flags for a person): one page, oldest
+    /// first.
     pub async fn work_queue(
         &self,
-        only: Option<Suggestion>,
+        list: QueueList,
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<WorkQueue, GatewayError> {
-        let page = self.store.awaiting_decision(only, limit, cursor).await.map_err(cursor_or_store_error)?;
+        let page = self.store.queue_list(list, limit, cursor).await.map_err(cursor_or_store_error)?;
         Ok(WorkQueue::from(&page))
     }
 

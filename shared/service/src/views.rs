@@ -354,28 +354,32 @@ impl ExternalLookup {
     }
 }
 
-/// One page of the work queue (`GET /v1/cases?awaiting=decision`): ids, suggestion and
-/// since when, nothing personal.
+/// One page of the work queue (`GET /v1/cases?awaiting=decision`) or of a flagged list
+/// (`?attention=`): ids, suggestion or reason, and since when; nothing personal.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkQueue {
-    /// Oldest suggestion first.
+    /// Oldest first.
     pub cases: Vec<QueuedCase>,
     /// Pass it as `cursor` for the next page; null at the end.
     pub next_cursor: Option<String>,
 }
 
-/// A case awaiting the partner's decision.
+/// A case (or a creation) awaiting a person.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QueuedCase {
-    /// Cabital's id.
-    pub case_system_id: CaseSystemId,
+    /// Cabital's id; null for an unknown creation.
+    pub case_system_id: Option<CaseSystemId>,
     /// The partner's id.
     pub external_case_id: ExternalCaseId,
-    /// Cabital's suggestion.
-    pub suggestion: Suggestion,
-    /// When the suggestion came: since then the case awaits a decision.
+    /// Cabital's suggestion (the work queue).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<Suggestion>,
+    /// Why the gateway flags it (`?attention=`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    /// Since when: the suggestion came, the outcome became unknown, the case was given up.
     pub awaiting_since: String,
 }
 
@@ -389,6 +393,7 @@ impl From<&gateway_store::QueuePage> for WorkQueue {
                     case_system_id: e.case_system_id,
                     external_case_id: e.external_case_id.clone(),
                     suggestion: e.suggestion,
+                    reason: e.flag.map(|f| f.as_str()),
                     awaiting_since: format_time(e.since),
                 })
                 .collect(),

@@ -11,6 +11,7 @@ use crate::model::{
     Attention, AttentionPriority, CaseRecord, CaseStatus, ChangedField, DecisionPending, Event, EventDetail, EventKind,
     EventSource, ExtRecord, ExtState, NoticeReason, Origin, StateChange,
 };
+use crate::queue::Flag;
 use crate::schema::{
     self, ATTN_AT, ATTN_SHARD, OGS_CHECKED_AT, OGS_SHARD, PK, QUEUE_AT, QUEUE_KEY, SK, attr, format_time, parse_time,
 };
@@ -252,15 +253,38 @@ pub(crate) fn case_attributes(c: &CaseRecord) -> Vec<(&'static str, Option<Attri
     attributes
 }
 
-/// The case's place in the work queue (`queue` index): there while it has a suggestion
-/// and no decision, by when the suggestion came (its creation, if that is unknown).
+/// The case's place in the `queue` index: in the work queue while it has a suggestion
+/// and no decision, by when the suggestion came (its creation, if that is unknown);
+/// flagged `no_suggestion` while given up for want of one.
 fn queue_attributes(c: &CaseRecord) -> [(&'static str, Option<AttributeValue>); 2] {
-    let awaiting = c.suggestion.filter(|_| c.decision.is_none());
-    let since = c.suggestion_at.unwrap_or(c.created_at);
-    [
-        (QUEUE_KEY, awaiting.map(|v| s(schema::queue_key(v.as_str())))),
-        (QUEUE_AT, awaiting.map(|_| s(format!("{}#{}", format_time(since), c.case_system_id)))),
-    ]
+    let place = match (c.suggestion, c.decision, c.no_suggestion_since) {
+        (Some(suggestion), None, _) => {
+            Some((schema::queue_key(suggestion.as_str()), c.suggestion_at.unwrap_or(c.created_at)))
+        }
+        (None, None, Some(since)) => Some((schema::flag_key(Flag::NoSuggestion.as_str()), since)),
+        _ => None,
+    };
+    queue_place(place.map(|(key, since)| (key, since, c.case_system_id.to_string())))
+}
+
+/// An item's `queue` index attributes: `(partition, since, id)`, or out of it.
+pub(crate) fn queue_place(
+    place: Option<(String, OffsetDateTime, String)>,
+) -> [(&'static str, Option<AttributeValue>); 2] {
+    match place {
+        Some((key, since, id)) => {
+            [(QUEUE_KEY, Some(s(key))), (QUEUE_AT, Some(s(format!("{}#{id}", format_time(since)))))]
+        }
+        None => [(QUEUE_KEY, None), (QUEUE_AT, None)],
+    }
+}
+
+/// A reservation's place in the `queue` index: flagged `unknown_creation` while UNKNOWN.
+pub(crate) fn unknown_creation_place(
+    ext: &ExternalCaseId,
+    since: Option<OffsetDateTime>,
+) -> [(&'static str, Option<AttributeValue>); 2] {
+    queue_place(since.map(|at| (schema::flag_key(Flag::UnknownCreation.as_str()), at, ext.as_str().to_owned())))
 }
 
 pub(crate) fn case_from_item(item: &Item) -> Result<CaseRecord, StoreError> {
@@ -314,6 +338,10 @@ pub(crate) fn ext_item(e: &ExtRecord) -> Item {
     item.insert(attr::CREATED_AT.into(), t(e.created_at));
     item.insert(attr::UPDATED_AT.into(), t(e.updated_at));
     for (attr, value) in attention_attributes(e.external_case_id.as_str(), e.attention.as_ref()) {
+        put_opt(&mut item, attr, value);
+    }
+    let unknown_since = (e.state == ExtState::Unknown).then_some(e.updated_at);
+    for (attr, value) in unknown_creation_place(&e.external_case_id, unknown_since) {
         put_opt(&mut item, attr, value);
     }
     item

@@ -51,7 +51,7 @@ pub use model::{
     NoticeReason, Origin, RemoteCheck, RemoteState, Reservation, Resolution, SignaturePair, StateChange, TimelineOrder,
     TimelinePage, WebhookReceipt, WebhookRecorded,
 };
-pub use queue::{MAX_QUEUE_PAGE, QueueEntry, QueuePage};
+pub use queue::{Flag, MAX_QUEUE_PAGE, QueueEntry, QueueList, QueuePage};
 pub use retry::{CONFLICT_ATTEMPTS, Retry};
 pub use schema::{
     ATTENTION_INDEX, ATTN_AT, ATTN_SHARD, AttributeDef, IndexDefinition, KeyElement, KeyRole, OGS_CHECKED_AT,

@@ -1,5 +1,7 @@
-//! The compliance officer's work queue: cases with a suggestion and no decision, oldest
-//! suggestion first, from the sparse `queue` index (keys and `externalCaseId` only).
+//! The compliance officer's lists, from the sparse `queue` index (keys and
+//! `externalCaseId` only): the work queue (cases with a suggestion and no decision,
+//! oldest suggestion first), and what the gateway itself flags for a person (creations
+//! whose outcome is unknown, cases given up for want of a suggestion), oldest first.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -8,7 +10,7 @@ use time::OffsetDateTime;
 
 use crate::codec::{Expr, Item, Reader, parse_case_id, parse_ext_id, s};
 use crate::error::{StoreError, from_sdk};
-use crate::schema::{self, QUEUE_AT, QUEUE_INDEX, QUEUE_KEY, attr, parse_time};
+use crate::schema::{self, PK, QUEUE_AT, QUEUE_INDEX, QUEUE_KEY, attr, parse_time};
 use crate::store::Store;
 
 /// The most cases one page of the work queue returns.
@@ -18,16 +20,71 @@ pub const MAX_QUEUE_PAGE: u32 = 100;
 const SUGGESTIONS: [Suggestion; 3] =
     [Suggestion::SuggestToAccept, Suggestion::SuggestToReject, Suggestion::NoSuggestion];
 
-/// A case awaiting the partner's decision.
+/// What the gateway flags for a person to look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Flag {
+    /// A create whose outcome at Cabital is unknown: no case id yet (`UNKNOWN`).
+    UnknownCreation,
+    /// No suggestion came within the give-up time; no longer asked about.
+    NoSuggestion,
+}
+
+impl Flag {
+    /// As the API and the index spell it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Flag::UnknownCreation => "unknown_creation",
+            Flag::NoSuggestion => "no_suggestion",
+        }
+    }
+
+    /// The inverse of [`Flag::as_str`].
+    pub fn parse(s: &str) -> Option<Flag> {
+        [Flag::UnknownCreation, Flag::NoSuggestion].into_iter().find(|f| f.as_str() == s)
+    }
+}
+
+/// Which list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueList {
+    /// Suggested and undecided (only this suggestion, if given).
+    AwaitingDecision(Option<Suggestion>),
+    /// Flagged by the gateway.
+    Flagged(Flag),
+}
+
+impl QueueList {
+    /// The index partitions it reads.
+    fn partitions(&self) -> Vec<String> {
+        match self {
+            QueueList::AwaitingDecision(Some(one)) => vec![schema::queue_key(one.as_str())],
+            QueueList::AwaitingDecision(None) => SUGGESTIONS.iter().map(|s| schema::queue_key(s.as_str())).collect(),
+            QueueList::Flagged(flag) => vec![schema::flag_key(flag.as_str())],
+        }
+    }
+
+    /// What a cursor is bound to.
+    fn tag(&self) -> &'static str {
+        match self {
+            QueueList::AwaitingDecision(Some(one)) => one.as_str(),
+            QueueList::AwaitingDecision(None) => "*",
+            QueueList::Flagged(flag) => flag.as_str(),
+        }
+    }
+}
+
+/// An entry of one of the lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueEntry {
-    /// The case.
-    pub case_system_id: CaseSystemId,
+    /// The case; `None` for an unknown creation (no id yet).
+    pub case_system_id: Option<CaseSystemId>,
     /// The partner's id.
     pub external_case_id: ExternalCaseId,
-    /// Cabital's suggestion.
-    pub suggestion: Suggestion,
-    /// Since when it awaits a decision (when the suggestion came).
+    /// Cabital's suggestion, in the work queue.
+    pub suggestion: Option<Suggestion>,
+    /// Why it is flagged, in a flagged list.
+    pub flag: Option<Flag>,
+    /// Since when: the suggestion came, the outcome became unknown, the case was given up.
     pub since: OffsetDateTime,
 }
 
@@ -45,31 +102,32 @@ impl Store {
     /// suggestion first, `limit` at most (clamped to 1..=[`MAX_QUEUE_PAGE`]). Pass
     /// `next_cursor` back for the next page, with the same `only`; another cursor is
     /// [`StoreError::InvalidCursor`].
-    #[tracing::instrument(skip_all, fields(limit, entries), err)]
     pub async fn awaiting_decision(
         &self,
         only: Option<Suggestion>,
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<QueuePage, StoreError> {
+        self.queue_list(QueueList::AwaitingDecision(only), limit, cursor).await
+    }
+
+    /// One page of `list`, oldest first; see [`Store::awaiting_decision`].
+    #[tracing::instrument(skip_all, fields(limit, entries), err)]
+    pub async fn queue_list(&self, list: QueueList, limit: u32, cursor: Option<&str>) -> Result<QueuePage, StoreError> {
         let limit = limit.clamp(1, MAX_QUEUE_PAGE) as usize;
-        let after = cursor.map(|c| decode_cursor(only, c)).transpose()?;
-        let partitions: Vec<Suggestion> = match only {
-            Some(one) => vec![one],
-            None => SUGGESTIONS.to_vec(),
-        };
+        let after = cursor.map(|c| decode_cursor(list.tag(), c)).transpose()?;
         // Each partition's next `limit + 1` after the cursor, merged by sort key (unique:
-        // it ends with the case's id): the page is the first `limit` of them.
+        // it ends with the item's id): the page is the first `limit` of them.
         let mut found: Vec<(String, QueueEntry)> = Vec::new();
-        for suggestion in partitions {
-            found.extend(self.queue_partition(suggestion, after.as_deref(), limit + 1).await?);
+        for partition in list.partitions() {
+            found.extend(self.queue_partition(&partition, after.as_deref(), limit + 1).await?);
         }
         found.sort_by(|a, b| a.0.cmp(&b.0));
         let more = found.len() > limit;
         found.truncate(limit);
         tracing::Span::current().record("entries", found.len());
         let next_cursor = match (more, found.last()) {
-            (true, Some((sort_key, _))) => Some(encode_cursor(only, sort_key)),
+            (true, Some((sort_key, _))) => Some(encode_cursor(list.tag(), sort_key)),
             _ => None,
         };
         Ok(QueuePage { entries: found.into_iter().map(|(_, e)| e).collect(), next_cursor })
@@ -77,7 +135,7 @@ impl Store {
 
     async fn queue_partition(
         &self,
-        suggestion: Suggestion,
+        partition: &str,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, QueueEntry)>, StoreError> {
@@ -85,8 +143,7 @@ impl Store {
         let mut start: Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> = None;
         loop {
             let mut expr = Expr::new();
-            let mut condition =
-                format!("{} = {}", expr.name(QUEUE_KEY), expr.value(s(schema::queue_key(suggestion.as_str()))));
+            let mut condition = format!("{} = {}", expr.name(QUEUE_KEY), expr.value(s(partition)));
             if let Some(after) = after {
                 condition.push_str(&format!(" AND {} > {}", expr.name(QUEUE_AT), expr.value(s(after))));
             }
@@ -104,7 +161,7 @@ impl Store {
                 .await
                 .map_err(from_sdk)?;
             for item in page.items() {
-                out.push(entry(item, suggestion)?);
+                out.push(entry(item)?);
             }
             match page.last_evaluated_key {
                 Some(key) if out.len() < limit => start = Some(key),
@@ -114,28 +171,35 @@ impl Store {
     }
 }
 
-fn entry(item: &Item, suggestion: Suggestion) -> Result<(String, QueueEntry), StoreError> {
+fn entry(item: &Item) -> Result<(String, QueueEntry), StoreError> {
     let r = Reader::new(item);
     let sort_key = r.str(QUEUE_AT)?.to_owned();
-    let (at, id) = sort_key.split_once('#').ok_or_else(|| StoreError::corrupt("queueAt is not <time>#<id>"))?;
+    let (at, _) = sort_key.split_once('#').ok_or_else(|| StoreError::corrupt("queueAt is not <time>#<id>"))?;
+    let key = r.str(QUEUE_KEY)?;
+    let suggestion = key.strip_prefix(schema::QUEUE_KEY_PREFIX).and_then(|s| s.parse().ok());
+    let flag = key.strip_prefix(schema::FLAG_KEY_PREFIX).and_then(Flag::parse);
+    if suggestion.is_none() && flag.is_none() {
+        return Err(StoreError::corrupt("queueKey is neither QUEUE#<suggestion> nor FLAG#<flag>"));
+    }
     Ok((
         sort_key.clone(),
         QueueEntry {
-            case_system_id: parse_case_id(id).ok_or_else(|| StoreError::corrupt("queueAt: not a case id"))?,
+            // A case item's key names it; a reservation's (an unknown creation) has no id.
+            case_system_id: r.str(PK)?.strip_prefix(schema::CASE_PK_PREFIX).and_then(parse_case_id),
             external_case_id: r.parsed(attr::EXTERNAL_CASE_ID, parse_ext_id)?,
             suggestion,
+            flag,
             since: parse_time(at).ok_or_else(|| StoreError::corrupt("queueAt: not a time"))?,
         },
     ))
 }
 
-/// Opaque to callers: base64url of `Q|<suggestion or *>|<last sort key>`, bound to its
-/// filter.
-fn encode_cursor(only: Option<Suggestion>, sort_key: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("Q|{}|{sort_key}", only.map_or("*", |s| s.as_str())))
+/// Opaque to callers: base64url of `Q|<list tag>|<last sort key>`, bound to its list.
+fn encode_cursor(tag: &str, sort_key: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("Q|{tag}|{sort_key}"))
 }
 
-fn decode_cursor(only: Option<Suggestion>, cursor: &str) -> Result<String, StoreError> {
+fn decode_cursor(tag: &str, cursor: &str) -> Result<String, StoreError> {
     if cursor.len() > 512 {
         return Err(StoreError::InvalidCursor);
     }
@@ -143,9 +207,7 @@ fn decode_cursor(only: Option<Suggestion>, cursor: &str) -> Result<String, Store
     let text = String::from_utf8(bytes).map_err(|_| StoreError::InvalidCursor)?;
     let mut parts = text.splitn(3, '|');
     match (parts.next(), parts.next(), parts.next()) {
-        (Some("Q"), Some(filter), Some(sort_key))
-            if filter == only.map_or("*", |s| s.as_str()) && sort_key.split_once('#').is_some() =>
-        {
+        (Some("Q"), Some(bound), Some(sort_key)) if bound == tag && sort_key.split_once('#').is_some() => {
             Ok(sort_key.to_owned())
         }
         _ => Err(StoreError::InvalidCursor),
@@ -157,15 +219,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cursors_round_trip_and_are_bound_to_their_filter() {
+    fn cursors_round_trip_and_are_bound_to_their_list() {
         let key = "2026-12-03T10:00:00.000000Z#6d92e7b4-715c-4ce3-a028-19f1c8c9fa6c";
-        let all = encode_cursor(None, key);
-        assert_eq!(decode_cursor(None, &all).unwrap(), key);
-        assert!(matches!(decode_cursor(Some(Suggestion::SuggestToAccept), &all), Err(StoreError::InvalidCursor)));
-        let accept = encode_cursor(Some(Suggestion::SuggestToAccept), key);
-        assert_eq!(decode_cursor(Some(Suggestion::SuggestToAccept), &accept).unwrap(), key);
+        let all = QueueList::AwaitingDecision(None).tag();
+        let accept = QueueList::AwaitingDecision(Some(Suggestion::SuggestToAccept)).tag();
+        let unknown = QueueList::Flagged(Flag::UnknownCreation).tag();
+        let cursor = encode_cursor(all, key);
+        assert_eq!(decode_cursor(all, &cursor).unwrap(), key);
+        assert!(matches!(decode_cursor(accept, &cursor), Err(StoreError::InvalidCursor)));
+        assert!(matches!(decode_cursor(unknown, &cursor), Err(StoreError::InvalidCursor)));
+        assert_eq!(decode_cursor(accept, &encode_cursor(accept, key)).unwrap(), key);
         for bad in ["", "!!!", "bm90IGEgY3Vyc29y", &"A".repeat(600)] {
-            assert!(matches!(decode_cursor(None, bad), Err(StoreError::InvalidCursor)), "{bad}");
+            assert!(matches!(decode_cursor(all, bad), Err(StoreError::InvalidCursor)), "{bad}");
+        }
+        for flag in [Flag::UnknownCreation, Flag::NoSuggestion] {
+            assert_eq!(Flag::parse(flag.as_str()), Some(flag));
         }
     }
 }

@@ -32,14 +32,17 @@ pub const OGS_SHARD: &str = "ogsShard";
 /// Sort key of [`OGS_INDEX`]: the time of the last check.
 pub const OGS_CHECKED_AT: &str = "ogsCheckedAt";
 
-/// The sparse index of cases awaiting the partner's decision (a suggestion, no
-/// decision): the compliance officer's work queue, oldest suggestion first. It holds the
-/// keys and the partner's `externalCaseId`, never a personal field.
+/// The sparse index of what awaits a person: cases awaiting the partner's decision (a
+/// suggestion, no decision), the compliance officer's work queue; and what the gateway
+/// flags (unknown creations, cases given up for want of a suggestion). Oldest first. It
+/// holds the keys and the partner's `externalCaseId`, never a personal field.
 pub const QUEUE_INDEX: &str = "queue";
 /// Partition key of [`QUEUE_INDEX`]: `QUEUE#<suggestion>`, one partition per suggestion
-/// (a case enters it when suggested, leaves it when decided: a few writes per case).
+/// (a case enters it when suggested, leaves it when decided: a few writes per case), or
+/// `FLAG#<flag>`.
 pub const QUEUE_KEY: &str = "queueKey";
-/// Sort key of [`QUEUE_INDEX`]: `<suggestionAt>#<caseSystemId>`, unique and time-ordered.
+/// Sort key of [`QUEUE_INDEX`]: `<since>#<caseSystemId or externalCaseId>`, unique and
+/// time-ordered.
 pub const QUEUE_AT: &str = "queueAt";
 
 /// Every other attribute name, each spelled once here. The placeholders of expressions
@@ -382,9 +385,17 @@ pub(crate) fn attn_shard(n: u8) -> String {
 pub(crate) fn ogs_shard(n: u8) -> String {
     format!("OGS#{n}")
 }
-/// `QUEUE#<suggestion>`
+/// Prefix of the work queue's partitions.
+pub(crate) const QUEUE_KEY_PREFIX: &str = "QUEUE#";
+/// `QUEUE#<suggestion>`: a partition of the work queue.
 pub(crate) fn queue_key(suggestion: &str) -> String {
-    format!("QUEUE#{suggestion}")
+    format!("{QUEUE_KEY_PREFIX}{suggestion}")
+}
+/// Prefix of the flagged lists' partitions, in the same index.
+pub(crate) const FLAG_KEY_PREFIX: &str = "FLAG#";
+/// `FLAG#<flag>`: what the gateway flags for a person (`unknown_creation`, `no_suggestion`).
+pub(crate) fn flag_key(flag: &str) -> String {
+    format!("{FLAG_KEY_PREFIX}{flag}")
 }
 
 // ---------------------------------------------------------------- time

@@ -619,22 +619,32 @@ impl Walk {
     /// `GET /v1/cases?awaiting=decision` lists a walked case exactly when it has a
     /// suggestion and no decision.
     async fn work_queue(&self, ids: &[&str]) -> Result<()> {
-        let mut queued = Vec::new();
-        let mut cursor: Option<String> = None;
-        for _ in 0..100 {
-            let path = match &cursor {
-                Some(c) => format!("/v1/cases?awaiting=decision&limit=100&cursor={c}"),
-                None => "/v1/cases?awaiting=decision&limit=100".to_owned(),
-            };
-            let page = self.stack.api_call(Method::GET, &path, None).await?.expect(200, "the work queue")?;
-            for case in page.get("cases").and_then(Value::as_array).into_iter().flatten() {
-                queued.push((s(case, "caseSystemId").to_owned(), s(case, "suggestion").to_owned()));
-            }
-            match page.get("nextCursor").and_then(Value::as_str) {
-                Some(c) => cursor = Some(c.to_owned()),
-                None => break,
+        let queued: Vec<(String, String)> = self
+            .listed("awaiting=decision")
+            .await?
+            .iter()
+            .map(|c| (s(c, "caseSystemId").to_owned(), s(c, "suggestion").to_owned()))
+            .collect();
+        // Given up for want of a suggestion (the case's own `attention`) and undecided.
+        let given_up: Vec<String> =
+            self.listed("attention=no_suggestion").await?.iter().map(|c| s(c, "caseSystemId").to_owned()).collect();
+        let mut expected = Vec::new();
+        for id in ids {
+            let case = self.stack.get_case(id).await?.get("case").cloned().unwrap_or(Value::Null);
+            let flagged = case.pointer("/attention/reason").and_then(Value::as_str) == Some("no_suggestion");
+            if flagged && !case.get("decision").is_some_and(Value::is_string) {
+                expected.push((*id).to_owned());
             }
         }
+        let walked: Vec<String> = given_up.into_iter().filter(|id| ids.contains(&id.as_str())).collect();
+        ensure(walked == expected, || {
+            format!("attention=no_suggestion lists {walked:?} of the walked cases, expected {expected:?}")
+        })?;
+        // Every creation of the walk is linked by now: none is flagged unknown.
+        let unknown = self.listed("attention=unknown_creation").await?;
+        let ours: Vec<&str> =
+            unknown.iter().map(|c| s(c, "externalCaseId")).filter(|e| e.contains(&self.run)).collect();
+        ensure(ours.is_empty(), || format!("attention=unknown_creation still lists {ours:?}"))?;
         for id in ids {
             let view = self.stack.get_case(id).await?;
             let case = view.get("case").cloned().unwrap_or(Value::Null);
@@ -654,10 +664,30 @@ impl Walk {
             }
         }
         ok(format!(
-            "the work queue (GET /v1/cases?awaiting=decision) lists {} case(s); each walked case is there exactly when suggested and undecided",
-            queued.len()
+            "the work queue (GET /v1/cases?awaiting=decision) lists {} case(s); each walked case is there exactly when suggested and undecided; ?attention= flags {} of them given up and no unknown creation",
+            queued.len(),
+            expected.len()
         ));
         Ok(())
+    }
+
+    /// Every entry of `GET /v1/cases?<query>`, all pages.
+    async fn listed(&self, query: &str) -> Result<Vec<Value>> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..100 {
+            let path = match &cursor {
+                Some(c) => format!("/v1/cases?{query}&limit=100&cursor={c}"),
+                None => format!("/v1/cases?{query}&limit=100"),
+            };
+            let page = self.stack.api_call(Method::GET, &path, None).await?.expect(200, query)?;
+            all.extend(page.get("cases").and_then(Value::as_array).into_iter().flatten().cloned());
+            match page.get("nextCursor").and_then(Value::as_str) {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
+        }
+        Ok(all)
     }
 
     // ------------------------------------------------------------ events out

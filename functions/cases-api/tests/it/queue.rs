@@ -61,7 +61,7 @@ async fn suggested_undecided_cases_are_listed_oldest_first_without_personal_data
 
     // One suggestion only.
     let rejects = send(&app, &queue(&[("suggestion", "SUGGEST_TO_REJECT")])).await;
-    assert_eq!(ids(&rejects), [reject.clone()]);
+    assert_eq!(ids(&rejects), std::slice::from_ref(&reject));
 
     // A page at a time, the cursor bound to its filter.
     let mut seen = Vec::new();
@@ -108,5 +108,74 @@ async fn bad_work_queue_queries_are_400_naming_the_problem() {
     }
     // A cursor for every suggestion ("Q|*|2026#x") under a filter on one.
     let resp = send(&app, &queue(&[("suggestion", "NO_SUGGESTION"), ("cursor", "UXwqfDIwMjYjeA")])).await;
+    resp.expect_problem(400, "validation_failed");
+}
+
+fn flagged(flag: &str) -> Event {
+    Event::fixture("find-case.json").with_query(&[("attention", flag)])
+}
+
+#[tokio::test]
+async fn cases_given_up_for_want_of_a_suggestion_are_flagged_until_one_comes() {
+    let h = gateway_support::harness(|_| {}).await;
+    let app = app(&h);
+    let (id, _) = create(&app, Some(&case_body("flag-no-suggestion"))).await;
+    let (other, _) = create(&app, Some(&case_body("flag-still-asked"))).await;
+    let case: CaseSystemId = id.parse().unwrap();
+    let version = h.store.get_case(&case).await.unwrap().unwrap().version;
+    assert!(h.store.give_up_no_suggestion(&case, version, datetime!(2026-12-02 12:00 UTC)).await.unwrap());
+
+    let listed = send(&app, &flagged("no_suggestion")).await;
+    listed.expect(200);
+    assert_eq!(ids(&listed), std::slice::from_ref(&id), "{}", listed.text);
+    assert!(!ids(&listed).contains(&other));
+    let entry = &listed.json["cases"][0];
+    assert_eq!(entry["reason"], "no_suggestion");
+    assert_eq!(entry["externalCaseId"], "flag-no-suggestion");
+    assert_eq!(entry["awaitingSince"], "2026-12-02T12:00:00.000000Z");
+    assert_eq!(entry.get("suggestion"), None);
+
+    // A suggestion at last: off the flagged list, onto the work queue.
+    suggested(&h, &id, Suggestion::NoSuggestion, datetime!(2026-12-03 08:00 UTC)).await;
+    assert_eq!(ids(&send(&app, &flagged("no_suggestion")).await), Vec::<String>::new());
+    assert_eq!(ids(&send(&app, &queue(&[])).await), [id]);
+}
+
+#[tokio::test]
+async fn creations_of_unknown_outcome_are_flagged_without_an_id_until_linked() {
+    let h = gateway_support::harness(|c| c.create_answer = gateway_sandbox::CreateAnswerMode::Empty).await;
+    let app = app(&h);
+    send(&app, &Event::fixture("create-case.json").with_json(&case_body("flag-unknown"))).await.expect(202);
+
+    let listed = send(&app, &flagged("unknown_creation")).await;
+    listed.expect(200);
+    let entries = listed.json["cases"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{}", listed.text);
+    assert_eq!(entries[0]["externalCaseId"], "flag-unknown");
+    assert_eq!(entries[0]["caseSystemId"], Value::Null, "no id yet");
+    assert_eq!(entries[0]["reason"], "unknown_creation");
+
+    // Cabital's webhook (here, the store's link) names the case: no longer flagged.
+    let at_cabital = h.sandbox.cases_by_external_id("flag-unknown");
+    let id: CaseSystemId = at_cabital[0].case.case_system_id.to_string().parse().unwrap();
+    let ext = gateway_cabital::ExternalCaseId::parse("flag-unknown").unwrap();
+    h.store.resolve_unknown(&ext, &id, gateway_store::EventSource::Webhook, OffsetDateTime::now_utc()).await.unwrap();
+    assert_eq!(send(&app, &flagged("unknown_creation")).await.json["cases"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn bad_attention_queries_are_400() {
+    let h = gateway_support::harness(|_| {}).await;
+    let app = app(&h);
+    for query in [
+        vec![("attention", "everything")],
+        vec![("attention", "no_suggestion"), ("suggestion", "NO_SUGGESTION")],
+        vec![("attention", "no_suggestion"), ("awaiting", "decision")],
+    ] {
+        send(&app, &Event::fixture("find-case.json").with_query(&query)).await.expect_problem(400, "invalid_query");
+    }
+    // A work-queue cursor is not a flagged list's.
+    let query = [("attention", "unknown_creation"), ("cursor", "UXwqfDIwMjYjeA")];
+    let resp = send(&app, &Event::fixture("find-case.json").with_query(&query)).await;
     resp.expect_problem(400, "validation_failed");
 }

@@ -152,6 +152,9 @@ pub(super) fn created_update(ext: &ExternalCaseId, case_system_id: &CaseSystemId
         .set(attr::CASE_SYSTEM_ID, s(case_system_id.to_string()))
         .set(attr::UPDATED_AT, t(now))
         .set_attention(ext.as_str(), None);
+    for (name, value) in codec::unknown_creation_place(ext, None) {
+        expr.set_or_remove(name, value);
+    }
     expr
 }
 

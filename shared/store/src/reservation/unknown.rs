@@ -116,5 +116,8 @@ fn unknown_update(ext: &ExternalCaseId, now: OffsetDateTime) -> Expr {
     expr.set(attr::STATE, s(ExtState::Unknown.as_str()))
         .set(attr::UPDATED_AT, t(now))
         .set_attention(ext.as_str(), Some(&Attention::urgent(now)));
+    for (name, value) in codec::unknown_creation_place(ext, Some(now)) {
+        expr.set_or_remove(name, value);
+    }
     expr
 }
