@@ -113,8 +113,8 @@ impl Store {
             RemoteCheck::Refreshed => EventSource::Cabital,
             RemoteCheck::Reconciled => EventSource::Reconciler,
         };
+        let (_, event) = self.tx_event(&mut new, now, source, &detail)?;
         let case_update = self.tx_case_update(&new, expected_version)?;
-        let (_, event) = self.tx_event(&new, now, source, &detail)?;
         match self.transact(vec![case_update, event]).await {
             Ok(()) => {
                 tracing::info!(version = new.version, "remote state applied");
@@ -154,8 +154,8 @@ impl Store {
         new.version = current.version + 1;
         let waited_secs = u64::try_from((now - current.created_at).whole_seconds()).unwrap_or(0);
         let detail = EventDetail::SuggestionOverdue { waited_secs };
+        let (_, event) = self.tx_event(&mut new, now, EventSource::Reconciler, &detail)?;
         let case_update = self.tx_case_update(&new, expected_version)?;
-        let (_, event) = self.tx_event(&new, now, EventSource::Reconciler, &detail)?;
         match self.transact(vec![case_update, event]).await {
             Ok(()) => Ok(true),
             Err(TxError::Cancelled(r)) if r.condition_failed(0) => Err(conflict()),
@@ -290,8 +290,8 @@ impl Store {
             new.status = derive_status(new.suggestion, new.decision);
             new.updated_at = now;
             new.version = current.version + 1;
+            let (_, event) = self.tx_event(&mut new, now, source, detail)?;
             let case_update = self.tx_case_update(&new, current.version)?;
-            let (_, event) = self.tx_event(&new, now, source, detail)?;
             match self.transact(vec![case_update, event]).await {
                 Ok(()) => return Ok(new.version),
                 Err(TxError::Cancelled(r)) if r.condition_failed(0) || r.transient() => {

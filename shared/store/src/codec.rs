@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 
 use crate::error::StoreError;
 use crate::model::{
-    Attention, AttentionPriority, CaseRecord, CaseStatus, ChangedField, DecisionPending, Event, EventDetail, EventKind,
-    EventSource, ExtRecord, ExtState, NoticeReason, Origin, StateChange,
+    Attention, AttentionPriority, CaseRecord, CaseStatus, ChainLink, ChangedField, DecisionPending, Event, EventDetail,
+    EventKind, EventSource, ExtRecord, ExtState, NoticeReason, Origin, StateChange,
 };
 use crate::queue::Flag;
 use crate::schema::{
@@ -248,6 +248,7 @@ pub(crate) fn case_attributes(c: &CaseRecord) -> Vec<(&'static str, Option<Attri
         (attr::NO_SUGGESTION_SINCE, c.no_suggestion_since.map(t)),
         (attr::DECISION_PENDING, c.decision_pending.map(|p| s(p.decision.as_str()))),
         (attr::DECISION_PENDING_UNTIL, c.decision_pending.map(|p| t(p.until))),
+        (attr::CHAIN_HEAD, c.chain_head.as_deref().map(s)),
     ]);
     attributes.extend(queue_attributes(c));
     attributes
@@ -318,6 +319,7 @@ pub(crate) fn case_from_item(item: &Item) -> Result<CaseRecord, StoreError> {
             (None, None) => None,
             _ => return Err(StoreError::corrupt("case: decisionPending without decisionPendingUntil, or the reverse")),
         },
+        chain_head: r.opt_str(attr::CHAIN_HEAD)?.map(str::to_owned),
     })
 }
 
@@ -392,6 +394,7 @@ pub(crate) fn event_item(
     at: OffsetDateTime,
     source: EventSource,
     detail: &EventDetail,
+    link: &ChainLink,
 ) -> Item {
     let mut item = Item::new();
     item.insert(PK.into(), s(schema::case_pk(&case.case_system_id)));
@@ -406,6 +409,9 @@ pub(crate) fn event_item(
     item.insert(attr::CASE_SUGGESTION.into(), s(case.suggestion.map_or(NONE, |v| v.as_str())));
     item.insert(attr::CASE_DECISION.into(), s(case.decision.map_or(NONE, |v| v.as_str())));
     item.insert(attr::CASE_OGS.into(), s(if case.ogs { "ON" } else { "OFF" }));
+    item.insert(attr::PREV_HASH.into(), s(&link.prev_hash));
+    item.insert(attr::CONTENT_SHA256.into(), s(&link.content_sha256));
+    item.insert(attr::HASH.into(), s(&link.hash));
     let pii = |v: &Option<Pii<String>>| v.as_ref().map(|p| s(p.expose().as_str()));
     match detail {
         EventDetail::Created { submitted, response } => {
@@ -534,12 +540,78 @@ pub(crate) fn event_from_item(item: &Item) -> Result<Event, StoreError> {
         EventKind::OgsOff => EventDetail::OgsOff,
         EventKind::SuggestionOverdue => EventDetail::SuggestionOverdue { waited_secs: r.u64(attr::WAITED_SECS)? },
     };
+    let chain = match (r.opt_u64(attr::CASE_VERSION)?, r.opt_str(attr::HASH)?) {
+        (Some(case_version), Some(hash)) => Some(ChainLink {
+            case_version,
+            prev_hash: r.str(attr::PREV_HASH)?.to_owned(),
+            content_sha256: r.str(attr::CONTENT_SHA256)?.to_owned(),
+            hash: hash.to_owned(),
+        }),
+        _ => None,
+    };
     Ok(Event {
         event_id: r.str(SK)?.to_owned(),
         case_system_id,
         at: r.time(attr::AT)?,
         source: r.parsed(attr::SOURCE, EventSource::parse)?,
         detail,
+        chain,
+    })
+}
+
+/// What an event's chain link hashes (`gateway_evidence`, docs/evidence.md): its ids,
+/// time, kind, source, the case's version and what it records, as JSON. Never a value
+/// that changes after the event is written (a body's delivery count, its last delivery).
+pub(crate) fn event_content(
+    case_system_id: &CaseSystemId,
+    event_id: &str,
+    at: OffsetDateTime,
+    source: EventSource,
+    case_version: u64,
+    detail: &EventDetail,
+) -> serde_json::Value {
+    use serde_json::{Value, json};
+    let text = |p: &Option<Pii<String>>| p.as_ref().map(|p| p.expose().clone());
+    let comment = |c: &Option<Comment>| match c {
+        None => Value::Null,
+        Some(c) => match c.cut() {
+            None => json!(c.expose()),
+            Some(cut) => json!({"text": c.expose(), "fullBytes": cut.full_bytes, "fullSha256": cut.full_sha256}),
+        },
+    };
+    let details = match detail {
+        EventDetail::Created { submitted, response } => {
+            json!({"submitted": text(submitted), "response": text(response)})
+        }
+        EventDetail::Webhook { body, body_sha256, first_received_at, suggestion, .. } => json!({
+            "body": body.expose(), "bodySha256": body_sha256,
+            "firstReceivedAt": format_time(*first_received_at), "suggestion": suggestion.as_str(),
+        }),
+        EventDetail::UnverifiedNotice { body, body_sha256, first_received_at, reason, .. } => json!({
+            "body": body.expose(), "bodySha256": body_sha256,
+            "firstReceivedAt": format_time(*first_received_at), "reason": reason.as_str(),
+        }),
+        EventDetail::Refreshed(c) | EventDetail::Reconciled(c) => json!({
+            "fromSuggestion": c.from_suggestion.map(|v| v.as_str()),
+            "toSuggestion": c.to_suggestion.map(|v| v.as_str()),
+            "toSuggestionComment": comment(&c.to_suggestion_comment),
+            "toDecision": c.to_decision.map(|v| v.as_str()),
+            "toDecisionComment": comment(&c.to_decision_comment),
+            "toOgs": c.to_ogs,
+            "changed": c.changed.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
+        }),
+        EventDetail::Decision { decision, comment } => json!({"decision": decision.as_str(), "comment": text(comment)}),
+        EventDetail::OgsOn | EventDetail::OgsOff => json!({}),
+        EventDetail::SuggestionOverdue { waited_secs } => json!({"waitedSecs": waited_secs}),
+    };
+    json!({
+        "caseSystemId": case_system_id.to_string(),
+        "eventId": event_id,
+        "at": format_time(at),
+        "kind": detail.kind().as_str(),
+        "source": source.as_str(),
+        "caseVersion": case_version,
+        "details": details,
     })
 }
 
@@ -664,6 +736,7 @@ mod tests {
             ogs_checked_at: Some(now),
             no_suggestion_since: Some(now),
             decision_pending: Some(DecisionPending { decision: Decision::Reject, until: now }),
+            chain_head: Some("ab".repeat(32)),
         }
     }
 

@@ -226,6 +226,9 @@ pub struct CaseRecord {
     pub no_suggestion_since: Option<OffsetDateTime>,
     /// A decision sent to Cabital, not yet recorded; the case is urgent from its `until`.
     pub decision_pending: Option<DecisionPending>,
+    /// The `hash` of the case's last event: the next event's `prevHash` (the
+    /// tamper-evident chain, `gateway_evidence`); `None` before the first.
+    pub chain_head: Option<String>,
 }
 
 impl CaseRecord {
@@ -263,6 +266,7 @@ impl CaseRecord {
             ogs_checked_at: None,
             no_suggestion_since: None,
             decision_pending: None,
+            chain_head: None,
         }
     }
 
@@ -607,6 +611,19 @@ impl EventDetail {
     }
 }
 
+/// An event's place in its case's chain (`gateway_evidence`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainLink {
+    /// The case's version the event's write left it at: the chain's order.
+    pub case_version: u64,
+    /// The previous event's `hash` (`gateway_evidence::GENESIS` for the first).
+    pub prev_hash: String,
+    /// SHA-256 of the event's canonical content ([`Event::content`]).
+    pub content_sha256: String,
+    /// SHA-256 of `prev_hash ‖ content_sha256`.
+    pub hash: String,
+}
+
 /// One entry of a case's history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
@@ -620,12 +637,28 @@ pub struct Event {
     pub source: EventSource,
     /// What it records.
     pub detail: EventDetail,
+    /// Its link in the case's chain; `None` for an event written before the chain.
+    pub chain: Option<ChainLink>,
 }
 
 impl Event {
     /// The kind.
     pub fn kind(&self) -> EventKind {
         self.detail.kind()
+    }
+
+    /// What its chain link hashes ([`crate::codec::event_content`]); `None` without a
+    /// link.
+    pub fn content(&self) -> Option<serde_json::Value> {
+        let link = self.chain.as_ref()?;
+        Some(crate::codec::event_content(
+            &self.case_system_id,
+            &self.event_id,
+            self.at,
+            self.source,
+            link.case_version,
+            &self.detail,
+        ))
     }
 }
 

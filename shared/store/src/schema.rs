@@ -109,6 +109,12 @@ pub(crate) mod attr {
     pub(crate) const CASE_SUGGESTION: &str = "caseSuggestion";
     pub(crate) const CASE_DECISION: &str = "caseDecision";
     pub(crate) const CASE_OGS: &str = "caseOgs";
+    // The tamper-evident chain (`gateway_evidence`): on the case, its last event's hash;
+    // on each event, its link.
+    pub(crate) const CHAIN_HEAD: &str = "chainHead";
+    pub(crate) const PREV_HASH: &str = "prevHash";
+    pub(crate) const CONTENT_SHA256: &str = "contentSha256";
+    pub(crate) const HASH: &str = "hash";
     /// On a de-duplication item: the sort key of the event it counts deliveries on.
     pub(crate) const EVENT_SK: &str = "eventSk";
 

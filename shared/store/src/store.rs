@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use crate::codec::{self, Expr, Item, n, s};
 use crate::error::{StoreError, TxError, from_sdk, from_transact};
-use crate::model::{CaseRecord, EventDetail, EventSource, ExtRecord};
+use crate::model::{CaseRecord, ChainLink, EventDetail, EventSource, ExtRecord};
 use crate::schema::{self, PK, SK, attr};
 
 /// The KYC table: cases, their events, external-id reservations, webhook de-duplication.
@@ -167,16 +167,25 @@ impl Store {
     }
 
     /// A new event for a transaction that leaves its case as `case` (at `case.version`):
-    /// its sort key is unique, so the Put only creates.
+    /// its sort key is unique, so the Put only creates. It is linked to the case's chain
+    /// (`prevHash` the case's `chain_head`), and `case.chain_head` becomes its hash: build
+    /// the case's write after this, in the same transaction, conditional on the version
+    /// read, so that concurrent writers make one chain.
     pub(crate) fn tx_event(
         &self,
-        case: &CaseRecord,
+        case: &mut CaseRecord,
         at: OffsetDateTime,
         source: EventSource,
         detail: &EventDetail,
     ) -> Result<(String, TransactWriteItem), StoreError> {
         let sk = codec::event_sk(at, detail.kind());
-        let item = codec::event_item(case, &sk, at, source, detail);
+        let prev_hash = case.chain_head.clone().unwrap_or_else(|| gateway_evidence::GENESIS.to_owned());
+        let content = codec::event_content(&case.case_system_id, &sk, at, source, case.version, detail);
+        let content_sha256 = gateway_evidence::content_sha256(&content);
+        let hash = gateway_evidence::link(&prev_hash, &content_sha256);
+        let link = ChainLink { case_version: case.version, prev_hash, content_sha256, hash: hash.clone() };
+        case.chain_head = Some(hash);
+        let item = codec::event_item(case, &sk, at, source, detail, &link);
         Ok((sk.clone(), self.tx_put_new(item)?))
     }
 

@@ -92,15 +92,21 @@ impl Store {
             {
                 tracing::warn!("webhook names another externalCaseId than the stored case");
             }
-            let (case_after, case_write) = self.webhook_case_write(receipt, case.as_ref(), now)?;
+            let mut case_after = case_after_webhook(receipt, case.as_ref(), now);
 
             let (mut items, recorded) = match dedupe.map(|item| read_dedupe(&item)).transpose()? {
                 None => (
-                    self.first_delivery(receipt, &case_after, &dedupe_sk, case_write, now)?,
+                    self.first_delivery(receipt, case.as_ref(), &mut case_after, &dedupe_sk, now)?,
                     WebhookRecorded { first_delivery: true, deliveries: 1, case_was_known: case_known, replay: false },
                 ),
                 Some(seen) => (
-                    self.repeat_delivery(&case_pk, &dedupe_sk, &seen, case_write, now)?,
+                    self.repeat_delivery(
+                        &case_pk,
+                        &dedupe_sk,
+                        &seen,
+                        self.webhook_case_write(receipt, case.as_ref(), &case_after)?,
+                        now,
+                    )?,
                     WebhookRecorded {
                         first_delivery: false,
                         deliveries: seen.deliveries.saturating_add(1),
@@ -136,9 +142,9 @@ impl Store {
     fn first_delivery(
         &self,
         receipt: &WebhookReceipt,
-        case_after: &CaseRecord,
+        current: Option<&CaseRecord>,
+        case_after: &mut CaseRecord,
         dedupe_sk: &str,
-        case_write: TransactWriteItem,
         now: OffsetDateTime,
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
         let detail = match receipt.notice {
@@ -162,6 +168,7 @@ impl Store {
             },
         };
         let (event_sk, event) = self.tx_event(case_after, now, EventSource::Webhook, &detail)?;
+        let case_write = self.webhook_case_write(receipt, current, case_after)?;
         let dedupe = Item::from([
             (PK.to_owned(), s(schema::case_pk(&receipt.case_system_id))),
             (SK.to_owned(), s(dedupe_sk)),
@@ -215,45 +222,58 @@ impl Store {
         self.tx_put(item, &condition, &expr)
     }
 
-    /// The case's part of a delivery: flag a known case for refresh (urgent) at the
-    /// version read, or create an unknown one from the webhook. Returns the case as the
-    /// write leaves it (for its event's snapshot) and the write.
+    /// The case's part of a delivery, leaving it as `after` ([`case_after_webhook`],
+    /// linked to the chain if the delivery adds an event): a known case is flagged for
+    /// refresh (urgent) at the version read; an unknown one is created from the webhook.
     fn webhook_case_write(
         &self,
         receipt: &WebhookReceipt,
         current: Option<&CaseRecord>,
-        now: OffsetDateTime,
-    ) -> Result<(CaseRecord, TransactWriteItem), StoreError> {
+        after: &CaseRecord,
+    ) -> Result<TransactWriteItem, StoreError> {
         let id = receipt.case_system_id;
-        if let Some(current) = current {
-            let attention = Attention::urgent(now);
-            let mut expr = Expr::new();
-            expr.set(attr::NEEDS_REFRESH, AttributeValue::Bool(true))
-                .set_attention(&id.to_string(), Some(&attention))
-                .set(attr::UPDATED_AT, t(now))
-                .add(attr::VERSION, n(1));
-            // At the version read: the event written with it then names the case's
-            // exact version (a writer in between makes the delivery read again).
-            let condition = format!("{} = {}", expr.name(attr::VERSION), expr.value(n(current.version)));
+        let Some(current) = current else {
+            return self.tx_put_new(codec::case_item(after));
+        };
+        let mut expr = Expr::new();
+        expr.set(attr::NEEDS_REFRESH, AttributeValue::Bool(true))
+            .set_attention(&id.to_string(), after.attention.as_ref())
+            .set(attr::UPDATED_AT, t(after.updated_at))
+            .add(attr::VERSION, n(1));
+        if after.chain_head != current.chain_head
+            && let Some(head) = &after.chain_head
+        {
+            expr.set(attr::CHAIN_HEAD, s(head.as_str()));
+        }
+        // At the version read: the event written with it then names the case's exact
+        // version and links to its chain (a writer in between makes the delivery read
+        // again).
+        let condition = format!("{} = {}", expr.name(attr::VERSION), expr.value(n(current.version)));
+        self.tx_update(Self::case_key(&id), &expr, &condition)
+    }
+}
+
+/// The case as a delivery leaves it: a known one flagged for refresh and urgent, one
+/// version on; an unknown one created from the webhook (origin `WEBHOOK`, version 1).
+fn case_after_webhook(receipt: &WebhookReceipt, current: Option<&CaseRecord>, now: OffsetDateTime) -> CaseRecord {
+    match current {
+        Some(current) => {
             let mut after = current.clone();
             after.needs_refresh = true;
-            after.attention = Some(attention);
+            after.attention = Some(Attention::urgent(now));
             after.updated_at = now;
             after.version = current.version + 1;
-            Ok((after, self.tx_update(Self::case_key(&id), &expr, &condition)?))
-        } else {
-            let case = CaseRecord::new(
-                id,
-                receipt.external_case_id.clone(),
-                Origin::Webhook,
-                None,
-                receipt.suggestion,
-                receipt.suggestion_comment.clone(),
-                now,
-            );
-            let write = self.tx_put_new(codec::case_item(&case))?;
-            Ok((case, write))
+            after
         }
+        None => CaseRecord::new(
+            receipt.case_system_id,
+            receipt.external_case_id.clone(),
+            Origin::Webhook,
+            None,
+            receipt.suggestion,
+            receipt.suggestion_comment.clone(),
+            now,
+        ),
     }
 }
 

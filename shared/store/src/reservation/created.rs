@@ -48,23 +48,19 @@ impl Store {
             let mut expr = created_update(ext, &id, now);
             let condition = held_in(&mut expr, token, &[ExtState::Pending, ExtState::Unknown]);
             let ext_update = self.tx_update(Self::ext_key(ext), &expr, &condition)?;
-            let (case, case_write) = match &existing {
-                None => {
-                    let case = new_case(created, now);
-                    let write = self.tx_put_new(codec::case_item(&case))?;
-                    (case, write)
-                }
-                Some(current) => {
-                    let case = merge_created(current, created, now);
-                    let write = self.tx_case_update(&case, current.version)?;
-                    (case, write)
-                }
+            let mut case = match &existing {
+                None => new_case(created, now),
+                Some(current) => merge_created(current, created, now),
             };
             let detail = EventDetail::Created {
                 submitted: Some(created.submitted_json.clone()),
                 response: Some(created.response_json.clone()),
             };
-            let (_, event) = self.tx_event(&case, now, EventSource::Api, &detail)?;
+            let (_, event) = self.tx_event(&mut case, now, EventSource::Api, &detail)?;
+            let case_write = match &existing {
+                None => self.tx_put_new(codec::case_item(&case))?,
+                Some(current) => self.tx_case_update(&case, current.version)?,
+            };
 
             match self.transact(vec![ext_update, case_write, event]).await {
                 Ok(()) => {

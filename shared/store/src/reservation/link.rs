@@ -132,33 +132,33 @@ impl Store {
         let ext_update = self.tx_update(Self::ext_key(&rec.external_case_id), &expr, &condition)?;
 
         let screen_type = rec.submitted.as_ref().and_then(screen_type_of);
-        let (case, case_write) = match self.get_case(case_system_id).await? {
+        let current = self.get_case(case_system_id).await?;
+        let mut case = match &current {
             Some(current) => {
                 let mut new = current.clone();
                 new.origin = Origin::Api;
                 new.screen_type = new.screen_type.or(screen_type);
                 new.updated_at = now;
                 new.version = current.version + 1;
-                let write = self.tx_case_update(&new, current.version)?;
-                (new, write)
+                new
             }
-            None => {
-                // Known only from the reservation: Cabital's current state must be read.
-                let new = CaseRecord::new(
-                    *case_system_id,
-                    rec.external_case_id.clone(),
-                    Origin::Api,
-                    screen_type,
-                    None,
-                    None,
-                    now,
-                );
-                let write = self.tx_put_new(codec::case_item(&new))?;
-                (new, write)
-            }
+            // Known only from the reservation: Cabital's current state must be read.
+            None => CaseRecord::new(
+                *case_system_id,
+                rec.external_case_id.clone(),
+                Origin::Api,
+                screen_type,
+                None,
+                None,
+                now,
+            ),
         };
         let detail = EventDetail::Created { submitted: rec.submitted.clone(), response: None };
-        let (_, event) = self.tx_event(&case, now, source, &detail)?;
+        let (_, event) = self.tx_event(&mut case, now, source, &detail)?;
+        let case_write = match &current {
+            Some(current) => self.tx_case_update(&case, current.version)?,
+            None => self.tx_put_new(codec::case_item(&case))?,
+        };
         debug_assert_eq!(detail.kind(), EventKind::Created);
         self.transact(vec![ext_update, case_write, event]).await
     }

@@ -153,3 +153,56 @@ async fn concurrent_writers_each_name_a_distinct_version() {
     assert_eq!(versions.last(), Some(&last), "the newest names the case's version");
     assert_eq!(versions.first(), Some(&(last - 6)), "no version skipped: one event per write");
 }
+
+/// The case's events, in version order, make one unbroken chain ending at the case's head.
+async fn assert_one_chain(store: &Store, id: &gateway_cabital::CaseSystemId) -> usize {
+    let page = store.timeline(id, gateway_store::TimelineOrder::Oldest, 100, None).await.unwrap();
+    let mut events = page.events;
+    events.sort_by_key(|e| e.chain.as_ref().expect("every event is linked").case_version);
+    let mut prev = gateway_evidence::GENESIS.to_owned();
+    for e in &events {
+        let link = e.chain.as_ref().unwrap();
+        assert_eq!(link.prev_hash, prev, "{} links to the event before it", e.event_id);
+        let content = e.content().unwrap();
+        assert_eq!(link.content_sha256, gateway_evidence::content_sha256(&content), "{}: its content", e.event_id);
+        assert_eq!(link.hash, gateway_evidence::link(&prev, &link.content_sha256));
+        assert_eq!(content["caseVersion"], link.case_version);
+        prev = link.hash.clone();
+    }
+    let case = store.get_case(id).await.unwrap().unwrap();
+    assert_eq!(case.chain_head.as_deref(), Some(prev.as_str()), "the case holds the last hash");
+    events.len()
+}
+
+#[tokio::test]
+async fn a_cases_events_make_one_chain_even_with_concurrent_writers() {
+    let store = fresh_store().await;
+    let (ext, id) = create_case(&store, at(0)).await;
+    store.record_webhook(&receipt(id, &ext, Suggestion::SuggestToReject, "listed"), at(10)).await.unwrap();
+    store.record_decision(&id, Decision::Reject, Some(Pii("confirmed".into())), at(20)).await.unwrap();
+    assert_eq!(assert_one_chain(&store, &id).await, 3);
+
+    // A case first known from a webhook starts its chain there.
+    let (ext2, id2) = (new_ext(), new_case_id());
+    store.record_webhook(&receipt(id2, &ext2, Suggestion::SuggestToAccept, "clear"), at(0)).await.unwrap();
+    assert_eq!(assert_one_chain(&store, &id2).await, 1);
+
+    // Writers racing on one case still make one chain.
+    let (ext3, id3) = create_case(&store, at(0)).await;
+    let webhooks = (0..3).map(|i| {
+        let store = store.clone();
+        let ext = ext3.clone();
+        async move {
+            let r = receipt(id3, &ext, Suggestion::SuggestToAccept, &format!("comment {i}"));
+            until_won(|| store.record_webhook(&r, at(10 + i))).await;
+        }
+    });
+    let ogs = (0..3).map(|i| {
+        let store = store.clone();
+        async move {
+            until_won(|| store.record_ogs(&id3, i % 2 == 0, at(10 + i))).await;
+        }
+    });
+    futures::join!(futures::future::join_all(webhooks), futures::future::join_all(ogs));
+    assert_eq!(assert_one_chain(&store, &id3).await, 7);
+}
