@@ -7,6 +7,7 @@
 //! | `GET /v1/cases?externalCaseId=...` | find a case by the partner's id |
 //! | `GET /v1/cases?awaiting=decision` | the work queue: suggested, not decided, oldest first |
 //! | `GET /v1/cases?attention=...` | what the gateway flags: unknown creations, cases without a suggestion |
+//! | `GET /v1/cases/{id}/evidence` | the case and its whole tamper-evident timeline, for `doctor evidence verify` |
 //! | `GET /v1/cases/{caseSystemId}` | the case and its timeline (`live`, `order`, `limit`, `cursor`) |
 //! | `POST` / `DELETE /v1/cases/{caseSystemId}/ogs` | ongoing screening on / off |
 //! | `POST /v1/cases/{caseSystemId}/decision` | the partner's final decision |
@@ -49,6 +50,7 @@ enum Route {
     OgsOn,
     OgsOff,
     Decision,
+    Evidence,
     Unknown,
 }
 
@@ -103,6 +105,7 @@ const ROUTES: &[(&str, &str, Route)] = &[
     ("POST", "/v1/cases/{caseSystemId}/ogs", Route::OgsOn),
     ("DELETE", "/v1/cases/{caseSystemId}/ogs", Route::OgsOff),
     ("POST", "/v1/cases/{caseSystemId}/decision", Route::Decision),
+    ("GET", "/v1/cases/{caseSystemId}/evidence", Route::Evidence),
 ];
 
 /// The one path parameter.
@@ -180,6 +183,7 @@ async fn route(app: &App, request: &Request, deadline: Deadline, ids: &mut Ids) 
         Route::OgsOn => ogs(app, &id, true, deadline, ids).await,
         Route::OgsOff => ogs(app, &id, false, deadline, ids).await,
         Route::Decision => decide(app, request, &id, deadline, ids).await,
+        Route::Evidence => evidence(app, &id, ids).await,
         Route::Unknown => Err(problem(ErrorCode::RouteNotFound)),
     };
     match result {
@@ -352,6 +356,14 @@ async fn get(
     let view = app.gateway.get_case(id, query, deadline).await.map_err(failed)?;
     ids.external_case_id = Some(view.case.external_case_id.to_string());
     Ok(json_response(200, &view))
+}
+
+/// `GET /v1/cases/{id}/evidence`: the case and its whole chained timeline.
+async fn evidence(app: &App, raw_id: &str, ids: &mut Ids) -> Result<http::Response<String>, Problem> {
+    let id = case_id(raw_id, ids)?;
+    let document = app.gateway.evidence(id).await.map_err(failed)?;
+    ids.external_case_id = document.pointer("/case/externalCaseId").and_then(Value::as_str).map(str::to_owned);
+    Ok(json_response(200, &document))
 }
 
 async fn ogs(

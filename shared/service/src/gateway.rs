@@ -303,6 +303,27 @@ impl Gateway {
         Ok(WorkQueue::from(&page))
     }
 
+    /// `GET /v1/cases/{id}/evidence`: the case and its whole timeline as one document,
+    /// in chain order, each event with its content and its link (`gateway_evidence`,
+    /// docs/evidence.md), for `doctor evidence verify` to check offline.
+    pub async fn evidence(&self, id: CaseSystemId) -> Result<Value, GatewayError> {
+        let case = self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
+        let mut events = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .timeline(&id, TimelineOrder::Oldest, gateway_store::MAX_TIMELINE_PAGE, cursor.as_deref())
+                .await?;
+            events.extend(page.events);
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        Ok(crate::views::evidence(&case, &mut events, now()))
+    }
+
     /// `GET /v1/cases?externalCaseId=`.
     pub async fn find_by_external_id(&self, ext: &ExternalCaseId) -> Result<ExternalLookup, GatewayError> {
         let Some(record) = self.store.get_external(ext).await? else {

@@ -401,3 +401,39 @@ impl From<&gateway_store::QueuePage> for WorkQueue {
         }
     }
 }
+
+/// The evidence export of a case: the case, then every event in chain order (the case's
+/// version) with what its link hashes (`content`) and the link itself; `chain` names the
+/// algorithm, the genesis and the head. `gateway_evidence::verify` checks it offline.
+pub(crate) fn evidence(case: &CaseRecord, events: &mut [Event], exported_at: time::OffsetDateTime) -> Value {
+    events.sort_by_key(|e| e.chain.as_ref().map_or(0, |l| l.case_version));
+    let linked: Vec<Value> = events
+        .iter()
+        .map(|e| match (&e.chain, e.content()) {
+            (Some(link), Some(content)) => json!({
+                "eventId": e.event_id,
+                "at": format_time(e.at),
+                "kind": e.kind().as_str(),
+                "caseVersion": link.case_version,
+                "prevHash": link.prev_hash,
+                "contentSha256": link.content_sha256,
+                "hash": link.hash,
+                "content": content,
+            }),
+            // Written before the chain: shown, and named by the check as unlinked.
+            _ => json!({"eventId": e.event_id, "at": format_time(e.at), "kind": e.kind().as_str(), "content": null}),
+        })
+        .collect();
+    json!({
+        "case": CaseView::from(case),
+        "chain": {
+            "algorithm": "SHA-256",
+            "canonicalForm": "docs/evidence.md",
+            "genesis": gateway_evidence::GENESIS,
+            "head": case.chain_head,
+            "events": linked.len(),
+        },
+        "events": linked,
+        "exportedAt": format_time(exported_at),
+    })
+}

@@ -80,13 +80,14 @@ const FUNCTIONS: [(&str, &str); 3] =
     [("CasesApiFunction", "cases-api"), ("WebhookFunction", "webhook"), ("ReconcileFunction", "reconcile")];
 
 /// The cases API's routes (functions/cases-api/src/lib.rs, `route`), all IAM-signed.
-const CASES_API_ROUTES: [(&str, &str); 6] = [
+const CASES_API_ROUTES: [(&str, &str); 7] = [
     ("POST", "/v1/cases"),
     ("GET", "/v1/cases"),
     ("GET", "/v1/cases/{caseSystemId}"),
     ("POST", "/v1/cases/{caseSystemId}/ogs"),
     ("DELETE", "/v1/cases/{caseSystemId}/ogs"),
     ("POST", "/v1/cases/{caseSystemId}/decision"),
+    ("GET", "/v1/cases/{caseSystemId}/evidence"),
 ];
 
 /// The one public route: Cabital cannot sign with SigV4; the function verifies its

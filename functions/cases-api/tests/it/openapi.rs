@@ -89,6 +89,7 @@ async fn the_documented_routes_are_the_handlers_routes() {
         ("DELETE", "/v1/cases/{caseSystemId}/ogs"),
         ("GET", "/v1/cases"),
         ("GET", "/v1/cases/{caseSystemId}"),
+        ("GET", "/v1/cases/{caseSystemId}/evidence"),
         ("POST", "/v1/cases"),
         ("POST", "/v1/cases/{caseSystemId}/decision"),
         ("POST", "/v1/cases/{caseSystemId}/ogs"),
