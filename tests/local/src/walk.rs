@@ -121,6 +121,7 @@ impl Walk {
             self.late_retries_counted(&first).await?;
         }
         self.work_queue(&[&first, &second]).await?;
+        self.evidence(&[&first, &second]).await?;
 
         header(9, STEPS, "Every timeline event on the bus (stream -> pipe -> rule -> queue)");
         match &self.events {
@@ -668,6 +669,27 @@ impl Walk {
             queued.len(),
             expected.len()
         ));
+        Ok(())
+    }
+
+    /// Each case's evidence export (`GET /v1/cases/{id}/evidence`) verifies offline, and
+    /// holds exactly its timeline.
+    async fn evidence(&self, ids: &[&str]) -> Result<()> {
+        for id in ids {
+            let export = self.stack.api_call(Method::GET, &format!("/v1/cases/{id}/evidence"), None).await?;
+            let export = export.expect(200, "the evidence export")?;
+            let verified = gateway_evidence::verify(&export).map_err(|b| Failure(format!("case {id}: {b}")))?;
+            let shown = self.stack.get_case(id).await?;
+            let timeline = events(&shown).len();
+            ensure(verified.events == timeline, || {
+                format!("case {id}: the evidence export holds {} events, the timeline {timeline}", verified.events)
+            })?;
+            ok(format!(
+                "case {id}: the evidence export verifies: {} events, one chain, head {}",
+                verified.events,
+                &verified.head[..12]
+            ));
+        }
         Ok(())
     }
 

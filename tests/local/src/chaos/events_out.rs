@@ -80,6 +80,17 @@ impl Chaos {
             format!("{} of the run's {created} cases found at the sandbox with a timeline here", timelines.len())
         })?;
         let tally = events::check(&mut inbox, &schemas, &source, &timelines, false, Duration::from_secs(120)).await?;
+        // Every case's chain, as its evidence export (GET /v1/cases/{id}/evidence) shows
+        // it, verifies: concurrent writers made one chain per case.
+        let mut linked = 0;
+        for (id, _) in &timelines {
+            let path = format!("/v1/cases/{id}/evidence");
+            let export =
+                self.stack.api_call(reqwest::Method::GET, &path, None).await?.expect(200, "the evidence export")?;
+            let verified = gateway_evidence::verify(&export).map_err(|b| Failure(format!("case {id}: {b}")))?;
+            linked += verified.events;
+        }
+        crate::ensure(linked == total, || format!("the evidence exports hold {linked} events, the timelines {total}"))?;
         let phantoms = events::phantoms(&inbox, &timelines);
         crate::ensure(phantoms.is_empty(), || {
             format!(
@@ -89,7 +100,7 @@ impl Chaos {
             )
         })?;
         Ok(format!(
-            "{} cases, {total} timeline events: each on the bus ({} more than once, same id), valid against docs/events/, one version each; 0 events without a timeline entry ({:.1} s)",
+            "{} cases, {total} timeline events: each on the bus ({} more than once, same id), valid against docs/events/, one version each; 0 events without a timeline entry; every case's evidence export verifies, one chain each ({:.1} s)",
             timelines.len(),
             tally.repeated,
             started.elapsed().as_secs_f64()

@@ -360,7 +360,7 @@ impl Chaos {
         self.check_replay().await;
 
         // ---- 4. events out
-        header(4, STEPS, "Every case's timeline events on the bus (stream -> pipe -> rule -> queue)");
+        header(4, STEPS, "Every case's timeline events on the bus, and its chain verified from its evidence export");
         self.check_events_out().await;
 
         // ---- 5. the figures and the log audit
