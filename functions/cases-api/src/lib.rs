@@ -7,7 +7,8 @@
 //! | `GET /v1/cases?externalCaseId=...` | find a case by the partner's id |
 //! | `GET /v1/cases?awaiting=decision` | the work queue: suggested, not decided, oldest first |
 //! | `GET /v1/cases?attention=...` | what the gateway flags: unknown creations, cases without a suggestion |
-//! | `GET /v1/cases/{id}/evidence` | the case and its whole tamper-evident timeline, for `doctor evidence verify` |
+//! | `GET /v1/cases/{id}/evidence` | the case and its whole tamper-evident timeline, for `evidence-verify` |
+//! | `DELETE /v1/cases/{id}/personal-data` | erase the case's personal data here (its own route, for IAM) |
 //! | `GET /v1/cases/{caseSystemId}` | the case and its timeline (`live`, `order`, `limit`, `cursor`) |
 //! | `POST` / `DELETE /v1/cases/{caseSystemId}/ogs` | ongoing screening on / off |
 //! | `POST /v1/cases/{caseSystemId}/decision` | the partner's final decision |
@@ -51,6 +52,7 @@ enum Route {
     OgsOff,
     Decision,
     Evidence,
+    Erase,
     Unknown,
 }
 
@@ -106,6 +108,7 @@ const ROUTES: &[(&str, &str, Route)] = &[
     ("DELETE", "/v1/cases/{caseSystemId}/ogs", Route::OgsOff),
     ("POST", "/v1/cases/{caseSystemId}/decision", Route::Decision),
     ("GET", "/v1/cases/{caseSystemId}/evidence", Route::Evidence),
+    ("DELETE", "/v1/cases/{caseSystemId}/personal-data", Route::Erase),
 ];
 
 /// The one path parameter.
@@ -184,6 +187,7 @@ async fn route(app: &App, request: &Request, deadline: Deadline, ids: &mut Ids) 
         Route::OgsOff => ogs(app, &id, false, deadline, ids).await,
         Route::Decision => decide(app, request, &id, deadline, ids).await,
         Route::Evidence => evidence(app, &id, ids).await,
+        Route::Erase => erase(app, &id, ids).await,
         Route::Unknown => Err(problem(ErrorCode::RouteNotFound)),
     };
     match result {
@@ -364,6 +368,14 @@ async fn evidence(app: &App, raw_id: &str, ids: &mut Ids) -> Result<http::Respon
     let document = app.gateway.evidence(id).await.map_err(failed)?;
     ids.external_case_id = document.pointer("/case/externalCaseId").and_then(Value::as_str).map(str::to_owned);
     Ok(json_response(200, &document))
+}
+
+/// `DELETE /v1/cases/{id}/personal-data`: its own route, so that IAM can grant it to
+/// few (infra/README.md).
+async fn erase(app: &App, raw_id: &str, ids: &mut Ids) -> Result<http::Response<String>, Problem> {
+    let id = case_id(raw_id, ids)?;
+    let erased = app.gateway.erase(id).await.map_err(failed)?;
+    Ok(json_response(200, &erased))
 }
 
 async fn ogs(

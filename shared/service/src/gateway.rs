@@ -23,7 +23,8 @@ use time::OffsetDateTime;
 use crate::error::GatewayError;
 use crate::settings::{InitError, Settings};
 use crate::views::{
-    AwaitingCaseId, CaseView, CaseWithTimeline, CreateOutcome, Created, EventView, ExternalLookup, WorkQueue,
+    AwaitingCaseId, CaseView, CaseWithTimeline, CreateOutcome, Created, ErasureView, EventView, ExternalLookup,
+    WorkQueue,
 };
 
 /// How a timeline is read.
@@ -305,7 +306,7 @@ impl Gateway {
 
     /// `GET /v1/cases/{id}/evidence`: the case and its whole timeline as one document,
     /// in chain order, each event with its content and its link (`gateway_evidence`,
-    /// docs/evidence.md), for `doctor evidence verify` to check offline.
+    /// docs/evidence.md), for `evidence-verify` to check offline.
     pub async fn evidence(&self, id: CaseSystemId) -> Result<Value, GatewayError> {
         let case = self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
         let mut events = Vec::new();
@@ -322,6 +323,23 @@ impl Gateway {
             }
         }
         Ok(crate::views::evidence(&case, &mut events, now()))
+    }
+
+    /// `DELETE /v1/cases/{id}/personal-data`: erases the case's personal data here
+    /// (names, dates of birth, countries, comments, webhook bodies), keeping its ids,
+    /// decisions, times and hashes, and appends an ERASED event. Cabital's copy is
+    /// Cabital's. Safe to repeat.
+    pub async fn erase(&self, id: CaseSystemId) -> Result<ErasureView, GatewayError> {
+        let erasure = self.store.erase_personal_data(&id, now()).await.map_err(|e| match e {
+            StoreError::NotFound(_) => GatewayError::CaseNotFound,
+            other => other.into(),
+        })?;
+        Ok(ErasureView {
+            case_system_id: id,
+            erased_at: gateway_store::format_time(erasure.erased_at),
+            items_erased: erasure.items_erased,
+            already_erased: erasure.already,
+        })
     }
 
     /// `GET /v1/cases?externalCaseId=`.

@@ -20,5 +20,5 @@ pub use reconcile::{ReconcileError, Summary};
 pub use settings::{InitError, MAX_BODY_BYTES, MAX_NO_SUGGESTION_GIVE_UP, ReconcileSettings, Settings};
 pub use settings::{WebhookAuth, WebhookSettings};
 pub use views::{AttentionView, AwaitingCaseId, CASE_SYSTEM_ID_PENDING, CreateOutcome};
-pub use views::{CaseView, CaseWithTimeline, Created, EventView, ExternalLookup, QueuedCase, WorkQueue};
+pub use views::{CaseView, CaseWithTimeline, Created, ErasureView, EventView, ExternalLookup, QueuedCase, WorkQueue};
 pub use webhook::{Accepted, Delivery, RefreshOutcome, Verification, WebhookError};

@@ -208,6 +208,7 @@ impl From<&Event> for EventView {
             }
             EventDetail::OgsOn | EventDetail::OgsOff => json!({}),
             EventDetail::SuggestionOverdue { waited_secs } => json!({"waitedSecs": waited_secs}),
+            EventDetail::Erased { items_erased } => json!({"itemsErased": items_erased}),
         };
         EventView {
             event_id: e.event_id.clone(),
@@ -410,22 +411,30 @@ pub(crate) fn evidence(case: &CaseRecord, events: &mut [Event], exported_at: tim
     let linked: Vec<Value> = events
         .iter()
         .map(|e| match (&e.chain, e.content()) {
-            (Some(link), Some(content)) => json!({
-                "eventId": e.event_id,
-                "at": format_time(e.at),
-                "kind": e.kind().as_str(),
-                "caseVersion": link.case_version,
-                "prevHash": link.prev_hash,
-                "contentSha256": link.content_sha256,
-                "hash": link.hash,
-                "content": content,
-            }),
+            (Some(link), Some(content)) => {
+                let mut v = json!({
+                    "eventId": e.event_id,
+                    "at": format_time(e.at),
+                    "kind": e.kind().as_str(),
+                    "caseVersion": link.case_version,
+                    "prevHash": link.prev_hash,
+                    "contentSha256": link.content_sha256,
+                    "hash": link.hash,
+                    "content": content,
+                });
+                // Its personal fields were replaced: its link stands on its kept hash.
+                if e.erased {
+                    v["erased"] = json!(true);
+                }
+                v
+            }
             // Written before the chain: shown, and named by the check as unlinked.
             _ => json!({"eventId": e.event_id, "at": format_time(e.at), "kind": e.kind().as_str(), "content": null}),
         })
         .collect();
     json!({
         "case": CaseView::from(case),
+        "erasedAt": case.erased_at.map(format_time),
         "chain": {
             "algorithm": "SHA-256",
             "canonicalForm": "docs/evidence.md",
@@ -436,4 +445,18 @@ pub(crate) fn evidence(case: &CaseRecord, events: &mut [Event], exported_at: tim
         "events": linked,
         "exportedAt": format_time(exported_at),
     })
+}
+
+/// The answer to `DELETE /v1/cases/{id}/personal-data`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErasureView {
+    /// The case.
+    pub case_system_id: CaseSystemId,
+    /// When its personal data was erased (the first time, for a repeat).
+    pub erased_at: String,
+    /// Items rewritten by this call (0 for a repeat).
+    pub items_erased: u64,
+    /// Whether it had been erased already (nothing was written).
+    pub already_erased: bool,
 }

@@ -37,6 +37,20 @@ impl Store {
     ) -> Result<Applied, StoreError> {
         let conflict = || StoreError::VersionConflict { case_system_id: *id, expected: expected_version };
         let current = self.case_at_version(id, expected_version).await?;
+        // A case whose personal data was erased keeps none that Cabital sends again: its
+        // comments stay erased (a comment that comes or goes still counts as a change).
+        let erased_remote;
+        let remote = if current.erased_at.is_some() {
+            let erased = || Some(gateway_cabital::Comment::from(Pii(crate::erasure::ERASED.to_owned())));
+            erased_remote = RemoteState {
+                suggestion_comment: remote.suggestion_comment.as_ref().and_then(|_| erased()),
+                decision_comment: remote.decision_comment.as_ref().and_then(|_| erased()),
+                ..remote.clone()
+            };
+            &erased_remote
+        } else {
+            remote
+        };
 
         let mut changed = Vec::new();
         if current.suggestion != remote.suggestion {
@@ -274,7 +288,7 @@ impl Store {
 
     /// Read, change, write back at the read version with an event; re-read on a lost
     /// race.
-    async fn versioned_with_event(
+    pub(crate) async fn versioned_with_event(
         &self,
         id: &CaseSystemId,
         now: OffsetDateTime,

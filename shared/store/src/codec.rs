@@ -249,6 +249,7 @@ pub(crate) fn case_attributes(c: &CaseRecord) -> Vec<(&'static str, Option<Attri
         (attr::DECISION_PENDING, c.decision_pending.map(|p| s(p.decision.as_str()))),
         (attr::DECISION_PENDING_UNTIL, c.decision_pending.map(|p| t(p.until))),
         (attr::CHAIN_HEAD, c.chain_head.as_deref().map(s)),
+        (attr::ERASED_AT, c.erased_at.map(t)),
     ]);
     attributes.extend(queue_attributes(c));
     attributes
@@ -320,6 +321,7 @@ pub(crate) fn case_from_item(item: &Item) -> Result<CaseRecord, StoreError> {
             _ => return Err(StoreError::corrupt("case: decisionPending without decisionPendingUntil, or the reverse")),
         },
         chain_head: r.opt_str(attr::CHAIN_HEAD)?.map(str::to_owned),
+        erased_at: r.opt_time(attr::ERASED_AT)?,
     })
 }
 
@@ -453,6 +455,9 @@ pub(crate) fn event_item(
         EventDetail::SuggestionOverdue { waited_secs } => {
             item.insert(attr::WAITED_SECS.into(), n(*waited_secs));
         }
+        EventDetail::Erased { items_erased } => {
+            item.insert(attr::ITEMS_ERASED.into(), n(*items_erased));
+        }
     }
     item
 }
@@ -539,6 +544,7 @@ pub(crate) fn event_from_item(item: &Item) -> Result<Event, StoreError> {
         EventKind::OgsOn => EventDetail::OgsOn,
         EventKind::OgsOff => EventDetail::OgsOff,
         EventKind::SuggestionOverdue => EventDetail::SuggestionOverdue { waited_secs: r.u64(attr::WAITED_SECS)? },
+        EventKind::Erased => EventDetail::Erased { items_erased: r.u64(attr::ITEMS_ERASED)? },
     };
     let chain = match (r.opt_u64(attr::CASE_VERSION)?, r.opt_str(attr::HASH)?) {
         (Some(case_version), Some(hash)) => Some(ChainLink {
@@ -556,6 +562,7 @@ pub(crate) fn event_from_item(item: &Item) -> Result<Event, StoreError> {
         source: r.parsed(attr::SOURCE, EventSource::parse)?,
         detail,
         chain,
+        erased: r.bool_or_false(attr::ERASED)?,
     })
 }
 
@@ -603,6 +610,7 @@ pub(crate) fn event_content(
         EventDetail::Decision { decision, comment } => json!({"decision": decision.as_str(), "comment": text(comment)}),
         EventDetail::OgsOn | EventDetail::OgsOff => json!({}),
         EventDetail::SuggestionOverdue { waited_secs } => json!({"waitedSecs": waited_secs}),
+        EventDetail::Erased { items_erased } => json!({"itemsErased": items_erased}),
     };
     json!({
         "caseSystemId": case_system_id.to_string(),
@@ -737,6 +745,7 @@ mod tests {
             no_suggestion_since: Some(now),
             decision_pending: Some(DecisionPending { decision: Decision::Reject, until: now }),
             chain_head: Some("ab".repeat(32)),
+            erased_at: Some(now),
         }
     }
 

@@ -30,6 +30,7 @@ mod backoff;
 mod cases;
 mod client;
 mod codec;
+mod erasure;
 mod error;
 mod index;
 mod model;
@@ -43,6 +44,7 @@ mod webhook;
 pub use backoff::{Deferral, IndexSlot};
 pub use cases::MAX_TIMELINE_PAGE;
 pub use client::{MAX_ATTEMPTS, StoreTimeouts, dynamodb_client, dynamodb_client_with};
+pub use erasure::{ERASED, Erasure};
 pub use error::StoreError;
 pub use index::{MAX_DUE_COUNT, MAX_INDEX_PAGE};
 pub use model::{

@@ -90,6 +90,9 @@ stored_enum!(
         OgsOff = "OGS_OFF",
         /// No suggestion came for too long: the reconciler stopped asking (reported once).
         SuggestionOverdue = "SUGGESTION_OVERDUE",
+        /// The case's personal data was erased on request (its ids, decisions, times
+        /// and hashes kept).
+        Erased = "ERASED",
     }
 );
 
@@ -229,6 +232,8 @@ pub struct CaseRecord {
     /// The `hash` of the case's last event: the next event's `prevHash` (the
     /// tamper-evident chain, `gateway_evidence`); `None` before the first.
     pub chain_head: Option<String>,
+    /// When its personal data was erased on request.
+    pub erased_at: Option<OffsetDateTime>,
 }
 
 impl CaseRecord {
@@ -267,6 +272,7 @@ impl CaseRecord {
             no_suggestion_since: None,
             decision_pending: None,
             chain_head: None,
+            erased_at: None,
         }
     }
 
@@ -592,6 +598,11 @@ pub enum EventDetail {
         /// How long after the case's creation it was given up, in seconds.
         waited_secs: u64,
     },
+    /// The case's personal data was erased.
+    Erased {
+        /// How many of its items held personal data and were rewritten.
+        items_erased: u64,
+    },
 }
 
 impl EventDetail {
@@ -607,6 +618,7 @@ impl EventDetail {
             EventDetail::OgsOn => EventKind::OgsOn,
             EventDetail::OgsOff => EventKind::OgsOff,
             EventDetail::SuggestionOverdue { .. } => EventKind::SuggestionOverdue,
+            EventDetail::Erased { .. } => EventKind::Erased,
         }
     }
 }
@@ -639,6 +651,9 @@ pub struct Event {
     pub detail: EventDetail,
     /// Its link in the case's chain; `None` for an event written before the chain.
     pub chain: Option<ChainLink>,
+    /// Its personal data was erased: its content no longer hashes to its link's
+    /// `content_sha256`, which stays.
+    pub erased: bool,
 }
 
 impl Event {

@@ -115,6 +115,10 @@ pub(crate) mod attr {
     pub(crate) const PREV_HASH: &str = "prevHash";
     pub(crate) const CONTENT_SHA256: &str = "contentSha256";
     pub(crate) const HASH: &str = "hash";
+    // Erasure: on the case, when; on an event, that its personal fields were replaced.
+    pub(crate) const ERASED_AT: &str = "erasedAt";
+    pub(crate) const ERASED: &str = "erased";
+    pub(crate) const ITEMS_ERASED: &str = "itemsErased";
     /// On a de-duplication item: the sort key of the event it counts deliveries on.
     pub(crate) const EVENT_SK: &str = "eventSk";
 

@@ -1,7 +1,7 @@
 //! Webhook deliveries: durable first, one event per distinct body, counted deliveries.
 
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
-use gateway_cabital::CaseSystemId;
+use gateway_cabital::{CaseSystemId, Pii};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -147,9 +147,15 @@ impl Store {
         dedupe_sk: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        // A case whose personal data was erased keeps no body delivered after: its hash
+        // (kept) still de-duplicates it.
+        let body = match current {
+            Some(c) if c.erased_at.is_some() => Pii(crate::erasure::ERASED.to_owned()),
+            _ => receipt.body.clone(),
+        };
         let detail = match receipt.notice {
             None => EventDetail::Webhook {
-                body: receipt.body.clone(),
+                body: body.clone(),
                 body_sha256: receipt.body_sha256.clone(),
                 deliveries: 1,
                 first_received_at: now,
@@ -159,7 +165,7 @@ impl Store {
                     .ok_or_else(|| StoreError::Invalid("a verified webhook reports a suggestion".into()))?,
             },
             Some(reason) => EventDetail::UnverifiedNotice {
-                body: receipt.body.clone(),
+                body,
                 body_sha256: receipt.body_sha256.clone(),
                 deliveries: 1,
                 first_received_at: now,

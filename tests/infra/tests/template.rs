@@ -80,7 +80,7 @@ const FUNCTIONS: [(&str, &str); 3] =
     [("CasesApiFunction", "cases-api"), ("WebhookFunction", "webhook"), ("ReconcileFunction", "reconcile")];
 
 /// The cases API's routes (functions/cases-api/src/lib.rs, `route`), all IAM-signed.
-const CASES_API_ROUTES: [(&str, &str); 7] = [
+const CASES_API_ROUTES: [(&str, &str); 8] = [
     ("POST", "/v1/cases"),
     ("GET", "/v1/cases"),
     ("GET", "/v1/cases/{caseSystemId}"),
@@ -88,6 +88,7 @@ const CASES_API_ROUTES: [(&str, &str); 7] = [
     ("DELETE", "/v1/cases/{caseSystemId}/ogs"),
     ("POST", "/v1/cases/{caseSystemId}/decision"),
     ("GET", "/v1/cases/{caseSystemId}/evidence"),
+    ("DELETE", "/v1/cases/{caseSystemId}/personal-data"),
 ];
 
 /// The one public route: Cabital cannot sign with SigV4; the function verifies its
@@ -1701,5 +1702,34 @@ fn a_leaky_or_overprivileged_or_deaf_pipe_is_caught() {
     });
     caught(check_case_events, "no alarm", |t| {
         resources_mut(t).remove("CaseEventsDeadLetterAlarm");
+    });
+}
+
+// ---------------------------------------------------------------- erasure (#17)
+
+/// Erasure has its own IAM-authorized route, so that an IAM policy can grant
+/// `execute-api:Invoke` on `.../DELETE/v1/cases/*/personal-data` to few: no other route
+/// (a catch-all, a shared path) may reach it.
+#[test]
+fn erasure_is_its_own_iam_authorized_route() {
+    let t = load();
+    let (routes, _) = routes(&t);
+    let erase: Vec<_> = routes.iter().filter(|(_, p, _)| p.ends_with("/personal-data")).collect();
+    assert_eq!(
+        erase,
+        [&("DELETE".to_owned(), "/v1/cases/{caseSystemId}/personal-data".to_owned(), "AWS_IAM".to_owned())]
+    );
+    let events = &t["Resources"]["CasesApiFunction"]["Properties"]["Events"];
+    assert_eq!(events["ErasePersonalData"]["Properties"]["Path"], "/v1/cases/{caseSystemId}/personal-data");
+    caught(check_routes, "the API's routes differ", |t| {
+        t["Resources"]["CasesApiFunction"]["Properties"]["Events"].as_object_mut().unwrap().remove("ErasePersonalData");
+    });
+    caught(check_routes, "the API's routes differ", |t| {
+        t["Resources"]["CasesApiFunction"]["Properties"]["Events"]["ErasePersonalData"]["Properties"]["Path"] =
+            json!("/v1/cases/{proxy+}");
+    });
+    caught(check_routes, "is not IAM-authorized", |t| {
+        t["Resources"]["CasesApiFunction"]["Properties"]["Events"]["ErasePersonalData"]["Properties"]["Auth"]["Authorizer"] =
+            json!("NONE");
     });
 }

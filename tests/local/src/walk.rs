@@ -122,6 +122,7 @@ impl Walk {
         }
         self.work_queue(&[&first, &second]).await?;
         self.evidence(&[&first, &second]).await?;
+        self.erasure(&second).await?;
 
         header(9, STEPS, "Every timeline event on the bus (stream -> pipe -> rule -> queue)");
         match &self.events {
@@ -690,6 +691,37 @@ impl Walk {
                 &verified.head[..12]
             ));
         }
+        Ok(())
+    }
+
+    /// `DELETE /v1/cases/{id}/personal-data`: the case keeps its ids and state, loses its
+    /// personal data, gets an ERASED event; its evidence still verifies; a repeat is a
+    /// no-op.
+    async fn erasure(&self, id: &str) -> Result<()> {
+        let path = format!("/v1/cases/{id}/personal-data");
+        let erased = self.stack.api_call(Method::DELETE, &path, None).await?.expect(200, "the erasure")?;
+        ensure(erased.get("alreadyErased") == Some(&json!(false)), || format!("first erasure: {erased}"))?;
+        let view = self.stack.get_case(id).await?;
+        let timeline = events(&view);
+        let kinds: Vec<&str> = timeline.iter().map(|e| s(e, "kind")).collect();
+        ensure(kinds.last() == Some(&"ERASED"), || format!("case {id}: no ERASED event last: {kinds:?}"))?;
+        let created = timeline.iter().find(|e| s(e, "kind") == "CREATED").cloned().unwrap_or(Value::Null);
+        let submitted = created.pointer("/details/submitted").cloned().unwrap_or(Value::Null);
+        ensure(submitted == Value::Null || submitted == json!("[erased]"), || {
+            format!("case {id}: the submitted body is still there after the erasure")
+        })?;
+        let export = self.stack.api_call(Method::GET, &format!("/v1/cases/{id}/evidence"), None).await?;
+        let export = export.expect(200, "the evidence export")?;
+        let verified =
+            gateway_evidence::verify(&export).map_err(|b| Failure(format!("case {id} after erasure: {b}")))?;
+        let again = self.stack.api_call(Method::DELETE, &path, None).await?.expect(200, "the erasure again")?;
+        ensure(again.get("alreadyErased") == Some(&json!(true)), || format!("second erasure: {again}"))?;
+        ok(format!(
+            "case {id}: personal data erased ({} items), ERASED event last, evidence still verifies ({} events, {} erased), a repeat is a no-op",
+            erased.get("itemsErased").and_then(Value::as_u64).unwrap_or(0),
+            verified.events,
+            verified.erased
+        ));
         Ok(())
     }
 

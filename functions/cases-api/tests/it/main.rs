@@ -6,6 +6,7 @@ mod common;
 mod create_answer;
 mod deadline;
 mod edges;
+mod erasure;
 mod evidence;
 mod idempotency;
 mod openapi;

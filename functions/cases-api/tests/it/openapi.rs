@@ -87,6 +87,7 @@ fn the_examples_in_the_document_conform_to_their_schemas() {
 async fn the_documented_routes_are_the_handlers_routes() {
     let expected: Vec<(String, String)> = [
         ("DELETE", "/v1/cases/{caseSystemId}/ogs"),
+        ("DELETE", "/v1/cases/{caseSystemId}/personal-data"),
         ("GET", "/v1/cases"),
         ("GET", "/v1/cases/{caseSystemId}"),
         ("GET", "/v1/cases/{caseSystemId}/evidence"),
