@@ -13,10 +13,6 @@ fn erase(id: &str) -> Event {
     Event::for_case("get-case.json", id).with_path(&format!("/v1/cases/{id}/personal-data")).with_method("DELETE")
 }
 
-fn evidence_of(id: &str) -> Event {
-    Event::for_case("get-case.json", id).with_path(&format!("/v1/cases/{id}/evidence")).routed()
-}
-
 /// Every string attribute of every item, as one text.
 async fn everything_stored(h: &gateway_support::Harness) -> String {
     format!("{:?}", table_items(&h.store).await)

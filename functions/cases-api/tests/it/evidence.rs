@@ -7,10 +7,6 @@ use gateway_cabital::{CaseSystemId, Decision, Pii, Suggestion};
 use gateway_store::{RemoteCheck, RemoteState};
 use time::OffsetDateTime;
 
-fn evidence_of(id: &str) -> Event {
-    Event::for_case("get-case.json", id).with_path(&format!("/v1/cases/{id}/evidence")).routed()
-}
-
 #[tokio::test]
 async fn the_export_verifies_and_a_hand_edit_in_the_table_is_named() {
     let h = gateway_support::harness(|_| {}).await;

@@ -122,11 +122,9 @@ async fn until_won<T, F: std::future::Future<Output = Result<T, StoreError>>>(wr
     panic!("still losing races after 20 tries");
 }
 
-#[tokio::test]
-async fn concurrent_writers_each_name_a_distinct_version() {
-    let store = fresh_store().await;
-    let (ext, id) = create_case(&store, at(0)).await;
-    // Webhooks (distinct bodies) and ongoing-screening writes race on one case.
+/// Three webhooks (distinct bodies) and three ongoing-screening writes race on one case,
+/// each tried again while it loses.
+async fn race_on(store: &Store, ext: &gateway_cabital::ExternalCaseId, id: gateway_cabital::CaseSystemId) {
     let webhooks = (0..3).map(|i| {
         let store = store.clone();
         let ext = ext.clone();
@@ -142,6 +140,13 @@ async fn concurrent_writers_each_name_a_distinct_version() {
         }
     });
     futures::join!(futures::future::join_all(webhooks), futures::future::join_all(ogs));
+}
+
+#[tokio::test]
+async fn concurrent_writers_each_name_a_distinct_version() {
+    let store = fresh_store().await;
+    let (ext, id) = create_case(&store, at(0)).await;
+    race_on(&store, &ext, id).await;
 
     let items = event_items(&store, &id).await;
     assert_eq!(items.len(), 7, "CREATED, 3 webhooks, 3 ogs writes");
@@ -189,20 +194,6 @@ async fn a_cases_events_make_one_chain_even_with_concurrent_writers() {
 
     // Writers racing on one case still make one chain.
     let (ext3, id3) = create_case(&store, at(0)).await;
-    let webhooks = (0..3).map(|i| {
-        let store = store.clone();
-        let ext = ext3.clone();
-        async move {
-            let r = receipt(id3, &ext, Suggestion::SuggestToAccept, &format!("comment {i}"));
-            until_won(|| store.record_webhook(&r, at(10 + i))).await;
-        }
-    });
-    let ogs = (0..3).map(|i| {
-        let store = store.clone();
-        async move {
-            until_won(|| store.record_ogs(&id3, i % 2 == 0, at(10 + i))).await;
-        }
-    });
-    futures::join!(futures::future::join_all(webhooks), futures::future::join_all(ogs));
+    race_on(&store, &ext3, id3).await;
     assert_eq!(assert_one_chain(&store, &id3).await, 7);
 }

@@ -412,3 +412,8 @@ pub async fn stored_case(store: &gateway_store::Store, id: &str) -> gateway_stor
 pub fn sandbox_case(h: &gateway_support::Harness, id: &str) -> gateway_sandbox::CaseState {
     h.sandbox.case(id.parse().expect("a case id")).expect("the sandbox has the case")
 }
+
+/// `GET /v1/cases/{id}/evidence`.
+pub fn evidence_of(id: &str) -> Event {
+    Event::for_case("get-case.json", id).with_path(&format!("/v1/cases/{id}/evidence")).routed()
+}
