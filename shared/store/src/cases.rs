@@ -6,14 +6,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gateway_cabital::{CaseSystemId, Decision, Pii};
 use time::OffsetDateTime;
 
-use crate::codec::{self, Expr, s};
+use crate::codec;
 use crate::error::{StoreError, TxError};
 use crate::model::{
     Applied, CaseRecord, ChangedField, EventDetail, EventSource, RemoteCheck, RemoteState, StateChange, TimelineOrder,
     TimelinePage, derive_status,
 };
 use crate::retry::{CONFLICT_ATTEMPTS, Retry};
-use crate::schema::{self, PK, SK};
+use crate::schema;
 use crate::store::Store;
 
 /// The most events one timeline page returns.
@@ -329,25 +329,11 @@ impl Store {
     ) -> Result<TimelinePage, StoreError> {
         let limit = limit.clamp(1, MAX_TIMELINE_PAGE);
         let start = cursor.map(|c| decode_cursor(id, c)).transpose()?;
-        let mut expr = Expr::new();
-        let condition = format!(
-            "{} = {} AND begins_with({}, {})",
-            expr.name(PK),
-            expr.value(s(schema::case_pk(id))),
-            expr.name(SK),
-            expr.value(s(schema::EVENT_PREFIX)),
-        );
         // One more than asked: whether a next page exists is then known without an
         // extra (possibly empty) round trip.
         let out = self
-            .client()
-            .query()
-            .table_name(self.table_name())
-            .key_condition_expression(condition)
-            .set_expression_attribute_names(expr.names())
-            .set_expression_attribute_values(expr.values())
+            .case_partition_query(id, Some(schema::EVENT_PREFIX))
             .scan_index_forward(order == TimelineOrder::Oldest)
-            .consistent_read(true)
             .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start.map(|sk| Self::key(schema::case_pk(id), &sk)))
             .send()

@@ -104,16 +104,8 @@ impl Store {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
         loop {
-            let mut expr = Expr::new();
-            let condition = format!("{} = {}", expr.name(PK), expr.value(s(schema::case_pk(id))));
             let page = self
-                .client()
-                .query()
-                .table_name(self.table_name())
-                .key_condition_expression(condition)
-                .set_expression_attribute_names(expr.names())
-                .set_expression_attribute_values(expr.values())
-                .consistent_read(true)
+                .case_partition_query(id, None)
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await

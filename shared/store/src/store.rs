@@ -191,6 +191,27 @@ impl Store {
 
     // ------------------------------------------------------------ reads
 
+    /// A consistent Query of the case's partition, its sort keys beginning with
+    /// `sk_prefix` when given: the timeline's pages and erasure's sweep.
+    pub(crate) fn case_partition_query(
+        &self,
+        id: &CaseSystemId,
+        sk_prefix: Option<&str>,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        let mut expr = Expr::new();
+        let mut condition = format!("{} = {}", expr.name(PK), expr.value(s(schema::case_pk(id))));
+        if let Some(prefix) = sk_prefix {
+            condition.push_str(&format!(" AND begins_with({}, {})", expr.name(SK), expr.value(s(prefix))));
+        }
+        self.client
+            .query()
+            .table_name(self.table_name())
+            .key_condition_expression(condition)
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .consistent_read(true)
+    }
+
     /// The case, read consistently.
     #[tracing::instrument(skip_all, fields(case_system_id = %id), err)]
     pub async fn get_case(&self, id: &CaseSystemId) -> Result<Option<CaseRecord>, StoreError> {
