@@ -106,7 +106,8 @@ impl Gateway {
     pub async fn new(settings: &Settings, sdk: &aws_config::SdkConfig) -> Result<Self, InitError> {
         let cabital = settings.cabital.client(settings.cabital.credential_store(sdk))?;
         let client = gateway_store::dynamodb_client_with(sdk, settings.store).await;
-        Ok(Gateway { store: Store::new(client, settings.table.clone()), cabital, store_timeouts: settings.store })
+        let store = Store::new(client, settings.table.clone()).with_retention(settings.retention);
+        Ok(Gateway { store, cabital, store_timeouts: settings.store })
     }
 
     /// The deadline of a Cabital call made by an invocation that ends by `deadline`: a

@@ -12,7 +12,7 @@ use std::time::Duration;
 use gateway_cabital::CabitalError;
 use gateway_runtime::settings::{AwsSettings, CabitalSettings, Env, SettingError, one_of};
 use gateway_signing::CredentialsError;
-use gateway_store::StoreTimeouts;
+use gateway_store::{Retention, StoreTimeouts};
 
 /// The largest request body the cases API reads, and the webhook's default bound.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -37,6 +37,10 @@ pub struct Settings {
     pub webhook: WebhookSettings,
     /// `RECONCILE_*`: the reconciler's.
     pub reconcile: ReconcileSettings,
+    /// `RETENTION_DAYS`: how long a case is kept after its last write (its decision, or
+    /// its last activity when never decided), in days (default 1827, five years; 1 to
+    /// 36500). Every item of a case carries the table's TTL from it.
+    pub retention: Retention,
 }
 
 impl Settings {
@@ -54,6 +58,7 @@ impl Settings {
             store: store_timeouts(env)?,
             webhook: WebhookSettings::read(env)?,
             reconcile: ReconcileSettings::read(env)?,
+            retention: retention(env)?,
         };
         settings.check_ranges()?;
         Ok(settings)
@@ -127,6 +132,15 @@ pub enum InitError {
     /// The Cabital secret could not be read.
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
+}
+
+/// `RETENTION_DAYS`, within its range.
+fn retention(env: &Env) -> Result<Retention, SettingError> {
+    let days = env.parsed_or("RETENTION_DAYS", Retention::DEFAULT_DAYS)?;
+    Retention::days(days).ok_or_else(|| SettingError::Invalid {
+        name: "RETENTION_DAYS",
+        reason: format!("must be {} to {} days, is {days}", Retention::MIN_DAYS, Retention::MAX_DAYS),
+    })
 }
 
 fn store_timeouts(env: &Env) -> Result<StoreTimeouts, SettingError> {
@@ -348,6 +362,8 @@ mod tests {
         assert_eq!(s.webhook, WebhookSettings::default());
         assert_eq!(s.webhook.max_body_bytes, 64 * 1024);
         assert_eq!(s.reconcile, ReconcileSettings::default());
+        assert_eq!(s.retention, Retention::default());
+        assert_eq!(s.retention.as_days(), 1827);
     }
 
     #[test]
@@ -374,8 +390,10 @@ mod tests {
             ("RECONCILE_NO_SUGGESTION_GIVE_UP_SECS", "10"),
             ("RECONCILE_SCHEDULE", "rate(2 hours)"),
             ("RECONCILE_BACKOFF_MAX_SECS", "11"),
+            ("RETENTION_DAYS", "2190"),
         ])
         .unwrap();
+        assert_eq!(s.retention.as_days(), 2190);
         let secs = Duration::from_secs;
         assert_eq!(s.table, "other");
         assert_eq!((s.store.attempt, s.store.operation), (Duration::from_millis(4500), Duration::from_millis(4500)));
@@ -428,6 +446,9 @@ mod tests {
             ),
             ("RECONCILE_SCHEDULE", "rate(0 minutes)", "must be 1 minute to a year, not \"rate(0 minutes)\""),
             ("RECONCILE_BACKOFF_MAX_SECS", "0", "must be 1 to 31622400 seconds, is 0"),
+            ("RETENTION_DAYS", "0", "must be 1 to 36500 days, is 0"),
+            ("RETENTION_DAYS", "36501", "must be 1 to 36500 days, is 36501"),
+            ("RETENTION_DAYS", "5y", "invalid digit found in string"),
         ] {
             assert_eq!(error(&[(name, value)]), format!("setting {name} is invalid: {reason}"));
         }

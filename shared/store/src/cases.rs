@@ -100,6 +100,7 @@ impl Store {
         } else if new.no_suggestion_since.is_some() && new.decision_pending.is_none() {
             new.attention = None;
         }
+        self.retain(Some(&current), &mut new, now).await?;
 
         if changed.is_empty() {
             let (expr, condition) = Self::case_update_expr(&new, expected_version);
@@ -166,6 +167,7 @@ impl Store {
         new.attention = None;
         new.updated_at = now;
         new.version = current.version + 1;
+        self.retain(Some(&current), &mut new, now).await?;
         let waited_secs = u64::try_from((now - current.created_at).whole_seconds()).unwrap_or(0);
         let detail = EventDetail::SuggestionOverdue { waited_secs };
         let (_, event) = self.tx_event(&mut new, now, EventSource::Reconciler, &detail)?;
@@ -231,6 +233,7 @@ impl Store {
             }
             new.updated_at = now;
             new.version = current.version + 1;
+            self.retain(Some(&current), &mut new, now).await?;
             let (expr, condition) = Self::case_update_expr(&new, current.version);
             match self.update_item(Self::case_key(id), &expr, &condition).await {
                 Ok(_) => return Ok(new.version),
@@ -304,6 +307,7 @@ impl Store {
             new.status = derive_status(new.suggestion, new.decision);
             new.updated_at = now;
             new.version = current.version + 1;
+            self.retain(Some(&current), &mut new, now).await?;
             let (_, event) = self.tx_event(&mut new, now, source, detail)?;
             let case_update = self.tx_case_update(&new, current.version)?;
             match self.transact(vec![case_update, event]).await {

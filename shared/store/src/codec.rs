@@ -80,6 +80,18 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A time held as Unix seconds (the TTL attribute).
+    pub(crate) fn opt_unix(&self, attr: &str) -> Result<Option<OffsetDateTime>, StoreError> {
+        self.opt_u64(attr)?
+            .map(|secs| {
+                i64::try_from(secs)
+                    .ok()
+                    .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
+                    .ok_or_else(|| self.err(attr, "is out of range"))
+            })
+            .transpose()
+    }
+
     pub(crate) fn u64(&self, attr: &str) -> Result<u64, StoreError> {
         self.opt_u64(attr)?.ok_or_else(|| self.err(attr, "is missing"))
     }
@@ -180,6 +192,16 @@ pub(crate) fn t(v: OffsetDateTime) -> AttributeValue {
     AttributeValue::S(format_time(v))
 }
 
+/// Unix seconds, as the TTL attribute holds them (times before 1970 do not occur here).
+pub(crate) fn unix_secs(at: OffsetDateTime) -> u64 {
+    u64::try_from(at.unix_timestamp()).unwrap_or(0)
+}
+
+/// A time as the TTL attribute holds it: a Number of Unix seconds.
+pub(crate) fn unix(at: OffsetDateTime) -> AttributeValue {
+    n(unix_secs(at))
+}
+
 /// Puts `value` under `attr` when present.
 /// The attributes of a cut comment's map.
 const COMMENT_TEXT: &str = "text";
@@ -250,6 +272,7 @@ pub(crate) fn case_attributes(c: &CaseRecord) -> Vec<(&'static str, Option<Attri
         (attr::DECISION_PENDING_UNTIL, c.decision_pending.map(|p| t(p.until))),
         (attr::CHAIN_HEAD, c.chain_head.as_deref().map(s)),
         (attr::ERASED_AT, c.erased_at.map(t)),
+        (attr::EXPIRES_AT, c.expires_at.map(unix)),
     ]);
     attributes.extend(queue_attributes(c));
     attributes
@@ -322,6 +345,7 @@ pub(crate) fn case_from_item(item: &Item) -> Result<CaseRecord, StoreError> {
         },
         chain_head: r.opt_str(attr::CHAIN_HEAD)?.map(str::to_owned),
         erased_at: r.opt_time(attr::ERASED_AT)?,
+        expires_at: r.opt_unix(attr::EXPIRES_AT)?,
     })
 }
 
@@ -341,6 +365,7 @@ pub(crate) fn ext_item(e: &ExtRecord) -> Item {
     put_opt(&mut item, attr::LINKED_AT, e.linked_at.map(t));
     item.insert(attr::CREATED_AT.into(), t(e.created_at));
     item.insert(attr::UPDATED_AT.into(), t(e.updated_at));
+    put_opt(&mut item, attr::EXPIRES_AT, e.expires_at.map(unix));
     for (attr, value) in attention_attributes(e.external_case_id.as_str(), e.attention.as_ref()) {
         put_opt(&mut item, attr, value);
     }
@@ -369,6 +394,7 @@ pub(crate) fn ext_from_item(item: &Item) -> Result<ExtRecord, StoreError> {
         created_at: r.time(attr::CREATED_AT)?,
         updated_at: r.time(attr::UPDATED_AT)?,
         attention: r.attention()?,
+        expires_at: r.opt_unix(attr::EXPIRES_AT)?,
     })
 }
 
@@ -414,6 +440,8 @@ pub(crate) fn event_item(
     item.insert(attr::PREV_HASH.into(), s(&link.prev_hash));
     item.insert(attr::CONTENT_SHA256.into(), s(&link.content_sha256));
     item.insert(attr::HASH.into(), s(&link.hash));
+    // The case's retention bound: the event is kept as long as its case.
+    put_opt(&mut item, attr::EXPIRES_AT, case.expires_at.map(unix));
     let pii = |v: &Option<Pii<String>>| v.as_ref().map(|p| s(p.expose().as_str()));
     match detail {
         EventDetail::Created { submitted, response } => {
@@ -746,6 +774,7 @@ mod tests {
             decision_pending: Some(DecisionPending { decision: Decision::Reject, until: now }),
             chain_head: Some("ab".repeat(32)),
             erased_at: Some(now),
+            expires_at: Some(datetime!(2031-12-01 00:00:00 UTC)),
         }
     }
 
@@ -757,6 +786,8 @@ mod tests {
         assert_eq!(item["attnAt"].as_s().unwrap(), "1#2026-11-29T01:02:03.123456Z");
         assert!(item["attnShard"].as_s().unwrap().starts_with("ATTN#"));
         assert!(!item.contains_key("decisionComment"));
+        // The TTL attribute is a Number of Unix seconds, as DynamoDB's TTL reads it.
+        assert_eq!(item["expiresAt"].as_n().unwrap(), "1953849600");
     }
 
     #[test]

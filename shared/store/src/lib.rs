@@ -36,6 +36,7 @@ mod index;
 mod model;
 mod queue;
 mod reservation;
+mod retention;
 mod retry;
 mod schema;
 mod store;
@@ -54,6 +55,7 @@ pub use model::{
     TimelinePage, WebhookReceipt, WebhookRecorded,
 };
 pub use queue::{Flag, MAX_QUEUE_PAGE, QueueEntry, QueueList, QueuePage};
+pub use retention::Retention;
 pub use retry::{CONFLICT_ATTEMPTS, Retry};
 pub use schema::{
     ATTENTION_INDEX, ATTN_AT, ATTN_SHARD, AttributeDef, IndexDefinition, KeyElement, KeyRole, OGS_CHECKED_AT,

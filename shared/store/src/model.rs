@@ -234,6 +234,10 @@ pub struct CaseRecord {
     pub chain_head: Option<String>,
     /// When its personal data was erased on request.
     pub erased_at: Option<OffsetDateTime>,
+    /// Its retention bound (the table's TTL attribute, whole seconds): DynamoDB deletes
+    /// the case after it, and every other item of the case carries it or later
+    /// ([`crate::Retention`]). `None` only on a case not yet written.
+    pub expires_at: Option<OffsetDateTime>,
 }
 
 impl CaseRecord {
@@ -273,6 +277,7 @@ impl CaseRecord {
             decision_pending: None,
             chain_head: None,
             erased_at: None,
+            expires_at: None,
         }
     }
 
@@ -358,6 +363,9 @@ pub struct ExtRecord {
     pub updated_at: OffsetDateTime,
     /// Membership of the attention index (while `PENDING` or `UNKNOWN`).
     pub attention: Option<Attention>,
+    /// Its retention bound (the table's TTL attribute): its last write plus the
+    /// retention; once it names a case, the case's bound, moved with it.
+    pub expires_at: Option<OffsetDateTime>,
 }
 
 impl ExtRecord {

@@ -383,9 +383,11 @@ pub(crate) fn notice_sk(body_sha256: &str) -> String {
 }
 /// The item that spaces out the reads of a case from Cabital that notices cause.
 pub(crate) const REFETCH_SK: &str = "REFETCH";
+/// The sort-key prefix of a signature pair's replay guard.
+pub(crate) const SEEN_PREFIX: &str = "SEEN#";
 /// `SEEN#<sha256 of a verified signature pair>`: the pair's replay guard.
 pub(crate) fn seen_sk(pair_sha256: &str) -> String {
-    format!("SEEN#{pair_sha256}")
+    format!("{SEEN_PREFIX}{pair_sha256}")
 }
 /// `ATTN#<n>`
 pub(crate) fn attn_shard(n: u8) -> String {

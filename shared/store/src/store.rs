@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use crate::codec::{self, Expr, Item, n, s};
 use crate::error::{StoreError, TxError, from_sdk, from_transact};
 use crate::model::{CaseRecord, ChainLink, EventDetail, EventSource, ExtRecord};
+use crate::retention::Retention;
 use crate::schema::{self, PK, SK, attr};
 
 /// The KYC table: cases, their events, external-id reservations, webhook de-duplication.
@@ -17,12 +18,24 @@ use crate::schema::{self, PK, SK, attr};
 pub struct Store {
     client: Client,
     table: String,
+    retention: Retention,
 }
 
 impl Store {
-    /// A store over `table_name`, with a client from [`crate::dynamodb_client`].
+    /// A store over `table_name`, with a client from [`crate::dynamodb_client`], keeping
+    /// cases the default [`Retention`].
     pub fn new(client: Client, table_name: impl Into<String>) -> Self {
-        Store { client, table: table_name.into() }
+        Store { client, table: table_name.into(), retention: Retention::default() }
+    }
+
+    /// The same store, keeping cases `retention` after their last write.
+    pub fn with_retention(self, retention: Retention) -> Self {
+        Store { retention, ..self }
+    }
+
+    /// How long cases are kept after their last write.
+    pub fn retention(&self) -> Retention {
+        self.retention
     }
 
     /// The table's name.

@@ -5,7 +5,7 @@ use gateway_cabital::{CaseSystemId, Pii};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::codec::{self, Expr, Item, Reader, n, s, t};
+use crate::codec::{self, Expr, Item, Reader, n, s, t, unix, unix_secs};
 use crate::error::{StoreError, TxError};
 use crate::model::{Attention, CaseRecord, EventDetail, EventSource, Origin, WebhookReceipt, WebhookRecorded};
 use crate::retry::{CONFLICT_ATTEMPTS, Retry};
@@ -93,6 +93,7 @@ impl Store {
                 tracing::warn!("webhook names another externalCaseId than the stored case");
             }
             let mut case_after = case_after_webhook(receipt, case.as_ref(), now);
+            self.retain(case.as_ref(), &mut case_after, now).await?;
 
             let (mut items, recorded) = match dedupe.map(|item| read_dedupe(&item)).transpose()? {
                 None => (
@@ -175,7 +176,7 @@ impl Store {
         };
         let (event_sk, event) = self.tx_event(case_after, now, EventSource::Webhook, &detail)?;
         let case_write = self.webhook_case_write(receipt, current, case_after)?;
-        let dedupe = Item::from([
+        let mut dedupe = Item::from([
             (PK.to_owned(), s(schema::case_pk(&receipt.case_system_id))),
             (SK.to_owned(), s(dedupe_sk)),
             (attr::EVENT_SK.to_owned(), s(event_sk)),
@@ -183,6 +184,10 @@ impl Store {
             (attr::FIRST_RECEIVED_AT.to_owned(), t(now)),
             (attr::LAST_RECEIVED_AT.to_owned(), t(now)),
         ]);
+        // Kept as long as its case.
+        if let Some(bound) = case_after.expires_at {
+            dedupe.insert(attr::EXPIRES_AT.to_owned(), unix(bound));
+        }
         Ok(vec![self.tx_put_new(dedupe)?, event, case_write])
     }
 
@@ -251,6 +256,11 @@ impl Store {
         {
             expr.set(attr::CHAIN_HEAD, s(head.as_str()));
         }
+        if after.expires_at != current.expires_at
+            && let Some(bound) = after.expires_at
+        {
+            expr.set(attr::EXPIRES_AT, unix(bound));
+        }
         // At the version read: the event written with it then names the case's exact
         // version and links to its chain (a writer in between makes the delivery read
         // again).
@@ -309,7 +319,9 @@ impl Store {
         let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
         let cutoff = now_ms.saturating_sub(i64::try_from(interval.as_millis()).unwrap_or(i64::MAX));
         let mut expr = Expr::new();
-        expr.set(attr::REFETCH_AT_MS, AttributeValue::N(now_ms.to_string()));
+        // A guard with its own TTL: of no use once `interval` has passed.
+        let expires = now + interval.max(std::time::Duration::from_secs(86_400));
+        expr.set(attr::REFETCH_AT_MS, AttributeValue::N(now_ms.to_string())).set(attr::EXPIRES_AT, unix(expires));
         let condition = format!(
             "attribute_not_exists({}) OR {} < {}",
             expr.name(PK),
@@ -332,11 +344,6 @@ fn dedupe_sk(receipt: &WebhookReceipt) -> String {
         None => schema::webhook_sk(&receipt.body_sha256),
         Some(_) => schema::notice_sk(&receipt.body_sha256),
     }
-}
-
-/// Unix seconds, as the TTL attribute holds them (times before 1970 do not occur here).
-fn unix_secs(at: OffsetDateTime) -> u64 {
-    u64::try_from(at.unix_timestamp()).unwrap_or(0)
 }
 
 /// Whether an item's TTL has passed: DynamoDB deletes such items late, if at all soon.

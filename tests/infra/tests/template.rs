@@ -11,7 +11,9 @@
 //! - the webhook route throttled on its own limits, reserved concurrency per function
 //!   (the reconciler exactly 1);
 //! - every function is a cargo-lambda build on `provided.al2023`, with its own log
-//!   group (with retention); the alarms and outputs of issue 6 exist.
+//!   group (with retention); the alarms and outputs of issue 6 exist;
+//! - every function keeps cases `RETENTION_DAYS` from one parameter with the code's
+//!   range and default, and the table deletes by the TTL attribute the store writes.
 //!
 //! Each check returns its violations, so that the `*_caught` tests can break every
 //! rule once on an in-memory copy and see it fail. `INFRA_TEMPLATE=path` checks another
@@ -1731,5 +1733,69 @@ fn erasure_is_its_own_iam_authorized_route() {
     caught(check_routes, "is not IAM-authorized", |t| {
         t["Resources"]["CasesApiFunction"]["Properties"]["Events"]["ErasePersonalData"]["Properties"]["Auth"]["Authorizer"] =
             json!("NONE");
+    });
+}
+
+// ------------------------------------------------------------------ retention
+
+/// A function's environment variable: its own, or the Globals' (SAM merges the two).
+fn env_var<'t>(t: &'t Value, function: &str, name: &str) -> &'t Value {
+    let own = &t["Resources"][function]["Properties"]["Environment"]["Variables"][name];
+    if own.is_null() { &t["Globals"]["Function"]["Environment"]["Variables"][name] } else { own }
+}
+
+/// Every function keeps cases for `RETENTION_DAYS` from one parameter whose range and
+/// default are the code's (`gateway_store::Retention`), and the table deletes by the
+/// TTL attribute the store writes on every item of a case.
+fn check_retention(t: &Value) -> Vec<String> {
+    use gateway_store::Retention;
+    let mut violations = Vec::new();
+    let p = &t["Parameters"]["RetentionDays"];
+    if p["Type"] != "Number"
+        || p["MinValue"] != Retention::MIN_DAYS
+        || p["MaxValue"] != Retention::MAX_DAYS
+        || p["Default"] != Retention::DEFAULT_DAYS
+    {
+        violations.push(format!(
+            "parameter RetentionDays must be a Number from {} to {}, default {}",
+            Retention::MIN_DAYS,
+            Retention::MAX_DAYS,
+            Retention::DEFAULT_DAYS
+        ));
+    }
+    for (name, _) in of_type(t, "AWS::Serverless::Function") {
+        if ref_of(env_var(t, name, "RETENTION_DAYS")) != Some("RetentionDays") {
+            violations.push(format!("{name}: RETENTION_DAYS must be !Ref RetentionDays"));
+        }
+    }
+    let ttl = match the_table(t) {
+        Ok((_, table)) => &table["Properties"]["TimeToLiveSpecification"],
+        Err(e) => return vec![e],
+    };
+    if ttl["AttributeName"] != table_definition().time_to_live_attribute || ttl["Enabled"] != true {
+        violations.push("the table's TimeToLiveSpecification must enable the store's TTL attribute".into());
+    }
+    violations
+}
+
+#[test]
+fn every_function_keeps_cases_for_the_retention_parameter_and_the_table_deletes_by_ttl() {
+    assert_none("retention", check_retention(&load()));
+}
+
+#[test]
+fn a_missing_overridden_or_unbounded_retention_is_caught() {
+    caught(check_retention, "WebhookFunction: RETENTION_DAYS", |t| {
+        t["Resources"]["WebhookFunction"]["Properties"]["Environment"]["Variables"]["RETENTION_DAYS"] = json!("30");
+    });
+    caught(check_retention, "CasesApiFunction: RETENTION_DAYS", |t| {
+        t["Globals"]["Function"]["Environment"]["Variables"].as_object_mut().unwrap().remove("RETENTION_DAYS");
+    });
+    caught(check_retention, "parameter RetentionDays", |t| {
+        t["Parameters"]["RetentionDays"].as_object_mut().unwrap().remove("MaxValue");
+    });
+    caught(check_retention, "parameter RetentionDays", |t| t["Parameters"]["RetentionDays"]["MinValue"] = json!(0));
+    caught(check_retention, "TimeToLiveSpecification", |t| {
+        table(t)["TimeToLiveSpecification"]["Enabled"] = json!(false);
     });
 }

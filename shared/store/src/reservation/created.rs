@@ -7,7 +7,7 @@ use gateway_cabital::{CaseSystemId, ExternalCaseId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::codec::{self, Expr, s, t};
+use crate::codec::{self, Expr, s, t, unix};
 use crate::error::{StoreError, TxError};
 use crate::model::{CaseRecord, CreatedCase, CreatedOutcome, EventDetail, EventSource, ExtState, Origin};
 use crate::model::{derive_status, settled_attention};
@@ -45,13 +45,14 @@ impl Store {
         let mut existing: Option<CaseRecord> = None;
         let mut retry = Retry::new(CONFLICT_ATTEMPTS);
         loop {
-            let mut expr = created_update(ext, &id, now);
-            let condition = held_in(&mut expr, token, &[ExtState::Pending, ExtState::Unknown]);
-            let ext_update = self.tx_update(Self::ext_key(ext), &expr, &condition)?;
             let mut case = match &existing {
                 None => new_case(created, now),
                 Some(current) => merge_created(current, created, now),
             };
+            self.retain(existing.as_ref(), &mut case, now).await?;
+            let mut expr = created_update(ext, &case, now);
+            let condition = held_in(&mut expr, token, &[ExtState::Pending, ExtState::Unknown]);
+            let ext_update = self.tx_update(Self::ext_key(ext), &expr, &condition)?;
             let detail = EventDetail::Created {
                 submitted: Some(created.submitted_json.clone()),
                 response: Some(created.response_json.clone()),
@@ -140,14 +141,18 @@ impl Store {
     }
 }
 
-/// The reservation of `ext` becomes `CREATED` for `case_system_id` and leaves the
-/// attention index; the linking path adds when it was linked.
-pub(super) fn created_update(ext: &ExternalCaseId, case_system_id: &CaseSystemId, now: OffsetDateTime) -> Expr {
+/// The reservation of `ext` becomes `CREATED` for `case` (as its write leaves it, its
+/// retention bound set) and leaves the attention index; it is kept as long as the case.
+/// The linking path adds when it was linked.
+pub(super) fn created_update(ext: &ExternalCaseId, case: &CaseRecord, now: OffsetDateTime) -> Expr {
     let mut expr = Expr::new();
     expr.set(attr::STATE, s(ExtState::Created.as_str()))
-        .set(attr::CASE_SYSTEM_ID, s(case_system_id.to_string()))
+        .set(attr::CASE_SYSTEM_ID, s(case.case_system_id.to_string()))
         .set(attr::UPDATED_AT, t(now))
         .set_attention(ext.as_str(), None);
+    if let Some(bound) = case.expires_at {
+        expr.set(attr::EXPIRES_AT, unix(bound));
+    }
     for (name, value) in codec::unknown_creation_place(ext, None) {
         expr.set_or_remove(name, value);
     }

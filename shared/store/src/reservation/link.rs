@@ -126,11 +126,6 @@ impl Store {
         source: EventSource,
         now: OffsetDateTime,
     ) -> Result<(), TxError> {
-        let mut expr = created_update(&rec.external_case_id, case_system_id, now);
-        expr.set(attr::LINKED_AT, t(now));
-        let condition = held_in(&mut expr, rec.reservation_token, &[ExtState::Unknown]);
-        let ext_update = self.tx_update(Self::ext_key(&rec.external_case_id), &expr, &condition)?;
-
         let screen_type = rec.submitted.as_ref().and_then(screen_type_of);
         let current = self.get_case(case_system_id).await?;
         let mut case = match &current {
@@ -153,6 +148,11 @@ impl Store {
                 now,
             ),
         };
+        self.retain(current.as_ref(), &mut case, now).await?;
+        let mut expr = created_update(&rec.external_case_id, &case, now);
+        expr.set(attr::LINKED_AT, t(now));
+        let condition = held_in(&mut expr, rec.reservation_token, &[ExtState::Unknown]);
+        let ext_update = self.tx_update(Self::ext_key(&rec.external_case_id), &expr, &condition)?;
         let detail = EventDetail::Created { submitted: rec.submitted.clone(), response: None };
         let (_, event) = self.tx_event(&mut case, now, source, &detail)?;
         let case_write = match &current {

@@ -5,7 +5,7 @@ use gateway_cabital::ExternalCaseId;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::codec::{Expr, n, s, t};
+use crate::codec::{Expr, n, s, t, unix};
 use crate::error::StoreError;
 use crate::model::ExtState;
 use crate::schema::attr;
@@ -31,6 +31,7 @@ impl Store {
             .set(attr::CABITAL_STATUS, n(u64::from(cabital_status)))
             .set(attr::UPDATED_AT, t(now))
             .remove(attr::SUBMITTED)
+            .set(attr::EXPIRES_AT, unix(self.retention().required(now)))
             .set_attention(ext.as_str(), None);
         let condition = held_in(&mut expr, token, &[ExtState::Pending, ExtState::Rejected]);
         match self.update_item(Self::ext_key(ext), &expr, &condition).await {

@@ -47,6 +47,8 @@ impl Store {
                 // A create in flight is urgent once it is stuck: the reconciler looks
                 // only at pending reservations older than an invocation can live.
                 attention: Some(Attention::urgent(now)),
+                // Kept the retention after its last write; a created case's bound later.
+                expires_at: Some(self.retention().required(now)),
             };
             let mut expr = Expr::new();
             let condition = format!(

@@ -6,7 +6,7 @@ use gateway_cabital::ExternalCaseId;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::codec::{self, Expr, n, s, t};
+use crate::codec::{self, Expr, n, s, t, unix};
 use crate::error::StoreError;
 use crate::model::{Attention, EventSource, ExtRecord, ExtState};
 use crate::schema::attr;
@@ -51,7 +51,7 @@ impl Store {
         cabital_status: Option<u16>,
         now: OffsetDateTime,
     ) -> Result<ExtRecord, StoreError> {
-        let mut expr = unknown_update(ext, now);
+        let mut expr = unknown_update(ext, now, self.retention().required(now));
         if let Some(status) = cabital_status {
             expr.set(attr::CABITAL_STATUS, n(u64::from(status)));
         }
@@ -70,7 +70,7 @@ impl Store {
         created_before: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<ExtRecord, StoreError> {
-        let mut expr = unknown_update(ext, now);
+        let mut expr = unknown_update(ext, now, self.retention().required(now));
         let condition = format!(
             "{} = {} AND {} < {}",
             expr.name(attr::STATE),
@@ -110,11 +110,12 @@ impl Store {
     }
 }
 
-/// The reservation becomes `UNKNOWN`, urgent from `now`.
-fn unknown_update(ext: &ExternalCaseId, now: OffsetDateTime) -> Expr {
+/// The reservation becomes `UNKNOWN`, urgent from `now`, kept until `expires_at`.
+fn unknown_update(ext: &ExternalCaseId, now: OffsetDateTime, expires_at: OffsetDateTime) -> Expr {
     let mut expr = Expr::new();
     expr.set(attr::STATE, s(ExtState::Unknown.as_str()))
         .set(attr::UPDATED_AT, t(now))
+        .set(attr::EXPIRES_AT, unix(expires_at))
         .set_attention(ext.as_str(), Some(&Attention::urgent(now)));
     for (name, value) in codec::unknown_creation_place(ext, Some(now)) {
         expr.set_or_remove(name, value);

@@ -8,6 +8,7 @@ mod events;
 mod index;
 mod no_suggestion;
 mod reservation;
+mod retention;
 mod table;
 mod timeline;
 mod versioning;
