@@ -152,6 +152,8 @@ WEBHOOK_AUTH=signature
 WEBHOOK_WARMUP=401
 # Large enough never to act during a walk, except in the no-screening mode.
 GIVE_UP_SECS=604800
+# Not the default (1827), so that the walk shows the functions read it.
+RETENTION_DAYS=30
 webhook_secret_mode() {
     local hook_secret
     hook_secret="local-webhook-secret-$(head -c 16 /dev/urandom | sha256sum | cut -c1-24)"
@@ -396,6 +398,7 @@ RECONCILE_REFRESH_GRACE_SECS=2
 RECONCILE_RATE_PER_SEC=20
 RECONCILE_OGS_CHECK_AFTER_SECS=$OGS_CHECK_AFTER
 RECONCILE_NO_SUGGESTION_GIVE_UP_SECS=$GIVE_UP_SECS
+RETENTION_DAYS=$RETENTION_DAYS
 EOF
 
 check_lambda_port
@@ -476,6 +479,7 @@ MOTO_ENDPOINT=$MOTO_ENDPOINT "$LOCAL_STACK_BIN" walk \
     --stale-after-secs 5 \
     --mode "$CABITAL_MODE" \
     --give-up-secs "$GIVE_UP_SECS" \
+    --retention-days "$RETENTION_DAYS" \
     --events-queue "$EVENTS_QUEUE" --template infra/template.yaml \
     --reconcile-event functions/reconcile/events/schedule.json ||
     fail "the walk failed (see above; the pipe's log: ${PIPE_LOG#"$REPO_ROOT"/})"
@@ -522,6 +526,7 @@ if ((CHAOS_CASES > 0)); then
         --log-file "$WATCH_LOG" \
         --secrets-outage-file "$SECRETS_OUTAGE_FILE" \
         --cases "$CHAOS_CASES" \
+        --retention-days "$RETENTION_DAYS" \
         --events-queue "$EVENTS_QUEUE" --template infra/template.yaml \
         --reconcile-event functions/reconcile/events/schedule.json 2>&1 | tee "$CHAOS_OUT" ||
         fail_chaos

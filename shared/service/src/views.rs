@@ -53,6 +53,9 @@ pub struct CaseView {
     /// What a person must look at, when anything: absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attention: Option<AttentionView>,
+    /// Until when it is kept: its retention bound (`RETENTION_DAYS` after its last write,
+    /// and a little more), after which DynamoDB deletes every item of the case.
+    pub retained_until: Option<String>,
 }
 
 /// A comment longer than the gateway keeps (`MAX_STORED_COMMENT_BYTES`): the text shown
@@ -113,6 +116,7 @@ impl From<&CaseRecord> for CaseView {
             attention: c
                 .no_suggestion_since
                 .map(|since| AttentionView { reason: "no_suggestion", since: format_time(since) }),
+            retained_until: c.expires_at.map(format_time),
         }
     }
 }

@@ -37,6 +37,7 @@ mod chaos;
 mod events;
 mod http;
 mod pipe;
+mod retention;
 mod setup;
 mod show;
 mod walk;

@@ -49,6 +49,8 @@ struct Walk {
     give_up_after: Duration,
     /// The consumer's queue of case events and the template the pipe is read from.
     events: Option<(String, std::path::PathBuf)>,
+    /// The functions' `RETENTION_DAYS`.
+    retention: gateway_store::Retention,
 }
 
 /// Runs the walk.
@@ -78,6 +80,7 @@ pub async fn run(args: &Args) -> Result<()> {
             (None, None) => None,
             _ => return Err(Failure("--events-queue and --template go together".into())),
         },
+        retention: retention_days(args)?,
     };
     walk.all().await
 }
@@ -123,6 +126,7 @@ impl Walk {
         self.work_queue(&[&first, &second]).await?;
         self.evidence(&[&first, &second]).await?;
         self.erasure(&second).await?;
+        self.kept(&[&first, &second]).await?;
 
         header(9, STEPS, "Every timeline event on the bus (stream -> pipe -> rule -> queue)");
         match &self.events {
@@ -694,6 +698,34 @@ impl Walk {
         Ok(())
     }
 
+    /// Each case shows until when it is kept (`retainedUntil`): its last write plus
+    /// `RETENTION_DAYS` (and less than the slack more); every item of it in the table
+    /// carries that TTL or later.
+    async fn kept(&self, ids: &[&str]) -> Result<()> {
+        for id in ids {
+            let view = self.stack.get_case(id).await?;
+            let case = view.get("case").cloned().unwrap_or(Value::Null);
+            let shown = gateway_store::parse_time(s(&case, "retainedUntil"))
+                .ok_or_else(|| Failure(format!("case {id}: no retainedUntil in {case}")))?;
+            let Some(store) = &self.store else {
+                ok(format!("case {id}: kept until {}", s(&case, "retainedUntil")));
+                continue;
+            };
+            let case_id = id.parse().map_err(|_| Failure(format!("{id} is not a case id")))?;
+            let held = crate::retention::check(store, &case_id, self.retention).await?;
+            ensure(held.bound == shown, || {
+                format!("case {id}: retainedUntil {shown}, the table's bound {}", held.bound)
+            })?;
+            ok(format!(
+                "case {id}: kept until {} (RETENTION_DAYS={} after its last write); its {} items carry that TTL or later",
+                s(&case, "retainedUntil"),
+                self.retention.as_days(),
+                held.items
+            ));
+        }
+        Ok(())
+    }
+
     /// `DELETE /v1/cases/{id}/personal-data`: the case keeps its ids and state, loses its
     /// personal data, gets an ERASED event; its evidence still verifies; a repeat is a
     /// no-op.
@@ -843,4 +875,13 @@ fn new_case(external_case_id: &str, full_name: &str) -> Value {
         "individualInfo": {"gender": "MALE", "dob": "1990-04-01", "nationality": "GBR", "residentialCountry": "GBR"},
         "organizationInfo": {}
     })
+}
+
+/// `--retention-days`: the functions' `RETENTION_DAYS` (default the functions' default).
+pub(crate) fn retention_days(args: &Args) -> Result<gateway_store::Retention> {
+    let days = args.number("retention-days", u64::from(gateway_store::Retention::DEFAULT_DAYS))?;
+    u32::try_from(days)
+        .ok()
+        .and_then(gateway_store::Retention::days)
+        .ok_or_else(|| Failure(format!("--retention-days: {days} is not 1 to 36500")))
 }

@@ -11,6 +11,7 @@ mod evidence;
 mod idempotency;
 mod openapi;
 mod queue;
+mod retention;
 mod routes;
 mod smoke;
 mod validation;

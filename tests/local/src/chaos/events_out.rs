@@ -1,7 +1,8 @@
 //! Events out under the chaos: at the end, every timeline event of every case of the run
 //! is on the consumer's queue (through the stream, the pipe stand-in, the bus and its
-//! rule), valid against its schema, with a version of its own; and no event names a
-//! timeline entry the table does not hold.
+//! rule), valid against its schema, with a version of its own; no event names a
+//! timeline entry the table does not hold; every case's chain verifies; and every item
+//! of every case carries its retention (`crate::retention`).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -82,8 +83,10 @@ impl Chaos {
         let tally = events::check(&mut inbox, &schemas, &source, &timelines, false, Duration::from_secs(120)).await?;
         // Every case's chain, as its evidence export (GET /v1/cases/{id}/evidence) shows
         // it, verifies: concurrent writers made one chain per case.
-        let mut linked = 0;
+        let (mut linked, mut kept) = (0, 0);
         for (id, _) in &timelines {
+            // Every item of the case carries the TTL, none earlier than the case's bound.
+            kept += crate::retention::check(&self.store, id, self.retention).await?.items;
             let path = format!("/v1/cases/{id}/evidence");
             let export =
                 self.stack.api_call(reqwest::Method::GET, &path, None).await?.expect(200, "the evidence export")?;
@@ -100,9 +103,10 @@ impl Chaos {
             )
         })?;
         Ok(format!(
-            "{} cases, {total} timeline events: each on the bus ({} more than once, same id), valid against docs/events/, one version each; 0 events without a timeline entry; every case's evidence export verifies, one chain each ({:.1} s)",
+            "{} cases, {total} timeline events: each on the bus ({} more than once, same id), valid against docs/events/, one version each; 0 events without a timeline entry; every case's evidence export verifies, one chain each; every case kept RETENTION_DAYS={} after its last write, its {kept} items none earlier ({:.1} s)",
             timelines.len(),
             tally.repeated,
+            self.retention.as_days(),
             started.elapsed().as_secs_f64()
         ))
     }

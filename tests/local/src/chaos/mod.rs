@@ -197,6 +197,8 @@ struct Chaos {
     /// The consumer's queue of case events, and the template the pipe is read from.
     events_out: Option<events_out::EventsOut>,
     events_record: Mutex<events_out::EventsRecord>,
+    /// The functions' `RETENTION_DAYS` (`--retention-days`).
+    retention: gateway_store::Retention,
     /// The rotation during an outage of Secrets Manager.
     outage: rotation::Outage,
 }
@@ -265,6 +267,7 @@ pub async fn run(args: &Args) -> Result<()> {
             _ => return Err(Failure("--events-queue and --template go together".into())),
         },
         events_record: Mutex::new(events_out::EventsRecord::default()),
+        retention: crate::walk::retention_days(args)?,
         outage: rotation::Outage::from_args(args),
     });
     crate::ensure(chaos.log_file.is_file(), || format!("--log-file {}: no such file", chaos.log_file.display()))?;
@@ -360,7 +363,11 @@ impl Chaos {
         self.check_replay().await;
 
         // ---- 4. events out
-        header(4, STEPS, "Every case's timeline events on the bus, and its chain verified from its evidence export");
+        header(
+            4,
+            STEPS,
+            "Every case's timeline events on the bus, its chain verified from its evidence export, its retention on every item",
+        );
         self.check_events_out().await;
 
         // ---- 5. the figures and the log audit
