@@ -15,6 +15,9 @@
 //! - events: `pk=CASE#<caseSystemId>`, `sk=EVENT#<time>#<KIND>#<random>`, append-only;
 //! - webhook de-duplication: `pk=CASE#<caseSystemId>`, `sk=WEBHOOK#<sha256 of body>`.
 //!
+//! Every item carries the table's TTL (`expiresAt`, Unix seconds): a case's items at
+//! least its bound, which covers its last write plus the [`Retention`] (`retention`).
+//!
 //! Two sparse, write-sharded indexes serve the reconciler: `attention` (`attnAt` =
 //! `0#<time>` urgent, `1#<time>` awaiting a suggestion since the last check) and `ogs`
 //! (cases under ongoing screening by last check). An entry the reconciler could not

@@ -25,6 +25,7 @@ pub const FLAGS: &[&str] = &[
     "name-suffix",
     "mode",
     "give-up-secs",
+    "retention-days",
     "events-queue",
     "template",
 ];

@@ -53,6 +53,7 @@ pub const FLAGS: &[&str] = &[
     "moto-pid",
     "log-file",
     "cases",
+    "retention-days",
     "concurrency",
     "reconcile-event",
     "reconcile-every-secs",
