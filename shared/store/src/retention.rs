@@ -195,18 +195,7 @@ impl Store {
                 expr.value(s(id.to_string()))
             ));
         }
-        let out = self
-            .client()
-            .update_item()
-            .table_name(self.table_name())
-            .set_key(Some(key))
-            .update_expression(expr.update_expression())
-            .condition_expression(condition)
-            .set_expression_attribute_names(expr.names())
-            .set_expression_attribute_values(expr.values())
-            .send()
-            .await
-            .map_err(from_sdk);
+        let out = self.update_item(key, &expr, &condition).await;
         match out {
             Ok(_) => Ok(true),
             // Gone, already later, or not this case's.
