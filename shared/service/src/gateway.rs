@@ -355,17 +355,28 @@ impl Gateway {
         Ok(ExternalLookup::new(&record, case.as_ref()))
     }
 
-    /// `POST` / `DELETE /v1/cases/{id}/ogs`: forwards, then records the event and state,
-    /// by `deadline`.
+    /// `POST` / `DELETE /v1/cases/{id}/ogs`, by `deadline`: marks the case (a change
+    /// Cabital made but we failed to record is then read back by the reconciler),
+    /// forwards, then records the event and state.
     pub async fn set_ogs(&self, id: CaseSystemId, on: bool, deadline: Deadline) -> Result<CaseView, GatewayError> {
         self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
+        let until = self.calls_over_by(deadline);
+        self.store.mark_ogs_pending(&id, on, until, now()).await?;
         let cabital = self.cabital.within(self.cabital_deadline(deadline));
-        if on {
-            cabital.ogs_on(id).await?;
-        } else {
-            cabital.ogs_off(id).await?;
+        let sent = if on { cabital.ogs_on(id).await } else { cabital.ogs_off(id).await };
+        if let Err(e) = sent {
+            // Surely not made: the mark goes. Maybe made: it stays for the reconciler.
+            if !e.outcome_unknown()
+                && let Err(clear) = self.store.clear_ogs_pending(&id, until, now()).await
+            {
+                tracing::warn!(case_system_id = %id, error = %clear, "ongoing-screening mark left for the reconciler");
+            }
+            return Err(e.into());
         }
-        self.store.record_ogs(&id, on, now()).await?;
+        if let Err(e) = self.store.record_ogs(&id, on, now()).await {
+            tracing::error!(case_system_id = %id, error = %e, "ongoing screening changed at Cabital but not recorded; the reconciler will");
+            return Err(e.into());
+        }
         let case = self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
         Ok(CaseView::from(&case))
     }

@@ -90,6 +90,12 @@ impl Store {
         {
             new.decision_pending = None;
         }
+        // The same for an ongoing-screening change sent.
+        if let Some(pending) = current.ogs_pending
+            && (remote.ogs == pending.on || now >= pending.until)
+        {
+            new.ogs_pending = None;
+        }
         new.checked(now);
         new.updated_at = now;
         new.version = current.version + 1;
@@ -97,7 +103,7 @@ impl Store {
         // stays out of the awaiting index (reported once, not asked about again).
         if new.suggestion.is_some() {
             new.no_suggestion_since = None;
-        } else if new.no_suggestion_since.is_some() && new.decision_pending.is_none() {
+        } else if new.no_suggestion_since.is_some() && new.pending_until().is_none() {
             new.attention = None;
         }
         self.retain(Some(&current), &mut new, now).await?;
@@ -158,7 +164,7 @@ impl Store {
         if current.suggestion.is_some()
             || current.needs_refresh
             || current.no_suggestion_since.is_some()
-            || current.decision_pending.is_some()
+            || current.pending_until().is_some()
         {
             return Ok(false);
         }
@@ -275,6 +281,41 @@ impl Store {
         self.versioned_with_event(id, now, EventSource::Api, &detail, |case| {
             case.ogs = on;
             case.ogs_checked_at = on.then_some(now);
+            if case.ogs_pending.is_some_and(|p| p.on == on) {
+                case.clear_ogs_pending();
+            }
+        })
+        .await
+    }
+
+    /// Marks the case before ongoing screening is turned on (or off) at Cabital, by a
+    /// call that ends by `until`: as [`Store::mark_decision_pending`], so that a change
+    /// Cabital made while its record failed is read back by the reconciler. Returns the
+    /// case's new version.
+    #[tracing::instrument(skip_all, fields(case_system_id = %id, on), err)]
+    pub async fn mark_ogs_pending(
+        &self,
+        id: &CaseSystemId,
+        on: bool,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        self.versioned(id, now, |case| case.mark_ogs_pending(on, until)).await
+    }
+
+    /// The ongoing-screening change marked with `until` surely never reached Cabital:
+    /// the mark is cleared, unless a later one replaced it. Returns the case's version.
+    #[tracing::instrument(skip_all, fields(case_system_id = %id), err)]
+    pub async fn clear_ogs_pending(
+        &self,
+        id: &CaseSystemId,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        self.versioned(id, now, |case| {
+            if case.ogs_pending.is_some_and(|p| schema::format_time(p.until) == schema::format_time(until)) {
+                case.clear_ogs_pending();
+            }
         })
         .await
     }

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use crate::error::StoreError;
 use crate::model::{
     Attention, AttentionPriority, CaseRecord, CaseStatus, ChainLink, ChangedField, DecisionPending, Event, EventDetail,
-    EventKind, EventSource, ExtRecord, ExtState, NoticeReason, Origin, StateChange,
+    EventKind, EventSource, ExtRecord, ExtState, NoticeReason, OgsPending, Origin, StateChange,
 };
 use crate::queue::Flag;
 use crate::schema::{
@@ -270,6 +270,8 @@ pub(crate) fn case_attributes(c: &CaseRecord) -> Vec<(&'static str, Option<Attri
         (attr::NO_SUGGESTION_SINCE, c.no_suggestion_since.map(t)),
         (attr::DECISION_PENDING, c.decision_pending.map(|p| s(p.decision.as_str()))),
         (attr::DECISION_PENDING_UNTIL, c.decision_pending.map(|p| t(p.until))),
+        (attr::OGS_PENDING, c.ogs_pending.map(|p| s(if p.on { "ON" } else { "OFF" }))),
+        (attr::OGS_PENDING_UNTIL, c.ogs_pending.map(|p| t(p.until))),
         (attr::CHAIN_HEAD, c.chain_head.as_deref().map(s)),
         (attr::ERASED_AT, c.erased_at.map(t)),
         (attr::EXPIRES_AT, c.expires_at.map(unix)),
@@ -342,6 +344,18 @@ pub(crate) fn case_from_item(item: &Item) -> Result<CaseRecord, StoreError> {
             (Some(decision), Some(until)) => Some(DecisionPending { decision, until }),
             (None, None) => None,
             _ => return Err(StoreError::corrupt("case: decisionPending without decisionPendingUntil, or the reverse")),
+        },
+        ogs_pending: match (
+            r.opt_parsed(attr::OGS_PENDING, |s| match s {
+                "ON" => Some(true),
+                "OFF" => Some(false),
+                _ => None,
+            })?,
+            r.opt_time(attr::OGS_PENDING_UNTIL)?,
+        ) {
+            (Some(on), Some(until)) => Some(OgsPending { on, until }),
+            (None, None) => None,
+            _ => return Err(StoreError::corrupt("case: ogsPending without ogsPendingUntil, or the reverse")),
         },
         chain_head: r.opt_str(attr::CHAIN_HEAD)?.map(str::to_owned),
         erased_at: r.opt_time(attr::ERASED_AT)?,
@@ -772,6 +786,7 @@ mod tests {
             ogs_checked_at: Some(now),
             no_suggestion_since: Some(now),
             decision_pending: Some(DecisionPending { decision: Decision::Reject, until: now }),
+            ogs_pending: Some(OgsPending { on: false, until: now }),
             chain_head: Some("ab".repeat(32)),
             erased_at: Some(now),
             expires_at: Some(datetime!(2031-12-01 00:00:00 UTC)),

@@ -183,6 +183,16 @@ pub struct DecisionPending {
     pub until: OffsetDateTime,
 }
 
+/// An ongoing-screening change sent to Cabital and not yet recorded: as
+/// [`DecisionPending`], for `POST /v1/cases/{id}/ogs/on|off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OgsPending {
+    /// Whether it was turned on (`true`) or off.
+    pub on: bool,
+    /// The sending invocation's deadline: no call sending it runs after this.
+    pub until: OffsetDateTime,
+}
+
 /// A case as stored (`pk=CASE#<caseSystemId>`, `sk=CASE`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseRecord {
@@ -229,6 +239,9 @@ pub struct CaseRecord {
     pub no_suggestion_since: Option<OffsetDateTime>,
     /// A decision sent to Cabital, not yet recorded; the case is urgent from its `until`.
     pub decision_pending: Option<DecisionPending>,
+    /// An ongoing-screening change sent to Cabital, not yet recorded; the case is urgent
+    /// from its `until`.
+    pub ogs_pending: Option<OgsPending>,
     /// The `hash` of the case's last event: the next event's `prevHash` (the
     /// tamper-evident chain, `gateway_evidence`); `None` before the first.
     pub chain_head: Option<String>,
@@ -275,6 +288,7 @@ impl CaseRecord {
             ogs_checked_at: None,
             no_suggestion_since: None,
             decision_pending: None,
+            ogs_pending: None,
             chain_head: None,
             erased_at: None,
             expires_at: None,
@@ -286,11 +300,19 @@ impl CaseRecord {
     pub(crate) fn checked(&mut self, now: OffsetDateTime) {
         self.needs_refresh = false;
         self.last_checked_at = Some(now);
-        self.attention = match self.decision_pending {
-            Some(pending) => Some(Attention::urgent(pending.until)),
+        self.attention = match self.pending_until() {
+            Some(until) => Some(Attention::urgent(until)),
             None => settled_attention(self.suggestion.is_some(), now),
         };
         self.ogs_checked_at = self.ogs.then_some(now);
+    }
+
+    /// When the earliest call still marked as sent (a decision, an ongoing-screening
+    /// change) is surely over: the reconciler reads the case from then.
+    pub(crate) fn pending_until(&self) -> Option<OffsetDateTime> {
+        let decision = self.decision_pending.map(|p| p.until);
+        let ogs = self.ogs_pending.map(|p| p.until);
+        decision.into_iter().chain(ogs).min()
     }
 
     /// Marks `decision` as being sent, until `until` (a later mark's `until` is kept):
@@ -298,7 +320,22 @@ impl CaseRecord {
     pub(crate) fn mark_decision_pending(&mut self, decision: Decision, until: OffsetDateTime) {
         let until = self.decision_pending.map_or(until, |p| p.until.max(until));
         self.decision_pending = Some(DecisionPending { decision, until });
-        if !self.needs_refresh {
+        self.urgent_while_pending();
+    }
+
+    /// Marks ongoing screening as being turned on (or off), until `until`: as
+    /// [`CaseRecord::mark_decision_pending`].
+    pub(crate) fn mark_ogs_pending(&mut self, on: bool, until: OffsetDateTime) {
+        let until = self.ogs_pending.map_or(until, |p| p.until.max(until));
+        self.ogs_pending = Some(OgsPending { on, until });
+        self.urgent_while_pending();
+    }
+
+    /// Urgent from the earliest pending call's end, unless a refresh is already due.
+    fn urgent_while_pending(&mut self) {
+        if !self.needs_refresh
+            && let Some(until) = self.pending_until()
+        {
             self.attention = Some(Attention::urgent(until));
         }
     }
@@ -307,7 +344,23 @@ impl CaseRecord {
     /// (a refresh still due keeps it urgent).
     pub(crate) fn clear_decision_pending(&mut self) {
         self.decision_pending = None;
+        self.settle_attention();
+    }
+
+    /// Clears the ongoing-screening mark, as [`CaseRecord::clear_decision_pending`].
+    pub(crate) fn clear_ogs_pending(&mut self) {
+        self.ogs_pending = None;
+        self.settle_attention();
+    }
+
+    /// The attention the case's state implies once a mark is cleared: a refresh still
+    /// due, or another call still marked, keeps it urgent.
+    fn settle_attention(&mut self) {
         if self.needs_refresh {
+            return;
+        }
+        if let Some(until) = self.pending_until() {
+            self.attention = Some(Attention::urgent(until));
             return;
         }
         self.attention = if self.no_suggestion_since.is_some() {
@@ -771,5 +824,21 @@ mod tests {
         flagged.attention = Some(Attention::urgent(datetime!(2026-12-03 10:00:30 UTC)));
         flagged.mark_decision_pending(Decision::Accept, until);
         assert_eq!(flagged.attention, Some(Attention::urgent(datetime!(2026-12-03 10:00:30 UTC))));
+    }
+
+    #[test]
+    fn a_pending_ogs_change_keeps_its_case_urgent_and_the_earliest_mark_decides_when() {
+        let until = datetime!(2026-12-03 10:05 UTC);
+        let mut suggested = case(Some(Suggestion::SuggestToAccept));
+        suggested.mark_ogs_pending(true, until);
+        assert_eq!(suggested.attention, Some(Attention::urgent(until)));
+        // A decision sent later: the case is looked at from the earlier end.
+        suggested.mark_decision_pending(Decision::Accept, datetime!(2026-12-03 10:07 UTC));
+        assert_eq!(suggested.attention, Some(Attention::urgent(until)));
+        // The ongoing-screening change recorded: the decision's mark still holds it.
+        suggested.clear_ogs_pending();
+        assert_eq!(suggested.attention, Some(Attention::urgent(datetime!(2026-12-03 10:07 UTC))));
+        suggested.clear_decision_pending();
+        assert_eq!((suggested.ogs_pending, suggested.decision_pending, suggested.attention), (None, None, None));
     }
 }

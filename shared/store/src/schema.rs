@@ -69,6 +69,8 @@ pub(crate) mod attr {
     pub(crate) const NO_SUGGESTION_SINCE: &str = "noSuggestionSince";
     pub(crate) const DECISION_PENDING: &str = "decisionPending";
     pub(crate) const DECISION_PENDING_UNTIL: &str = "decisionPendingUntil";
+    pub(crate) const OGS_PENDING: &str = "ogsPending";
+    pub(crate) const OGS_PENDING_UNTIL: &str = "ogsPendingUntil";
     /// Tries in a row the reconciler could not settle the item with (its backoff); any
     /// other write of the item's index entry removes it.
     pub(crate) const BACKOFF_ATTEMPTS: &str = "backoffAttempts";

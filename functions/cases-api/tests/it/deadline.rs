@@ -1,7 +1,7 @@
 //! The invocation's deadline: no Cabital call starts or is retried without the time to
 //! record what it did, and what Cabital did while the record failed is found again
-//! without a webhook (the created case's id kept on its reservation; the decision's mark
-//! on its case, which the reconciler settles).
+//! without a webhook (the created case's id kept on its reservation; the decision's and
+//! the ongoing-screening change's marks on its case, which the reconciler settles).
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ use gateway_cases_api::App;
 use gateway_sandbox::CaseResult;
 use gateway_sandbox::Faults;
 use gateway_service::{Gateway, ReconcileSettings};
-use gateway_store::{DecisionPending, EventDetail, ExtState, StoreTimeouts};
+use gateway_store::{EventDetail, ExtState, StoreTimeouts};
 
 /// DynamoDB time limits short enough for a test's deadline of a few seconds.
 fn short_store() -> StoreTimeouts {
@@ -35,9 +35,9 @@ async fn reconcile(gateway: &Gateway) -> gateway_service::Summary {
     gateway.reconcile(&s, Instant::now() + Duration::from_secs(30)).await.expect("the run ends")
 }
 
-/// Waits until the sending invocation of a marked decision is surely over.
-async fn until(pending: DecisionPending) {
-    let left = pending.until - gateway_runtime::now();
+/// Waits until the sending invocation of a marked call is surely over (its mark's `until`).
+async fn until(at: time::OffsetDateTime) {
+    let left = at - gateway_runtime::now();
     if left.is_positive() {
         tokio::time::sleep(Duration::try_from(left).unwrap() + Duration::from_millis(50)).await;
     }
@@ -70,7 +70,7 @@ async fn a_slow_cabital_under_a_short_deadline_gets_an_answer_in_time_and_the_re
 
     // Once the sending invocation is surely over, the reconciler records it.
     h.sandbox.set_faults(Faults::default()).unwrap();
-    until(pending).await;
+    until(pending.until).await;
     let summary = reconcile(&h.gateway).await;
     assert_eq!(summary.changed, 1, "{summary:?}");
     let stored = stored_case(&h.store, &id).await;
@@ -98,13 +98,59 @@ async fn a_decision_cabital_took_whose_record_failed_is_recorded_by_the_reconcil
     let pending = stored.decision_pending.expect("the mark was written before the decision was sent");
 
     fault.set(false);
-    until(pending).await;
+    until(pending.until).await;
     assert_eq!(reconcile(&h.gateway).await.changed, 1);
     let stored = stored_case(&h.store, &id).await;
     assert_eq!((stored.decision, stored.decision_pending), (Some(Decision::Accept), None));
     // Cabital's word, comment included, as the API shows it.
     let shown = send(&app, &Event::for_case("get-case.json", &id)).await;
     assert_eq!(shown.expect(200).json["case"]["decisionComment"], "Reviewed by compliance.");
+}
+
+#[tokio::test]
+async fn an_ongoing_screening_change_cabital_made_whose_record_failed_is_recorded_by_the_reconciler() {
+    let h = gateway_support::harness(|_| {}).await;
+    let (id, _) = create(&app(&h), None).await;
+    let (store, fault) = gateway_support::store_failing_transactions(h.store.table_name(), short_store()).await;
+    let app = App { gateway: Gateway { store, store_timeouts: short_store(), ..h.gateway.clone() } };
+
+    fault.set(true);
+    let resp = send_by(&app, &Event::for_case("ogs-on.json", &id), Duration::from_secs(4)).await;
+    resp.expect_problem(503, "store_unavailable");
+    assert!(sandbox_case(&h, &id).case.ogs, "Cabital turned it on");
+    let stored = stored_case(&h.store, &id).await;
+    assert!(!stored.ogs, "the record failed");
+    let pending = stored.ogs_pending.expect("the mark was written before the change was sent");
+    assert!(pending.on);
+
+    fault.set(false);
+    until(pending.until).await;
+    assert_eq!(reconcile(&h.gateway).await.changed, 1);
+    let stored = stored_case(&h.store, &id).await;
+    assert_eq!((stored.ogs, stored.ogs_pending), (true, None));
+    let last = stored_events(&h.store, &id).await.pop().unwrap();
+    assert!(matches!(&last.detail, EventDetail::Reconciled(c) if c.to_ogs), "{last:?}");
+    // Settled: the next run has nothing to do with it.
+    assert_eq!(reconcile(&h.gateway).await.checked, 0);
+}
+
+#[tokio::test]
+async fn an_ongoing_screening_change_cabital_refused_or_recorded_leaves_no_mark() {
+    let h = gateway_support::harness(|_| {}).await;
+    let app = app(&h);
+    let (id, _) = create(&app, None).await;
+    let before = stored_case(&h.store, &id).await.attention;
+    h.sandbox.set_faults(Faults { error_rate_503: 1.0, ..Faults::default() }).unwrap();
+    send(&app, &Event::for_case("ogs-on.json", &id)).await.expect_problem(503, "cabital_unavailable");
+    let stored = stored_case(&h.store, &id).await;
+    assert_eq!((stored.ogs, stored.ogs_pending), (false, None), "surely not made: nothing to look for");
+    assert_eq!(stored.attention, before, "the case needs the look it needed before, no other");
+
+    h.sandbox.set_faults(Faults::default()).unwrap();
+    send(&app, &Event::for_case("ogs-on.json", &id)).await.expect(200);
+    let stored = stored_case(&h.store, &id).await;
+    assert_eq!((stored.ogs, stored.ogs_pending), (true, None), "recorded: the mark is cleared");
+    assert_eq!(stored.attention, before);
 }
 
 #[tokio::test]
