@@ -8,13 +8,13 @@
 //! mark on its case).
 
 use gateway_cabital::{
-    CabitalClient, Case, CaseSystemId, CreateAnswer, Deadline, ExternalCaseId, WARM_UP_TIMEOUT, validate_decision,
-    validate_new_case,
+    CabitalClient, CabitalError, Case, CaseSystemId, CreateAnswer, Deadline, ExternalCaseId, WARM_UP_TIMEOUT,
+    validate_decision, validate_new_case,
 };
 use gateway_runtime::settings::aws_sdk_config;
 use gateway_store::{
-    CONFLICT_ATTEMPTS, CreatedCase, ExtRecord, ExtState, QueueList, RemoteCheck, RemoteState, Reservation, Retry,
-    Store, StoreError, StoreTimeouts, TimelineOrder,
+    CONFLICT_ATTEMPTS, CreatedCase, ExtRecord, ExtState, PendingCall, QueueList, RemoteCheck, RemoteState, Reservation,
+    Retry, Store, StoreError, StoreTimeouts, TimelineOrder,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -360,46 +360,53 @@ impl Gateway {
     /// forwards, then records the event and state.
     pub async fn set_ogs(&self, id: CaseSystemId, on: bool, deadline: Deadline) -> Result<CaseView, GatewayError> {
         self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
-        let until = self.calls_over_by(deadline);
-        self.store.mark_ogs_pending(&id, on, until, now()).await?;
         let cabital = self.cabital.within(self.cabital_deadline(deadline));
-        let sent = if on { cabital.ogs_on(id).await } else { cabital.ogs_off(id).await };
-        if let Err(e) = sent {
-            // Surely not made: the mark goes. Maybe made: it stays for the reconciler.
-            if !e.outcome_unknown()
-                && let Err(clear) = self.store.clear_ogs_pending(&id, until, now()).await
-            {
-                tracing::warn!(case_system_id = %id, error = %clear, "ongoing-screening mark left for the reconciler");
-            }
-            return Err(e.into());
-        }
-        if let Err(e) = self.store.record_ogs(&id, on, now()).await {
-            tracing::error!(case_system_id = %id, error = %e, "ongoing screening changed at Cabital but not recorded; the reconciler will");
-            return Err(e.into());
-        }
-        let case = self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
-        Ok(CaseView::from(&case))
+        let send = async { if on { cabital.ogs_on(id).await } else { cabital.ogs_off(id).await } };
+        let record = |at| self.store.record_ogs(&id, on, at);
+        self.marked_call(id, PendingCall::Ogs(on), deadline, send, record).await
     }
 
     /// `POST /v1/cases/{id}/decision`, by `deadline`: validates the body (one entry per
-    /// bad field), marks the case (a decision Cabital took but we failed to record is
-    /// then found by the reconciler), forwards, then records the event and state.
+    /// bad field), then as a marked call (a decision Cabital took but we failed to record
+    /// is then found by the reconciler).
     pub async fn decide(&self, id: CaseSystemId, body: &Value, deadline: Deadline) -> Result<CaseView, GatewayError> {
         let decision = validate_decision(body).map_err(GatewayError::Validation)?;
         self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;
+        let send = self.cabital.within(self.cabital_deadline(deadline)).decide(id, &decision);
+        let record = |at| self.store.record_decision(&id, decision.case_result, decision.comment.clone(), at);
+        self.marked_call(id, PendingCall::Decision(decision.case_result), deadline, send, record).await
+    }
+
+    /// A call that changes the case at Cabital, by `deadline`: the case is marked first,
+    /// then `send` goes to Cabital, then `record` writes the event and state as of its
+    /// answer. Surely not
+    /// made (refused, or not sent), the mark goes; maybe made, or made and not recorded,
+    /// it stays, and the reconciler reads Cabital's state after the deadline.
+    async fn marked_call<T, R>(
+        &self,
+        id: CaseSystemId,
+        call: PendingCall,
+        deadline: Deadline,
+        send: impl Future<Output = Result<T, CabitalError>>,
+        record: impl FnOnce(OffsetDateTime) -> R,
+    ) -> Result<CaseView, GatewayError>
+    where
+        R: Future<Output = Result<u64, StoreError>>,
+    {
+        // On the heap: it waits across the mark's write, which would otherwise carry it.
+        let send = Box::pin(send);
         let until = self.calls_over_by(deadline);
-        self.store.mark_decision_pending(&id, decision.case_result, until, now()).await?;
-        if let Err(e) = self.cabital.within(self.cabital_deadline(deadline)).decide(id, &decision).await {
-            // Surely not taken: the mark goes. Maybe taken: it stays for the reconciler.
+        self.store.mark_pending(&id, call, until, now()).await?;
+        if let Err(e) = send.await {
             if !e.outcome_unknown()
-                && let Err(clear) = self.store.clear_decision_pending(&id, until, now()).await
+                && let Err(clear) = self.store.clear_pending(&id, call, until, now()).await
             {
-                tracing::warn!(case_system_id = %id, error = %clear, "decision mark left for the reconciler");
+                tracing::warn!(case_system_id = %id, error = %clear, ?call, "mark left for the reconciler");
             }
             return Err(e.into());
         }
-        if let Err(e) = self.store.record_decision(&id, decision.case_result, decision.comment.clone(), now()).await {
-            tracing::error!(case_system_id = %id, error = %e, "decided at Cabital but not recorded; the reconciler will");
+        if let Err(e) = record(now()).await {
+            tracing::error!(case_system_id = %id, error = %e, ?call, "made at Cabital but not recorded; the reconciler will");
             return Err(e.into());
         }
         let case = self.store.get_case(&id).await?.ok_or(GatewayError::CaseNotFound)?;

@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 use crate::codec;
 use crate::error::{StoreError, TxError};
 use crate::model::{
-    Applied, CaseRecord, ChangedField, EventDetail, EventSource, RemoteCheck, RemoteState, StateChange, TimelineOrder,
-    TimelinePage, derive_status,
+    Applied, CaseRecord, ChangedField, EventDetail, EventSource, PendingCall, RemoteCheck, RemoteState, StateChange,
+    TimelineOrder, TimelinePage, derive_status,
 };
 use crate::retry::{CONFLICT_ATTEMPTS, Retry};
 use crate::schema;
@@ -185,68 +185,46 @@ impl Store {
         }
     }
 
-    /// Marks the case before `decision` is sent to Cabital, by a call that ends by
-    /// `until` (the sending invocation's deadline): should the decision never be
-    /// recorded, the case is urgent from `until` and the reconciler reads Cabital's
-    /// state, which records the decision if Cabital took it
+    /// Marks the case before `call` (a decision, an ongoing-screening change) is sent to
+    /// Cabital, by an invocation that ends by `until` (its deadline): should the change
+    /// never be recorded, the case is urgent from `until` and the reconciler reads
+    /// Cabital's state, which records the change if Cabital made it
     /// ([`Store::apply_remote_state`] clears the mark). A versioned write; repeating it
     /// keeps the later `until`. Returns the case's new version.
-    #[tracing::instrument(skip_all, fields(case_system_id = %id, decision = %decision), err)]
-    pub async fn mark_decision_pending(
+    #[tracing::instrument(skip_all, fields(case_system_id = %id, call = ?call), err)]
+    pub async fn mark_pending(
         &self,
         id: &CaseSystemId,
-        decision: Decision,
+        call: PendingCall,
         until: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<u64, StoreError> {
-        self.versioned(id, now, |case| case.mark_decision_pending(decision, until)).await
+        self.versioned(id, now, |case| case.mark_pending(call, until)).await
     }
 
-    /// The decision marked with `until` surely never reached Cabital (refused, or not
-    /// sent): the mark is cleared, unless a later one replaced it. Returns the case's
+    /// The `call` marked with `until` surely never reached Cabital (refused, or not
+    /// sent): its mark is cleared, unless a later one replaced it. Returns the case's
     /// version.
-    #[tracing::instrument(skip_all, fields(case_system_id = %id), err)]
-    pub async fn clear_decision_pending(
+    #[tracing::instrument(skip_all, fields(case_system_id = %id, call = ?call), err)]
+    pub async fn clear_pending(
         &self,
         id: &CaseSystemId,
+        call: PendingCall,
         until: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<u64, StoreError> {
-        self.versioned(id, now, |case| {
-            // Compared as stored (to the microsecond).
-            if case.decision_pending.is_some_and(|p| schema::format_time(p.until) == schema::format_time(until)) {
-                case.clear_decision_pending();
-            }
-        })
-        .await
+        self.versioned(id, now, |case| case.clear_pending_until(call, until)).await
     }
 
     /// Read, change, write back at the read version without an event (marks, not
-    /// history); re-read on a lost race.
+    /// history; a change that changes nothing writes nothing); re-read on a lost race.
     async fn versioned(
         &self,
         id: &CaseSystemId,
         now: OffsetDateTime,
         change: impl Fn(&mut CaseRecord),
     ) -> Result<u64, StoreError> {
-        let mut retry = Retry::new(CONFLICT_ATTEMPTS);
-        loop {
-            let current = self.get_case(id).await?.ok_or_else(|| StoreError::NotFound(format!("case {id}")))?;
-            let mut new = current.clone();
-            change(&mut new);
-            if new == current {
-                return Ok(current.version);
-            }
-            new.updated_at = now;
-            new.version = current.version + 1;
-            self.retain(Some(&current), &mut new, now).await?;
-            let (expr, condition) = Self::case_update_expr(&new, current.version);
-            match self.update_item(Self::case_key(id), &expr, &condition).await {
-                Ok(_) => return Ok(new.version),
-                Err(StoreError::ConditionFailed(_)) => retry.lost(StoreError::TransactionConflict)?,
-                Err(e) => return Err(e),
-            }
-        }
+        self.versioned_write(id, now, None, change).await
     }
 
     /// Records the partner's decision (after Cabital accepted it): the case becomes
@@ -288,38 +266,6 @@ impl Store {
         .await
     }
 
-    /// Marks the case before ongoing screening is turned on (or off) at Cabital, by a
-    /// call that ends by `until`: as [`Store::mark_decision_pending`], so that a change
-    /// Cabital made while its record failed is read back by the reconciler. Returns the
-    /// case's new version.
-    #[tracing::instrument(skip_all, fields(case_system_id = %id, on), err)]
-    pub async fn mark_ogs_pending(
-        &self,
-        id: &CaseSystemId,
-        on: bool,
-        until: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> Result<u64, StoreError> {
-        self.versioned(id, now, |case| case.mark_ogs_pending(on, until)).await
-    }
-
-    /// The ongoing-screening change marked with `until` surely never reached Cabital:
-    /// the mark is cleared, unless a later one replaced it. Returns the case's version.
-    #[tracing::instrument(skip_all, fields(case_system_id = %id), err)]
-    pub async fn clear_ogs_pending(
-        &self,
-        id: &CaseSystemId,
-        until: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> Result<u64, StoreError> {
-        self.versioned(id, now, |case| {
-            if case.ogs_pending.is_some_and(|p| schema::format_time(p.until) == schema::format_time(until)) {
-                case.clear_ogs_pending();
-            }
-        })
-        .await
-    }
-
     /// The case, read consistently, if it is still at `expected_version`; else
     /// [`StoreError::VersionConflict`].
     async fn case_at_version(&self, id: &CaseSystemId, expected_version: u64) -> Result<CaseRecord, StoreError> {
@@ -340,23 +286,56 @@ impl Store {
         detail: &EventDetail,
         change: impl Fn(&mut CaseRecord),
     ) -> Result<u64, StoreError> {
+        self.versioned_write(id, now, Some((source, detail)), change).await
+    }
+
+    /// The one read-change-write loop of a case: the case as `change` leaves it, one
+    /// version on, held to the retention, written at the version read, with `event` in
+    /// the same transaction when given. Returns the version written (the one read when an
+    /// eventless change changes nothing).
+    async fn versioned_write(
+        &self,
+        id: &CaseSystemId,
+        now: OffsetDateTime,
+        event: Option<(EventSource, &EventDetail)>,
+        change: impl Fn(&mut CaseRecord),
+    ) -> Result<u64, StoreError> {
         let mut retry = Retry::new(CONFLICT_ATTEMPTS);
         loop {
             let current = self.get_case(id).await?.ok_or_else(|| StoreError::NotFound(format!("case {id}")))?;
             let mut new = current.clone();
             change(&mut new);
+            if event.is_none() && new == current {
+                return Ok(current.version);
+            }
             new.status = derive_status(new.suggestion, new.decision);
             new.updated_at = now;
             new.version = current.version + 1;
             self.retain(Some(&current), &mut new, now).await?;
-            let (_, event) = self.tx_event(&mut new, now, source, detail)?;
-            let case_update = self.tx_case_update(&new, current.version)?;
-            match self.transact(vec![case_update, event]).await {
-                Ok(()) => return Ok(new.version),
-                Err(TxError::Cancelled(r)) if r.condition_failed(0) || r.transient() => {
-                    retry.lost(StoreError::TransactionConflict)?
+            let written = match event {
+                None => {
+                    let (expr, condition) = Self::case_update_expr(&new, current.version);
+                    match self.update_item(Self::case_key(id), &expr, &condition).await {
+                        Ok(_) => Ok(()),
+                        Err(StoreError::ConditionFailed(_)) => Err(None),
+                        Err(e) => Err(Some(e)),
+                    }
                 }
-                Err(e) => return Err(e.into_store()),
+                Some((source, detail)) => {
+                    let (_, event) = self.tx_event(&mut new, now, source, detail)?;
+                    let case_update = self.tx_case_update(&new, current.version)?;
+                    match self.transact(vec![case_update, event]).await {
+                        Ok(()) => Ok(()),
+                        Err(TxError::Cancelled(r)) if r.condition_failed(0) || r.transient() => Err(None),
+                        Err(e) => Err(Some(e.into_store())),
+                    }
+                }
+            };
+            match written {
+                Ok(()) => return Ok(new.version),
+                // A writer got there first: read again.
+                Err(None) => retry.lost(StoreError::TransactionConflict)?,
+                Err(Some(e)) => return Err(e),
             }
         }
     }

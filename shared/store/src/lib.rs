@@ -54,8 +54,8 @@ pub use index::{MAX_DUE_COUNT, MAX_INDEX_PAGE};
 pub use model::{
     Applied, Attention, AttentionPriority, AttentionRef, AttentionTarget, CaseRecord, CaseStatus, ChangedField,
     CreatedCase, CreatedOutcome, DecisionPending, Event, EventDetail, EventKind, EventSource, ExtRecord, ExtState,
-    NoticeReason, OgsPending, Origin, RemoteCheck, RemoteState, Reservation, Resolution, SignaturePair, StateChange,
-    TimelineOrder, TimelinePage, WebhookReceipt, WebhookRecorded,
+    NoticeReason, OgsPending, Origin, PendingCall, RemoteCheck, RemoteState, Reservation, Resolution, SignaturePair,
+    StateChange, TimelineOrder, TimelinePage, WebhookReceipt, WebhookRecorded,
 };
 pub use queue::{Flag, MAX_QUEUE_PAGE, QueueEntry, QueueList, QueuePage};
 pub use retention::Retention;

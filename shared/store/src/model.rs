@@ -193,6 +193,16 @@ pub struct OgsPending {
     pub until: OffsetDateTime,
 }
 
+/// A call to Cabital that changes a case, marked on the case while it may be in flight
+/// ([`crate::Store::mark_pending`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingCall {
+    /// `POST .../decision` with this decision.
+    Decision(Decision),
+    /// `POST .../ogs/on` (`true`) or `.../ogs/off`.
+    Ogs(bool),
+}
+
 /// A case as stored (`pk=CASE#<caseSystemId>`, `sk=CASE`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseRecord {
@@ -313,6 +323,27 @@ impl CaseRecord {
         let decision = self.decision_pending.map(|p| p.until);
         let ogs = self.ogs_pending.map(|p| p.until);
         decision.into_iter().chain(ogs).min()
+    }
+
+    /// Marks `call` as being sent, until `until` (a later mark's `until` is kept).
+    pub(crate) fn mark_pending(&mut self, call: PendingCall, until: OffsetDateTime) {
+        match call {
+            PendingCall::Decision(decision) => self.mark_decision_pending(decision, until),
+            PendingCall::Ogs(on) => self.mark_ogs_pending(on, until),
+        }
+    }
+
+    /// Clears the mark of `call`'s kind if it is the one marked with `until` (compared as
+    /// stored, to the microsecond): a later send's mark stays.
+    pub(crate) fn clear_pending_until(&mut self, call: PendingCall, until: OffsetDateTime) {
+        let same = |at: OffsetDateTime| crate::schema::format_time(at) == crate::schema::format_time(until);
+        match call {
+            PendingCall::Decision(_) if self.decision_pending.is_some_and(|p| same(p.until)) => {
+                self.clear_decision_pending()
+            }
+            PendingCall::Ogs(_) if self.ogs_pending.is_some_and(|p| same(p.until)) => self.clear_ogs_pending(),
+            _ => {}
+        }
     }
 
     /// Marks `decision` as being sent, until `until` (a later mark's `until` is kept):
