@@ -118,6 +118,11 @@ impl Store {
             return Ok(());
         }
         let bound = retention.bound(now);
+        if let Some(past) = current.and_then(|c| c.expires_at).filter(|at| *at <= now) {
+            // Its retention ended: DynamoDB may have deleted some of its items already
+            // (within about two days of the bound), and what is left is kept anew.
+            tracing::warn!(expired_at = %past, "case written after its retention bound");
+        }
         if let Some(current) = current {
             // Boxed: a rare path, kept out of every case write's future.
             let moved = Box::pin(self.extend_items(current, bound)).await?;

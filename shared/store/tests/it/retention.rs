@@ -256,3 +256,19 @@ async fn reservations_are_kept_the_retention_after_their_last_write_and_then_as_
     assert_eq!(case.expires_at, Some(bound));
     assert!(ttls.iter().any(|(sk, at)| sk == "EXT" && *at == bound), "{ttls:?}");
 }
+
+#[tokio::test]
+async fn a_write_after_the_bound_passed_keeps_what_is_left_of_the_case_anew() {
+    let store = store_keeping(ten_days()).await;
+    let t0 = at(0);
+    let (ext, id) = create_case(&store, t0).await;
+    store.record_webhook(&receipt(id, &ext, Suggestion::SuggestToAccept, "clear"), t0).await.unwrap();
+    // Twelve days later the bound (eleven) has passed, and DynamoDB has not deleted the
+    // case yet: a decision is still recorded, and every item left is kept anew.
+    let late = t0 + days(12);
+    store.record_decision(&id, Decision::Accept, None, late).await.unwrap();
+    let (bound, ttls) = held(&store, &id, &ext).await;
+    assert_eq!(bound, late + days(11));
+    assert_eq!(ttls.len(), 6, "{ttls:?}");
+    assert!(ttls.iter().all(|(_, at)| *at == bound), "{ttls:?}");
+}
