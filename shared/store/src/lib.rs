@@ -58,7 +58,7 @@ pub use model::{
     StateChange, TimelineOrder, TimelinePage, WebhookReceipt, WebhookRecorded,
 };
 pub use queue::{Flag, MAX_QUEUE_PAGE, QueueEntry, QueueList, QueuePage};
-pub use retention::Retention;
+pub use retention::{BackfillCursor, BackfillPage, Retention};
 pub use retry::{CONFLICT_ATTEMPTS, Retry};
 pub use schema::{
     ATTENTION_INDEX, ATTN_AT, ATTN_SHARD, AttributeDef, IndexDefinition, KeyElement, KeyRole, OGS_CHECKED_AT,

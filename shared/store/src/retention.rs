@@ -32,6 +32,9 @@ use crate::store::Store;
 /// The longest slack: a bound is moved at most this far past what the retention asks.
 const MAX_SLACK: Duration = Duration::from_secs(30 * 86_400);
 
+/// A day: how long a refetch claim written before retention existed is kept.
+const DAY: Duration = Duration::from_secs(86_400);
+
 /// Items rewritten at once when a bound moves.
 const EXTEND_CONCURRENCY: usize = 8;
 
@@ -208,6 +211,124 @@ impl Store {
             Err(StoreError::ConditionFailed(_)) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// Where a backfill stands: pass it back for the next page.
+#[derive(Debug, Clone)]
+pub struct BackfillCursor(Item);
+
+/// What one page of [`Store::backfill_retention`] did.
+#[derive(Debug, Clone, Default)]
+pub struct BackfillPage {
+    /// Cases given a bound (and their items moved to it).
+    pub cases: u64,
+    /// Items given a TTL, the cases' own and their reservations' included.
+    pub items: u64,
+    /// Items without a TTL whose case is not in the table (left as they are).
+    pub orphans: u64,
+    /// The next page's start; `None` when the table has been read through.
+    pub next: Option<BackfillCursor>,
+}
+
+impl Store {
+    /// Gives every item written before retention existed (no `expiresAt`) its TTL, one
+    /// page of a scan at a time, by the rule every write now follows: a case gets the
+    /// bound its last write implies (which may be past: DynamoDB then deletes it), and
+    /// every item of it that bound or later; a reservation naming no case, its last
+    /// write plus the retention; a refetch claim, a day from `now`. Safe to repeat and
+    /// to run beside the functions: every write only ever sets a TTL where none is (or
+    /// an earlier one), and a case written meanwhile has its bound from that write.
+    /// Start with `None`; pass [`BackfillPage::next`] back until it is `None`.
+    #[tracing::instrument(skip_all, fields(cases, items), err)]
+    pub async fn backfill_retention(
+        &self,
+        start: Option<BackfillCursor>,
+        now: OffsetDateTime,
+    ) -> Result<BackfillPage, StoreError> {
+        let mut expr = Expr::new();
+        let filter = format!("attribute_not_exists({})", expr.name(attr::EXPIRES_AT));
+        let projection = format!("{}, {}, {}", expr.name(PK), expr.name(SK), expr.name(attr::CASE_SYSTEM_ID));
+        let scanned = self
+            .client()
+            .scan()
+            .table_name(self.table_name())
+            .filter_expression(filter)
+            .projection_expression(projection)
+            .set_expression_attribute_names(expr.names())
+            .set_exclusive_start_key(start.map(|c| c.0))
+            .send()
+            .await
+            .map_err(from_sdk)?;
+        let mut page =
+            BackfillPage { next: scanned.last_evaluated_key.clone().map(BackfillCursor), ..Default::default() };
+        let mut cases = std::collections::BTreeSet::new();
+        for item in scanned.items() {
+            let r = Reader::new(item);
+            let (pk, sk) = (r.str(PK)?, r.str(SK)?);
+            if let Some(id) = pk.strip_prefix(schema::CASE_PK_PREFIX) {
+                if sk == schema::REFETCH_SK {
+                    let key = Self::key(pk.to_owned(), sk);
+                    page.items += u64::from(self.extend_item(key, whole_seconds(now + DAY), None).await?);
+                } else {
+                    cases.insert(
+                        id.parse::<CaseSystemId>().map_err(|_| StoreError::corrupt("a case key is not a UUID"))?,
+                    );
+                }
+            } else if pk.starts_with(schema::EXT_PK_PREFIX) {
+                page.items += u64::from(self.backfill_reservation(pk, sk).await?);
+                // Then moved with its case, if it names one.
+                if let Some(Ok(id)) = r.opt_str(attr::CASE_SYSTEM_ID)?.map(str::parse::<CaseSystemId>) {
+                    cases.insert(id);
+                }
+            }
+        }
+        for id in cases {
+            match self.backfill_case(&id).await? {
+                Some(items) => {
+                    page.cases += 1;
+                    page.items += items;
+                }
+                None => page.orphans += 1,
+            }
+        }
+        let span = tracing::Span::current();
+        span.record("cases", page.cases);
+        span.record("items", page.items);
+        Ok(page)
+    }
+
+    /// A case's bound (the one it has, or the one its last write implies), on every item
+    /// of it and then on the case; `None` if the case is not in the table.
+    async fn backfill_case(&self, id: &CaseSystemId) -> Result<Option<u64>, StoreError> {
+        let Some(case) = self.get_case(id).await? else { return Ok(None) };
+        let bound = case.expires_at.unwrap_or_else(|| self.retention().bound(case.updated_at));
+        let mut items = u64::try_from(self.extend_items(&case, bound).await?).unwrap_or(u64::MAX);
+        if case.expires_at.is_none() {
+            // At the version read and only where none is: a write meanwhile set its own.
+            let mut expr = Expr::new();
+            expr.set(attr::EXPIRES_AT, unix(bound));
+            let condition = format!(
+                "{} = {} AND attribute_not_exists({})",
+                expr.name(attr::VERSION),
+                expr.value(crate::codec::n(case.version)),
+                expr.name(attr::EXPIRES_AT)
+            );
+            match self.update_item(Self::case_key(id), &expr, &condition).await {
+                Ok(_) => items += 1,
+                Err(StoreError::ConditionFailed(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Some(items))
+    }
+
+    /// A reservation: its last write plus the retention (its case's bound, if later,
+    /// follows with the case).
+    async fn backfill_reservation(&self, pk: &str, sk: &str) -> Result<bool, StoreError> {
+        let Some(item) = self.get_item(pk.to_owned(), sk).await? else { return Ok(false) };
+        let updated = Reader::new(&item).time(attr::UPDATED_AT)?;
+        self.extend_item(Self::key(pk.to_owned(), sk), self.retention().required(updated), None).await
     }
 }
 

@@ -272,3 +272,100 @@ async fn a_write_after_the_bound_passed_keeps_what_is_left_of_the_case_anew() {
     assert_eq!(ttls.len(), 6, "{ttls:?}");
     assert!(ttls.iter().all(|(_, at)| *at == bound), "{ttls:?}");
 }
+
+/// Removes every item's TTL, as a release before retention wrote them.
+async fn as_written_before_retention(store: &Store) {
+    let page = store.client().scan().table_name(store.table_name()).send().await.unwrap();
+    for item in page.items() {
+        store
+            .client()
+            .update_item()
+            .table_name(store.table_name())
+            .key("pk", item["pk"].clone())
+            .key("sk", item["sk"].clone())
+            .update_expression("REMOVE expiresAt")
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_backfill_gives_every_item_written_before_retention_its_ttl_by_the_same_rule() {
+    let store = store_keeping(ten_days()).await;
+    let t0 = at(0);
+    let (ext, id) = create_case(&store, t0).await;
+    store
+        .record_webhook(&receipt(id, &ext, Suggestion::SuggestToReject, "hit"), t0 + Duration::hours(1))
+        .await
+        .unwrap();
+    store.record_decision(&id, Decision::Reject, None, t0 + Duration::hours(2)).await.unwrap();
+    let refused = new_ext();
+    let token = reserve(&store, &refused, t0).await;
+    store.mark_rejected(&refused, token, 422, t0 + Duration::minutes(1)).await.unwrap();
+    as_written_before_retention(&store).await;
+    assert_eq!(store.get_case(&id).await.unwrap().unwrap().expires_at, None);
+
+    let now = t0 + days(3);
+    let mut cursor = None;
+    let (mut cases, mut items) = (0, 0);
+    loop {
+        let page = store.backfill_retention(cursor, now).await.unwrap();
+        cases += page.cases;
+        items += page.items;
+        assert_eq!(page.orphans, 0);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(cases, 1);
+    // The case, its reservation (set, then moved with the case), CREATED, WEBHOOK and its
+    // de-duplication item, DECISION; the refused reservation.
+    assert_eq!(items, 8);
+    // The case's bound is the one its last write (the decision) implies, not the backfill's
+    // time; every item of it carries it.
+    let (bound, ttls) = held(&store, &id, &ext).await;
+    assert_eq!(bound, t0 + Duration::hours(2) + days(11));
+    assert_eq!(ttls.len(), 6, "{ttls:?}");
+    let rejected = store.get_external(&refused).await.unwrap().unwrap();
+    assert_eq!(rejected.expires_at, Some(t0 + Duration::minutes(1) + days(10)));
+
+    // Read through again: nothing left to do.
+    let again = store.backfill_retention(None, now).await.unwrap();
+    assert_eq!((again.cases, again.items, again.orphans), (0, 0, 0));
+    assert!(again.next.is_none());
+}
+
+/// `retention-backfill` with moto's endpoint and test credentials.
+fn backfill_command(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_retention-backfill"))
+        .args(args)
+        .env("AWS_ENDPOINT_URL", gateway_support::moto_endpoint())
+        .env("AWS_REGION", gateway_support::REGION)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("retention-backfill runs")
+}
+
+#[tokio::test]
+async fn the_backfill_command_reads_the_table_through_and_says_what_it_did() {
+    let store = store_keeping(ten_days()).await;
+    let (ext, id) = create_case(&store, at(0)).await;
+    as_written_before_retention(&store).await;
+
+    let out = backfill_command(&["--table", store.table_name(), "--retention-days", "10"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("1 case(s) bounded (RETENTION_DAYS=10 after their last write)"), "{stdout}");
+    let (bound, _) = held(&store, &id, &ext).await;
+    assert_eq!(bound, at(0) + days(11));
+
+    for bad in [&["--retention-days", "10"][..], &["--table", "t", "--retention-days", "0"], &["--tabel", "t"]] {
+        let out = backfill_command(bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("usage: retention-backfill"), "{bad:?}");
+    }
+}
